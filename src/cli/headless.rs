@@ -1,0 +1,141 @@
+//! `gradlab run`: training without a screen, with a progress display and a summary.
+
+use super::PresetArgs;
+use crate::metrics::Snapshot;
+use crate::trainer::{Event, MetricsSink, RunState, Trainer, run_headless};
+use anyhow::Result;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+/// Shows progress on stderr: a bar on a terminal, a line every tenth of the run otherwise.
+struct ProgressSink {
+    bar: Option<ProgressBar>,
+    steps: u64,
+    last_line: u64,
+    diverged: Option<String>,
+}
+
+impl ProgressSink {
+    fn new(steps: u64) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(steps);
+            if let Ok(style) = ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} steps  {per_sec}  eta {eta}  {msg}",
+            ) {
+                bar.set_style(style);
+            }
+            bar
+        });
+        Self {
+            bar,
+            steps,
+            last_line: 0,
+            diverged: None,
+        }
+    }
+}
+
+impl MetricsSink for ProgressSink {
+    fn send(&mut self, event: Event) -> bool {
+        match event {
+            Event::Snapshot(snapshot) => {
+                let step = snapshot.step;
+                if let Some(bar) = &self.bar {
+                    bar.set_position(step);
+                    bar.set_message(format!("loss {:.4}", snapshot.loss));
+                } else if self.steps > 0 && (step >= self.last_line + self.steps.div_ceil(10)) {
+                    self.last_line = step;
+                    eprintln!("step {step:>7}/{}  loss {:.5}", self.steps, snapshot.loss);
+                }
+            }
+            Event::State {
+                state: RunState::Diverged(d),
+                ..
+            } => self.diverged = Some(d.what),
+            _ => {}
+        }
+        true
+    }
+}
+
+/// Trains the preset headless; prints a table, or JSON with `json`.
+pub fn run(preset: &PresetArgs, steps: Option<u64>, json: bool) -> Result<ExitCode> {
+    let experiment = preset.load()?;
+    let steps = steps.unwrap_or(experiment.steps as u64);
+    let mut trainer = Trainer::new(experiment, preset.base_dir().as_deref())?;
+    let mut sink = ProgressSink::new(steps);
+    let last = run_headless(&mut trainer, steps, &[], &mut sink);
+    if let Some(bar) = &sink.bar {
+        bar.finish_and_clear();
+    }
+    let snapshot = match last {
+        Some(snapshot) => snapshot,
+        None => last_diverged_snapshot(&mut trainer),
+    };
+    if json {
+        println!("{}", serde_json::to_string(&snapshot)?);
+    } else {
+        print_summary(&snapshot);
+    }
+    Ok(if snapshot.diverged {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// A diverged run stops stepping; measure once more so the summary shows where it broke.
+fn last_diverged_snapshot(trainer: &mut Trainer) -> Snapshot {
+    let divergence = trainer.divergence().cloned();
+    let mut snapshot = Snapshot {
+        preset: trainer.experiment().name.clone(),
+        step: trainer.step(),
+        loss: f64::NAN,
+        main_loss: f64::NAN,
+        aux_losses: Vec::new(),
+        train_accuracy: None,
+        test_accuracy: None,
+        test_loss: None,
+        diverged: true,
+        divergence,
+        learning_rate: f64::from(trainer.learning_rate()),
+        skip: trainer.switches().skip.label(),
+        aux_enabled: trainer.switches().aux_enabled,
+        grad_norm: f64::NAN,
+        layers: Vec::new(),
+        grad_ratio_first_last: f64::NAN,
+        grad_ratio_db: f64::NAN,
+        measured_chi1: f64::NAN,
+    };
+    snapshot.step = trainer.step();
+    snapshot
+}
+
+fn print_summary(s: &Snapshot) {
+    let fmt = |v: f64| {
+        if v.is_finite() {
+            format!("{v:.4e}")
+        } else {
+            format!("{v}")
+        }
+    };
+    let pct = |v: Option<f64>| v.map_or("n/a".to_string(), |a| format!("{:.1} %", 100.0 * a));
+    let layer = |i: usize| s.layers.get(i).map_or(f64::NAN, |l| l.act_grad_norm);
+    let depth = s.layers.len();
+    let state = match &s.divergence {
+        Some(d) => format!("diverged at step {} ({})", d.step, d.what),
+        None => "finished".to_string(),
+    };
+    println!("preset            {}", s.preset);
+    println!("steps             {}", s.step);
+    println!("loss              {}", fmt(s.loss));
+    println!("train accuracy    {}", pct(s.train_accuracy));
+    println!("test accuracy     {}", pct(s.test_accuracy));
+    println!("‖∂L/∂h‖ first     {}", fmt(layer(0)));
+    println!("‖∂L/∂h‖ middle    {}", fmt(layer(depth / 2)));
+    println!("‖∂L/∂h‖ last      {}", fmt(layer(depth.saturating_sub(1))));
+    println!("first/last        {:.1} dB", s.grad_ratio_db);
+    println!("measured χ₁       {}", fmt(s.measured_chi1));
+    println!("state             {state}");
+}

@@ -1,0 +1,94 @@
+//! The command line: `gradlab [tui]`, `run`, `presets`.
+
+mod headless;
+
+use crate::config::{Experiment, apply_overrides, builtin_presets, load_preset};
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// A terminal lab for watching vanishing and exploding gradients and fixing them live.
+#[derive(Debug, Parser)]
+#[command(name = "gradlab", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Commands>,
+    #[command(flatten)]
+    preset: PresetArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Commands {
+    /// Train headless and print a summary (or JSON with --json).
+    Run(RunArgs),
+    /// List the built-in presets.
+    Presets,
+}
+
+/// Which experiment to start: a preset plus overrides.
+#[derive(Debug, Args, Clone)]
+pub struct PresetArgs {
+    /// A built-in preset name or a path to a .ron file.
+    #[arg(long, short, default_value = "plain-deep", global = true)]
+    pub preset: String,
+    /// Override a field, e.g. --set model.depth=64 --set model.skip=Residual(scale: 1.0)
+    #[arg(long = "set", value_name = "PATH=VALUE", global = true)]
+    pub overrides: Vec<String>,
+}
+
+impl PresetArgs {
+    /// Loads the preset and applies the overrides.
+    pub fn load(&self) -> Result<Experiment> {
+        let experiment = load_preset(&self.preset)?;
+        apply_overrides(&experiment, &self.overrides)
+    }
+
+    /// The folder relative CSV paths are resolved against: the preset file's own.
+    pub fn base_dir(&self) -> Option<PathBuf> {
+        let path = Path::new(&self.preset);
+        path.exists()
+            .then(|| path.parent().map(Path::to_path_buf))
+            .flatten()
+    }
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Updates to apply (0 measures the network at initialisation without updating).
+    #[arg(long)]
+    steps: Option<u64>,
+    /// Print one JSON object with the final metrics on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Some(Commands::Presets) => list_presets(),
+        Some(Commands::Run(args)) => headless::run(&cli.preset, args.steps, args.json),
+        None => headless::run(&cli.preset, None, false),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("gradlab: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn list_presets() -> Result<ExitCode> {
+    let width = builtin_presets()
+        .iter()
+        .map(|p| p.name.len())
+        .max()
+        .unwrap_or(0);
+    for preset in builtin_presets() {
+        let experiment = crate::config::parse_preset(preset.source, preset.name)?;
+        println!("{:width$}  {}", preset.name, experiment.description);
+    }
+    Ok(ExitCode::SUCCESS)
+}

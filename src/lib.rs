@@ -1,0 +1,10 @@
+//! gradlab: a terminal lab for watching vanishing and exploding gradients and fixing them live.
+
+pub mod cli;
+pub mod config;
+pub mod metrics;
+pub mod model;
+pub mod optim;
+pub mod tasks;
+pub mod theory;
+pub mod trainer;

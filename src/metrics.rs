@@ -1,0 +1,131 @@
+//! What one measurement of the network reports: losses, accuracy and per-layer gradient flow.
+//!
+//! `Snapshot` serialises to the `--json` contract; non-finite numbers become `null`.
+
+use serde::{Deserialize, Serialize};
+
+/// Per-layer measurements at one step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LayerMetrics {
+    /// Hidden layer index, 0 = closest to the input.
+    pub index: usize,
+    /// ‖∂L/∂W_l‖ of the layer's transform weights.
+    pub weight_grad_norm: f64,
+    /// ‖∂L/∂h_l‖ of the layer's output over the batch: the signal the lab is about.
+    pub act_grad_norm: f64,
+    /// Root mean square of the layer's output h_l.
+    pub act_rms: f64,
+    /// Mean highway gate T_l (null unless the skip mode is highway).
+    pub gate_mean: Option<f64>,
+    /// ‖ΔW_l‖ / ‖W_l‖ of the update just applied (0 when no update was applied).
+    pub update_ratio: f64,
+}
+
+/// Where and when a run first produced a non-finite number.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Divergence {
+    /// The step whose forward or backward pass went non-finite.
+    pub step: u64,
+    /// The first hidden layer holding NaN/Inf (null when only the loss or head did).
+    pub layer: Option<usize>,
+    /// What went non-finite, in words.
+    pub what: String,
+}
+
+/// One measurement of the whole network, taken on a training batch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Preset name.
+    pub preset: String,
+    /// Number of updates applied before this measurement.
+    pub step: u64,
+    /// Total objective (main loss plus weighted auxiliary losses).
+    pub loss: f64,
+    /// The main head's loss alone.
+    pub main_loss: f64,
+    /// Each auxiliary head's loss (empty when auxiliary losses are off).
+    pub aux_losses: Vec<f64>,
+    /// Accuracy on the training batch (null for regression tasks).
+    pub train_accuracy: Option<f64>,
+    /// Accuracy on the test split at its last evaluation (null before the first, or for regression).
+    pub test_accuracy: Option<f64>,
+    /// Loss on the test split at its last evaluation.
+    pub test_loss: Option<f64>,
+    /// Whether the run has produced NaN/Inf.
+    pub diverged: bool,
+    /// Details of the divergence, when it happened.
+    pub divergence: Option<Divergence>,
+    /// Learning rate in effect.
+    pub learning_rate: f64,
+    /// Skip mode in effect, as a short label.
+    pub skip: String,
+    /// Whether auxiliary losses were on.
+    pub aux_enabled: bool,
+    /// Norm of the whole parameter gradient (before clipping).
+    pub grad_norm: f64,
+    /// Per hidden layer, input side first.
+    pub layers: Vec<LayerMetrics>,
+    /// ‖∂L/∂h_first‖ / ‖∂L/∂h_last‖.
+    pub grad_ratio_first_last: f64,
+    /// The same ratio in decibels, 20·log10.
+    pub grad_ratio_db: f64,
+    /// Geometric mean over l of (‖∂L/∂h_l‖ / ‖∂L/∂h_{l+1}‖)²: the measured χ₁.
+    pub measured_chi1: f64,
+}
+
+/// First/last ratio, its value in dB and the measured χ₁ from per-layer gradient norms.
+pub fn gradient_ratios(act_grad_norms: &[f64]) -> (f64, f64, f64) {
+    let (Some(first), Some(last)) = (act_grad_norms.first(), act_grad_norms.last()) else {
+        return (f64::NAN, f64::NAN, f64::NAN);
+    };
+    let ratio = first / last;
+    let db = 20.0 * ratio.log10();
+    let hops = act_grad_norms.len() - 1;
+    // The product of per-hop squared ratios telescopes to (first/last)², so the geometric mean
+    // needs only the ends.
+    let chi1 = if hops == 0 {
+        f64::NAN
+    } else {
+        ratio.powf(2.0 / hops as f64)
+    };
+    (ratio, db, chi1)
+}
+
+/// Euclidean norm in f64 (gradients can be tiny enough for f32 sums to lose them).
+pub fn l2_norm(values: &[f32]) -> f64 {
+    values
+        .iter()
+        .map(|&v| f64::from(v) * f64::from(v))
+        .sum::<f64>()
+        .sqrt()
+}
+
+/// Root mean square in f64.
+pub fn rms(values: &[f32]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    (values
+        .iter()
+        .map(|&v| f64::from(v) * f64::from(v))
+        .sum::<f64>()
+        / values.len() as f64)
+        .sqrt()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn measured_chi1_is_the_geometric_mean_of_squared_hop_ratios() {
+        let norms = [8.0, 4.0, 1.0, 0.5];
+        let (ratio, db, chi1) = gradient_ratios(&norms);
+        assert_eq!(ratio, 16.0);
+        assert!((db - 20.0 * 16f64.log10()).abs() < 1e-12);
+        let hops: Vec<f64> = norms.windows(2).map(|w| (w[0] / w[1]).powi(2)).collect();
+        let geo = hops.iter().map(|h| h.ln()).sum::<f64>() / hops.len() as f64;
+        assert!((chi1 - geo.exp()).abs() < 1e-12);
+        assert!(chi1 > 1.0, "gradients growing toward the input mean χ₁ > 1");
+    }
+}

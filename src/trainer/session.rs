@@ -1,0 +1,359 @@
+//! Driving a trainer: live commands in, events out, on its own thread or headless.
+
+use super::sink::{ChannelSink, MetricsSink};
+use super::step::Trainer;
+use crate::config::{Experiment, SkipMode};
+use crate::metrics::{Divergence, Snapshot};
+use anyhow::Result;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// What the caller can ask of a running trainer.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    /// Switch the skip mode from the next step on.
+    SetSkip(SkipMode),
+    /// Turn auxiliary losses on or off.
+    SetAux(bool),
+    /// Change the learning rate.
+    SetLearningRate(f32),
+    /// Stop stepping until `Resume` or `Step`.
+    Pause,
+    /// Continue stepping.
+    Resume,
+    /// While paused: run this many steps, then pause again.
+    Step(u32),
+    /// Start the same experiment again from step 0 with the same seed.
+    Reset,
+    /// Replace the experiment and start it from step 0.
+    LoadPreset(Box<Experiment>),
+    /// End the trainer thread.
+    Shutdown,
+}
+
+impl Command {
+    /// A short label for charts and logs, e.g. `skip → residual`.
+    pub fn label(&self) -> String {
+        match self {
+            Command::SetSkip(skip) => format!("skip → {}", skip.label()),
+            Command::SetAux(on) => format!("aux {}", if *on { "on" } else { "off" }),
+            Command::SetLearningRate(lr) => format!("lr → {lr:.3e}"),
+            Command::Pause => "pause".into(),
+            Command::Resume => "resume".into(),
+            Command::Step(n) => format!("step {n}"),
+            Command::Reset => "reset".into(),
+            Command::LoadPreset(e) => format!("load {}", e.name),
+            Command::Shutdown => "shutdown".into(),
+        }
+    }
+}
+
+/// Whether the trainer is stepping, and if not, why.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RunState {
+    /// Steps are being taken.
+    Running,
+    /// Waiting for `Resume` or `Step`.
+    Paused,
+    /// NaN/Inf appeared; waiting for `Reset` or another preset.
+    Diverged(Divergence),
+    /// The trainer panicked; waiting for `Reset` or another preset.
+    Crashed(String),
+    /// A headless run reached its step budget.
+    Finished,
+}
+
+/// What the trainer reports.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// A new experiment was (re)started: consumers reset their history.
+    Started(Box<Experiment>),
+    /// A metrics snapshot.
+    Snapshot(Box<Snapshot>),
+    /// The run state changed at `step`.
+    State {
+        /// Updates applied when the state changed.
+        step: u64,
+        /// The new state.
+        state: RunState,
+    },
+    /// A command took effect at `step` (the first step it influences).
+    Applied {
+        /// The step the command took effect at.
+        step: u64,
+        /// The command.
+        command: Command,
+    },
+    /// Something failed without stopping the trainer (e.g. a preset that does not build).
+    Error(String),
+}
+
+/// Runs a trainer headless for `steps` updates, applying `schedule` commands at their steps,
+/// and ends with one measurement without an update. Returns the final snapshot.
+pub fn run_headless(
+    trainer: &mut Trainer,
+    steps: u64,
+    schedule: &[(u64, Command)],
+    sink: &mut dyn MetricsSink,
+) -> Option<Snapshot> {
+    let every = trainer.experiment().metrics_every as u64;
+    let mut pending = schedule.iter().peekable();
+    while trainer.step() < steps && trainer.divergence().is_none() {
+        while let Some((at, command)) = pending.next_if(|(at, _)| *at <= trainer.step()) {
+            let _ = at;
+            apply_switch(trainer, command);
+            let applied = Event::Applied {
+                step: trainer.step(),
+                command: command.clone(),
+            };
+            if !sink.send(applied) {
+                return None;
+            }
+        }
+        let measure = trainer.step() % every == 0;
+        if let Some(snapshot) = trainer.train_step(true, measure) {
+            if !sink.send(Event::Snapshot(Box::new(snapshot))) {
+                return None;
+            }
+        }
+    }
+    if let Some(divergence) = trainer.divergence() {
+        let step = trainer.step();
+        sink.send(Event::State {
+            step,
+            state: RunState::Diverged(divergence.clone()),
+        });
+        return None;
+    }
+    let last = trainer.train_step(false, true);
+    if let Some(snapshot) = &last {
+        sink.send(Event::Snapshot(Box::new(snapshot.clone())));
+    }
+    sink.send(Event::State {
+        step: trainer.step(),
+        state: RunState::Finished,
+    });
+    last
+}
+
+/// Applies a command that changes a switch; others are the session's business.
+fn apply_switch(trainer: &mut Trainer, command: &Command) {
+    match command {
+        Command::SetSkip(skip) => trainer.set_skip(*skip),
+        Command::SetAux(on) => trainer.set_aux(*on),
+        Command::SetLearningRate(lr) => trainer.set_learning_rate(*lr),
+        _ => {}
+    }
+}
+
+/// The caller's end of a trainer thread.
+pub struct TrainerHandle {
+    /// Commands to the trainer.
+    pub commands: Sender<Command>,
+    /// Events from the trainer.
+    pub events: Receiver<Event>,
+    /// The thread; it ends on `Shutdown` or when `commands` is dropped.
+    pub thread: JoinHandle<()>,
+}
+
+/// Starts a trainer thread on `experiment`, running at once.
+pub fn spawn_trainer(experiment: Experiment, base_dir: Option<PathBuf>) -> Result<TrainerHandle> {
+    let (command_tx, command_rx) = channel();
+    let (event_tx, event_rx) = channel();
+    let thread = std::thread::Builder::new()
+        .name("gradlab-trainer".into())
+        .spawn(move || {
+            let mut session = Session {
+                experiment,
+                base_dir,
+                trainer: None,
+                state: RunState::Running,
+                steps_left: 0,
+                sink: ChannelSink(event_tx),
+                commands: command_rx,
+            };
+            session.run();
+        })?;
+    Ok(TrainerHandle {
+        commands: command_tx,
+        events: event_rx,
+        thread,
+    })
+}
+
+/// The state a trainer thread keeps between steps.
+struct Session {
+    experiment: Experiment,
+    base_dir: Option<PathBuf>,
+    trainer: Option<Trainer>,
+    state: RunState,
+    /// Steps still to take after a `Step(n)` while paused.
+    steps_left: u32,
+    sink: ChannelSink,
+    commands: Receiver<Command>,
+}
+
+/// What the loop should do after handling a command.
+enum Flow {
+    Continue,
+    Exit,
+}
+
+impl Session {
+    fn run(&mut self) {
+        self.start();
+        loop {
+            // A panic anywhere in a step is caught so the caller keeps its thread and screen.
+            let outcome = catch_unwind(AssertUnwindSafe(|| self.run_until_exit()));
+            match outcome {
+                Ok(()) => return,
+                Err(payload) => {
+                    let message = panic_message(&payload);
+                    self.trainer = None;
+                    self.set_state(RunState::Crashed(message));
+                }
+            }
+        }
+    }
+
+    fn run_until_exit(&mut self) {
+        loop {
+            let stepping = matches!(self.state, RunState::Running) || self.steps_left > 0;
+            let next = if stepping {
+                match self.commands.try_recv() {
+                    Ok(command) => Some(command),
+                    Err(std::sync::mpsc::TryRecvError::Empty) => None,
+                    Err(std::sync::mpsc::TryRecvError::Disconnected) => return,
+                }
+            } else {
+                match self.commands.recv_timeout(Duration::from_millis(250)) {
+                    Ok(command) => Some(command),
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+            };
+            if let Some(command) = next {
+                if let Flow::Exit = self.handle(command) {
+                    return;
+                }
+                continue;
+            }
+            if !self.take_step() {
+                return;
+            }
+        }
+    }
+
+    /// Builds the trainer for the current experiment and announces it.
+    fn start(&mut self) {
+        self.steps_left = 0;
+        match Trainer::new(self.experiment.clone(), self.base_dir.as_deref()) {
+            Ok(trainer) => {
+                self.trainer = Some(trainer);
+                self.sink
+                    .send(Event::Started(Box::new(self.experiment.clone())));
+                let state = match self.state {
+                    RunState::Paused => RunState::Paused,
+                    _ => RunState::Running,
+                };
+                self.set_state(state);
+            }
+            Err(error) => {
+                self.trainer = None;
+                self.sink.send(Event::Error(format!("{error:#}")));
+                self.set_state(RunState::Crashed(format!("{error:#}")));
+            }
+        }
+    }
+
+    fn set_state(&mut self, state: RunState) {
+        self.state = state.clone();
+        let step = self.trainer.as_ref().map_or(0, Trainer::step);
+        self.sink.send(Event::State { step, state });
+    }
+
+    fn handle(&mut self, command: Command) -> Flow {
+        let step = self.trainer.as_ref().map_or(0, Trainer::step);
+        match &command {
+            Command::Shutdown => return Flow::Exit,
+            Command::Pause => {
+                self.steps_left = 0;
+                self.set_state(RunState::Paused);
+            }
+            Command::Resume => {
+                if matches!(self.state, RunState::Paused) {
+                    self.set_state(RunState::Running);
+                }
+            }
+            Command::Step(n) => {
+                if matches!(self.state, RunState::Paused) {
+                    self.steps_left = self.steps_left.saturating_add(*n);
+                }
+            }
+            Command::Reset => {
+                self.sink.send(Event::Applied {
+                    step,
+                    command: command.clone(),
+                });
+                self.start();
+                return Flow::Continue;
+            }
+            Command::LoadPreset(experiment) => {
+                self.experiment = (**experiment).clone();
+                self.sink.send(Event::Applied {
+                    step,
+                    command: command.clone(),
+                });
+                self.start();
+                return Flow::Continue;
+            }
+            Command::SetSkip(_) | Command::SetAux(_) | Command::SetLearningRate(_) => {
+                if let Some(trainer) = self.trainer.as_mut() {
+                    apply_switch(trainer, &command);
+                }
+            }
+        }
+        if !self.sink.send(Event::Applied { step, command }) {
+            return Flow::Exit;
+        }
+        Flow::Continue
+    }
+
+    /// One step; false when the consumer has gone away.
+    fn take_step(&mut self) -> bool {
+        let Some(trainer) = self.trainer.as_mut() else {
+            self.steps_left = 0;
+            self.state = RunState::Paused;
+            return true;
+        };
+        let measure = trainer.step() % trainer.experiment().metrics_every as u64 == 0;
+        let snapshot = trainer.train_step(true, measure);
+        let diverged = trainer.divergence().cloned();
+        if let Some(snapshot) = snapshot {
+            if !self.sink.send(Event::Snapshot(Box::new(snapshot))) {
+                return false;
+            }
+        }
+        if self.steps_left > 0 {
+            self.steps_left -= 1;
+        }
+        if let Some(divergence) = diverged {
+            self.steps_left = 0;
+            self.set_state(RunState::Diverged(divergence));
+        }
+        true
+    }
+}
+
+fn panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "the trainer panicked".to_string()
+    }
+}

@@ -1,0 +1,34 @@
+//! Where the trainer's events go: a channel (dashboard), a vector (tests) or a printer (CLI).
+
+use super::session::Event;
+use std::sync::mpsc::Sender;
+
+/// Receives every event the trainer produces, in order.
+pub trait MetricsSink {
+    /// Takes one event; returns false when the consumer is gone and the run should stop.
+    fn send(&mut self, event: Event) -> bool;
+}
+
+/// Keeps every event, for tests.
+#[derive(Debug, Default)]
+pub struct VecSink {
+    /// Events in the order they were produced.
+    pub events: Vec<Event>,
+}
+
+impl MetricsSink for VecSink {
+    fn send(&mut self, event: Event) -> bool {
+        self.events.push(event);
+        true
+    }
+}
+
+/// Forwards events over an unbounded channel: the trainer never waits for the reader.
+#[derive(Debug, Clone)]
+pub struct ChannelSink(pub Sender<Event>);
+
+impl MetricsSink for ChannelSink {
+    fn send(&mut self, event: Event) -> bool {
+        self.0.send(event).is_ok()
+    }
+}
