@@ -53,7 +53,7 @@ pub fn activate<T: Tape<f32, Cpu>>(
         Activation::Tanh => z.tanh(),
         Activation::Relu => z.relu(),
         Activation::Sigmoid => z.sigmoid(),
-        Activation::Gelu => z.accurate_gelu(),
+        Activation::Gelu => super::ops::elementwise(Activation::Gelu, z),
     }
 }
 

@@ -1,0 +1,56 @@
+//! One forward and backward pass on a given batch, returning every gradient as plain vectors.
+//!
+//! The trainer reads gradients in place for speed; this is the slow, explicit path used by
+//! gradient checks and analyses that need the numbers themselves.
+
+use super::forward::{BatchTargets, Lesion, Switches, forward};
+use super::params::{Matrix, MlpParams};
+use crate::config::Activation;
+use dfdx::prelude::*;
+
+/// Loss and gradients of one batch.
+#[derive(Clone, Debug)]
+pub struct Backprop {
+    /// The total objective.
+    pub loss: f32,
+    /// ∂L/∂θ for every parameter, in `MlpParams::params_mut` order.
+    pub param_grads: Vec<Vec<f32>>,
+    /// ∂L/∂h_l for every hidden layer (row-major batch × width).
+    pub hidden_grads: Vec<Vec<f32>>,
+    /// The hidden activations h_l themselves.
+    pub hidden: Vec<Vec<f32>>,
+}
+
+/// Runs the network on `x` with the tape and collects every gradient.
+pub fn backprop(
+    params: &mut MlpParams,
+    act: Activation,
+    switches: &Switches,
+    x: Matrix,
+    targets: &BatchTargets,
+) -> Backprop {
+    let pass = forward(params, act, switches, x.leaky_traced(), targets, Lesion::default());
+    let loss = pass.total_loss.retaped::<NoneTape>().array();
+    let hidden: Vec<Matrix> = pass.hidden;
+    let mut grads = pass.total_loss.backward();
+    let hidden_grads = hidden
+        .iter()
+        .map(|h| {
+            grads
+                .get_or_alloc_mut(h)
+                .map(|g| g.to_vec())
+                .unwrap_or_default()
+        })
+        .collect();
+    let param_grads = params
+        .params_mut()
+        .into_iter()
+        .map(|(_, p)| p.grad(&mut grads).to_vec())
+        .collect();
+    Backprop {
+        loss,
+        param_grads,
+        hidden_grads,
+        hidden: hidden.iter().map(|h| h.as_vec()).collect(),
+    }
+}
