@@ -27,7 +27,10 @@ fn assert_close(what: &str, analytic: &[f32], numeric: &[f64]) {
     for (i, (&a, &n)) in analytic.iter().zip(numeric).enumerate() {
         let err = (f64::from(a) - n).abs();
         let tol = 2e-3 * n.abs() + 1e-4 * scale + 1e-7;
-        assert!(err <= tol, "{what}[{i}]: backprop {a:e} vs finite difference {n:e} (|err| {err:e} > {tol:e})");
+        assert!(
+            err <= tol,
+            "{what}[{i}]: backprop {a:e} vs finite difference {n:e} (|err| {err:e} > {tol:e})"
+        );
     }
 }
 
@@ -36,7 +39,11 @@ fn check(act: Activation, skip: SkipMode, aux: bool, classification: bool) {
     let model = small_model(5, 8, act, skip, 2);
     let mut params = params_for(&model, dims, outputs, -1.0, 12);
     let batch = Batch::random(rows, dims, outputs, classification, 5);
-    let switches = Switches { skip, aux_enabled: aux, aux_weight: 0.3 };
+    let switches = Switches {
+        skip,
+        aux_enabled: aux,
+        aux_weight: 0.3,
+    };
     let reference = Reference::new(&mut params, &model, dims, outputs);
     let dev = dfdx::prelude::Cpu::default();
     let (x, targets) = batch.tensors(&dev);
@@ -44,7 +51,11 @@ fn check(act: Activation, skip: SkipMode, aux: bool, classification: bool) {
     let label = format!("{act:?}/{}/aux={aux}", skip.label());
 
     let loss = reference.loss(&batch, &switches, None);
-    assert!((f64::from(result.loss) - loss).abs() <= 1e-5 * loss.abs().max(1.0), "{label}: loss {} vs reference {loss}", result.loss);
+    assert!(
+        (f64::from(result.loss) - loss).abs() <= 1e-5 * loss.abs().max(1.0),
+        "{label}: loss {} vs reference {loss}",
+        result.loss
+    );
 
     let eps = 1e-6;
     for (p, analytic) in result.param_grads.iter().enumerate() {
@@ -52,7 +63,10 @@ fn check(act: Activation, skip: SkipMode, aux: bool, classification: bool) {
             .map(|i| {
                 central(
                     |d| {
-                        let mut nudged = Reference { values: reference.values.clone(), ..reference_clone(&reference) };
+                        let mut nudged = Reference {
+                            values: reference.values.clone(),
+                            ..reference_clone(&reference)
+                        };
                         nudged.values[p][i] += d;
                         nudged.loss(&batch, &switches, None)
                     },
@@ -67,7 +81,10 @@ fn check(act: Activation, skip: SkipMode, aux: bool, classification: bool) {
             .map(|i| central(|d| reference.loss(&batch, &switches, Some((l, i, d))), eps))
             .collect();
         assert_close(&format!("{label} ∂L/∂h_{l}"), analytic, &numeric);
-        assert!(numeric.iter().any(|v| v.abs() > 1e-9), "{label}: ∂L/∂h_{l} is all zero, the check would be vacuous");
+        assert!(
+            numeric.iter().any(|v| v.abs() > 1e-9),
+            "{label}: ∂L/∂h_{l} is all zero, the check would be vacuous"
+        );
     }
 }
 

@@ -71,9 +71,20 @@ bounded_f32! {
     scale = -10.0, 10.0;
     gate_bias = -20.0, 20.0;
     aux_weight = 0.0, 100.0;
-    learning_rate = 1e-9, 100.0;
     momentum = 0.0, 0.9999;
     positive = 1e-30, 1.0;
+}
+
+/// Learning rate: positive and at most 100.
+pub fn learning_rate<'de, D: Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
+    let value = f32::deserialize(d)?;
+    if value.is_finite() && value > 0.0 && value <= 100.0 {
+        Ok(value)
+    } else {
+        Err(D::Error::custom(format!(
+            "lr must be a positive number up to 100, got {value}"
+        )))
+    }
 }
 
 /// Gradient clipping threshold: absent, or a positive finite norm.

@@ -29,7 +29,14 @@ pub fn backprop(
     x: Matrix,
     targets: &BatchTargets,
 ) -> Backprop {
-    let pass = forward(params, act, switches, x.leaky_traced(), targets, Lesion::default());
+    let pass = forward(
+        params,
+        act,
+        switches,
+        x.leaky_traced(),
+        targets,
+        Lesion::default(),
+    );
     let loss = pass.total_loss.retaped::<NoneTape>().array();
     let hidden: Vec<Matrix> = pass.hidden;
     let mut grads = pass.total_loss.backward();

@@ -2,22 +2,38 @@
 //! finite differences) and small fixtures.
 #![allow(dead_code)]
 
-use gradlab::config::{Activation, AuxSpec, InitSpec, ModelKind, ModelSpec, SkipMode, WeightDistribution};
+use gradlab::config::{
+    Activation, AuxSpec, InitSpec, ModelKind, ModelSpec, SkipMode, WeightDistribution,
+};
 use gradlab::model::{BatchTargets, MlpParams, Switches, init_params};
 use gradlab::theory::{phi, phi_prime};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 /// A small model spec for gradient checks.
-pub fn small_model(depth: usize, width: usize, act: Activation, skip: SkipMode, aux_every: usize) -> ModelSpec {
+pub fn small_model(
+    depth: usize,
+    width: usize,
+    act: Activation,
+    skip: SkipMode,
+    aux_every: usize,
+) -> ModelSpec {
     ModelSpec {
         kind: ModelKind::Mlp,
         depth,
         width,
         activation: act,
-        init: InitSpec { weight_var: 1.5, bias_var: 0.1, distribution: WeightDistribution::Gaussian },
+        init: InitSpec {
+            weight_var: 1.5,
+            bias_var: 0.1,
+            distribution: WeightDistribution::Gaussian,
+        },
         skip,
-        aux: AuxSpec { enabled: false, every: aux_every, weight: 0.3 },
+        aux: AuxSpec {
+            enabled: false,
+            every: aux_every,
+            weight: 0.3,
+        },
     }
 }
 
@@ -38,15 +54,33 @@ pub struct Batch {
 }
 
 impl Batch {
-    pub fn random(rows: usize, dims: usize, outputs: usize, classification: bool, seed: u64) -> Self {
+    pub fn random(
+        rows: usize,
+        dims: usize,
+        outputs: usize,
+        classification: bool,
+        seed: u64,
+    ) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
-        let x = (0..rows * dims).map(|_| rng.gen_range(-1.5f32..1.5)).collect();
+        let x = (0..rows * dims)
+            .map(|_| rng.gen_range(-1.5f32..1.5))
+            .collect();
         let targets = if classification {
             RefTargets::Labels((0..rows).map(|_| rng.gen_range(0..outputs)).collect())
         } else {
-            RefTargets::Values((0..rows * outputs).map(|_| rng.gen_range(-1.0..1.0)).collect())
+            RefTargets::Values(
+                (0..rows * outputs)
+                    .map(|_| rng.gen_range(-1.0..1.0))
+                    .collect(),
+            )
         };
-        Batch { x, rows, dims, outputs, targets }
+        Batch {
+            x,
+            rows,
+            dims,
+            outputs,
+            targets,
+        }
     }
 
     pub fn tensors(&self, dev: &dfdx::prelude::Cpu) -> (gradlab::model::Matrix, BatchTargets) {
@@ -60,16 +94,23 @@ impl Batch {
                 }
                 BatchTargets::OneHot(dev.tensor_from_vec(one_hot, (self.rows, self.outputs)))
             }
-            RefTargets::Values(v) => BatchTargets::Values(
-                dev.tensor_from_vec(v.iter().map(|&a| a as f32).collect(), (self.rows, self.outputs)),
-            ),
+            RefTargets::Values(v) => BatchTargets::Values(dev.tensor_from_vec(
+                v.iter().map(|&a| a as f32).collect(),
+                (self.rows, self.outputs),
+            )),
         };
         (x, targets)
     }
 }
 
 /// Builds parameters for `model` with a fixed seed.
-pub fn params_for(model: &ModelSpec, dims: usize, outputs: usize, gate_bias: f32, seed: u64) -> MlpParams {
+pub fn params_for(
+    model: &ModelSpec,
+    dims: usize,
+    outputs: usize,
+    gate_bias: f32,
+    seed: u64,
+) -> MlpParams {
     let dev = dfdx::prelude::Cpu::default();
     let mut rng = StdRng::seed_from_u64(seed);
     init_params(&dev, model, dims, outputs, gate_bias, &mut rng)
@@ -141,7 +182,13 @@ impl Reference {
 
     fn layer(&self, l: usize) -> [&Vec<f64>; 5] {
         let base = 2 + 5 * l;
-        [&self.values[base], &self.values[base + 1], &self.values[base + 2], &self.values[base + 3], &self.values[base + 4]]
+        [
+            &self.values[base],
+            &self.values[base + 1],
+            &self.values[base + 2],
+            &self.values[base + 3],
+            &self.values[base + 4],
+        ]
     }
 
     fn head(&self) -> (&Vec<f64>, &Vec<f64>) {
@@ -167,7 +214,11 @@ impl Reference {
                 total / rows as f64
             }
             RefTargets::Values(values) => {
-                out.iter().zip(values).map(|(o, t)| (o - t).powi(2)).sum::<f64>() / out.len() as f64
+                out.iter()
+                    .zip(values)
+                    .map(|(o, t)| (o - t).powi(2))
+                    .sum::<f64>()
+                    / out.len() as f64
             }
         }
     }
@@ -186,14 +237,21 @@ impl Reference {
             let f: Vec<f64> = z.iter().map(|&v| phi(self.act, v)).collect();
             h = match switches.skip {
                 SkipMode::Plain | SkipMode::Dense => f,
-                SkipMode::Residual { scale } => f.iter().zip(&h).map(|(f, h)| f64::from(scale) * h + f).collect(),
+                SkipMode::Residual { scale } => f
+                    .iter()
+                    .zip(&h)
+                    .map(|(f, h)| f64::from(scale) * h + f)
+                    .collect(),
                 SkipMode::Highway { .. } => {
                     let mut g = matmul(&h, rows, self.width, gw, self.width);
                     add_bias(&mut g, gb);
-                    g.iter().zip(f.iter().zip(&h)).map(|(g, (f, h))| {
-                        let t = sigmoid(*g);
-                        t * f + (1.0 - t) * h
-                    }).collect()
+                    g.iter()
+                        .zip(f.iter().zip(&h))
+                        .map(|(g, (f, h))| {
+                            let t = sigmoid(*g);
+                            t * f + (1.0 - t) * h
+                        })
+                        .collect()
                 }
             };
             if let Some((layer, index, delta)) = nudge {

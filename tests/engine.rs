@@ -1,0 +1,307 @@
+//! Behaviour of the training engine: gradient flow by skip mode, toggles, determinism,
+//! divergence and the trainer thread.
+
+use gradlab::config::{Experiment, SkipMode, apply_overrides, load_preset};
+use gradlab::metrics::Snapshot;
+use gradlab::model::MlpParams;
+use gradlab::trainer::{Command, Event, RunState, Trainer, VecSink, run_headless, spawn_trainer};
+use std::time::Duration;
+
+fn preset(name: &str, sets: &[&str]) -> Experiment {
+    let base = load_preset(name).expect("built-in preset");
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    apply_overrides(&base, &sets).expect("valid overrides")
+}
+
+fn measure_at_init(experiment: Experiment) -> Snapshot {
+    let mut trainer = Trainer::new(experiment, None).expect("builds");
+    run_headless(&mut trainer, 0, &[], &mut VecSink::default()).expect("finite at init")
+}
+
+fn all_weights(params: &mut MlpParams) -> Vec<Vec<f32>> {
+    params
+        .params_mut()
+        .into_iter()
+        .map(|(_, p)| {
+            let mut v = vec![0.0; p.len()];
+            p.copy_into(&mut v);
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn plain_deep_tanh_vanishes_by_orders_of_magnitude_more_than_its_residual_twin() {
+    let plain = measure_at_init(preset("plain-deep", &[]));
+    let residual = measure_at_init(preset("plain-deep", &["model.skip=Residual(scale: 1.0)"]));
+    assert!(
+        plain.grad_ratio_first_last < 1e-3,
+        "plain ratio {}",
+        plain.grad_ratio_first_last
+    );
+    assert!(
+        residual.grad_ratio_first_last > 1e3 * plain.grad_ratio_first_last,
+        "residual {} vs plain {}",
+        residual.grad_ratio_first_last,
+        plain.grad_ratio_first_last
+    );
+}
+
+#[test]
+fn a_short_run_lowers_the_residual_nets_loss() {
+    let mut trainer = Trainer::new(preset("residual-deep", &[]), None).expect("builds");
+    let mut sink = VecSink::default();
+    let last = run_headless(&mut trainer, 200, &[], &mut sink).expect("no divergence");
+    let first = match &sink.events[0] {
+        Event::Snapshot(s) => s.loss,
+        other => panic!("first event is a snapshot, got {other:?}"),
+    };
+    assert!(
+        last.loss < 0.8 * first,
+        "loss went from {first} to {}",
+        last.loss
+    );
+}
+
+#[test]
+fn steps_zero_measures_without_updating() {
+    let experiment = preset("plain-deep", &[]);
+    let mut trainer = Trainer::new(experiment.clone(), None).expect("builds");
+    let before = all_weights(trainer.params_mut());
+    let snapshot = run_headless(&mut trainer, 0, &[], &mut VecSink::default()).expect("measured");
+    assert_eq!(snapshot.step, 0);
+    assert_eq!(all_weights(trainer.params_mut()), before);
+    assert!(snapshot.layers.iter().all(|l| l.update_ratio == 0.0));
+    assert!(snapshot.layers.iter().all(|l| l.act_grad_norm > 0.0));
+}
+
+#[test]
+fn toggling_any_switch_keeps_every_weight() {
+    let mut trainer =
+        Trainer::new(preset("plain-deep", &["model.aux.enabled=true"]), None).expect("builds");
+    run_headless(&mut trainer, 5, &[], &mut VecSink::default()).expect("runs");
+    let toggles = [
+        SkipMode::Residual { scale: 1.0 },
+        SkipMode::Highway { gate_bias: -2.0 },
+        SkipMode::Dense,
+        SkipMode::Plain,
+    ];
+    for skip in toggles {
+        let before = all_weights(trainer.params_mut());
+        trainer.set_skip(skip);
+        trainer.set_aux(!trainer.switches().aux_enabled);
+        assert_eq!(
+            all_weights(trainer.params_mut()),
+            before,
+            "toggle to {skip:?}"
+        );
+        let step = trainer.step();
+        run_headless(&mut trainer, step + 2, &[], &mut VecSink::default()).expect("runs");
+    }
+}
+
+#[test]
+fn parameters_unused_by_the_current_mode_do_not_move() {
+    let mut trainer = Trainer::new(preset("plain-deep", &[]), None).expect("builds");
+    let gates_before = trainer.params().layers[3].gate_weight.as_vec();
+    let readout_before = trainer.params().layers[3].readout.as_vec();
+    let weight_before = trainer.params().layers[3].weight.as_vec();
+    run_headless(&mut trainer, 10, &[], &mut VecSink::default()).expect("runs");
+    assert_eq!(
+        trainer.params().layers[3].gate_weight.as_vec(),
+        gates_before
+    );
+    assert_eq!(trainer.params().layers[3].readout.as_vec(), readout_before);
+    assert_ne!(trainer.params().layers[3].weight.as_vec(), weight_before);
+}
+
+#[test]
+fn same_preset_seed_and_commands_give_bit_identical_metrics() {
+    let schedule = [
+        (3, Command::SetSkip(SkipMode::Residual { scale: 1.0 })),
+        (6, Command::SetAux(true)),
+        (8, Command::SetLearningRate(0.01)),
+    ];
+    let run = || {
+        let mut trainer =
+            Trainer::new(preset("highway-deep", &["model.depth=8"]), None).expect("builds");
+        let mut sink = VecSink::default();
+        run_headless(&mut trainer, 12, &schedule, &mut sink);
+        sink.events
+    };
+    let (a, b) = (run(), run());
+    assert_eq!(a.len(), b.len());
+    assert!(
+        a.iter()
+            .filter(|e| matches!(e, Event::Applied { .. }))
+            .count()
+            == 3
+    );
+    assert_eq!(
+        format!("{a:?}"),
+        format!("{b:?}"),
+        "debug print keeps every bit of every f64"
+    );
+}
+
+#[test]
+fn a_diverging_run_reports_the_step_and_the_layer() {
+    let experiment = preset(
+        "exploding",
+        &[
+            "optimizer.lr=50",
+            "model.depth=6",
+            "model.activation=Linear",
+            "model.init.weight_var=4.0",
+        ],
+    );
+    let mut trainer = Trainer::new(experiment, None).expect("builds");
+    let mut sink = VecSink::default();
+    let last = run_headless(&mut trainer, 200, &[], &mut sink);
+    assert!(last.is_none(), "a diverged run has no final measurement");
+    let divergence = trainer.divergence().expect("diverged").clone();
+    assert!(divergence.step < 200);
+    assert!(divergence.layer.is_some(), "names a layer: {divergence:?}");
+    let diverged_snapshot = sink.events.iter().rev().find_map(|e| match e {
+        Event::Snapshot(s) if s.diverged => Some(s.clone()),
+        _ => None,
+    });
+    assert!(
+        diverged_snapshot.is_some(),
+        "the diverged step is reported as a snapshot"
+    );
+    assert!(matches!(
+        sink.events.last(),
+        Some(Event::State {
+            state: RunState::Diverged(_),
+            ..
+        })
+    ));
+    // The JSON contract writes non-finite numbers as null.
+    let json = serde_json::to_value(diverged_snapshot.as_deref()).expect("serialises");
+    assert!(json["loss"].is_null() || json["loss"].is_number());
+    assert_eq!(json["diverged"], true);
+}
+
+fn wait_for(
+    events: &std::sync::mpsc::Receiver<Event>,
+    what: &str,
+    pred: impl Fn(&Event) -> bool,
+) -> Vec<Event> {
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        if let Ok(event) = events.recv_timeout(Duration::from_millis(100)) {
+            let done = pred(&event);
+            seen.push(event);
+            if done {
+                return seen;
+            }
+        }
+    }
+    panic!("timed out waiting for {what}; saw {} events", seen.len());
+}
+
+#[test]
+fn the_trainer_thread_obeys_commands_and_reports_them_with_their_step() {
+    let handle = spawn_trainer(preset("plain-deep", &["model.depth=4"]), None).expect("spawns");
+    wait_for(
+        &handle.events,
+        "a snapshot",
+        |e| matches!(e, Event::Snapshot(s) if s.step >= 3),
+    );
+    handle.commands.send(Command::Pause).expect("send");
+    let seen = wait_for(&handle.events, "pause", |e| {
+        matches!(
+            e,
+            Event::State {
+                state: RunState::Paused,
+                ..
+            }
+        )
+    });
+    let paused_at = match seen.last() {
+        Some(Event::State { step, .. }) => *step,
+        _ => unreachable!(),
+    };
+    handle
+        .commands
+        .send(Command::SetSkip(SkipMode::Residual { scale: 1.0 }))
+        .expect("send");
+    handle.commands.send(Command::Step(2)).expect("send");
+    let seen = wait_for(
+        &handle.events,
+        "two steps",
+        |e| matches!(e, Event::Snapshot(s) if s.step == paused_at + 1),
+    );
+    let applied = seen.iter().find_map(|e| match e {
+        Event::Applied {
+            step,
+            command: Command::SetSkip(_),
+        } => Some(*step),
+        _ => None,
+    });
+    assert_eq!(
+        applied,
+        Some(paused_at),
+        "the toggle takes effect at the next step"
+    );
+    let last = seen
+        .last()
+        .and_then(|e| {
+            if let Event::Snapshot(s) = e {
+                Some(s.clone())
+            } else {
+                None
+            }
+        })
+        .expect("snapshot");
+    assert_eq!(last.skip, "residual");
+    // Paused again after the two steps: nothing more arrives.
+    std::thread::sleep(Duration::from_millis(300));
+    let extra: Vec<Event> = handle.events.try_iter().collect();
+    assert!(
+        extra
+            .iter()
+            .all(|e| !matches!(e, Event::Snapshot(s) if s.step > paused_at + 1)),
+        "{extra:?}"
+    );
+
+    handle.commands.send(Command::Reset).expect("send");
+    wait_for(&handle.events, "restart", |e| {
+        matches!(e, Event::Started(_))
+    });
+    handle.commands.send(Command::Shutdown).expect("send");
+    handle.thread.join().expect("the thread ends cleanly");
+}
+
+#[test]
+fn a_preset_that_cannot_build_is_an_error_event_not_a_dead_thread() {
+    let mut bad = preset("plain-deep", &["model.depth=3"]);
+    bad.task = gradlab::config::TaskSpec::Csv {
+        path: "/nonexistent/data.csv".into(),
+        classification: true,
+    };
+    let handle = spawn_trainer(preset("plain-deep", &["model.depth=3"]), None).expect("spawns");
+    handle
+        .commands
+        .send(Command::LoadPreset(Box::new(bad)))
+        .expect("send");
+    let seen = wait_for(&handle.events, "an error", |e| matches!(e, Event::Error(_)));
+    assert!(
+        seen.iter()
+            .any(|e| matches!(e, Event::Error(m) if m.contains("data.csv")))
+    );
+    handle
+        .commands
+        .send(Command::LoadPreset(Box::new(preset(
+            "plain-deep",
+            &["model.depth=3"],
+        ))))
+        .expect("send");
+    wait_for(&handle.events, "a fresh start", |e| {
+        matches!(e, Event::Snapshot(_))
+    });
+    drop(handle.commands);
+    handle.thread.join().expect("ends when the caller hangs up");
+}
