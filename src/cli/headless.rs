@@ -13,7 +13,8 @@ struct ProgressSink {
     bar: Option<ProgressBar>,
     steps: u64,
     last_line: u64,
-    diverged: Option<String>,
+    /// The newest snapshot: for a diverged run, the step that went non-finite.
+    last: Option<Snapshot>,
 }
 
 impl ProgressSink {
@@ -31,7 +32,7 @@ impl ProgressSink {
             bar,
             steps,
             last_line: 0,
-            diverged: None,
+            last: None,
         }
     }
 }
@@ -48,11 +49,12 @@ impl MetricsSink for ProgressSink {
                     self.last_line = step;
                     eprintln!("step {step:>7}/{}  loss {:.5}", self.steps, snapshot.loss);
                 }
+                self.last = Some(*snapshot);
             }
             Event::State {
                 state: RunState::Diverged(d),
                 ..
-            } => self.diverged = Some(d.what),
+            } => eprintln!("diverged at step {}: {}", d.step, d.what),
             _ => {}
         }
         true
@@ -69,10 +71,9 @@ pub fn run(preset: &PresetArgs, steps: Option<u64>, json: bool) -> Result<ExitCo
     if let Some(bar) = &sink.bar {
         bar.finish_and_clear();
     }
-    let snapshot = match last {
-        Some(snapshot) => snapshot,
-        None => last_diverged_snapshot(&mut trainer),
-    };
+    let snapshot = last
+        .or(sink.last)
+        .ok_or_else(|| anyhow::anyhow!("the run produced no measurement"))?;
     if json {
         println!("{}", serde_json::to_string(&snapshot)?);
     } else {
@@ -83,33 +84,6 @@ pub fn run(preset: &PresetArgs, steps: Option<u64>, json: bool) -> Result<ExitCo
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// A diverged run stops stepping; measure once more so the summary shows where it broke.
-fn last_diverged_snapshot(trainer: &mut Trainer) -> Snapshot {
-    let divergence = trainer.divergence().cloned();
-    let mut snapshot = Snapshot {
-        preset: trainer.experiment().name.clone(),
-        step: trainer.step(),
-        loss: f64::NAN,
-        main_loss: f64::NAN,
-        aux_losses: Vec::new(),
-        train_accuracy: None,
-        test_accuracy: None,
-        test_loss: None,
-        diverged: true,
-        divergence,
-        learning_rate: f64::from(trainer.learning_rate()),
-        skip: trainer.switches().skip.label(),
-        aux_enabled: trainer.switches().aux_enabled,
-        grad_norm: f64::NAN,
-        layers: Vec::new(),
-        grad_ratio_first_last: f64::NAN,
-        grad_ratio_db: f64::NAN,
-        measured_chi1: f64::NAN,
-    };
-    snapshot.step = trainer.step();
-    snapshot
 }
 
 fn print_summary(s: &Snapshot) {

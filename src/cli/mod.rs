@@ -24,6 +24,21 @@ enum Commands {
     Run(RunArgs),
     /// List the built-in presets.
     Presets,
+    /// Measure training steps/s of plain, residual and highway nets at several depths.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// Print a JSON list instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Depths to measure, comma separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [8, 32, 64])]
+    depths: Vec<usize>,
+    /// Seconds to time each configuration.
+    #[arg(long, default_value_t = 2.0)]
+    seconds: f64,
 }
 
 /// Which experiment to start: a preset plus overrides.
@@ -69,6 +84,7 @@ pub fn main() -> ExitCode {
     let result = match &cli.command {
         Some(Commands::Presets) => list_presets(),
         Some(Commands::Run(args)) => headless::run(&cli.preset, args.steps, args.json),
+        Some(Commands::Bench(args)) => bench(args),
         None => headless::run(&cli.preset, None, false),
     };
     match result {
@@ -89,6 +105,37 @@ fn list_presets() -> Result<ExitCode> {
     for preset in builtin_presets() {
         let experiment = crate::config::parse_preset(preset.source, preset.name)?;
         println!("{:width$}  {}", preset.name, experiment.description);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench(args: &BenchArgs) -> Result<ExitCode> {
+    let plan = crate::bench::BenchPlan {
+        depths: args.depths.clone(),
+        min_time: std::time::Duration::from_secs_f64(args.seconds.max(0.1)),
+        ..Default::default()
+    };
+    if !args.json {
+        println!(
+            "{:<10} {:>5} {:>5} {:>5} {:>8} {:>12}",
+            "model", "depth", "width", "batch", "metrics", "steps/s"
+        );
+    }
+    let results = crate::bench::run(&plan, |r| {
+        if !args.json {
+            println!(
+                "{:<10} {:>5} {:>5} {:>5} {:>8} {:>12.1}",
+                r.model,
+                r.depth,
+                r.width,
+                r.batch,
+                if r.metrics { "on" } else { "off" },
+                r.steps_per_sec
+            );
+        }
+    })?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -254,10 +254,10 @@ impl Reference {
                         .collect()
                 }
             };
-            if let Some((layer, index, delta)) = nudge {
-                if layer == l {
-                    h[index] += delta;
-                }
+            if let Some((layer, index, delta)) = nudge
+                && layer == l
+            {
+                h[index] += delta;
             }
             hidden.push(h.clone());
         }
@@ -265,8 +265,8 @@ impl Reference {
         let mut out = matmul(&h, rows, self.width, hw, self.outputs);
         add_bias(&mut out, hb);
         if matches!(switches.skip, SkipMode::Dense) {
-            for l in 0..self.depth - 1 {
-                let r = matmul(&hidden[l], rows, self.width, self.layer(l)[4], self.outputs);
+            for (l, h_l) in hidden.iter().enumerate().take(self.depth - 1) {
+                let r = matmul(h_l, rows, self.width, self.layer(l)[4], self.outputs);
                 out.iter_mut().zip(r).for_each(|(o, r)| *o += r);
             }
         }

@@ -1,0 +1,119 @@
+//! `gradlab bench`: training throughput of the lab's networks, measured in one run.
+
+use crate::config::{SkipMode, apply_overrides, load_preset};
+use crate::trainer::{Trainer, VecSink, run_headless};
+use anyhow::Result;
+use serde::Serialize;
+use std::time::{Duration, Instant};
+
+/// One measured configuration (the `--json` contract of `gradlab bench`).
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchResult {
+    /// "plain", "residual" or "highway".
+    pub model: String,
+    /// Hidden layers.
+    pub depth: usize,
+    /// Units per hidden layer.
+    pub width: usize,
+    /// Examples per step.
+    pub batch: usize,
+    /// Whether per-layer metrics were read every step.
+    pub metrics: bool,
+    /// Training steps per second.
+    pub steps_per_sec: f64,
+    /// Steps timed.
+    pub steps: u64,
+}
+
+/// Which configurations to measure and for how long.
+#[derive(Clone, Debug)]
+pub struct BenchPlan {
+    /// Depths to measure.
+    pub depths: Vec<usize>,
+    /// Skip modes to measure.
+    pub models: Vec<SkipMode>,
+    /// Minimum wall time per configuration.
+    pub min_time: Duration,
+}
+
+impl Default for BenchPlan {
+    fn default() -> Self {
+        Self {
+            depths: vec![8, 32, 64],
+            models: vec![
+                SkipMode::Plain,
+                SkipMode::Residual { scale: 1.0 },
+                SkipMode::Highway { gate_bias: -2.0 },
+            ],
+            min_time: Duration::from_secs(2),
+        }
+    }
+}
+
+fn model_name(skip: SkipMode) -> &'static str {
+    match skip {
+        SkipMode::Plain => "plain",
+        SkipMode::Residual { .. } => "residual",
+        SkipMode::Highway { .. } => "highway",
+        SkipMode::Dense => "dense",
+    }
+}
+
+/// Measures one configuration: width 64, batch 128, SGD, on the spirals task.
+pub fn measure(
+    skip: SkipMode,
+    depth: usize,
+    metrics: bool,
+    min_time: Duration,
+) -> Result<BenchResult> {
+    let base = load_preset("plain-deep")?;
+    let skip_ron = ron::to_string(&skip)?;
+    let metrics_every = if metrics { 1 } else { 1_000_000 };
+    let experiment = apply_overrides(
+        &base,
+        &[
+            format!("model.depth={depth}"),
+            format!("model.skip={skip_ron}"),
+            "model.width=64".into(),
+            "batch=128".into(),
+            format!("metrics_every={metrics_every}"),
+        ],
+    )?;
+    let mut trainer = Trainer::new(experiment, None)?;
+    let mut sink = VecSink::default();
+    // Warm-up: first-touch page faults and allocator growth are not what we measure.
+    run_headless(&mut trainer, 10, &[], &mut sink);
+    let start = Instant::now();
+    let mut steps = 0u64;
+    while start.elapsed() < min_time || steps < 20 {
+        let target = trainer.step() + 10;
+        sink.events.clear();
+        run_headless(&mut trainer, target, &[], &mut sink);
+        steps += 10;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    Ok(BenchResult {
+        model: model_name(skip).into(),
+        depth,
+        width: 64,
+        batch: 128,
+        metrics,
+        steps_per_sec: steps as f64 / elapsed,
+        steps,
+    })
+}
+
+/// Runs every configuration of `plan`, calling `report` after each.
+pub fn run(plan: &BenchPlan, mut report: impl FnMut(&BenchResult)) -> Result<Vec<BenchResult>> {
+    let mut results = Vec::new();
+    for &skip in &plan.models {
+        for &depth in &plan.depths {
+            for metrics in [true, false] {
+                let result = measure(skip, depth, metrics, plan.min_time)?;
+                report(&result);
+                results.push(result);
+            }
+        }
+    }
+    Ok(results)
+}

@@ -1,0 +1,150 @@
+//! The headless command line, end to end through the real binary.
+
+use std::process::Command;
+
+fn gradlab(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_gradlab"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+#[test]
+fn presets_lists_every_built_in_with_its_description() {
+    let out = gradlab(&["presets"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for preset in gradlab::config::builtin_presets() {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(preset.name))
+            .unwrap_or_else(|| panic!("{} listed", preset.name));
+        assert!(
+            line.len() > preset.name.len() + 10,
+            "with a description: {line}"
+        );
+    }
+}
+
+#[test]
+fn run_json_follows_the_contract() {
+    let out = gradlab(&[
+        "run",
+        "--preset",
+        "plain-deep",
+        "--steps",
+        "20",
+        "--json",
+        "--set",
+        "model.depth=8",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("stdout is one JSON object");
+    assert_eq!(json["preset"], "plain-deep");
+    assert_eq!(json["step"], 20);
+    assert!(json["loss"].as_f64().is_some_and(|l| l > 0.0));
+    assert!(
+        json["train_accuracy"]
+            .as_f64()
+            .is_some_and(|a| (0.0..=1.0).contains(&a))
+    );
+    assert!(json["test_accuracy"].as_f64().is_some());
+    assert_eq!(json["diverged"], false);
+    let layers = json["layers"].as_array().expect("layers");
+    assert_eq!(layers.len(), 8);
+    for (i, layer) in layers.iter().enumerate() {
+        assert_eq!(layer["index"], i);
+        for key in ["weight_grad_norm", "act_grad_norm", "act_rms"] {
+            assert!(
+                layer[key].as_f64().is_some_and(|v| v > 0.0),
+                "layer {i} {key}"
+            );
+        }
+        assert!(layer["gate_mean"].is_null(), "no gates in a plain net");
+    }
+    let first = layers[0]["act_grad_norm"].as_f64().unwrap_or_default();
+    let last = layers[7]["act_grad_norm"].as_f64().unwrap_or_default();
+    let ratio = json["grad_ratio_first_last"].as_f64().expect("ratio");
+    assert!((ratio - first / last).abs() <= 1e-9 * ratio.abs());
+    assert!(json["measured_chi1"].as_f64().is_some());
+    // Progress goes to stderr, never into the JSON.
+    assert!(String::from_utf8_lossy(&out.stderr).contains("step"));
+}
+
+#[test]
+fn run_prints_a_summary_table() {
+    let out = gradlab(&["run", "--preset", "residual-deep", "--steps", "0"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for row in [
+        "loss",
+        "train accuracy",
+        "‖∂L/∂h‖ first",
+        "‖∂L/∂h‖ middle",
+        "‖∂L/∂h‖ last",
+        "first/last",
+        "state",
+    ] {
+        assert!(text.contains(row), "summary has `{row}`:\n{text}");
+    }
+}
+
+#[test]
+fn a_bad_preset_is_a_clear_error_with_its_position() {
+    let out = gradlab(&[
+        "run",
+        "--preset",
+        "tests/bad_presets/unknown-field.ron",
+        "--steps",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("tests/bad_presets/unknown-field.ron:9:9: Unexpected field named `dept`"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"));
+
+    let out = gradlab(&["run", "--preset", "no-such-preset"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no preset named `no-such-preset`"));
+
+    let out = gradlab(&["run", "--set", "model.width=0", "--steps", "1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("--set model.width=0: width must be in 1..=1024, got 0")
+    );
+}
+
+#[test]
+fn a_diverging_run_exits_with_its_own_code_and_says_where() {
+    let out = gradlab(&[
+        "run",
+        "--preset",
+        "exploding",
+        "--steps",
+        "200",
+        "--json",
+        "--set",
+        "optimizer.lr=50",
+        "--set",
+        "model.depth=6",
+        "--set",
+        "model.activation=Linear",
+        "--set",
+        "model.init.weight_var=4.0",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    let json: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("JSON even when diverged");
+    assert_eq!(json["diverged"], true);
+    assert!(json["loss"].is_null(), "non-finite numbers are null");
+    assert!(json["divergence"]["layer"].is_number());
+}
