@@ -305,3 +305,36 @@ fn a_preset_that_cannot_build_is_an_error_event_not_a_dead_thread() {
     drop(handle.commands);
     handle.thread.join().expect("ends when the caller hangs up");
 }
+
+#[test]
+fn gradient_clipping_bounds_the_size_of_every_update() {
+    let clip = 1e-3f32;
+    let experiment = preset(
+        "exploding",
+        &[
+            "model.depth=6",
+            "optimizer=Sgd(lr: 0.1, momentum: 0.0)",
+            "clip_grad_norm=Some(0.001)",
+        ],
+    );
+    let mut trainer = Trainer::new(experiment, None).expect("builds");
+    let before = all_weights(trainer.params_mut());
+    let snapshot = run_headless(&mut trainer, 1, &[], &mut VecSink::default()).expect("runs");
+    assert!(
+        snapshot.grad_norm > f64::from(clip) * 10.0,
+        "the raw gradient is far above the clip"
+    );
+    let after = all_weights(trainer.params_mut());
+    let moved: f64 = before
+        .iter()
+        .flatten()
+        .zip(after.iter().flatten())
+        .map(|(a, b)| f64::from(a - b).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    // One SGD step without momentum moves the weights by lr × the clipped gradient.
+    assert!(
+        (moved - 0.1 * f64::from(clip)).abs() < 1e-6,
+        "moved {moved}"
+    );
+}
