@@ -264,11 +264,11 @@ impl Trainer {
         let total = total_loss.retaped::<NoneTape>().array();
         let mut grads = total_loss.backward();
 
+        let (grad_norm, weight_grad_norms) = self.gradient_norms(&mut grads);
         let mut layers: Vec<LayerMetrics> = Vec::new();
-        if measure || !total.is_finite() {
-            layers = self.layer_metrics(&hidden, &gates, &mut grads);
+        if measure || !total.is_finite() || !grad_norm.is_finite() {
+            layers = self.layer_metrics(&hidden, &gates, &weight_grad_norms, &mut grads);
         }
-        let (grad_norm, weight_norms) = self.gradient_norms(&mut grads);
         if !total.is_finite() || !grad_norm.is_finite() {
             self.divergence = Some(self.locate_divergence(total, &hidden, &layers));
         }
@@ -287,7 +287,6 @@ impl Trainer {
                 };
             }
         }
-        let _ = weight_norms;
         let labels = self.batch_labels.clone();
         let train_accuracy = self.accuracy(&logits, &labels);
         let snapshot = (measure || self.divergence.is_some()).then(|| {
@@ -386,9 +385,9 @@ impl Trainer {
         &mut self,
         hidden: &[Matrix],
         gates: &[Matrix],
+        weight_norms: &[f64],
         grads: &mut Gradients<f32, Cpu>,
     ) -> Vec<LayerMetrics> {
-        let (_, weight_norms) = self.gradient_norms(grads);
         let mut scratch = std::mem::take(&mut self.scratch);
         let metrics = hidden
             .iter()
