@@ -101,6 +101,35 @@ pub enum TaskSpec {
         #[serde(deserialize_with = "bounds::noise")]
         noise: f32,
     },
+    /// Hochreiter's adding problem: a length-T sequence of (value, marker) pairs with two marked
+    /// values; the target is their sum. Predicting the mean scores MSE 1/6 ≈ 0.167.
+    Adding {
+        #[serde(deserialize_with = "bounds::sequence_length")]
+        length: usize,
+        /// Size of the fixed test set (training batches are drawn fresh each step).
+        #[serde(default = "default_test_points", deserialize_with = "bounds::points")]
+        test_points: usize,
+    },
+    /// The copy (memory) task: `symbols` random symbols, `delay` blanks, then a cue; the net must
+    /// output the symbols in order. Guessing scores cross-entropy ln(alphabet).
+    Copy {
+        #[serde(deserialize_with = "bounds::symbols")]
+        symbols: usize,
+        #[serde(deserialize_with = "bounds::sequence_length")]
+        delay: usize,
+        #[serde(deserialize_with = "bounds::classes")]
+        alphabet: usize,
+        #[serde(default = "default_test_points", deserialize_with = "bounds::points")]
+        test_points: usize,
+    },
+    /// Delayed XOR: a sequence of random bits, two of them marked; the target is their XOR.
+    /// Guessing scores 50 % and cross-entropy ln 2.
+    DelayedXor {
+        #[serde(deserialize_with = "bounds::sequence_length")]
+        length: usize,
+        #[serde(default = "default_test_points", deserialize_with = "bounds::points")]
+        test_points: usize,
+    },
     /// A user CSV file: numeric feature columns, the last column the label (or target).
     Csv {
         path: String,
@@ -114,26 +143,98 @@ fn default_true() -> bool {
     true
 }
 
+fn default_test_points() -> usize {
+    512
+}
+
+impl TaskSpec {
+    /// Whether the task is a sequence task (learned by a recurrent net).
+    pub fn is_sequence(&self) -> bool {
+        matches!(
+            self,
+            TaskSpec::Adding { .. } | TaskSpec::Copy { .. } | TaskSpec::DelayedXor { .. }
+        )
+    }
+}
+
 /// The network: an input projection, `depth` hidden layers of `width`, and an output head.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSpec {
     /// Which family of network this is.
     pub kind: ModelKind,
-    /// Number of hidden layers (blocks).
-    #[serde(deserialize_with = "bounds::depth")]
+    /// Number of hidden layers (blocks); unused by recurrent nets.
+    #[serde(default = "default_depth", deserialize_with = "bounds::depth")]
     pub depth: usize,
-    /// Units in every hidden layer.
+    /// Units in every hidden layer (the hidden state size of a recurrent net).
     #[serde(deserialize_with = "bounds::width")]
     pub width: usize,
-    /// Nonlinearity of every hidden layer.
+    /// Nonlinearity of every hidden layer (vanilla RNN cells always use tanh).
+    #[serde(default = "default_activation")]
     pub activation: Activation,
     /// How the weights are drawn at initialisation.
     pub init: InitSpec,
     /// Skip connections in effect at step 0 (switchable live).
+    #[serde(default = "default_skip")]
     pub skip: SkipMode,
     /// Intermediate (auxiliary) losses (switchable live).
+    #[serde(default)]
     pub aux: AuxSpec,
+    /// Recurrent cell in effect at step 0 (switchable live; recurrent nets only).
+    #[serde(default)]
+    pub cell: CellKind,
+    /// Initial bias of the LSTM forget gate (1.0 keeps memory open at the start).
+    #[serde(default = "default_forget_bias", deserialize_with = "bounds::gate_bias")]
+    pub forget_bias: f32,
+}
+
+fn default_depth() -> usize {
+    1
+}
+fn default_activation() -> Activation {
+    Activation::Tanh
+}
+fn default_skip() -> SkipMode {
+    SkipMode::Plain
+}
+fn default_forget_bias() -> f32 {
+    1.0
+}
+
+/// The recurrent cell of a recurrent net.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CellKind {
+    /// h' = tanh(xW + hU + b): the gradient crosses tanh′·U at every step back.
+    #[default]
+    Vanilla,
+    /// Gated recurrent unit: an update gate z interpolates between the old state and a new one.
+    Gru,
+    /// Long short-term memory: a cell state written through input/forget gates, read through an
+    /// output gate.
+    Lstm,
+}
+
+impl CellKind {
+    /// The cells in the order `g` cycles them.
+    pub const ALL: [CellKind; 3] = [CellKind::Vanilla, CellKind::Gru, CellKind::Lstm];
+
+    /// Short lowercase name.
+    pub fn label(&self) -> &'static str {
+        match self {
+            CellKind::Vanilla => "vanilla",
+            CellKind::Gru => "gru",
+            CellKind::Lstm => "lstm",
+        }
+    }
+
+    /// The next cell in the cycle vanilla → GRU → LSTM → vanilla.
+    pub fn next(&self) -> CellKind {
+        match self {
+            CellKind::Vanilla => CellKind::Gru,
+            CellKind::Gru => CellKind::Lstm,
+            CellKind::Lstm => CellKind::Vanilla,
+        }
+    }
 }
 
 /// The family of network a preset builds.
@@ -141,6 +242,8 @@ pub struct ModelSpec {
 pub enum ModelKind {
     /// A deep multilayer perceptron with switchable skip connections.
     Mlp,
+    /// A recurrent net unrolled in time (backprop through time); depth is time.
+    Rnn,
 }
 
 /// Element-wise nonlinearity φ of the hidden layers.
@@ -228,6 +331,7 @@ impl SkipMode {
 
 /// Auxiliary heads: a linear classifier after every `every`-th hidden layer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 #[serde(deny_unknown_fields)]
 pub struct AuxSpec {
     /// Whether the auxiliary losses are added to the objective.
@@ -238,6 +342,16 @@ pub struct AuxSpec {
     /// Weight of each auxiliary loss in the total.
     #[serde(deserialize_with = "bounds::aux_weight")]
     pub weight: f32,
+}
+
+impl Default for AuxSpec {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            every: 8,
+            weight: 0.3,
+        }
+    }
 }
 
 /// The optimiser and its hyper-parameters.

@@ -18,6 +18,7 @@ use rand_distr::StandardNormal;
 use crate::config::TaskSpec;
 
 mod csv;
+pub mod sequence;
 
 /// Fraction of the examples held out for testing.
 const TEST_FRACTION: f64 = 0.2;
@@ -250,6 +251,9 @@ pub fn build_task(spec: &TaskSpec, seed: u64, base_dir: Option<&Path>) -> Result
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_else(|| path.clone());
             (name, table.kind, table.input_dims, table.rows)
+        }
+        TaskSpec::Adding { .. } | TaskSpec::Copy { .. } | TaskSpec::DelayedXor { .. } => {
+            bail!("{spec:?} is a sequence task: it needs `kind: Rnn` in the model")
         }
     };
     let (train, test) = split(&all, input_dims, kind.outputs(), seed)?;
@@ -632,7 +636,7 @@ mod tests {
                 | TaskSpec::Checkerboard { points, .. }
                 | TaskSpec::Blobs { points, .. }
                 | TaskSpec::Teacher { points, .. } => points,
-                TaskSpec::Csv { .. } => unreachable!(),
+                _ => unreachable!(),
             };
             let expected_dims = match spec {
                 TaskSpec::Blobs { dims, .. } | TaskSpec::Teacher { dims, .. } => dims,

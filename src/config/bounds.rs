@@ -63,6 +63,8 @@ bounded! {
     classes: usize = 2, 64;
     dims: usize = 1, 1024;
     teacher_depth: usize = 1, 16;
+    sequence_length: usize = 2, 5000;
+    symbols: usize = 1, 64;
 }
 
 bounded_f32! {

@@ -6,7 +6,7 @@
 //! experiment goes through the preset parser again, so range checks apply as for a file.
 
 use super::{
-    Activation, AuxSpec, Experiment, InitSpec, ModelKind, ModelSpec, OptimizerSpec, SkipMode,
+    Activation, AuxSpec, CellKind, Experiment, InitSpec, ModelKind, ModelSpec, OptimizerSpec, SkipMode,
     TaskSpec, WeightDistribution, parse_preset,
 };
 use anyhow::{Result, anyhow};
@@ -65,7 +65,8 @@ leaf!(
     Option<f32>,
     ModelKind,
     Activation,
-    WeightDistribution
+    WeightDistribution,
+    CellKind
 );
 
 impl Settable for String {
@@ -115,7 +116,9 @@ record!(ModelSpec {
     activation,
     init,
     skip,
-    aux
+    aux,
+    cell,
+    forget_bias
 });
 record!(InitSpec {
     weight_var,
