@@ -184,7 +184,10 @@ pub struct ModelSpec {
     #[serde(default)]
     pub cell: CellKind,
     /// Initial bias of the LSTM forget gate (1.0 keeps memory open at the start).
-    #[serde(default = "default_forget_bias", deserialize_with = "bounds::gate_bias")]
+    #[serde(
+        default = "default_forget_bias",
+        deserialize_with = "bounds::gate_bias"
+    )]
     pub forget_bias: f32,
 }
 

@@ -21,6 +21,19 @@ pub struct LayerMetrics {
     pub update_ratio: f64,
 }
 
+/// Per-time-step measurements of a recurrent net (backprop through time).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TimestepMetrics {
+    /// Time step, 1 = the first input.
+    pub t: usize,
+    /// ‖∂L/∂h_t‖ over the batch: the signal that travels back through time.
+    pub hidden_grad_norm: f64,
+    /// Mean LSTM forget gate f_t (null for other cells).
+    pub forget_gate_mean: Option<f64>,
+    /// Mean GRU update gate z_t, the share of the old state kept (null for other cells).
+    pub update_gate_mean: Option<f64>,
+}
+
 /// Where and when a run first produced a non-finite number.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Divergence {
@@ -33,7 +46,7 @@ pub struct Divergence {
 }
 
 /// One measurement of the whole network, taken on a training batch.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
     /// Preset name.
     pub preset: String,
@@ -71,6 +84,15 @@ pub struct Snapshot {
     pub grad_ratio_db: f64,
     /// Geometric mean over l of (‖∂L/∂h_l‖ / ‖∂L/∂h_{l+1}‖)²: the measured χ₁.
     pub measured_chi1: f64,
+    /// Recurrent nets: per time step (the ratios above are then along the time axis).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timesteps: Vec<TimestepMetrics>,
+    /// Recurrent nets: the cell in effect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cell: Option<String>,
+    /// Loss of the best input-blind predictor, where the task defines one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_loss: Option<f64>,
 }
 
 /// First/last ratio, its value in dB and the measured χ₁ from per-layer gradient norms.

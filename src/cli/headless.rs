@@ -2,7 +2,7 @@
 
 use super::PresetArgs;
 use crate::metrics::Snapshot;
-use crate::trainer::{Event, MetricsSink, RunState, Trainer, run_headless};
+use crate::trainer::{Event, MetricsSink, RunState, build_learner, run_headless};
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
@@ -65,9 +65,9 @@ impl MetricsSink for ProgressSink {
 pub fn run(preset: &PresetArgs, steps: Option<u64>, json: bool) -> Result<ExitCode> {
     let experiment = preset.load()?;
     let steps = steps.unwrap_or(experiment.steps as u64);
-    let mut trainer = Trainer::new(experiment, preset.base_dir().as_deref())?;
+    let mut trainer = build_learner(experiment, preset.base_dir().as_deref())?;
     let mut sink = ProgressSink::new(steps);
-    let last = run_headless(&mut trainer, steps, &[], &mut sink);
+    let last = run_headless(trainer.as_mut(), steps, &[], &mut sink);
     if let Some(bar) = &sink.bar {
         bar.finish_and_clear();
     }

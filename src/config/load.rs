@@ -28,6 +28,11 @@ const BUILTIN: &[Preset] = embedded![
     "relu-critical",
     "exploding",
     "plain-shallow",
+    "rnn-vanilla-adding",
+    "rnn-gru-adding",
+    "rnn-lstm-adding",
+    "rnn-copy",
+    "rnn-xor",
 ];
 
 /// The presets shipped inside the binary, the default (`plain-deep`) first.

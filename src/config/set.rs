@@ -6,8 +6,8 @@
 //! experiment goes through the preset parser again, so range checks apply as for a file.
 
 use super::{
-    Activation, AuxSpec, CellKind, Experiment, InitSpec, ModelKind, ModelSpec, OptimizerSpec, SkipMode,
-    TaskSpec, WeightDistribution, parse_preset,
+    Activation, AuxSpec, CellKind, Experiment, InitSpec, ModelKind, ModelSpec, OptimizerSpec,
+    SkipMode, TaskSpec, WeightDistribution, parse_preset,
 };
 use anyhow::{Result, anyhow};
 use serde::Serialize;

@@ -5,8 +5,8 @@
 use crate::config::TaskSpec;
 use anyhow::{Result, bail};
 use rand::Rng;
-use rand::rngs::StdRng;
 use rand::SeedableRng;
+use rand::rngs::StdRng;
 
 /// What a sequence task asks for at the end of the sequence.
 #[derive(Clone, Debug, PartialEq)]
@@ -255,8 +255,12 @@ mod tests {
             assert_eq!(marked.len(), 2);
             assert!((marked[0] + marked[1] - sums[r]).abs() < 1e-6);
         }
-        let mse_of_one = sums.iter().map(|s| f64::from(s - 1.0).powi(2)).sum::<f64>() / sums.len() as f64;
-        assert!((mse_of_one - 1.0 / 6.0).abs() < 0.01, "baseline {mse_of_one}");
+        let mse_of_one =
+            sums.iter().map(|s| f64::from(s - 1.0).powi(2)).sum::<f64>() / sums.len() as f64;
+        assert!(
+            (mse_of_one - 1.0 / 6.0).abs() < 0.01,
+            "baseline {mse_of_one}"
+        );
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! The trainer: owns the network and the device, runs steps, applies live switches and
 //! measures gradient flow. `session` drives it from commands; `sink` receives what it reports.
 
+pub mod learner;
 pub mod session;
 pub mod sink;
 mod step;
 
+pub use learner::{Learner, build_learner};
 pub use session::{Command, Event, RunState, TrainerHandle, run_headless, spawn_trainer};
 pub use sink::{ChannelSink, MetricsSink, VecSink};
 pub use step::Trainer;

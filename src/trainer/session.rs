@@ -1,8 +1,8 @@
 //! Driving a trainer: live commands in, events out, on its own thread or headless.
 
+use super::learner::{Learner, build_learner};
 use super::sink::{ChannelSink, MetricsSink};
-use super::step::Trainer;
-use crate::config::{Experiment, SkipMode};
+use crate::config::{CellKind, Experiment, SkipMode};
 use crate::metrics::{Divergence, Snapshot};
 use anyhow::Result;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -20,6 +20,8 @@ pub enum Command {
     SetAux(bool),
     /// Change the learning rate.
     SetLearningRate(f32),
+    /// Switch the recurrent cell (recurrent nets only; each cell keeps its own weights).
+    SetCell(CellKind),
     /// Stop stepping until `Resume` or `Step`.
     Pause,
     /// Continue stepping.
@@ -41,6 +43,7 @@ impl Command {
             Command::SetSkip(skip) => format!("skip → {}", skip.label()),
             Command::SetAux(on) => format!("aux {}", if *on { "on" } else { "off" }),
             Command::SetLearningRate(lr) => format!("lr → {lr:.3e}"),
+            Command::SetCell(cell) => format!("cell → {}", cell.label()),
             Command::Pause => "pause".into(),
             Command::Resume => "resume".into(),
             Command::Step(n) => format!("step {n}"),
@@ -94,7 +97,7 @@ pub enum Event {
 /// Runs a trainer headless for `steps` updates, applying `schedule` commands at their steps,
 /// and ends with one measurement without an update. Returns the final snapshot.
 pub fn run_headless(
-    trainer: &mut Trainer,
+    trainer: &mut dyn Learner,
     steps: u64,
     schedule: &[(u64, Command)],
     sink: &mut dyn MetricsSink,
@@ -104,7 +107,7 @@ pub fn run_headless(
     while trainer.step() < steps && trainer.divergence().is_none() {
         while let Some((at, command)) = pending.next_if(|(at, _)| *at <= trainer.step()) {
             let _ = at;
-            apply_switch(trainer, command);
+            trainer.apply(command);
             let applied = Event::Applied {
                 step: trainer.step(),
                 command: command.clone(),
@@ -137,16 +140,6 @@ pub fn run_headless(
         state: RunState::Finished,
     });
     last
-}
-
-/// Applies a command that changes a switch; others are the session's business.
-fn apply_switch(trainer: &mut Trainer, command: &Command) {
-    match command {
-        Command::SetSkip(skip) => trainer.set_skip(*skip),
-        Command::SetAux(on) => trainer.set_aux(*on),
-        Command::SetLearningRate(lr) => trainer.set_learning_rate(*lr),
-        _ => {}
-    }
 }
 
 /// The caller's end of a trainer thread.
@@ -188,7 +181,7 @@ pub fn spawn_trainer(experiment: Experiment, base_dir: Option<PathBuf>) -> Resul
 struct Session {
     experiment: Experiment,
     base_dir: Option<PathBuf>,
-    trainer: Option<Trainer>,
+    trainer: Option<Box<dyn Learner>>,
     state: RunState,
     /// Steps still to take after a `Step(n)` while paused.
     steps_left: u32,
@@ -250,7 +243,7 @@ impl Session {
     /// Builds the trainer for the current experiment and announces it.
     fn start(&mut self) {
         self.steps_left = 0;
-        match Trainer::new(self.experiment.clone(), self.base_dir.as_deref()) {
+        match build_learner(self.experiment.clone(), self.base_dir.as_deref()) {
             Ok(trainer) => {
                 self.trainer = Some(trainer);
                 self.sink
@@ -271,12 +264,12 @@ impl Session {
 
     fn set_state(&mut self, state: RunState) {
         self.state = state.clone();
-        let step = self.trainer.as_ref().map_or(0, Trainer::step);
+        let step = self.trainer.as_ref().map_or(0, |t| t.step());
         self.sink.send(Event::State { step, state });
     }
 
     fn handle(&mut self, command: Command) -> Flow {
-        let step = self.trainer.as_ref().map_or(0, Trainer::step);
+        let step = self.trainer.as_ref().map_or(0, |t| t.step());
         match &command {
             Command::Shutdown => return Flow::Exit,
             Command::Pause => {
@@ -310,9 +303,12 @@ impl Session {
                 self.start();
                 return Flow::Continue;
             }
-            Command::SetSkip(_) | Command::SetAux(_) | Command::SetLearningRate(_) => {
+            Command::SetSkip(_)
+            | Command::SetAux(_)
+            | Command::SetLearningRate(_)
+            | Command::SetCell(_) => {
                 if let Some(trainer) = self.trainer.as_mut() {
-                    apply_switch(trainer, &command);
+                    trainer.apply(&command);
                 }
             }
         }

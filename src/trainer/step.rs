@@ -311,6 +311,7 @@ impl Trainer {
                 grad_ratio_first_last: ratio,
                 grad_ratio_db: db,
                 measured_chi1: chi1,
+                ..Snapshot::default()
             }
         });
         if update && self.divergence.is_none() {

@@ -1,0 +1,219 @@
+//! Backprop through time: the recurrent net unrolled over the sequence on dfdx's tape.
+//!
+//! As in the MLP, the tape rides on the left operand and every hidden state is kept as a
+//! tape-less copy with the same id, so ∂L/∂h_t can be read after `backward`.
+
+use super::params::{GateParams, RnnParams};
+use crate::config::CellKind;
+use crate::model::Matrix;
+use crate::tasks::sequence::{SeqBatch, SeqTargets};
+use dfdx::prelude::*;
+
+/// The unrolled pass: objective, outputs and per-step states.
+pub struct RnnPass<T> {
+    /// The objective (MSE or mean cross-entropy over scored steps).
+    pub loss: Tensor<(), f32, Cpu, T>,
+    /// Outputs at every scored step (one matrix per scored step, in time order).
+    pub outputs: Vec<Matrix>,
+    /// Hidden states h_1..h_T, tape-less copies sharing the taped ids.
+    pub hidden: Vec<Matrix>,
+    /// Per step, the gate whose mean the lab shows: LSTM forget gate or GRU update gate.
+    pub gates: Vec<Matrix>,
+}
+
+type Taped<T> = Tensor<(usize, usize), f32, Cpu, T>;
+
+/// x·W + h·U + b, threading the tape through both products.
+fn gate_pre<T: Tape<f32, Cpu>>(gate: &GateParams, x: &Matrix, h: &Matrix, tape: T) -> Taped<T> {
+    let hu = h
+        .clone()
+        .put_tape(tape)
+        .matmul(gate.recurrent_weight.clone());
+    let (hu, tape) = hu.split_tape();
+    let xw = x.clone().put_tape(tape).matmul(gate.input_weight.clone());
+    let shape = *xw.shape();
+    xw + hu + gate.bias.clone().broadcast_like::<_, Axis<0>>(&shape)
+}
+
+/// Runs `cell` over `batch`; `h0` carries the tape in (use `leaky_traced` to train).
+pub fn unroll<T: Tape<f32, Cpu>>(
+    params: &RnnParams,
+    cell: CellKind,
+    dev: &Cpu,
+    batch: &SeqBatch,
+    h0: Taped<T>,
+) -> RnnPass<T> {
+    let hidden_size = h0.shape().1;
+    let gates = &params.cell(cell).gates;
+    let mut h = h0;
+    let mut c: Matrix = dev.zeros_like(&(batch.rows, hidden_size));
+    let mut hidden = Vec::with_capacity(batch.steps);
+    let mut shown_gates = Vec::new();
+    for t in 0..batch.steps {
+        let x: Matrix = dev.tensor_from_vec(
+            batch.step_inputs(t).to_vec(),
+            (batch.rows, batch.input_dims),
+        );
+        let (h_prev, tape) = h.split_tape();
+        h = match cell {
+            CellKind::Vanilla => gate_pre(&gates[0], &x, &h_prev, tape).tanh(),
+            CellKind::Gru => {
+                let (reset, tape) = gate_pre(&gates[0], &x, &h_prev, tape)
+                    .sigmoid()
+                    .split_tape();
+                let (update, tape) = gate_pre(&gates[1], &x, &h_prev, tape)
+                    .sigmoid()
+                    .split_tape();
+                let (reset_h, tape) = (reset.put_tape(tape) * h_prev.clone()).split_tape();
+                let (candidate, tape) = gate_pre(&gates[2], &x, &reset_h, tape).tanh().split_tape();
+                shown_gates.push(update.clone());
+                // (1−z)⊙n + z⊙h written as n + z⊙(h − n).
+                (h_prev.put_tape(tape) - candidate.clone()) * update + candidate
+            }
+            CellKind::Lstm => {
+                let (input, tape) = gate_pre(&gates[0], &x, &h_prev, tape)
+                    .sigmoid()
+                    .split_tape();
+                let (forget, tape) = gate_pre(&gates[1], &x, &h_prev, tape)
+                    .sigmoid()
+                    .split_tape();
+                let (candidate, tape) = gate_pre(&gates[2], &x, &h_prev, tape).tanh().split_tape();
+                let (output, tape) = gate_pre(&gates[3], &x, &h_prev, tape)
+                    .sigmoid()
+                    .split_tape();
+                shown_gates.push(forget.clone());
+                let (kept, tape) = (forget.put_tape(tape) * c).split_tape();
+                let (cell_state, tape) = (input.put_tape(tape) * candidate + kept).split_tape();
+                c = cell_state.clone();
+                cell_state.put_tape(tape).tanh() * output
+            }
+        };
+        hidden.push(h.retaped::<NoneTape>());
+    }
+    readout(params, dev, batch, h, &hidden, shown_gates)
+}
+
+/// The output head on the scored steps, and the loss.
+fn readout<T: Tape<f32, Cpu>>(
+    params: &RnnParams,
+    dev: &Cpu,
+    batch: &SeqBatch,
+    last: Taped<T>,
+    hidden: &[Matrix],
+    gates: Vec<Matrix>,
+) -> RnnPass<T> {
+    let head = |h: Taped<T>| {
+        let out = h.matmul(params.head_weight.clone());
+        let shape = *out.shape();
+        out + params
+            .head_bias
+            .clone()
+            .broadcast_like::<_, Axis<0>>(&shape)
+    };
+    let one_hot = |labels: &[usize], classes: usize| -> Matrix {
+        let mut data = vec![0.0f32; labels.len() * classes];
+        for (row, &label) in labels.iter().enumerate() {
+            data[row * classes + label] = 1.0;
+        }
+        dev.tensor_from_vec(data, (labels.len(), classes))
+    };
+    let classes = params.head_weight.shape().1;
+    match &batch.targets {
+        SeqTargets::FinalValue(values) => {
+            let out = head(last);
+            let outputs = vec![out.retaped::<NoneTape>()];
+            let targets: Matrix = dev.tensor_from_vec(values.clone(), (values.len(), 1));
+            let loss = mse_loss(out, targets);
+            RnnPass {
+                loss,
+                outputs,
+                hidden: hidden.to_vec(),
+                gates,
+            }
+        }
+        SeqTargets::FinalClass(labels) => {
+            let out = head(last);
+            let outputs = vec![out.retaped::<NoneTape>()];
+            let loss = cross_entropy_with_logits_loss(out, one_hot(labels, classes));
+            RnnPass {
+                loss,
+                outputs,
+                hidden: hidden.to_vec(),
+                gates,
+            }
+        }
+        SeqTargets::TailClasses { steps, labels } => {
+            let rows = batch.rows;
+            let first = batch.steps - steps;
+            let (_, mut tape) = last.split_tape();
+            let mut sum: Option<Tensor<(), f32, Cpu>> = None;
+            let mut outputs = Vec::with_capacity(*steps);
+            for k in 0..*steps {
+                let out = head(hidden[first + k].clone().put_tape(tape));
+                outputs.push(out.retaped::<NoneTape>());
+                let targets = one_hot(&labels[k * rows..(k + 1) * rows], classes);
+                let step_loss = cross_entropy_with_logits_loss(out, targets);
+                let running = match sum {
+                    None => step_loss,
+                    Some(previous) => step_loss + previous,
+                };
+                let (running, rest) = running.split_tape();
+                sum = Some(running);
+                tape = rest;
+            }
+            let sum = sum.unwrap_or_else(|| dev.zeros());
+            let loss = sum.put_tape(tape) * (1.0 / *steps as f32);
+            RnnPass {
+                loss,
+                outputs,
+                hidden: hidden.to_vec(),
+                gates,
+            }
+        }
+    }
+}
+
+/// Loss and every gradient of one batch, as plain vectors (for gradient checks).
+#[derive(Clone, Debug)]
+pub struct RnnBackprop {
+    /// The objective.
+    pub loss: f32,
+    /// ∂L/∂θ in `RnnParams::params_mut` order (zeros for cells not in use).
+    pub param_grads: Vec<Vec<f32>>,
+    /// ∂L/∂h_t for t = 1..T (row-major batch × hidden).
+    pub hidden_grads: Vec<Vec<f32>>,
+}
+
+/// Runs `cell` over `batch` with the tape and collects every gradient.
+pub fn rnn_backprop(
+    params: &mut RnnParams,
+    cell: CellKind,
+    dev: &Cpu,
+    batch: &SeqBatch,
+) -> RnnBackprop {
+    let hidden_size = params.head_weight.shape().0;
+    let h0: Matrix = dev.zeros_like(&(batch.rows, hidden_size));
+    let pass = unroll(params, cell, dev, batch, h0.leaky_traced());
+    let loss = pass.loss.retaped::<NoneTape>().array();
+    let hidden = pass.hidden;
+    let mut grads = pass.loss.backward();
+    let hidden_grads = hidden
+        .iter()
+        .map(|h| {
+            grads
+                .get_or_alloc_mut(h)
+                .map(|g| g.to_vec())
+                .unwrap_or_default()
+        })
+        .collect();
+    let param_grads = params
+        .params_mut()
+        .into_iter()
+        .map(|(_, p)| p.grad(&mut grads).to_vec())
+        .collect();
+    RnnBackprop {
+        loss,
+        param_grads,
+        hidden_grads,
+    }
+}

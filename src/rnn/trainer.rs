@@ -1,0 +1,268 @@
+//! Training a recurrent net: fresh sequences every step, backprop through time, per-time-step
+//! gradient and gate metrics, live cell switching.
+
+use super::forward::{RnnPass, unroll};
+use super::params::{RnnParams, init_rnn_params};
+use crate::config::{CellKind, Experiment};
+use crate::metrics::{Divergence, Snapshot, TimestepMetrics, gradient_ratios, l2_norm};
+use crate::model::Matrix;
+use crate::optim::Optimizer;
+use crate::tasks::sequence::{SeqBatch, SeqKind, SeqTargets, SeqTask};
+use crate::trainer::{Command, Learner};
+use anyhow::Result;
+use dfdx::prelude::*;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+/// A recurrent net being trained on a sequence task.
+pub struct RnnTrainer {
+    experiment: Experiment,
+    dev: Cpu,
+    task: SeqTask,
+    params: RnnParams,
+    optimizer: Optimizer,
+    cell: CellKind,
+    learning_rate: f32,
+    step: u64,
+    batches: StdRng,
+    divergence: Option<Divergence>,
+    last_test: Option<(f64, Option<f64>)>,
+    scratch: Vec<f32>,
+}
+
+impl RnnTrainer {
+    /// Builds the task and all three cells for `experiment` (its model kind must be `Rnn`).
+    pub fn new(experiment: Experiment) -> Result<Self> {
+        let task = SeqTask::new(&experiment.task, experiment.seed)?;
+        let outputs = match task.kind {
+            SeqKind::Regression => 1,
+            SeqKind::Classification { classes, .. } => classes,
+        };
+        let dev = Cpu::default();
+        let mut rng = StdRng::seed_from_u64(experiment.seed);
+        let mut params =
+            init_rnn_params(&dev, &experiment.model, task.input_dims, outputs, &mut rng);
+        let sizes: Vec<usize> = params.params_mut().iter().map(|(_, p)| p.len()).collect();
+        Ok(Self {
+            optimizer: Optimizer::new(&experiment.optimizer, &sizes),
+            cell: experiment.model.cell,
+            learning_rate: experiment.optimizer.learning_rate(),
+            batches: StdRng::seed_from_u64(experiment.seed.wrapping_add(1)),
+            experiment,
+            dev,
+            task,
+            params,
+            step: 0,
+            divergence: None,
+            last_test: None,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// The sequence task.
+    pub fn task(&self) -> &SeqTask {
+        &self.task
+    }
+
+    /// The cell in effect.
+    pub fn cell(&self) -> CellKind {
+        self.cell
+    }
+
+    /// All parameters, for tests and analysis.
+    pub fn params_mut(&mut self) -> &mut RnnParams {
+        &mut self.params
+    }
+
+    fn hidden_size(&self) -> usize {
+        self.experiment.model.width
+    }
+
+    /// Loss and accuracy on the fixed test set.
+    pub fn evaluate_test(&self) -> (f64, Option<f64>) {
+        let h0: Matrix = self
+            .dev
+            .zeros_like(&(self.task.test.rows, self.hidden_size()));
+        let pass = unroll(&self.params, self.cell, &self.dev, &self.task.test, h0);
+        let loss = f64::from(pass.loss.array());
+        (loss, accuracy(&pass, &self.task.test))
+    }
+}
+
+/// Fraction of scored outputs whose arg-max is the label (None for regression).
+fn accuracy<T>(pass: &RnnPass<T>, batch: &SeqBatch) -> Option<f64> {
+    let labels: &[usize] = match &batch.targets {
+        SeqTargets::FinalValue(_) => return None,
+        SeqTargets::FinalClass(labels) | SeqTargets::TailClasses { labels, .. } => labels,
+    };
+    let mut correct = 0usize;
+    let mut total = 0usize;
+    for (k, out) in pass.outputs.iter().enumerate() {
+        let classes = out.shape().1;
+        let values = out.as_vec();
+        for (row, scores) in values.chunks(classes).enumerate() {
+            let best = scores
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map(|(i, _)| i);
+            correct += usize::from(best == labels.get(k * batch.rows + row).copied());
+            total += 1;
+        }
+    }
+    Some(correct as f64 / total.max(1) as f64)
+}
+
+impl Learner for RnnTrainer {
+    fn experiment(&self) -> &Experiment {
+        &self.experiment
+    }
+
+    fn step(&self) -> u64 {
+        self.step
+    }
+
+    fn divergence(&self) -> Option<&Divergence> {
+        self.divergence.as_ref()
+    }
+
+    fn learning_rate(&self) -> f32 {
+        self.learning_rate
+    }
+
+    fn apply(&mut self, command: &Command) {
+        match command {
+            Command::SetCell(cell) => self.cell = *cell,
+            Command::SetLearningRate(lr) => self.learning_rate = *lr,
+            _ => {}
+        }
+    }
+
+    fn train_step(&mut self, update: bool, measure: bool) -> Option<Snapshot> {
+        if self.divergence.is_some() {
+            return None;
+        }
+        if self.step.is_multiple_of(self.experiment.test_every as u64) || self.last_test.is_none() {
+            self.last_test = Some(self.evaluate_test());
+        }
+        let batch = self.task.sample(self.experiment.batch, &mut self.batches);
+        let h0: Matrix = self.dev.zeros_like(&(batch.rows, self.hidden_size()));
+        let pass = unroll(
+            &self.params,
+            self.cell,
+            &self.dev,
+            &batch,
+            h0.leaky_traced(),
+        );
+        let loss = pass.loss.retaped::<NoneTape>().array();
+        let train_accuracy = accuracy(&pass, &batch);
+        let RnnPass {
+            loss: taped_loss,
+            hidden,
+            gates,
+            ..
+        } = pass;
+        let mut grads = taped_loss.backward();
+
+        let active_cell = self.cell;
+        let mut grad_norm_sq = 0.0f64;
+        for (owner, param) in self.params.params_mut() {
+            if owner.is_none() || owner == Some(active_cell) {
+                let norm = l2_norm(param.grad(&mut grads));
+                grad_norm_sq += norm * norm;
+            }
+        }
+        let grad_norm = grad_norm_sq.sqrt();
+
+        let mut timesteps = Vec::new();
+        if measure || !loss.is_finite() || !grad_norm.is_finite() {
+            let mut scratch = std::mem::take(&mut self.scratch);
+            for (index, h) in hidden.iter().enumerate() {
+                let hidden_grad_norm = grads
+                    .get_or_alloc_mut(h)
+                    .map(|g| l2_norm(g))
+                    .unwrap_or(f64::NAN);
+                let gate_mean = gates.get(index).map(|gate| {
+                    scratch.resize(gate.shape().0 * gate.shape().1, 0.0);
+                    gate.copy_into(&mut scratch);
+                    scratch.iter().map(|&v| f64::from(v)).sum::<f64>() / scratch.len().max(1) as f64
+                });
+                timesteps.push(TimestepMetrics {
+                    t: index + 1,
+                    hidden_grad_norm,
+                    forget_gate_mean: gate_mean.filter(|_| active_cell == CellKind::Lstm),
+                    update_gate_mean: gate_mean.filter(|_| active_cell == CellKind::Gru),
+                });
+            }
+            self.scratch = scratch;
+        }
+
+        if !loss.is_finite() || !grad_norm.is_finite() {
+            let first_bad = timesteps
+                .iter()
+                .position(|t| !t.hidden_grad_norm.is_finite());
+            self.divergence = Some(Divergence {
+                step: self.step,
+                layer: first_bad,
+                what: match first_bad {
+                    Some(t) => format!("gradient at time step {} is NaN/Inf", t + 1),
+                    None => format!("loss is {loss}"),
+                },
+            });
+        }
+
+        if update && self.divergence.is_none() {
+            let scale = match self.experiment.clip_grad_norm {
+                Some(max) if grad_norm > f64::from(max) => (f64::from(max) / grad_norm) as f32,
+                _ => 1.0,
+            };
+            let mut scratch = std::mem::take(&mut self.scratch);
+            for (index, (owner, mut param)) in self.params.params_mut().into_iter().enumerate() {
+                if owner.is_some() && owner != Some(active_cell) {
+                    continue;
+                }
+                scratch.resize(param.len(), 0.0);
+                param.copy_into(&mut scratch);
+                self.optimizer.update(
+                    index,
+                    &mut scratch,
+                    param.grad(&mut grads),
+                    scale,
+                    self.learning_rate,
+                );
+                param.copy_from(&scratch);
+            }
+            self.scratch = scratch;
+        }
+
+        let snapshot = (measure || self.divergence.is_some()).then(|| {
+            let norms: Vec<f64> = timesteps.iter().map(|t| t.hidden_grad_norm).collect();
+            let (ratio, db, chi1) = gradient_ratios(&norms);
+            Snapshot {
+                preset: self.experiment.name.clone(),
+                step: self.step,
+                loss: f64::from(loss),
+                main_loss: f64::from(loss),
+                train_accuracy,
+                test_accuracy: self.last_test.and_then(|t| t.1),
+                test_loss: self.last_test.map(|t| t.0),
+                diverged: self.divergence.is_some(),
+                divergence: self.divergence.clone(),
+                learning_rate: f64::from(self.learning_rate),
+                skip: "rnn".into(),
+                grad_norm,
+                grad_ratio_first_last: ratio,
+                grad_ratio_db: db,
+                measured_chi1: chi1,
+                timesteps,
+                cell: Some(active_cell.label().into()),
+                baseline_loss: Some(self.task.baseline_loss),
+                ..Snapshot::default()
+            }
+        });
+        if update && self.divergence.is_none() {
+            self.step += 1;
+        }
+        snapshot
+    }
+}

@@ -1,0 +1,59 @@
+//! What the session needs of any trainable network, MLP or recurrent.
+
+use super::session::Command;
+use super::step::Trainer;
+use crate::config::{Experiment, ModelKind};
+use crate::metrics::{Divergence, Snapshot};
+use crate::rnn::RnnTrainer;
+use anyhow::Result;
+use std::path::Path;
+
+/// A network being trained: one step at a time, with live switches.
+pub trait Learner: Send {
+    /// The experiment as loaded.
+    fn experiment(&self) -> &Experiment;
+    /// Updates applied so far.
+    fn step(&self) -> u64;
+    /// The divergence, once NaN/Inf appeared.
+    fn divergence(&self) -> Option<&Divergence>;
+    /// Measures the next batch and, with `update`, applies the optimiser (see `Trainer`).
+    fn train_step(&mut self, update: bool, measure: bool) -> Option<Snapshot>;
+    /// Applies a switch command (skip, aux, learning rate, cell); others are ignored.
+    fn apply(&mut self, command: &Command);
+    /// Learning rate in effect.
+    fn learning_rate(&self) -> f32;
+}
+
+/// Builds the trainer the experiment's model kind calls for.
+pub fn build_learner(experiment: Experiment, base_dir: Option<&Path>) -> Result<Box<dyn Learner>> {
+    Ok(match experiment.model.kind {
+        ModelKind::Mlp => Box::new(Trainer::new(experiment, base_dir)?),
+        ModelKind::Rnn => Box::new(RnnTrainer::new(experiment)?),
+    })
+}
+
+impl Learner for Trainer {
+    fn experiment(&self) -> &Experiment {
+        Trainer::experiment(self)
+    }
+    fn step(&self) -> u64 {
+        Trainer::step(self)
+    }
+    fn divergence(&self) -> Option<&Divergence> {
+        Trainer::divergence(self)
+    }
+    fn train_step(&mut self, update: bool, measure: bool) -> Option<Snapshot> {
+        Trainer::train_step(self, update, measure)
+    }
+    fn apply(&mut self, command: &Command) {
+        match command {
+            Command::SetSkip(skip) => self.set_skip(*skip),
+            Command::SetAux(on) => self.set_aux(*on),
+            Command::SetLearningRate(lr) => self.set_learning_rate(*lr),
+            _ => {}
+        }
+    }
+    fn learning_rate(&self) -> f32 {
+        Trainer::learning_rate(self)
+    }
+}
