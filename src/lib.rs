@@ -6,6 +6,8 @@ pub mod config;
 pub mod metrics;
 pub mod model;
 pub mod optim;
+pub mod paths;
+pub mod report;
 pub mod rnn;
 pub mod tasks;
 pub mod theory;

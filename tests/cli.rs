@@ -148,3 +148,49 @@ fn a_diverging_run_exits_with_its_own_code_and_says_where() {
     assert!(json["loss"].is_null(), "non-finite numbers are null");
     assert!(json["divergence"]["layer"].is_number());
 }
+
+#[test]
+fn run_json_has_paths_theory_and_lesions() {
+    let out = gradlab(&[
+        "run",
+        "--preset",
+        "residual-deep",
+        "--steps",
+        "5",
+        "--json",
+        "--lesion",
+        "--set",
+        "model.depth=6",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("stdout is one JSON object");
+    let paths = &json["paths"];
+    assert_eq!(paths["blocks"], 6);
+    assert_eq!(paths["samples_per_length"], 8);
+    let by_length = paths["by_length"].as_array().expect("by_length");
+    assert_eq!(by_length.len(), 7);
+    let total: f64 = by_length
+        .iter()
+        .map(|l| l["contribution"].as_f64().unwrap_or(f64::NAN))
+        .sum();
+    assert!((total - 1.0).abs() < 1e-9);
+    assert_eq!(paths["effective_range"].as_array().map(Vec::len), Some(2));
+    assert!(paths["mean_length"].as_f64().is_some());
+    // residual-deep is tanh at σ_w² = 0.5, σ_b² = 0: q* = 0 and χ₁ = σ_w².
+    let theory = &json["theory"];
+    assert!((theory["chi1"].as_f64().unwrap_or(f64::NAN) - 0.5).abs() < 1e-9);
+    assert_eq!(theory["q_star"].as_f64(), Some(0.0));
+    assert!(theory["predicted_db_per_layer"].as_f64().is_some());
+    let lesion = json["lesion"].as_array().expect("lesion");
+    assert_eq!(lesion.len(), 6);
+    for (i, l) in lesion.iter().enumerate() {
+        assert_eq!(l["block"], i);
+        assert!(l["test_loss"].as_f64().is_some());
+        assert!(l["test_accuracy"].as_f64().is_some());
+    }
+}

@@ -1,7 +1,8 @@
 //! Every shipped preset loads and trains; every bad preset fails with its expected message.
 
+use gradlab::config::ModelKind;
 use gradlab::config::{apply_overrides, builtin_presets, load_preset, parse_preset};
-use gradlab::trainer::{Trainer, VecSink, run_headless};
+use gradlab::trainer::{VecSink, build_learner, run_headless};
 use std::fs;
 
 #[test]
@@ -33,13 +34,19 @@ fn every_preset_loads_names_itself_and_trains_a_few_steps() {
             "a preset's name matches its file"
         );
         assert!(!embedded.description.is_empty());
-        let mut trainer = Trainer::new(embedded, None).expect("builds");
+        let mut trainer = build_learner(embedded.clone(), None).expect("builds");
         let mut sink = VecSink::default();
         let last =
-            run_headless(&mut trainer, 3, &[], &mut sink).expect("three steps do not diverge");
+            run_headless(trainer.as_mut(), 3, &[], &mut sink).expect("three steps do not diverge");
         assert_eq!(last.step, 3);
         assert!(last.loss.is_finite());
-        assert_eq!(last.layers.len(), trainer.experiment().model.depth);
+        match embedded.model.kind {
+            ModelKind::Mlp => assert_eq!(last.layers.len(), embedded.model.depth),
+            ModelKind::Rnn => {
+                assert!(last.layers.is_empty());
+                assert!(last.timesteps.len() >= 2 && last.cell.is_some());
+            }
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 
 use super::PresetArgs;
 use crate::metrics::Snapshot;
+use crate::report::{LesionResult, RunReport, TheoryReport, lesion_all, path_stats};
 use crate::trainer::{Event, MetricsSink, RunState, build_learner, run_headless};
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -61,8 +62,19 @@ impl MetricsSink for ProgressSink {
     }
 }
 
-/// Trains the preset headless; prints a table, or JSON with `json`.
-pub fn run(preset: &PresetArgs, steps: Option<u64>, json: bool) -> Result<ExitCode> {
+/// What `gradlab run` prints after training.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Output {
+    /// One JSON object instead of a table.
+    pub json: bool,
+    /// Path decomposition in the JSON on (training rows, samples per length).
+    pub paths: Option<(usize, usize)>,
+    /// Single-block lesions on the test set.
+    pub lesion: bool,
+}
+
+/// Trains the preset headless; prints a table, or JSON with `output.json`.
+pub fn run(preset: &PresetArgs, steps: Option<u64>, output: &Output) -> Result<ExitCode> {
     let experiment = preset.load()?;
     let steps = steps.unwrap_or(experiment.steps as u64);
     let mut trainer = build_learner(experiment, preset.base_dir().as_deref())?;
@@ -74,16 +86,64 @@ pub fn run(preset: &PresetArgs, steps: Option<u64>, json: bool) -> Result<ExitCo
     let snapshot = last
         .or(sink.last)
         .ok_or_else(|| anyhow::anyhow!("the run produced no measurement"))?;
-    if json {
-        println!("{}", serde_json::to_string(&snapshot)?);
-    } else {
-        print_summary(&snapshot);
+    // Paths, theory and lesions are about the MLP's layers; a recurrent net has none of them.
+    let mlp = trainer.as_mlp();
+    let (lesion, intact) = match (output.lesion, mlp) {
+        (true, Some(mlp)) => {
+            let lesion = lesion_all(mlp);
+            // The snapshot's test loss may be up to `test_every` steps old; compare with now.
+            (
+                Some(lesion),
+                Some(mlp.evaluate_test(crate::model::Lesion::default())),
+            )
+        }
+        _ => (None, None),
+    };
+    if output.json {
+        let seed = trainer.experiment().seed;
+        let mlp = trainer.as_mlp();
+        let report = RunReport {
+            paths: match (output.paths, &mlp) {
+                (Some((rows, samples)), Some(mlp)) => path_stats(mlp, rows, samples, seed),
+                _ => None,
+            },
+            theory: mlp.map(|mlp| TheoryReport::for_experiment(mlp.experiment())),
+            lesion,
+            snapshot,
+        };
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(exit_code(&report.snapshot));
     }
-    Ok(if snapshot.diverged {
+    print_summary(&snapshot);
+    if let (Some(lesion), Some(intact)) = (&lesion, intact) {
+        print_lesions(intact, lesion);
+    }
+    Ok(exit_code(&snapshot))
+}
+
+fn exit_code(snapshot: &Snapshot) -> ExitCode {
+    if snapshot.diverged {
         ExitCode::from(3)
     } else {
         ExitCode::SUCCESS
-    })
+    }
+}
+
+fn print_lesions(intact: (f64, Option<f64>), lesion: &[LesionResult]) {
+    let pct = |v: Option<f64>| v.map_or("n/a".to_string(), |a| format!("{:.1} %", 100.0 * a));
+    println!(
+        "intact            test loss {:.4}  accuracy {}",
+        intact.0,
+        pct(intact.1)
+    );
+    for l in lesion {
+        println!(
+            "without block {:<3} test loss {:.4}  accuracy {}",
+            l.block,
+            l.test_loss,
+            pct(l.test_accuracy)
+        );
+    }
 }
 
 fn print_summary(s: &Snapshot) {

@@ -76,6 +76,18 @@ struct RunArgs {
     /// Print one JSON object with the final metrics on stdout.
     #[arg(long)]
     json: bool,
+    /// Random paths per length for the path-length decomposition in --json (Veit's M).
+    #[arg(long, default_value_t = crate::report::DEFAULT_PATH_SAMPLES)]
+    path_samples: usize,
+    /// Training rows the path decomposition runs on.
+    #[arg(long, default_value_t = crate::report::DEFAULT_PATH_ROWS)]
+    path_rows: usize,
+    /// Leave the path decomposition out of --json.
+    #[arg(long)]
+    no_paths: bool,
+    /// After training, evaluate the test set with each block removed in turn.
+    #[arg(long)]
+    lesion: bool,
 }
 
 /// Entry point of the binary.
@@ -83,9 +95,17 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Some(Commands::Presets) => list_presets(),
-        Some(Commands::Run(args)) => headless::run(&cli.preset, args.steps, args.json),
+        Some(Commands::Run(args)) => headless::run(
+            &cli.preset,
+            args.steps,
+            &headless::Output {
+                json: args.json,
+                paths: (!args.no_paths).then_some((args.path_rows, args.path_samples)),
+                lesion: args.lesion,
+            },
+        ),
         Some(Commands::Bench(args)) => bench(args),
-        None => headless::run(&cli.preset, None, false),
+        None => headless::run(&cli.preset, None, &headless::Output::default()),
     };
     match result {
         Ok(code) => code,

@@ -19,6 +19,9 @@ pub struct Backprop {
     pub hidden_grads: Vec<Vec<f32>>,
     /// The hidden activations h_l themselves.
     pub hidden: Vec<Vec<f32>>,
+    /// ∂L/∂x for the network's input (row-major batch × input dims): with the input
+    /// projection's weights it pins down ∂L/∂h_in, which `hidden_grads` does not hold.
+    pub input_grad: Vec<f32>,
 }
 
 /// Runs the network on `x` with the tape and collects every gradient.
@@ -29,6 +32,7 @@ pub fn backprop(
     x: Matrix,
     targets: &BatchTargets,
 ) -> Backprop {
+    let input = x.clone();
     let pass = forward(
         params,
         act,
@@ -49,6 +53,10 @@ pub fn backprop(
                 .unwrap_or_default()
         })
         .collect();
+    let input_grad = grads
+        .get_or_alloc_mut(&input)
+        .map(|g| g.to_vec())
+        .unwrap_or_default();
     let param_grads = params
         .params_mut()
         .into_iter()
@@ -59,5 +67,6 @@ pub fn backprop(
         param_grads,
         hidden_grads,
         hidden: hidden.iter().map(|h| h.as_vec()).collect(),
+        input_grad,
     }
 }

@@ -22,6 +22,10 @@ pub trait Learner: Send {
     fn apply(&mut self, command: &Command);
     /// Learning rate in effect.
     fn learning_rate(&self) -> f32;
+    /// The MLP trainer, when this is one (path statistics and lesions need its layers).
+    fn as_mlp(&mut self) -> Option<&mut Trainer> {
+        None
+    }
 }
 
 /// Builds the trainer the experiment's model kind calls for.
@@ -55,5 +59,8 @@ impl Learner for Trainer {
     }
     fn learning_rate(&self) -> f32 {
         Trainer::learning_rate(self)
+    }
+    fn as_mlp(&mut self) -> Option<&mut Trainer> {
+        Some(self)
     }
 }

@@ -34,6 +34,8 @@ pub fn small_model(
             every: aux_every,
             weight: 0.3,
         },
+        cell: Default::default(),
+        forget_bias: 1.0,
     }
 }
 

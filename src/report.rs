@@ -1,0 +1,157 @@
+//! The analyses `gradlab run --json` adds beside the final snapshot: path-length statistics,
+//! the mean-field prediction for the preset's initialisation, and single-block lesions.
+
+use crate::config::{Experiment, SkipMode};
+use crate::metrics::Snapshot;
+use crate::model::{BatchTargets, Lesion, Switches, backprop};
+use crate::paths::{PathNetwork, PathStats};
+use crate::tasks::TaskKind;
+use crate::theory::mean_field;
+use crate::trainer::Trainer;
+use dfdx::prelude::{Cpu, TensorFromVec};
+use serde::{Deserialize, Serialize};
+
+/// Rows of the training split the path decomposition runs on by default.
+pub const DEFAULT_PATH_ROWS: usize = 32;
+/// Random paths per length by default (Veit's M).
+pub const DEFAULT_PATH_SAMPLES: usize = 8;
+
+/// Mean-field numbers for the preset's activation, σ_w² and σ_b² (the `"theory"` object);
+/// non-finite values are `None` and print as `null`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TheoryReport {
+    /// χ₁ = σ_w² E[φ′(√q* z)²].
+    pub chi1: Option<f64>,
+    /// Fixed point of the pre-activation variance map.
+    pub q_star: Option<f64>,
+    /// ξ = 1/|ln χ₁| in layers.
+    pub depth_scale: Option<f64>,
+    /// 10·log10 χ₁: predicted change in gradient energy per layer, in dB.
+    pub predicted_db_per_layer: Option<f64>,
+    /// σ_w² that would put the net at χ₁ = 1 for this σ_b².
+    pub critical_weight_var: Option<f64>,
+}
+
+fn finite(v: f64) -> Option<f64> {
+    v.is_finite().then_some(v)
+}
+
+impl TheoryReport {
+    /// The prediction for `experiment`'s initialisation.
+    pub fn for_experiment(experiment: &Experiment) -> Self {
+        let init = &experiment.model.init;
+        let mf = mean_field(
+            experiment.model.activation,
+            f64::from(init.weight_var),
+            f64::from(init.bias_var),
+        );
+        Self {
+            chi1: finite(mf.chi1),
+            q_star: finite(mf.q_star),
+            depth_scale: finite(mf.depth_scale),
+            predicted_db_per_layer: finite(mf.predicted_db_per_layer),
+            critical_weight_var: finite(mf.critical_weight_var),
+        }
+    }
+}
+
+/// The test-set result with one block removed (the `"lesion"` list).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LesionResult {
+    /// The removed block (hidden layer index, 0 = closest to the input).
+    pub block: usize,
+    /// Test loss without it (non-finite prints as `null`).
+    pub test_loss: f64,
+    /// Test accuracy without it (null for regression).
+    pub test_accuracy: Option<f64>,
+}
+
+/// Evaluates the test set once per block with that block removed (Veit's lesion experiment).
+pub fn lesion_all(trainer: &mut Trainer) -> Vec<LesionResult> {
+    (0..trainer.params().layers.len())
+        .map(|block| {
+            let (test_loss, test_accuracy) = trainer.evaluate_test(Lesion(Some(block)));
+            LesionResult {
+                block,
+                test_loss,
+                test_accuracy,
+            }
+        })
+        .collect()
+}
+
+/// Path statistics of the trainer's current network on the first `rows` training rows, for
+/// the main loss under the live skip mode. `None` for dense nets or an empty training split.
+pub fn path_stats(trainer: &Trainer, rows: usize, samples: usize, seed: u64) -> Option<PathStats> {
+    let switches = trainer.switches();
+    if matches!(switches.skip, SkipMode::Dense) {
+        return None;
+    }
+    let task = trainer.task();
+    let rows = rows.min(task.train.len);
+    if rows == 0 || trainer.params().layers.is_empty() {
+        return None;
+    }
+    let outputs = match task.kind {
+        TaskKind::Classification { classes } => classes,
+        TaskKind::Regression { outputs } => outputs,
+    };
+    let indices: Vec<usize> = (0..rows).collect();
+    let (mut inputs, mut labels, mut values) = (Vec::new(), Vec::new(), Vec::new());
+    task.train.gather(
+        &indices,
+        task.input_dims,
+        outputs,
+        &mut inputs,
+        &mut labels,
+        &mut values,
+    );
+    let dev = Cpu::default();
+    let x = dev.tensor_from_vec(inputs.clone(), (rows, task.input_dims));
+    let targets = match task.kind {
+        TaskKind::Classification { classes } => {
+            let mut one_hot = vec![0.0f32; rows * classes];
+            for (row, &label) in labels.iter().enumerate() {
+                one_hot[row * classes + label] = 1.0;
+            }
+            BatchTargets::OneHot(dev.tensor_from_vec(one_hot, (rows, classes)))
+        }
+        TaskKind::Regression { outputs } => {
+            BatchTargets::Values(dev.tensor_from_vec(values, (rows, outputs)))
+        }
+    };
+    let act = trainer.experiment().model.activation;
+    // Only the main loss: auxiliary heads would inject gradient between blocks, which a
+    // decomposition of ∂L/∂h_last cannot attribute to paths.
+    let main_only = Switches {
+        aux_enabled: false,
+        ..switches
+    };
+    let mut params = trainer.params().clone();
+    let result = backprop(&mut params, act, &main_only, x, &targets);
+    let upstream: Vec<f64> = result
+        .hidden_grads
+        .last()?
+        .iter()
+        .map(|&v| f64::from(v))
+        .collect();
+    let net = PathNetwork::new(&params, act, switches.skip, &inputs)?;
+    Some(net.stats(&upstream, samples, seed))
+}
+
+/// The `--json` object: the final snapshot's fields plus the analyses that were asked for.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunReport {
+    /// The final measurement, its fields inlined.
+    #[serde(flatten)]
+    pub snapshot: Snapshot,
+    /// Path-length decomposition of the final network.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub paths: Option<PathStats>,
+    /// Mean-field prediction for the preset's initialisation.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub theory: Option<TheoryReport>,
+    /// Test results with each block removed in turn.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub lesion: Option<Vec<LesionResult>>,
+}
