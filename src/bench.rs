@@ -1,7 +1,7 @@
 //! `gradlab bench`: training throughput of the lab's networks, measured in one run.
 
-use crate::config::{SkipMode, apply_overrides, load_preset};
-use crate::trainer::{Trainer, VecSink, run_headless};
+use crate::config::{CellKind, SkipMode, apply_overrides, load_preset};
+use crate::trainer::{Learner, VecSink, build_learner, run_headless};
 use anyhow::Result;
 use serde::Serialize;
 use std::time::{Duration, Instant};
@@ -9,11 +9,15 @@ use std::time::{Duration, Instant};
 /// One measured configuration (the `--json` contract of `gradlab bench`).
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchResult {
-    /// "plain", "residual" or "highway".
+    /// "plain", "residual", "highway", or a recurrent cell: "vanilla", "gru", "lstm".
     pub model: String,
-    /// Hidden layers.
-    pub depth: usize,
-    /// Units per hidden layer.
+    /// Hidden layers (MLPs only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub depth: Option<usize>,
+    /// Sequence length T (recurrent nets only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub length: Option<usize>,
+    /// Units per hidden layer (hidden state size of a recurrent net).
     pub width: usize,
     /// Examples per step.
     pub batch: usize,
@@ -32,6 +36,8 @@ pub struct BenchPlan {
     pub depths: Vec<usize>,
     /// Skip modes to measure.
     pub models: Vec<SkipMode>,
+    /// Sequence lengths for the recurrent cells (empty: no recurrent benchmark).
+    pub lengths: Vec<usize>,
     /// Minimum wall time per configuration.
     pub min_time: Duration,
 }
@@ -45,6 +51,7 @@ impl Default for BenchPlan {
                 SkipMode::Residual { scale: 1.0 },
                 SkipMode::Highway { gate_bias: -2.0 },
             ],
+            lengths: vec![50, 200],
             min_time: Duration::from_secs(2),
         }
     }
@@ -59,7 +66,23 @@ fn model_name(skip: SkipMode) -> &'static str {
     }
 }
 
-/// Measures one configuration: width 64, batch 128, SGD, on the spirals task.
+/// Times `trainer` for at least `min_time` (and 20 steps) after a short warm-up.
+fn time_steps(trainer: &mut dyn Learner, min_time: Duration) -> (f64, u64) {
+    let mut sink = VecSink::default();
+    // Warm-up: first-touch page faults and allocator growth are not what we measure.
+    run_headless(trainer, 10, &[], &mut sink);
+    let start = Instant::now();
+    let mut steps = 0u64;
+    while start.elapsed() < min_time || steps < 20 {
+        let target = trainer.step() + 10;
+        sink.events.clear();
+        run_headless(trainer, target, &[], &mut sink);
+        steps += 10;
+    }
+    (steps as f64 / start.elapsed().as_secs_f64(), steps)
+}
+
+/// Measures one MLP configuration: width 64, batch 128, SGD, on the spirals task.
 pub fn measure(
     skip: SkipMode,
     depth: usize,
@@ -79,26 +102,50 @@ pub fn measure(
             format!("metrics_every={metrics_every}"),
         ],
     )?;
-    let mut trainer = Trainer::new(experiment, None)?;
-    let mut sink = VecSink::default();
-    // Warm-up: first-touch page faults and allocator growth are not what we measure.
-    run_headless(&mut trainer, 10, &[], &mut sink);
-    let start = Instant::now();
-    let mut steps = 0u64;
-    while start.elapsed() < min_time || steps < 20 {
-        let target = trainer.step() + 10;
-        sink.events.clear();
-        run_headless(&mut trainer, target, &[], &mut sink);
-        steps += 10;
-    }
-    let elapsed = start.elapsed().as_secs_f64();
+    let mut trainer = build_learner(experiment, None)?;
+    let (steps_per_sec, steps) = time_steps(trainer.as_mut(), min_time);
     Ok(BenchResult {
         model: model_name(skip).into(),
-        depth,
+        depth: Some(depth),
+        length: None,
         width: 64,
         batch: 128,
         metrics,
-        steps_per_sec: steps as f64 / elapsed,
+        steps_per_sec,
+        steps,
+    })
+}
+
+/// Measures one recurrent configuration: hidden 64, batch 64, Adam, on the adding problem.
+pub fn measure_rnn(
+    cell: CellKind,
+    length: usize,
+    metrics: bool,
+    min_time: Duration,
+) -> Result<BenchResult> {
+    let base = load_preset("rnn-lstm-adding")?;
+    let metrics_every = if metrics { 1 } else { 1_000_000 };
+    let experiment = apply_overrides(
+        &base,
+        &[
+            format!("model.cell={cell:?}"),
+            format!("task.length={length}"),
+            "model.width=64".into(),
+            "batch=64".into(),
+            format!("metrics_every={metrics_every}"),
+            "test_every=1000000".into(),
+        ],
+    )?;
+    let mut trainer = build_learner(experiment, None)?;
+    let (steps_per_sec, steps) = time_steps(trainer.as_mut(), min_time);
+    Ok(BenchResult {
+        model: cell.label().into(),
+        depth: None,
+        length: Some(length),
+        width: 64,
+        batch: 64,
+        metrics,
+        steps_per_sec,
         steps,
     })
 }
@@ -110,6 +157,15 @@ pub fn run(plan: &BenchPlan, mut report: impl FnMut(&BenchResult)) -> Result<Vec
         for &depth in &plan.depths {
             for metrics in [true, false] {
                 let result = measure(skip, depth, metrics, plan.min_time)?;
+                report(&result);
+                results.push(result);
+            }
+        }
+    }
+    for cell in CellKind::ALL {
+        for &length in &plan.lengths {
+            for metrics in [true, false] {
+                let result = measure_rnn(cell, length, metrics, plan.min_time)?;
                 report(&result);
                 results.push(result);
             }

@@ -36,6 +36,9 @@ struct BenchArgs {
     /// Depths to measure, comma separated.
     #[arg(long, value_delimiter = ',', default_values_t = [8, 32, 64])]
     depths: Vec<usize>,
+    /// Sequence lengths for the recurrent cells, comma separated (0 to skip them).
+    #[arg(long, value_delimiter = ',', default_values_t = [50, 200])]
+    lengths: Vec<usize>,
     /// Seconds to time each configuration.
     #[arg(long, default_value_t = 2.0)]
     seconds: f64,
@@ -132,21 +135,25 @@ fn list_presets() -> Result<ExitCode> {
 fn bench(args: &BenchArgs) -> Result<ExitCode> {
     let plan = crate::bench::BenchPlan {
         depths: args.depths.clone(),
+        lengths: args.lengths.iter().copied().filter(|&l| l > 0).collect(),
         min_time: std::time::Duration::from_secs_f64(args.seconds.max(0.1)),
         ..Default::default()
     };
     if !args.json {
         println!(
-            "{:<10} {:>5} {:>5} {:>5} {:>8} {:>12}",
-            "model", "depth", "width", "batch", "metrics", "steps/s"
+            "{:<10} {:>12} {:>5} {:>5} {:>8} {:>12}",
+            "model", "depth/length", "width", "batch", "metrics", "steps/s"
         );
     }
     let results = crate::bench::run(&plan, |r| {
         if !args.json {
             println!(
-                "{:<10} {:>5} {:>5} {:>5} {:>8} {:>12.1}",
+                "{:<10} {:>12} {:>5} {:>5} {:>8} {:>12.1}",
                 r.model,
-                r.depth,
+                r.depth
+                    .map(|d| format!("depth {d}"))
+                    .or(r.length.map(|t| format!("T {t}")))
+                    .unwrap_or_default(),
                 r.width,
                 r.batch,
                 if r.metrics { "on" } else { "off" },
