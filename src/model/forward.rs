@@ -3,6 +3,7 @@
 //! The tape rides on the left operand of every op. Each hidden activation is kept as a
 //! tape-less copy with the same id, so after `backward` its gradient ∂L/∂h_l can be read.
 
+use super::fused::{BlockKind, fused_block};
 use super::params::{Matrix, MlpParams};
 use crate::config::{Activation, SkipMode};
 use dfdx::prelude::*;
@@ -82,8 +83,74 @@ fn loss_of<T: Tape<f32, Cpu>>(
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Lesion(pub Option<usize>);
 
-/// Runs the network on `x` and computes the objective.
+/// Which implementation runs each hidden layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockOps {
+    /// One hand-written tape op per layer (`fused_block`): what training uses.
+    Fused,
+    /// dfdx's own ops, one per operation: the reference the fused op is tested against.
+    Dfdx,
+}
+
+/// Runs the network on `x` and computes the objective, with fused layer ops.
 pub fn forward<T: Tape<f32, Cpu>>(
+    params: &MlpParams,
+    act: Activation,
+    switches: &Switches,
+    x: Tensor<(usize, usize), f32, Cpu, T>,
+    targets: &BatchTargets,
+    lesion: Lesion,
+) -> ForwardPass<T> {
+    forward_with(BlockOps::Fused, params, act, switches, x, targets, lesion)
+}
+
+/// One hidden layer from dfdx's own ops.
+fn dfdx_block<T: Tape<f32, Cpu>>(
+    h: Tensor<(usize, usize), f32, Cpu, T>,
+    layer: &super::params::HiddenLayer,
+    act: Activation,
+    skip: SkipMode,
+    gates: &mut Vec<Matrix>,
+) -> Tensor<(usize, usize), f32, Cpu, T> {
+    let (h_prev, tape) = h.split_tape();
+    match skip {
+        SkipMode::Plain | SkipMode::Dense => activate(
+            act,
+            affine(h_prev.put_tape(tape), &layer.weight, &layer.bias),
+        ),
+        SkipMode::Residual { scale } => {
+            let scaled = h_prev.clone().put_tape(tape) * scale;
+            let (scaled, tape) = scaled.split_tape();
+            let f = activate(
+                act,
+                affine(h_prev.put_tape(tape), &layer.weight, &layer.bias),
+            );
+            f + scaled
+        }
+        SkipMode::Highway { .. } => {
+            let f = activate(
+                act,
+                affine(h_prev.clone().put_tape(tape), &layer.weight, &layer.bias),
+            );
+            let (f, tape) = f.split_tape();
+            let gate = affine(
+                h_prev.clone().put_tape(tape),
+                &layer.gate_weight,
+                &layer.gate_bias,
+            )
+            .sigmoid();
+            let (gate, tape) = gate.split_tape();
+            gates.push(gate.clone());
+            // T⊙f + (1−T)⊙h written as h + T⊙(f − h): one product instead of two.
+            (f.put_tape(tape) - h_prev.clone()) * gate + h_prev
+        }
+    }
+}
+
+/// Runs the network on `x` with the chosen layer implementation.
+#[allow(clippy::too_many_arguments)]
+pub fn forward_with<T: Tape<f32, Cpu>>(
+    ops: BlockOps,
     params: &MlpParams,
     act: Activation,
     switches: &Switches,
@@ -96,44 +163,25 @@ pub fn forward<T: Tape<f32, Cpu>>(
     let mut hidden = Vec::with_capacity(depth);
     let mut gates = Vec::new();
     for (l, layer) in params.layers.iter().enumerate() {
-        let (h_prev, tape) = h.split_tape();
         h = if lesion.0 == Some(l) {
+            let (h_prev, tape) = h.split_tape();
             match switches.skip {
                 SkipMode::Residual { scale } => h_prev.put_tape(tape) * scale,
                 _ => h_prev.put_tape(tape),
             }
         } else {
-            match switches.skip {
-                SkipMode::Plain | SkipMode::Dense => activate(
-                    act,
-                    affine(h_prev.put_tape(tape), &layer.weight, &layer.bias),
-                ),
-                SkipMode::Residual { scale } => {
-                    let scaled = h_prev.clone().put_tape(tape) * scale;
-                    let (scaled, tape) = scaled.split_tape();
-                    let f = activate(
-                        act,
-                        affine(h_prev.put_tape(tape), &layer.weight, &layer.bias),
-                    );
-                    f + scaled
+            match ops {
+                BlockOps::Fused => {
+                    let kind = match switches.skip {
+                        SkipMode::Plain | SkipMode::Dense => BlockKind::Plain,
+                        SkipMode::Residual { scale } => BlockKind::Residual { scale },
+                        SkipMode::Highway { .. } => BlockKind::Highway,
+                    };
+                    let (out, gate) = fused_block(h, layer, act, kind);
+                    gates.extend(gate);
+                    out
                 }
-                SkipMode::Highway { .. } => {
-                    let f = activate(
-                        act,
-                        affine(h_prev.clone().put_tape(tape), &layer.weight, &layer.bias),
-                    );
-                    let (f, tape) = f.split_tape();
-                    let gate = affine(
-                        h_prev.clone().put_tape(tape),
-                        &layer.gate_weight,
-                        &layer.gate_bias,
-                    )
-                    .sigmoid();
-                    let (gate, tape) = gate.split_tape();
-                    gates.push(gate.clone());
-                    // T⊙f + (1−T)⊙h written as h + T⊙(f − h): one product instead of two.
-                    (f.put_tape(tape) - h_prev.clone()) * gate + h_prev
-                }
+                BlockOps::Dfdx => dfdx_block(h, layer, act, switches.skip, &mut gates),
             }
         };
         hidden.push(h.retaped::<NoneTape>());

@@ -1,10 +1,12 @@
 //! The deep MLP: parameters, forward pass on dfdx's tape, and gradient extraction.
 
 pub mod forward;
+pub mod fused;
+pub mod kernels;
 pub mod ops;
 pub mod params;
 
-pub use forward::{BatchTargets, ForwardPass, Lesion, Switches, forward};
+pub use forward::{BatchTargets, BlockOps, ForwardPass, Lesion, Switches, forward, forward_with};
 pub use params::{AuxHead, HiddenLayer, Matrix, MlpParams, Vector, aux_head_layers, init_params};
 pub mod backprop;
 pub use backprop::{Backprop, backprop};
