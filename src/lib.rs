@@ -8,3 +8,4 @@ pub mod optim;
 pub mod tasks;
 pub mod theory;
 pub mod trainer;
+pub mod ui;
