@@ -20,7 +20,7 @@ pub struct History {
 }
 
 impl History {
-    /// A history keeping `recent_cap` recent points and at most `full_cap` decimated points
+    /// A history keeping `recent_cap` recent points and fewer than `full_cap` decimated points
     /// (`full_cap` is rounded up to an even number of at least 2 so halving is exact).
     pub fn new(recent_cap: usize, full_cap: usize) -> Self {
         let full_cap = full_cap.max(2).next_multiple_of(2);
@@ -54,7 +54,8 @@ impl History {
                 .push((self.pending_sum.0 / n, self.pending_sum.1 / n));
             self.pending_sum = (0.0, 0.0);
             self.pending_count = 0;
-            if self.full.len() > self.full_cap {
+            // Halving exactly at an even cap keeps every bucket the same number of raw points.
+            if self.full.len() == self.full_cap {
                 self.halve();
             }
         }
