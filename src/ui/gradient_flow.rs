@@ -178,8 +178,8 @@ pub fn render_bars(frame: &mut Frame, area: Rect, app: &App) {
         usize::from(BAR_GUTTER),
         theme.dim(),
     );
-    buf.set_stringn(graph.x, bottom, "1 in", 4, theme.dim());
-    let out = format!("{depth} out");
+    buf.set_stringn(graph.x, bottom, "1", 1, theme.dim());
+    let out = format!("{depth}");
     let out_x = graph.right().saturating_sub(out.len() as u16).max(graph.x);
     buf.set_stringn(out_x, bottom, out, usize::from(graph.width), theme.dim());
     if let Some(c) = (0..graph.width).find(|&c| layer_at(c, graph.width, depth) == app.cursor) {
@@ -317,8 +317,14 @@ pub fn render_heat(frame: &mut Frame, area: Rect, app: &App) {
     }
     for marker in &app.markers {
         if let Some(col) = step_column(graph, (x0, x1), marker.step as f64) {
-            let tick = if theme.ascii { "v" } else { "▼" };
-            buf.set_string(col, area.y, tick, theme.marker());
+            // Only over the border line, never over the title text.
+            let on_border = buf
+                .cell((col, area.y))
+                .is_some_and(|cell| matches!(cell.symbol(), "─" | "-"));
+            if on_border {
+                let tick = if theme.ascii { "v" } else { "▼" };
+                buf.set_string(col, area.y, tick, theme.marker());
+            }
         }
     }
 }

@@ -45,27 +45,6 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let theme = &app.theme;
     let bar = if theme.ascii { " | " } else { " │ " };
     let sep = || Span::styled(bar, theme.dim());
-    let mut first = vec![Span::styled(" gradlab ", theme.title())];
-    match &app.experiment {
-        Some(e) => {
-            let optimizer = match e.optimizer {
-                OptimizerSpec::Sgd { .. } => "SGD",
-                OptimizerSpec::Adam { .. } => "Adam",
-            };
-            first.extend([
-                sep(),
-                Span::styled(e.name.clone(), theme.active()),
-                sep(),
-                Span::raw(task_label(&e.task)),
-                sep(),
-                Span::raw(format!(
-                    "{:?} {}×{} {:?} {}",
-                    e.model.kind, e.model.depth, e.model.width, e.model.activation, optimizer
-                )),
-            ]);
-        }
-        None => first.push(Span::styled(" starting…", theme.dim())),
-    }
     let rate = match app.steps_per_sec {
         Some(rate) => format!("{rate:.1} steps/s"),
         None => "– steps/s".into(),
@@ -76,14 +55,36 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         RunState::Diverged(_) | RunState::Crashed(_) => theme.alarm(),
     };
     let bullet = if theme.ascii { "* " } else { "● " };
+    // The state comes first after the name: it is what must survive a narrow terminal.
+    let mut first = vec![Span::styled(" gradlab", theme.title()), sep()];
+    match &app.experiment {
+        Some(e) => first.push(Span::styled(e.name.clone(), theme.active())),
+        None => first.push(Span::styled("starting…", theme.dim())),
+    }
     first.extend([
+        sep(),
+        Span::styled(format!("{bullet}{}", state_label(&app.state)), state_style),
         sep(),
         Span::raw(format!("step {}", app.step)),
         sep(),
         Span::styled(rate, theme.dim()),
-        sep(),
-        Span::styled(format!("{bullet}{}", state_label(&app.state)), state_style),
     ]);
+    if let Some(e) = &app.experiment {
+        let optimizer = match e.optimizer {
+            OptimizerSpec::Sgd { .. } => "SGD",
+            OptimizerSpec::Adam { .. } => "Adam",
+        };
+        let activation = format!("{:?}", e.model.activation).to_lowercase();
+        first.extend([
+            sep(),
+            Span::raw(task_label(&e.task)),
+            sep(),
+            Span::raw(format!(
+                "MLP {}×{} {activation} {optimizer}",
+                e.model.depth, e.model.width
+            )),
+        ]);
+    }
 
     let s = &app.switches;
     let mut second = vec![
@@ -103,11 +104,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         let hops = e.model.depth.saturating_sub(1) as f64;
         second.extend([
             sep(),
-            Span::styled("mean-field χ₁ ", theme.dim()),
+            Span::styled("theory χ₁ ", theme.dim()),
             Span::raw(fmt_value(theory.chi1)),
             Span::styled(
                 format!(
-                    " → {} dB first/last if plain",
+                    " (plain: {} dB first/last)",
                     fmt_db(theory.predicted_db_per_layer * hops)
                 ),
                 theme.dim(),

@@ -35,7 +35,8 @@ fn bars(history: &History, width: usize, log: bool) -> Vec<u64> {
     let start = points.len().saturating_sub(width);
     let values: Vec<f64> = points[start..]
         .iter()
-        .map(|p| if log { p.1.max(1e-300).log10() } else { p.1 })
+        .filter(|p| !log || p.1 > 0.0)
+        .map(|p| if log { p.1.log10() } else { p.1 })
         .filter(|v| v.is_finite())
         .collect();
     let (lo, hi) = values
@@ -117,8 +118,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
                 }
             }
             None => Series {
-                label: "gate mean T".into(),
-                value: "n/a (not highway)".into(),
+                label: "gate T".into(),
+                value: "n/a (no highway)".into(),
                 value_finite: true,
                 history: None,
                 log: false,

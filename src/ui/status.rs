@@ -40,19 +40,43 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             Span::styled(" error: ", theme.alarm()),
             Span::styled(error.clone(), theme.alarm()),
         ]),
-        _ => {
-            let mut spans = vec![Span::raw(" ")];
-            for (key, what) in HINTS {
-                let key = if theme.ascii && *key == "↑↓" {
-                    "j k"
-                } else {
-                    key
-                };
-                spans.push(Span::styled(key.to_string(), theme.key()));
-                spans.push(Span::styled(format!(" {what}  "), theme.dim()));
-            }
-            Line::from(spans)
-        }
+        _ => hints_line(app, usize::from(area.width)),
     };
     frame.render_widget(Paragraph::new(line), area);
+}
+
+/// The key hints, spaced out when they fit, packed when not, and trimmed from the middle so
+/// `? help` and `q quit` always stay visible.
+fn hints_line(app: &App, width: usize) -> Line<'static> {
+    let theme = &app.theme;
+    let hints: Vec<(&str, &str)> = HINTS
+        .iter()
+        .map(|&(key, what)| match (theme.ascii, key) {
+            (true, "↑↓") => ("j k", what),
+            _ => (key, what),
+        })
+        .collect();
+    let length = |hints: &[(&str, &str)], gap: usize| -> usize {
+        1 + hints
+            .iter()
+            .map(|(k, w)| k.chars().count() + 1 + w.chars().count() + gap)
+            .sum::<usize>()
+    };
+    let mut kept = hints.clone();
+    let mut gap = 2;
+    if length(&kept, gap) > width {
+        gap = 1;
+    }
+    while length(&kept, gap) > width && kept.len() > 2 {
+        kept.remove(kept.len() - 3);
+    }
+    let mut spans = vec![Span::raw(" ")];
+    for (key, what) in kept {
+        spans.push(Span::styled(key.to_string(), theme.key()));
+        spans.push(Span::styled(
+            format!(" {what}{}", " ".repeat(gap)),
+            theme.dim(),
+        ));
+    }
+    Line::from(spans)
 }
