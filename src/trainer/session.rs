@@ -113,11 +113,11 @@ pub fn run_headless(
                 return None;
             }
         }
-        let measure = trainer.step() % every == 0;
-        if let Some(snapshot) = trainer.train_step(true, measure) {
-            if !sink.send(Event::Snapshot(Box::new(snapshot))) {
-                return None;
-            }
+        let measure = trainer.step().is_multiple_of(every);
+        if let Some(snapshot) = trainer.train_step(true, measure)
+            && !sink.send(Event::Snapshot(Box::new(snapshot)))
+        {
+            return None;
         }
     }
     if let Some(divergence) = trainer.divergence() {
@@ -332,10 +332,10 @@ impl Session {
         let measure = trainer.step() % trainer.experiment().metrics_every as u64 == 0;
         let snapshot = trainer.train_step(true, measure);
         let diverged = trainer.divergence().cloned();
-        if let Some(snapshot) = snapshot {
-            if !self.sink.send(Event::Snapshot(Box::new(snapshot))) {
-                return false;
-            }
+        if let Some(snapshot) = snapshot
+            && !self.sink.send(Event::Snapshot(Box::new(snapshot)))
+        {
+            return false;
         }
         if self.steps_left > 0 {
             self.steps_left -= 1;

@@ -236,7 +236,7 @@ impl Trainer {
         if self.divergence.is_some() {
             return None;
         }
-        if self.step % self.experiment.test_every as u64 == 0 || self.last_test.is_none() {
+        if self.step.is_multiple_of(self.experiment.test_every as u64) || self.last_test.is_none() {
             let (loss, accuracy) = self.evaluate_test(Lesion::default());
             self.last_test = Some(TestResult { loss, accuracy });
         }

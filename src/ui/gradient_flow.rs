@@ -224,12 +224,13 @@ pub fn render_heat(frame: &mut Frame, area: Rect, app: &App) {
         let points = app.layers[layer].act_grad.whole_run();
         let mut sums = vec![(0.0, 0u32); width];
         for (x, y) in points {
-            if y > 0.0 && y.is_finite() {
-                if let Some(col) = step_column(graph, (x0, x1), x) {
-                    let slot = &mut sums[usize::from(col - graph.x)];
-                    slot.0 += y.log10();
-                    slot.1 += 1;
-                }
+            if y > 0.0
+                && y.is_finite()
+                && let Some(col) = step_column(graph, (x0, x1), x)
+            {
+                let slot = &mut sums[usize::from(col - graph.x)];
+                slot.0 += y.log10();
+                slot.1 += 1;
             }
         }
         // Columns between sparse points repeat the previous value rather than show a gap.

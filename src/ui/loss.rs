@@ -156,10 +156,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             continue;
         };
         for row in graph.top()..graph.bottom() {
-            if let Some(cell) = buf.cell_mut((col, row)) {
-                if cell.symbol() == " " {
-                    cell.set_symbol(theme.vline()).set_style(theme.marker());
-                }
+            if let Some(cell) = buf.cell_mut((col, row))
+                && cell.symbol() == " "
+            {
+                cell.set_symbol(theme.vline()).set_style(theme.marker());
             }
         }
         // Labels go right of the line unless that would run off the panel.

@@ -18,6 +18,9 @@ const SPARK_MAX: u64 = 96;
 /// One eighth of a cell: the lowest visible bar.
 const SPARK_MIN: u64 = SPARK_MAX / 8;
 
+/// Reads one metric of a layer.
+type LayerField = fn(&crate::metrics::LayerMetrics) -> f64;
+
 /// One sparkline to draw.
 struct Series<'a> {
     label: String,
@@ -55,7 +58,7 @@ fn bars(history: &History, width: usize, log: bool) -> Vec<u64> {
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let theme = &app.theme;
     let latest = app.latest.as_ref();
-    let layer_value = |i: Option<usize>, f: fn(&crate::metrics::LayerMetrics) -> f64| {
+    let layer_value = |i: Option<usize>, f: LayerField| {
         latest
             .and_then(|s| i.and_then(|i| s.layers.get(i)))
             .map_or(f64::NAN, f)
@@ -127,7 +130,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             },
         },
     ];
-    let per_layer: [(&str, fn(&crate::metrics::LayerMetrics) -> f64, usize); 3] = [
+    let per_layer: [(&str, LayerField, usize); 3] = [
         ("‖∂L/∂W‖", |l| l.weight_grad_norm, 0),
         ("act RMS", |l| l.act_rms, 1),
         ("‖ΔW‖/‖W‖", |l| l.update_ratio, 2),
@@ -214,17 +217,18 @@ fn draw_series(frame: &mut Frame, row: Rect, app: &App, s: &Series) {
         (label_area, spark_area)
     };
     frame.render_widget(Paragraph::new(label), label_area);
-    if let Some(history) = s.history {
-        if spark_area.width > 0 && spark_area.height > 0 {
-            let data = bars(history, usize::from(spark_area.width), s.log);
-            frame.render_widget(
-                Sparkline::default()
-                    .data(data)
-                    .max(SPARK_MAX)
-                    .bar_set(theme.bar_set())
-                    .style(s.style),
-                spark_area,
-            );
-        }
+    if let Some(history) = s.history
+        && spark_area.width > 0
+        && spark_area.height > 0
+    {
+        let data = bars(history, usize::from(spark_area.width), s.log);
+        frame.render_widget(
+            Sparkline::default()
+                .data(data)
+                .max(SPARK_MAX)
+                .bar_set(theme.bar_set())
+                .style(s.style),
+            spark_area,
+        );
     }
 }
