@@ -12,3 +12,4 @@ pub mod rnn;
 pub mod tasks;
 pub mod theory;
 pub mod trainer;
+pub mod ui;

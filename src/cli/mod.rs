@@ -1,6 +1,7 @@
 //! The command line: `gradlab [tui]`, `run`, `presets`.
 
 mod headless;
+mod tui;
 
 use crate::config::{Experiment, apply_overrides, builtin_presets, load_preset};
 use anyhow::Result;
@@ -16,10 +17,14 @@ pub struct Cli {
     command: Option<Commands>,
     #[command(flatten)]
     preset: PresetArgs,
+    #[command(flatten)]
+    ui: UiArgs,
 }
 
 #[derive(Debug, Subcommand)]
 enum Commands {
+    /// Open the live dashboard (the default when no subcommand is given).
+    Tui,
     /// Train headless and print a summary (or JSON with --json).
     Run(RunArgs),
     /// List the built-in presets.
@@ -71,6 +76,17 @@ impl PresetArgs {
     }
 }
 
+/// Dashboard options.
+#[derive(Debug, Args, Clone)]
+pub struct UiArgs {
+    /// Most redraws per second (lower it over slow links).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=240), global = true)]
+    pub fps: u32,
+    /// Draw with ASCII only, for terminals without Unicode block characters.
+    #[arg(long, global = true)]
+    pub ascii: bool,
+}
+
 #[derive(Debug, Args)]
 struct RunArgs {
     /// Updates to apply (0 measures the network at initialisation without updating).
@@ -108,7 +124,7 @@ pub fn main() -> ExitCode {
             },
         ),
         Some(Commands::Bench(args)) => bench(args),
-        None => headless::run(&cli.preset, None, &headless::Output::default()),
+        Some(Commands::Tui) | None => tui::run(&cli.preset, &cli.ui),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,634 @@
+//! Dashboard state and the one `update` function that changes it.
+//!
+//! Every change of state — a key, a trainer event, a clock tick — arrives as a [`Msg`], so the
+//! whole dashboard can be driven by tests without a terminal. Commands for the trainer are not
+//! sent from here: `update` queues them in [`App::outbox`] and the event loop forwards them.
+
+use super::history::History;
+use super::picker::Picker;
+use super::theme::Theme;
+use crate::config::{Experiment, SkipMode};
+use crate::metrics::Snapshot;
+use crate::theory::{MeanField, mean_field};
+use crate::trainer::{Command, Event, RunState};
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use std::collections::VecDeque;
+
+/// Points kept at full resolution per series (about the width of a large terminal).
+pub const RECENT_POINTS: usize = 240;
+/// Cap of the decimated whole-run history per series.
+pub const FULL_POINTS: usize = 256;
+/// Command markers kept on the charts.
+const MAX_MARKERS: usize = 64;
+/// Learning rates the `[`/`]` keys stay within.
+const LR_RANGE: (f32, f32) = (1e-6, 10.0);
+/// Highway gate bias used when the preset was not a highway net: carry by default.
+pub const DEFAULT_GATE_BIAS: f32 = -2.0;
+
+/// What a key asks for. Kept separate from [`Msg`] so the key table can be a `const`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Switch to plain layers.
+    Plain,
+    /// Switch to residual layers (scale 1).
+    Residual,
+    /// Switch to highway layers.
+    Highway,
+    /// Switch to dense read-out.
+    Dense,
+    /// Auxiliary losses on/off.
+    ToggleAux,
+    /// Learning rate ÷2.
+    LrDown,
+    /// Learning rate ×2.
+    LrUp,
+    /// Pause or resume.
+    TogglePause,
+    /// One step while paused.
+    StepOnce,
+    /// Restart the run with the same seed.
+    Reset,
+    /// Layer cursor towards the input.
+    CursorUp,
+    /// Layer cursor towards the output.
+    CursorDown,
+    /// Open the preset picker.
+    OpenPicker,
+    /// Show or hide the help overlay.
+    ToggleHelp,
+    /// Close the overlay on top.
+    Close,
+    /// Load the preset under the picker's cursor.
+    Choose,
+    /// Leave the dashboard.
+    Quit,
+}
+
+/// One key binding: shown in the help overlay and used to map keys.
+#[derive(Clone, Copy, Debug)]
+pub struct Binding {
+    /// The key.
+    pub code: KeyCode,
+    /// Whether Ctrl must be held.
+    pub ctrl: bool,
+    /// What it does.
+    pub action: Action,
+    /// The key as the help overlay spells it ("" to hide a duplicate).
+    pub key_label: &'static str,
+    /// What it does, in words ("" to hide a duplicate).
+    pub help: &'static str,
+}
+
+const fn bind(
+    code: KeyCode,
+    action: Action,
+    key_label: &'static str,
+    help: &'static str,
+) -> Binding {
+    Binding {
+        code,
+        ctrl: false,
+        action,
+        key_label,
+        help,
+    }
+}
+
+/// Keys on the main screen (and under the help overlay).
+pub const MAIN_KEYS: &[Binding] = &[
+    bind(KeyCode::Char('p'), Action::Plain, "p", "skip mode: plain"),
+    bind(
+        KeyCode::Char('r'),
+        Action::Residual,
+        "r",
+        "skip mode: residual (scale 1)",
+    ),
+    bind(
+        KeyCode::Char('h'),
+        Action::Highway,
+        "h",
+        "skip mode: highway",
+    ),
+    bind(
+        KeyCode::Char('d'),
+        Action::Dense,
+        "d",
+        "skip mode: dense read-out",
+    ),
+    bind(
+        KeyCode::Char('a'),
+        Action::ToggleAux,
+        "a",
+        "auxiliary losses on/off",
+    ),
+    bind(KeyCode::Char('['), Action::LrDown, "[", "learning rate ÷2"),
+    bind(KeyCode::Char(']'), Action::LrUp, "]", "learning rate ×2"),
+    bind(
+        KeyCode::Char(' '),
+        Action::TogglePause,
+        "space",
+        "pause / resume",
+    ),
+    bind(
+        KeyCode::Char('n'),
+        Action::StepOnce,
+        "n",
+        "one step (while paused)",
+    ),
+    bind(
+        KeyCode::Char('R'),
+        Action::Reset,
+        "R",
+        "reset the run (same seed)",
+    ),
+    bind(
+        KeyCode::Up,
+        Action::CursorUp,
+        "↑ k",
+        "layer cursor towards the input",
+    ),
+    bind(KeyCode::Char('k'), Action::CursorUp, "", ""),
+    bind(
+        KeyCode::Down,
+        Action::CursorDown,
+        "↓ j",
+        "layer cursor towards the output",
+    ),
+    bind(KeyCode::Char('j'), Action::CursorDown, "", ""),
+    bind(KeyCode::Char('P'), Action::OpenPicker, "P", "preset picker"),
+    bind(KeyCode::Char('?'), Action::ToggleHelp, "?", "this help"),
+    bind(KeyCode::Esc, Action::Close, "Esc", "close an overlay"),
+    bind(KeyCode::Char('q'), Action::Quit, "q", "quit"),
+    Binding {
+        code: KeyCode::Char('c'),
+        ctrl: true,
+        action: Action::Quit,
+        key_label: "Ctrl-C",
+        help: "quit",
+    },
+];
+
+/// Keys while the preset picker is open.
+pub const PICKER_KEYS: &[Binding] = &[
+    bind(KeyCode::Up, Action::CursorUp, "↑ k", "previous preset"),
+    bind(KeyCode::Char('k'), Action::CursorUp, "", ""),
+    bind(KeyCode::Down, Action::CursorDown, "↓ j", "next preset"),
+    bind(KeyCode::Char('j'), Action::CursorDown, "", ""),
+    bind(
+        KeyCode::Enter,
+        Action::Choose,
+        "Enter",
+        "load it (restarts the run)",
+    ),
+    bind(KeyCode::Esc, Action::Close, "Esc", "cancel"),
+    bind(KeyCode::Char('P'), Action::Close, "", ""),
+    bind(KeyCode::Char('q'), Action::Close, "", ""),
+    Binding {
+        code: KeyCode::Char('c'),
+        ctrl: true,
+        action: Action::Quit,
+        key_label: "Ctrl-C",
+        help: "quit",
+    },
+];
+
+/// Everything that can change the dashboard's state.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Msg {
+    /// A key action (already mapped from the key table).
+    Key(Action),
+    /// Something the trainer reported.
+    Trainer(Event),
+    /// The clock, in seconds since the dashboard started; drives the steps/s figure.
+    Tick(f64),
+    /// The trainer thread has gone away.
+    TrainerGone,
+}
+
+/// Histories of one hidden layer.
+#[derive(Clone, Debug)]
+pub struct LayerHistory {
+    /// ‖∂L/∂h_l‖.
+    pub act_grad: History,
+    /// ‖∂L/∂W_l‖.
+    pub weight_grad: History,
+    /// RMS of h_l.
+    pub act_rms: History,
+    /// ‖ΔW_l‖/‖W_l‖.
+    pub update_ratio: History,
+}
+
+impl LayerHistory {
+    fn new() -> Self {
+        let h = || History::new(RECENT_POINTS, FULL_POINTS);
+        Self {
+            act_grad: h(),
+            weight_grad: h(),
+            act_rms: h(),
+            update_ratio: h(),
+        }
+    }
+}
+
+/// A command drawn on the charts as a labelled vertical line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Marker {
+    /// The first step the command influenced.
+    pub step: u64,
+    /// What it was, e.g. `skip → residual`.
+    pub label: String,
+}
+
+/// The switches in effect, as the dashboard believes them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SwitchState {
+    /// Skip mode.
+    pub skip: SkipMode,
+    /// Auxiliary losses on.
+    pub aux: bool,
+    /// Learning rate.
+    pub lr: f32,
+}
+
+/// The whole dashboard state.
+#[derive(Debug)]
+pub struct App {
+    /// Colours and glyphs.
+    pub theme: Theme,
+    /// The experiment the trainer runs (None until `Started`).
+    pub experiment: Option<Experiment>,
+    /// Mean-field prediction for the experiment's initialisation.
+    pub theory: Option<MeanField>,
+    /// Trainer state.
+    pub state: RunState,
+    /// Updates applied so far (from the newest snapshot or state event).
+    pub step: u64,
+    /// Switches in effect.
+    pub switches: SwitchState,
+    /// Newest snapshot, shown as text (may hold NaN/Inf).
+    pub latest: Option<Snapshot>,
+    /// Total objective.
+    pub loss: History,
+    /// Main head's loss.
+    pub main_loss: History,
+    /// Each auxiliary head's loss.
+    pub aux_losses: Vec<History>,
+    /// Test loss at each evaluation.
+    pub test_loss: History,
+    /// ‖∂L/∂h‖ of the first hidden layer.
+    pub first_grad: History,
+    /// ‖∂L/∂h‖ of the last hidden layer.
+    pub last_grad: History,
+    /// First/last ratio in dB.
+    pub ratio_db: History,
+    /// Mean highway gate over layers.
+    pub gate_mean: History,
+    /// Per-layer histories, input side first.
+    pub layers: Vec<LayerHistory>,
+    /// Commands applied, oldest first.
+    pub markers: VecDeque<Marker>,
+    /// Layer under the cursor.
+    pub cursor: usize,
+    /// Help overlay shown.
+    pub show_help: bool,
+    /// Preset picker, when open.
+    pub picker: Option<Picker>,
+    /// Last error to show in the status line.
+    pub error: Option<String>,
+    /// Steps per second, measured over about a second (None until measured).
+    pub steps_per_sec: Option<f64>,
+    rate_sample: Option<(f64, u64)>,
+    /// A restart was just requested: label for the marker at step 0 of the new run.
+    pending_restart: Option<Marker>,
+    /// Commands waiting to be sent to the trainer.
+    pub outbox: Vec<Command>,
+    /// The user asked to leave.
+    pub quit: bool,
+    /// The trainer thread ended.
+    pub trainer_gone: bool,
+    /// Something may have written over the screen (a panic message): repaint every cell.
+    pub needs_full_redraw: bool,
+}
+
+impl App {
+    /// An empty dashboard waiting for the trainer's `Started` event.
+    pub fn new(theme: Theme) -> Self {
+        let h = || History::new(RECENT_POINTS, FULL_POINTS);
+        Self {
+            theme,
+            experiment: None,
+            theory: None,
+            state: RunState::Running,
+            step: 0,
+            switches: SwitchState {
+                skip: SkipMode::Plain,
+                aux: false,
+                lr: 0.0,
+            },
+            latest: None,
+            loss: h(),
+            main_loss: h(),
+            aux_losses: Vec::new(),
+            test_loss: h(),
+            first_grad: h(),
+            last_grad: h(),
+            ratio_db: h(),
+            gate_mean: h(),
+            layers: Vec::new(),
+            markers: VecDeque::new(),
+            cursor: 0,
+            show_help: false,
+            picker: None,
+            error: None,
+            steps_per_sec: None,
+            rate_sample: None,
+            pending_restart: None,
+            outbox: Vec::new(),
+            quit: false,
+            trainer_gone: false,
+            needs_full_redraw: false,
+        }
+    }
+
+    /// Number of hidden layers of the current model.
+    pub fn depth(&self) -> usize {
+        self.experiment.as_ref().map_or(0, |e| e.model.depth)
+    }
+
+    /// The keys in force: the picker's while it is open, else the main screen's.
+    pub fn keys(&self) -> &'static [Binding] {
+        if self.picker.is_some() {
+            PICKER_KEYS
+        } else {
+            MAIN_KEYS
+        }
+    }
+
+    /// Maps a terminal key to a message using the key table in force.
+    pub fn key_to_msg(&self, key: KeyEvent) -> Option<Msg> {
+        if key.kind == KeyEventKind::Release {
+            return None;
+        }
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        self.keys()
+            .iter()
+            .find(|b| b.code == key.code && b.ctrl == ctrl)
+            .map(|b| Msg::Key(b.action))
+    }
+
+    /// The gate bias `h` switches to: the preset's own if it was a highway net.
+    pub fn highway_gate_bias(&self) -> f32 {
+        match self.experiment.as_ref().map(|e| e.model.skip) {
+            Some(SkipMode::Highway { gate_bias }) => gate_bias,
+            _ => DEFAULT_GATE_BIAS,
+        }
+    }
+
+    fn reset_history(&mut self, experiment: &Experiment) {
+        for series in [
+            &mut self.loss,
+            &mut self.main_loss,
+            &mut self.test_loss,
+            &mut self.first_grad,
+            &mut self.last_grad,
+            &mut self.ratio_db,
+            &mut self.gate_mean,
+        ] {
+            series.clear();
+        }
+        self.aux_losses.clear();
+        self.layers = (0..experiment.model.depth)
+            .map(|_| LayerHistory::new())
+            .collect();
+        self.markers.clear();
+        self.latest = None;
+        self.step = 0;
+        self.rate_sample = None;
+        self.steps_per_sec = None;
+    }
+
+    fn record(&mut self, s: &Snapshot) {
+        let x = s.step as f64;
+        self.step = s.step;
+        self.loss.push(x, s.loss);
+        self.main_loss.push(x, s.main_loss);
+        if self.aux_losses.len() < s.aux_losses.len() {
+            self.aux_losses.resize_with(s.aux_losses.len(), || {
+                History::new(RECENT_POINTS, FULL_POINTS)
+            });
+        }
+        for (history, &value) in self.aux_losses.iter_mut().zip(&s.aux_losses) {
+            history.push(x, value);
+        }
+        if let Some(test) = s.test_loss {
+            // The snapshot repeats the last evaluation; one point per evaluation is enough.
+            let previous = self.latest.as_ref().and_then(|l| l.test_loss);
+            if previous != Some(test) || self.test_loss.is_empty() {
+                self.test_loss.push(x, test);
+            }
+        }
+        if let (Some(first), Some(last)) = (s.layers.first(), s.layers.last()) {
+            self.first_grad.push(x, first.act_grad_norm);
+            self.last_grad.push(x, last.act_grad_norm);
+        }
+        self.ratio_db.push(x, s.grad_ratio_db);
+        let gates: Vec<f64> = s.layers.iter().filter_map(|l| l.gate_mean).collect();
+        if !gates.is_empty() {
+            self.gate_mean
+                .push(x, gates.iter().sum::<f64>() / gates.len() as f64);
+        }
+        if self.layers.len() < s.layers.len() {
+            self.layers.resize_with(s.layers.len(), LayerHistory::new);
+        }
+        for (history, layer) in self.layers.iter_mut().zip(&s.layers) {
+            history.act_grad.push(x, layer.act_grad_norm);
+            history.weight_grad.push(x, layer.weight_grad_norm);
+            history.act_rms.push(x, layer.act_rms);
+            history.update_ratio.push(x, layer.update_ratio);
+        }
+    }
+
+    fn push_marker(&mut self, marker: Marker) {
+        if self.markers.len() == MAX_MARKERS {
+            self.markers.pop_front();
+        }
+        self.markers.push_back(marker);
+    }
+
+    fn send(&mut self, command: Command) {
+        self.outbox.push(command);
+    }
+
+    fn set_skip(&mut self, skip: SkipMode) {
+        self.switches.skip = skip;
+        self.send(Command::SetSkip(skip));
+    }
+
+    fn scale_lr(&mut self, factor: f32) {
+        let lr = (self.switches.lr * factor).clamp(LR_RANGE.0, LR_RANGE.1);
+        self.switches.lr = lr;
+        self.send(Command::SetLearningRate(lr));
+    }
+
+    fn move_cursor(&mut self, up: bool) {
+        if let Some(picker) = self.picker.as_mut() {
+            picker.move_selection(up);
+            return;
+        }
+        let depth = self.depth();
+        self.cursor = if up {
+            self.cursor.saturating_sub(1)
+        } else {
+            (self.cursor + 1).min(depth.saturating_sub(1))
+        };
+    }
+
+    fn on_key(&mut self, action: Action) {
+        match action {
+            Action::Plain => self.set_skip(SkipMode::Plain),
+            Action::Residual => self.set_skip(SkipMode::Residual { scale: 1.0 }),
+            Action::Highway => self.set_skip(SkipMode::Highway {
+                gate_bias: self.highway_gate_bias(),
+            }),
+            Action::Dense => self.set_skip(SkipMode::Dense),
+            Action::ToggleAux => {
+                self.switches.aux = !self.switches.aux;
+                self.send(Command::SetAux(self.switches.aux));
+            }
+            Action::LrDown => self.scale_lr(0.5),
+            Action::LrUp => self.scale_lr(2.0),
+            Action::TogglePause => match self.state {
+                RunState::Running => self.send(Command::Pause),
+                RunState::Paused => self.send(Command::Resume),
+                _ => {}
+            },
+            Action::StepOnce => {
+                if self.state == RunState::Paused {
+                    self.send(Command::Step(1));
+                }
+            }
+            Action::Reset => {
+                self.pending_restart = Some(Marker {
+                    step: 0,
+                    label: format!("reset (was step {})", self.step),
+                });
+                self.send(Command::Reset);
+            }
+            Action::CursorUp => self.move_cursor(true),
+            Action::CursorDown => self.move_cursor(false),
+            Action::OpenPicker => {
+                self.show_help = false;
+                self.picker = Some(Picker::discover(std::path::Path::new("presets")));
+            }
+            Action::ToggleHelp => self.show_help = !self.show_help,
+            Action::Close => {
+                self.show_help = false;
+                self.picker = None;
+            }
+            Action::Choose => {
+                let Some(picker) = self.picker.take() else {
+                    return;
+                };
+                match picker.load_selected() {
+                    Ok(experiment) => {
+                        self.pending_restart = Some(Marker {
+                            step: 0,
+                            label: format!("load {}", experiment.name),
+                        });
+                        self.error = None;
+                        self.send(Command::LoadPreset(Box::new(experiment)));
+                    }
+                    Err(error) => {
+                        self.error = Some(format!("{error:#}"));
+                        self.picker = Some(picker);
+                    }
+                }
+            }
+            Action::Quit => self.quit = true,
+        }
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Started(experiment) => {
+                self.reset_history(&experiment);
+                self.switches = SwitchState {
+                    skip: experiment.model.skip,
+                    aux: experiment.model.aux.enabled,
+                    lr: experiment.optimizer.learning_rate(),
+                };
+                let init = &experiment.model.init;
+                self.theory = Some(mean_field(
+                    experiment.model.activation,
+                    f64::from(init.weight_var),
+                    f64::from(init.bias_var),
+                ));
+                self.cursor = self.cursor.min(experiment.model.depth.saturating_sub(1));
+                self.experiment = Some(*experiment);
+                if let Some(marker) = self.pending_restart.take() {
+                    self.push_marker(marker);
+                }
+            }
+            Event::Snapshot(snapshot) => {
+                self.record(&snapshot);
+                self.latest = Some(*snapshot);
+            }
+            Event::State { step, state } => {
+                self.step = self.step.max(step);
+                if matches!(state, RunState::Crashed(_)) {
+                    // The panic message went to stderr, on top of the dashboard.
+                    self.needs_full_redraw = true;
+                }
+                self.state = state;
+            }
+            Event::Applied { step, command } => {
+                match &command {
+                    Command::SetSkip(skip) => self.switches.skip = *skip,
+                    Command::SetAux(on) => self.switches.aux = *on,
+                    Command::SetLearningRate(lr) => self.switches.lr = *lr,
+                    _ => {}
+                }
+                // Restarts get their marker at step 0 of the new run (see `Started`); single
+                // steps would bury the chart in lines.
+                if !matches!(
+                    command,
+                    Command::Reset | Command::LoadPreset(_) | Command::Step(_)
+                ) {
+                    self.push_marker(Marker {
+                        step,
+                        label: command.label(),
+                    });
+                }
+            }
+            Event::Error(message) => self.error = Some(message),
+        }
+    }
+
+    fn on_tick(&mut self, now: f64) {
+        match self.rate_sample {
+            None => self.rate_sample = Some((now, self.step)),
+            Some((then, step)) if now - then >= 1.0 => {
+                let rate = self.step.saturating_sub(step) as f64 / (now - then);
+                // Stale while paused or stopped: say nothing rather than a misleading 0.
+                self.steps_per_sec = (self.state == RunState::Running).then_some(rate);
+                self.rate_sample = Some((now, self.step));
+            }
+            Some(_) => {}
+        }
+    }
+}
+
+/// Applies one message to the state. The only place the dashboard's state changes.
+pub fn update(app: &mut App, msg: Msg) {
+    match msg {
+        Msg::Key(action) => app.on_key(action),
+        Msg::Trainer(event) => app.on_event(event),
+        Msg::Tick(now) => app.on_tick(now),
+        Msg::TrainerGone => {
+            app.trainer_gone = true;
+            if !matches!(app.state, RunState::Crashed(_)) {
+                app.state = RunState::Crashed("the trainer thread ended".into());
+            }
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! Gradient flow: one bar per layer of ‖∂L/∂h_l‖ on a log scale, coloured by regime, and a
+//! layer × step heat map of the same quantity over the whole run.
+
+use super::app::App;
+use super::header::fmt_db;
+use super::loss::{step_column, step_range};
+use super::theme::Theme;
+use super::{fmt_value, log_tick, panel_block};
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+
+/// A layer more than this many dB below/above the last layer counts as vanishing/exploding.
+pub const REGIME_DB: f64 = 20.0;
+/// Columns left of the bars for the y labels.
+const BAR_GUTTER: u16 = 6;
+/// Columns left of the heat map for the layer labels.
+const HEAT_GUTTER: u16 = 4;
+/// Partial-cell glyphs for bar tops, in eighths.
+const EIGHTHS: [&str; 8] = [" ", "▁", "▂", "▃", "▄", "▅", "▆", "▇"];
+
+/// How a layer's gradient compares with the last layer's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Regime {
+    /// More than [`REGIME_DB`] below the last layer.
+    Vanishing,
+    /// Within ±[`REGIME_DB`] of the last layer.
+    Healthy,
+    /// More than [`REGIME_DB`] above the last layer.
+    Exploding,
+    /// NaN or Inf.
+    NonFinite,
+}
+
+/// Classifies `norm` relative to `last`.
+pub fn regime(norm: f64, last: f64) -> Regime {
+    if !norm.is_finite() || !last.is_finite() {
+        return Regime::NonFinite;
+    }
+    let db = 20.0 * (norm / last).log10();
+    if db.is_nan() {
+        Regime::Healthy
+    } else if db < -REGIME_DB {
+        Regime::Vanishing
+    } else if db > REGIME_DB {
+        Regime::Exploding
+    } else {
+        Regime::Healthy
+    }
+}
+
+fn regime_style(theme: &Theme, regime: Regime) -> Style {
+    match regime {
+        Regime::Vanishing => theme.vanishing(),
+        Regime::Healthy => theme.healthy(),
+        Regime::Exploding => theme.exploding(),
+        Regime::NonFinite => theme.alarm(),
+    }
+}
+
+/// Floor/ceil of log10 over the positive finite values, at least one decade apart.
+fn decade_bounds(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .map(f64::log10)
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    if !lo.is_finite() {
+        return None;
+    }
+    let (lo, hi) = (lo.floor(), hi.ceil());
+    Some(if hi > lo { (lo, hi) } else { (lo, lo + 1.0) })
+}
+
+/// Which layer column `c` of `width` shows when there are `depth` layers.
+fn layer_at(c: u16, width: u16, depth: usize) -> usize {
+    (usize::from(c) * depth / usize::from(width.max(1))).min(depth.saturating_sub(1))
+}
+
+/// Draws the per-layer bars, input layer on the left.
+pub fn render_bars(frame: &mut Frame, area: Rect, app: &App) {
+    let theme = &app.theme;
+    let layers = app.latest.as_ref().map_or(&[][..], |s| &s.layers[..]);
+    let norms: Vec<f64> = layers.iter().map(|l| l.act_grad_norm).collect();
+    let last = norms.last().copied().unwrap_or(f64::NAN);
+    let mut title = vec![Span::styled(" ‖∂L/∂h_l‖ per layer (log) ", theme.title())];
+    if let Some(&cursor_norm) = norms.get(app.cursor) {
+        title.push(Span::styled(format!("L{} ", app.cursor + 1), theme.key()));
+        title.push(Span::styled(
+            fmt_value(cursor_norm),
+            regime_style(theme, regime(cursor_norm, last)),
+        ));
+        title.push(Span::styled(
+            format!(
+                " {} dB vs last ",
+                fmt_db(20.0 * (cursor_norm / last).log10())
+            ),
+            theme.dim(),
+        ));
+    }
+    let block = panel_block(theme, Line::from(title));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    if inner.width <= BAR_GUTTER + 1 || inner.height < 3 || norms.is_empty() {
+        return;
+    }
+    let graph = Rect {
+        x: inner.x + BAR_GUTTER,
+        y: inner.y,
+        width: inner.width - BAR_GUTTER,
+        height: inner.height - 1,
+    };
+    let Some((lo, hi)) = decade_bounds(norms.iter().copied()) else {
+        frame.buffer_mut().set_stringn(
+            graph.x,
+            graph.y,
+            "gradients are NaN/Inf",
+            usize::from(graph.width),
+            theme.alarm(),
+        );
+        return;
+    };
+    let depth = norms.len();
+    let buf = frame.buffer_mut();
+    let eighths_total = f64::from(graph.height) * 8.0;
+    // Leave a gap between bars when there is room, so neighbouring layers read apart.
+    let per_layer = graph.width / depth as u16;
+    for c in 0..graph.width {
+        let layer = layer_at(c, graph.width, depth);
+        if per_layer >= 3 && (c + 1) % per_layer == 0 {
+            continue;
+        }
+        let norm = norms[layer];
+        let style = regime_style(theme, regime(norm, last));
+        let style = if layer == app.cursor {
+            style.patch(theme.cursor())
+        } else {
+            style
+        };
+        let x = graph.x + c;
+        if !norm.is_finite() || norm <= 0.0 {
+            let text = if norm == 0.0 { "0" } else { "!" };
+            buf.set_string(x, graph.bottom() - 1, text, theme.alarm());
+            continue;
+        }
+        let level = ((norm.log10() - lo) / (hi - lo)).clamp(0.0, 1.0);
+        // Every finite bar shows at least one eighth, so the smallest layer is still visible.
+        let eighths = ((level * eighths_total).round() as u32).max(1);
+        for row in 0..graph.height {
+            let filled = eighths.saturating_sub(u32::from(row) * 8).min(8);
+            if filled == 0 {
+                break;
+            }
+            let glyph = match (filled, theme.ascii) {
+                (8, _) => theme.block(),
+                (_, true) => "#",
+                (n, false) => EIGHTHS[n as usize],
+            };
+            buf.set_string(x, graph.bottom() - 1 - row, glyph, style);
+        }
+    }
+    for (row, v) in [(graph.top(), hi), (graph.bottom() - 1, lo)] {
+        buf.set_stringn(
+            inner.x,
+            row,
+            log_tick(v),
+            usize::from(BAR_GUTTER - 1),
+            theme.dim(),
+        );
+    }
+    let bottom = inner.bottom() - 1;
+    buf.set_stringn(
+        inner.x,
+        bottom,
+        "layer",
+        usize::from(BAR_GUTTER),
+        theme.dim(),
+    );
+    buf.set_stringn(graph.x, bottom, "1", 1, theme.dim());
+    let out = format!("{depth}");
+    let out_x = graph.right().saturating_sub(out.len() as u16).max(graph.x);
+    buf.set_stringn(out_x, bottom, out, usize::from(graph.width), theme.dim());
+    if let Some(c) = (0..graph.width).find(|&c| layer_at(c, graph.width, depth) == app.cursor) {
+        let caret = if theme.ascii { "^" } else { "▲" };
+        buf.set_string(graph.x + c, bottom, caret, theme.key());
+    }
+}
+
+/// Draws the heat map: rows are layers (input at the top), columns are steps over the whole
+/// run, colour is log10 ‖∂L/∂h_l‖. Command markers are ticks on the top border.
+pub fn render_heat(frame: &mut Frame, area: Rect, app: &App) {
+    let theme = &app.theme;
+    let block = panel_block(
+        theme,
+        Line::from(vec![
+            Span::styled(" ‖∂L/∂h_l‖: layer × step ", theme.title()),
+            Span::styled("(input at top; colour = log norm) ", theme.dim()),
+        ]),
+    );
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let depth = app.layers.len();
+    if inner.width <= HEAT_GUTTER + 1 || inner.height == 0 || depth == 0 {
+        return;
+    }
+    let graph = Rect {
+        x: inner.x + HEAT_GUTTER,
+        width: inner.width - HEAT_GUTTER,
+        ..inner
+    };
+    let (x0, x1) = step_range(app);
+    // Half blocks give two layer rows per cell when colour can tell them apart.
+    let half_blocks = theme.color && !theme.ascii;
+    let virtual_rows = graph.height * if half_blocks { 2 } else { 1 };
+    let rows: Vec<usize> = (0..virtual_rows)
+        .map(|r| layer_at(r, virtual_rows, depth))
+        .collect();
+    let width = usize::from(graph.width);
+    let mut grid: Vec<Vec<f64>> = Vec::with_capacity(rows.len());
+    let mut all = Vec::new();
+    for &layer in &rows {
+        let points = app.layers[layer].act_grad.whole_run();
+        let mut sums = vec![(0.0, 0u32); width];
+        for (x, y) in points {
+            if y > 0.0
+                && y.is_finite()
+                && let Some(col) = step_column(graph, (x0, x1), x)
+            {
+                let slot = &mut sums[usize::from(col - graph.x)];
+                slot.0 += y.log10();
+                slot.1 += 1;
+            }
+        }
+        // Columns between sparse points repeat the previous value rather than show a gap.
+        let mut last = f64::NAN;
+        let row: Vec<f64> = sums
+            .iter()
+            .map(|&(sum, n)| {
+                if n > 0 {
+                    last = sum / f64::from(n);
+                }
+                last
+            })
+            .collect();
+        all.extend(row.iter().copied().filter(|v| v.is_finite()));
+        grid.push(row);
+    }
+    let (lo, hi) = all
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        });
+    let span = if hi > lo { hi - lo } else { 1.0 };
+    let level = |v: f64| {
+        if v.is_finite() {
+            (v - lo) / span
+        } else {
+            f64::NAN
+        }
+    };
+    let buf = frame.buffer_mut();
+    for cell_row in 0..graph.height {
+        let y = graph.y + cell_row;
+        for c in 0..graph.width {
+            let x = graph.x + c;
+            let Some(cell) = buf.cell_mut((x, y)) else {
+                continue;
+            };
+            if half_blocks {
+                let top = grid[usize::from(cell_row) * 2][usize::from(c)];
+                let bottom = grid[usize::from(cell_row) * 2 + 1][usize::from(c)];
+                if !top.is_finite() && !bottom.is_finite() {
+                    continue;
+                }
+                let (_, top_style) = theme.heat(level(top));
+                let (_, bottom_style) = theme.heat(level(bottom));
+                let mut style = top_style;
+                if let Some(bg) = bottom_style.fg {
+                    style = style.bg(bg);
+                }
+                cell.set_symbol("▀").set_style(style);
+            } else {
+                let v = grid[usize::from(cell_row)][usize::from(c)];
+                if v.is_finite() {
+                    let (glyph, style) = theme.heat(level(v));
+                    cell.set_char(glyph).set_style(style);
+                }
+            }
+        }
+        let layer = rows[usize::from(cell_row) * if half_blocks { 2 } else { 1 }];
+        let label_style = if layer == app.cursor {
+            theme.key()
+        } else {
+            theme.dim()
+        };
+        buf.set_stringn(
+            inner.x,
+            y,
+            format!("L{}", layer + 1),
+            usize::from(HEAT_GUTTER - 1),
+            label_style,
+        );
+    }
+    if lo.is_finite() {
+        let legend = format!(" {} … {} ", log_tick(lo), log_tick(hi));
+        let x = area.right().saturating_sub(legend.len() as u16 + 1);
+        if x > area.x {
+            buf.set_stringn(
+                x,
+                area.bottom() - 1,
+                legend,
+                usize::from(area.width),
+                theme.dim(),
+            );
+        }
+    }
+    for marker in &app.markers {
+        if let Some(col) = step_column(graph, (x0, x1), marker.step as f64) {
+            // Only over the border line, never over the title text.
+            let on_border = buf
+                .cell((col, area.y))
+                .is_some_and(|cell| matches!(cell.symbol(), "─" | "-"));
+            if on_border {
+                let tick = if theme.ascii { "v" } else { "▼" };
+                buf.set_string(col, area.y, tick, theme.marker());
+            }
+        }
+    }
+}

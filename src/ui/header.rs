@@ -1,0 +1,148 @@
+//! Header: what is running, how fast, in which state, and the switches with their keys.
+
+use super::app::App;
+use super::fmt_value;
+use crate::config::{OptimizerSpec, TaskSpec};
+use crate::trainer::RunState;
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+/// The task in a word or two.
+pub fn task_label(task: &TaskSpec) -> String {
+    match task {
+        TaskSpec::Spirals { .. } => "spirals".into(),
+        TaskSpec::Circles { .. } => "circles".into(),
+        TaskSpec::Checkerboard { cells, .. } => format!("checkerboard {cells}×{cells}"),
+        TaskSpec::Blobs { classes, dims, .. } => format!("blobs {classes}×{dims}d"),
+        TaskSpec::Teacher { dims, .. } => format!("teacher {dims}d"),
+        TaskSpec::Csv { path, .. } => format!("csv {path}"),
+        TaskSpec::Adding { length, .. } => format!("adding T={length}"),
+        TaskSpec::Copy { symbols, delay, .. } => format!("copy {symbols} over {delay}"),
+        TaskSpec::DelayedXor { length, .. } => format!("delayed xor T={length}"),
+    }
+}
+
+/// The run state in words, e.g. `diverged at step 812, layer 3`.
+pub fn state_label(state: &RunState) -> String {
+    match state {
+        RunState::Running => "running".into(),
+        RunState::Paused => "paused".into(),
+        RunState::Finished => "finished".into(),
+        RunState::Diverged(d) => match d.layer {
+            Some(layer) => format!(
+                "diverged at step {}, layer {}: {}",
+                d.step,
+                layer + 1,
+                d.what
+            ),
+            None => format!("diverged at step {}: {}", d.step, d.what),
+        },
+        RunState::Crashed(message) => format!("crashed: {message}"),
+    }
+}
+
+/// Draws the two header lines.
+pub fn render(frame: &mut Frame, area: Rect, app: &App) {
+    let theme = &app.theme;
+    let bar = if theme.ascii { " | " } else { " │ " };
+    let sep = || Span::styled(bar, theme.dim());
+    let rate = match app.steps_per_sec {
+        Some(rate) => format!("{rate:.1} steps/s"),
+        None => "– steps/s".into(),
+    };
+    let state_style = match app.state {
+        RunState::Running => theme.healthy(),
+        RunState::Paused | RunState::Finished => theme.paused(),
+        RunState::Diverged(_) | RunState::Crashed(_) => theme.alarm(),
+    };
+    let bullet = if theme.ascii { "* " } else { "● " };
+    // The state comes first after the name: it is what must survive a narrow terminal.
+    let mut first = vec![Span::styled(" gradlab", theme.title()), sep()];
+    match &app.experiment {
+        Some(e) => first.push(Span::styled(e.name.clone(), theme.active())),
+        None => first.push(Span::styled("starting…", theme.dim())),
+    }
+    first.extend([
+        sep(),
+        Span::styled(format!("{bullet}{}", state_label(&app.state)), state_style),
+        sep(),
+        Span::raw(format!("step {}", app.step)),
+        sep(),
+        Span::styled(rate, theme.dim()),
+    ]);
+    if let Some(e) = &app.experiment {
+        let optimizer = match e.optimizer {
+            OptimizerSpec::Sgd { .. } => "SGD",
+            OptimizerSpec::Adam { .. } => "Adam",
+        };
+        let activation = format!("{:?}", e.model.activation).to_lowercase();
+        first.extend([
+            sep(),
+            Span::raw(task_label(&e.task)),
+            sep(),
+            Span::raw(format!(
+                "MLP {}×{} {activation} {optimizer}",
+                e.model.depth, e.model.width
+            )),
+        ]);
+    }
+
+    let s = &app.switches;
+    let mut second = vec![
+        Span::styled(" p r h d", theme.key()),
+        Span::styled(" skip ", theme.dim()),
+        Span::styled(s.skip.label(), theme.active()),
+        sep(),
+        Span::styled("a", theme.key()),
+        Span::styled(" aux ", theme.dim()),
+        Span::styled(if s.aux { "on" } else { "off" }, theme.active()),
+        sep(),
+        Span::styled("[ ]", theme.key()),
+        Span::styled(" lr ", theme.dim()),
+        Span::styled(format!("{:.2e}", s.lr), theme.active()),
+    ];
+    if let (Some(theory), Some(e)) = (&app.theory, &app.experiment) {
+        let hops = e.model.depth.saturating_sub(1) as f64;
+        second.extend([
+            sep(),
+            Span::styled("theory χ₁ ", theme.dim()),
+            Span::raw(fmt_value(theory.chi1)),
+            Span::styled(
+                format!(
+                    " (plain: {} dB first/last)",
+                    fmt_db(theory.predicted_db_per_layer * hops)
+                ),
+                theme.dim(),
+            ),
+        ]);
+    }
+    if let Some(latest) = &app.latest {
+        second.extend([
+            sep(),
+            Span::styled("measured ", theme.dim()),
+            Span::styled(
+                format!("{} dB", fmt_db(latest.grad_ratio_db)),
+                if latest.grad_ratio_db.is_finite() {
+                    theme.text()
+                } else {
+                    theme.alarm()
+                },
+            ),
+        ]);
+    }
+    frame.render_widget(
+        Paragraph::new(vec![Line::from(first), Line::from(second)]),
+        area,
+    );
+}
+
+/// Decibels with one decimal, NaN/Inf spelled out.
+pub fn fmt_db(db: f64) -> String {
+    if db.is_finite() {
+        format!("{db:+.1}")
+    } else {
+        fmt_value(db)
+    }
+}

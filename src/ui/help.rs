@@ -1,0 +1,57 @@
+//! The `?` overlay: every key from the key table, and how to read the panels.
+
+use super::app::{App, MAIN_KEYS};
+use super::panel_block;
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Flex, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Clear, Paragraph, Wrap};
+
+/// Draws the help overlay centred on `area`.
+pub fn render(frame: &mut Frame, area: Rect, app: &App) {
+    let theme = &app.theme;
+    let mut lines: Vec<Line> = MAIN_KEYS
+        .iter()
+        .filter(|b| !b.key_label.is_empty())
+        .map(|b| {
+            let key = if theme.ascii {
+                b.key_label.replace('↑', "Up").replace('↓', "Down")
+            } else {
+                b.key_label.to_string()
+            };
+            Line::from(vec![
+                Span::styled(format!(" {key:>7}  "), theme.key()),
+                Span::raw(b.help),
+            ])
+        })
+        .collect();
+    lines.push(Line::raw(""));
+    lines.push(Line::from(vec![
+        Span::styled(" bars ", theme.dim()),
+        Span::styled("vanishing", theme.vanishing()),
+        Span::styled(" / ", theme.dim()),
+        Span::styled("healthy", theme.healthy()),
+        Span::styled(" / ", theme.dim()),
+        Span::styled("exploding", theme.exploding()),
+        Span::styled(": ‖∂L/∂h_l‖ vs the last layer, ±20 dB", theme.dim()),
+    ]));
+    lines.push(Line::styled(
+        " markers: a command took effect at that step",
+        theme.dim(),
+    ));
+    let height = (lines.len() as u16 + 2).min(area.height);
+    let width = 62.min(area.width);
+    let [popup] = Layout::vertical([Constraint::Length(height)])
+        .flex(Flex::Center)
+        .areas(area);
+    let [popup] = Layout::horizontal([Constraint::Length(width)])
+        .flex(Flex::Center)
+        .areas(popup);
+    frame.render_widget(Clear, popup);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(panel_block(theme, " keys (? or Esc closes) ")),
+        popup,
+    );
+}

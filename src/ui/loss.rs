@@ -1,0 +1,190 @@
+//! Loss panel: main loss, test loss and each auxiliary head on a log axis over the whole run,
+//! with a labelled vertical line where each command took effect.
+
+use super::app::App;
+use super::{fmt_value, log_tick, panel_block};
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Axis, Chart, Dataset, GraphType};
+
+/// Columns left of the plot for the y labels.
+const Y_GUTTER: u16 = 6;
+
+/// Step range shown by the whole-run panels (loss chart and heat map), so markers line up.
+pub fn step_range(app: &App) -> (f64, f64) {
+    let first = app
+        .main_loss
+        .full()
+        .first()
+        .or(app.main_loss.recent().first());
+    let x0 = first.map_or(0.0, |p| p.0).min(app.step as f64);
+    let x1 = (app.step as f64).max(x0 + 1.0);
+    (x0, x1)
+}
+
+/// Column of `step` inside `graph` for the step range `(x0, x1)`, if it falls inside.
+pub fn step_column(graph: Rect, (x0, x1): (f64, f64), step: f64) -> Option<u16> {
+    if graph.width == 0 || step < x0 || step > x1 {
+        return None;
+    }
+    let offset = ((step - x0) / (x1 - x0) * f64::from(graph.width - 1)).round();
+    Some(graph.x + offset as u16)
+}
+
+/// (step, log10 value) of the positive finite points: what a log axis can show.
+fn log_points(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    points
+        .iter()
+        .filter(|(x, y)| x.is_finite() && y.is_finite() && *y > 0.0)
+        .map(|&(x, y)| (x, y.log10()))
+        .collect()
+}
+
+/// Draws the loss chart.
+pub fn render(frame: &mut Frame, area: Rect, app: &App) {
+    let theme = &app.theme;
+    let latest = app.latest.as_ref();
+    let mut title = vec![Span::styled(" loss (log) ", theme.title())];
+    if let Some(s) = latest {
+        title.extend(super::value_spans(
+            theme,
+            "main ",
+            s.main_loss,
+            theme.series(0),
+        ));
+        if let Some(test) = s.test_loss {
+            title.extend(super::value_spans(theme, "  test ", test, theme.series(1)));
+        }
+        if let Some(acc) = s.test_accuracy {
+            title.push(Span::styled(
+                format!(" acc {:.1}%", 100.0 * acc),
+                theme.series(1),
+            ));
+        }
+        if !s.aux_losses.is_empty() {
+            title.push(Span::styled(
+                format!("  aux×{}", s.aux_losses.len()),
+                theme.series(2),
+            ));
+        }
+        title.push(Span::raw(" "));
+    }
+    let block = panel_block(theme, Line::from(title));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    if inner.width <= Y_GUTTER + 2 || inner.height < 3 {
+        return;
+    }
+    let graph = Rect {
+        x: inner.x + Y_GUTTER,
+        y: inner.y,
+        width: inner.width - Y_GUTTER,
+        height: inner.height - 1,
+    };
+
+    let mut series: Vec<(Vec<(f64, f64)>, Style)> = vec![
+        (log_points(&app.main_loss.whole_run()), theme.series(0)),
+        (log_points(&app.test_loss.whole_run()), theme.series(1)),
+    ];
+    for (i, aux) in app.aux_losses.iter().enumerate() {
+        series.push((log_points(&aux.whole_run()), theme.series(2 + i)));
+    }
+    let (x0, x1) = step_range(app);
+    let (mut lo, mut hi) = series
+        .iter()
+        .flat_map(|(points, _)| points.iter().map(|p| p.1))
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), y| {
+            (lo.min(y), hi.max(y))
+        });
+    if !lo.is_finite() || !hi.is_finite() {
+        (lo, hi) = (-1.0, 0.0);
+    }
+    let pad = ((hi - lo) * 0.05).max(0.05);
+    (lo, hi) = (lo - pad, hi + pad);
+
+    let datasets: Vec<Dataset> = series
+        .iter()
+        .map(|(points, style)| {
+            Dataset::default()
+                .marker(theme.chart_marker())
+                .graph_type(GraphType::Line)
+                .style(*style)
+                .data(points)
+        })
+        .collect();
+    let chart = Chart::new(datasets)
+        .x_axis(Axis::default().bounds([x0, x1]))
+        .y_axis(Axis::default().bounds([lo, hi]))
+        .legend_position(None);
+    frame.render_widget(chart, graph);
+
+    let buf = frame.buffer_mut();
+    // y labels: top, middle, bottom of the log axis.
+    for (row, v) in [
+        (graph.top(), hi),
+        (graph.y + graph.height / 2, (lo + hi) / 2.0),
+        (graph.bottom().saturating_sub(1), lo),
+    ] {
+        buf.set_stringn(
+            inner.x,
+            row,
+            log_tick(v),
+            usize::from(Y_GUTTER - 1),
+            theme.dim(),
+        );
+    }
+    // x labels along the bottom row.
+    let bottom = inner.bottom() - 1;
+    buf.set_stringn(graph.x, bottom, format!("{x0:.0}"), 10, theme.dim());
+    let right = format!("step {x1:.0}");
+    let right_x = graph
+        .right()
+        .saturating_sub(right.len() as u16)
+        .max(graph.x);
+    buf.set_stringn(
+        right_x,
+        bottom,
+        right,
+        usize::from(graph.width),
+        theme.dim(),
+    );
+
+    for marker in &app.markers {
+        let Some(col) = step_column(graph, (x0, x1), marker.step as f64) else {
+            continue;
+        };
+        for row in graph.top()..graph.bottom() {
+            if let Some(cell) = buf.cell_mut((col, row))
+                && cell.symbol() == " "
+            {
+                cell.set_symbol(theme.vline()).set_style(theme.marker());
+            }
+        }
+        // Labels go right of the line unless that would run off the panel.
+        let room = usize::from(graph.right().saturating_sub(col + 1));
+        let label = &marker.label;
+        let width = label.chars().count();
+        let x = if width <= room || col < graph.x + width as u16 + 1 {
+            col + 1
+        } else {
+            col - width as u16
+        };
+        let max = usize::from(graph.right().saturating_sub(x));
+        buf.set_stringn(x, graph.top(), label, max, theme.marker());
+    }
+    if latest.is_some_and(|s| !s.main_loss.is_finite()) {
+        let note = format!(
+            "loss is {}",
+            fmt_value(latest.map_or(f64::NAN, |s| s.main_loss))
+        );
+        buf.set_stringn(
+            graph.x + 1,
+            graph.y + graph.height / 2,
+            note,
+            usize::from(graph.width),
+            theme.alarm(),
+        );
+    }
+}

@@ -1,0 +1,207 @@
+//! The dashboard: state and messages (`app`), the terminal loop (`event`), and one file per
+//! panel, drawn by [`render`].
+
+pub mod app;
+pub mod event;
+pub mod gradient_flow;
+pub mod header;
+pub mod help;
+pub mod history;
+pub mod loss;
+pub mod picker;
+pub mod sparklines;
+pub mod status;
+pub mod theme;
+
+use app::App;
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph};
+use theme::Theme;
+
+/// Below this width or height only a one-line "terminal too small" message is drawn.
+pub const MIN_WIDTH: u16 = 40;
+/// See [`MIN_WIDTH`].
+pub const MIN_HEIGHT: u16 = 12;
+/// Terminals narrower than this get the compact layout.
+pub const COMPACT_BELOW_WIDTH: u16 = 120;
+/// Terminals shorter than this get the compact layout.
+pub const COMPACT_BELOW_HEIGHT: u16 = 36;
+/// Header lines.
+const HEADER_ROWS: u16 = 2;
+/// Status line.
+const STATUS_ROWS: u16 = 1;
+/// Compact layout: heat map rows including its border.
+const COMPACT_HEAT_ROWS: u16 = 6;
+/// Compact layout: sparkline rows including the border (two columns of four).
+const COMPACT_SPARK_ROWS: u16 = 6;
+/// Compact layout: smallest height the loss/gradient row is squeezed to.
+const COMPACT_MIN_TOP_ROWS: u16 = 5;
+/// Wide layout: share of the body height for the loss chart and gradient bars.
+const WIDE_TOP_PERCENT: u16 = 45;
+/// Wide layout: share of the width for the left column (loss chart, heat map).
+const WIDE_LEFT_PERCENT: u16 = 55;
+
+/// Where each panel goes for one frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Areas {
+    /// Header lines.
+    pub header: Rect,
+    /// Loss chart.
+    pub loss: Rect,
+    /// Per-layer gradient bars.
+    pub bars: Rect,
+    /// Layer × step heat map.
+    pub heat: Rect,
+    /// Sparklines.
+    pub sparklines: Rect,
+    /// Status line.
+    pub status: Rect,
+}
+
+/// Splits the screen. Returns None when it is too small to draw the dashboard.
+///
+/// Compact (below 120×36, e.g. 80×24):
+/// ```text
+/// ┌ header (2 lines) ───────────────────────────┐
+/// ├ loss chart          │ gradient bars per layer │  fills
+/// ├ heat map: layer × step ─────────────────────┤  6 rows
+/// ├ sparklines (two columns) ───────────────────┤  6 rows
+/// └ status line ────────────────────────────────┘
+/// ```
+/// Wide (120×36 and up):
+/// ```text
+/// ┌ header (2 lines) ──────────────────────────────────┐
+/// ├ loss chart (55 %)          │ gradient bars (45 %)   │  45 % of the body
+/// ├ heat map: layer × step     │ sparklines, stacked    │  the rest
+/// └ status line ───────────────────────────────────────┘
+/// ```
+pub fn layout(area: Rect) -> Option<Areas> {
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        return None;
+    }
+    let compact = area.width < COMPACT_BELOW_WIDTH || area.height < COMPACT_BELOW_HEIGHT;
+    if compact {
+        let [header, top, heat, sparklines, status] = Layout::vertical([
+            Constraint::Length(HEADER_ROWS),
+            Constraint::Min(COMPACT_MIN_TOP_ROWS),
+            Constraint::Length(COMPACT_HEAT_ROWS),
+            Constraint::Length(COMPACT_SPARK_ROWS),
+            Constraint::Length(STATUS_ROWS),
+        ])
+        .areas(area);
+        let [loss, bars] =
+            Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(top);
+        Some(Areas {
+            header,
+            loss,
+            bars,
+            heat,
+            sparklines,
+            status,
+        })
+    } else {
+        let [header, top, bottom, status] = Layout::vertical([
+            Constraint::Length(HEADER_ROWS),
+            Constraint::Percentage(WIDE_TOP_PERCENT),
+            Constraint::Fill(1),
+            Constraint::Length(STATUS_ROWS),
+        ])
+        .areas(area);
+        let columns = [
+            Constraint::Percentage(WIDE_LEFT_PERCENT),
+            Constraint::Percentage(100 - WIDE_LEFT_PERCENT),
+        ];
+        let [loss, bars] = Layout::horizontal(columns).areas(top);
+        let [heat, sparklines] = Layout::horizontal(columns).areas(bottom);
+        Some(Areas {
+            header,
+            loss,
+            bars,
+            heat,
+            sparklines,
+            status,
+        })
+    }
+}
+
+/// Draws the whole dashboard for the current state.
+pub fn render(frame: &mut Frame, app: &App) {
+    let area = frame.area();
+    let Some(areas) = layout(area) else {
+        let message = format!(
+            "terminal too small ({}×{}): need {MIN_WIDTH}×{MIN_HEIGHT}; q quits",
+            area.width, area.height
+        );
+        frame.render_widget(Paragraph::new(message).style(app.theme.alarm()), area);
+        return;
+    };
+    header::render(frame, areas.header, app);
+    loss::render(frame, areas.loss, app);
+    gradient_flow::render_bars(frame, areas.bars, app);
+    gradient_flow::render_heat(frame, areas.heat, app);
+    sparklines::render(frame, areas.sparklines, app);
+    status::render(frame, areas.status, app);
+    if app.show_help {
+        help::render(frame, area, app);
+    }
+    picker::render(frame, area, app);
+}
+
+/// A bordered panel with a title, in the theme's border style.
+pub fn panel_block<'a>(theme: &Theme, title: impl Into<Line<'a>>) -> Block<'a> {
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_type(theme.border_type())
+        .border_style(theme.dim())
+        .title(title.into().style(theme.title()));
+    match theme.border_set() {
+        Some(set) => block.border_set(set),
+        None => block,
+    }
+}
+
+/// A number for text: scientific for finite values, and NaN/Inf spelled out (never charted).
+pub fn fmt_value(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        }
+    } else if v == 0.0 {
+        "0".into()
+    } else if (0.01..1000.0).contains(&v.abs()) {
+        format!("{v:.3}")
+    } else {
+        format!("{v:.2e}")
+    }
+}
+
+/// A labelled value span pair, e.g. `loss 0.693`, with non-finite values in the alarm style.
+pub fn value_spans<'a>(
+    theme: &Theme,
+    label: &'a str,
+    v: f64,
+    style: ratatui::style::Style,
+) -> [Span<'a>; 2] {
+    let value_style = if v.is_finite() { style } else { theme.alarm() };
+    [
+        Span::styled(label, theme.dim()),
+        Span::styled(fmt_value(v), value_style),
+    ]
+}
+
+/// Tick label for a log10 value on a log axis: `10^v` written compactly.
+pub fn log_tick(v: f64) -> String {
+    let value = 10f64.powf(v);
+    if (0.01..1000.0).contains(&value) {
+        let s = format!("{value:.2}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        format!("{value:.0e}")
+    }
+}

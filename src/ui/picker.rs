@@ -1,0 +1,142 @@
+//! The preset picker: built-in presets plus `.ron` files in `./presets`, loaded on Enter.
+
+use super::app::App;
+use crate::config::{Experiment, builtin_presets, load_preset};
+use anyhow::Result;
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Flex, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Borders, Clear, List, ListItem, ListState};
+use std::path::{Path, PathBuf};
+
+/// Where a picker entry comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PresetSource {
+    /// A preset compiled into the binary.
+    Builtin(&'static str),
+    /// A `.ron` file on disk.
+    File(PathBuf),
+}
+
+/// The open picker: its entries and the one under the cursor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Picker {
+    /// Entries, built-ins first.
+    pub entries: Vec<PresetSource>,
+    /// Index of the highlighted entry.
+    pub selected: usize,
+    /// Why the folder could not be read, if it could not.
+    pub folder_error: Option<String>,
+}
+
+impl Picker {
+    /// Lists the built-in presets and the `.ron` files in `folder` that are not verbatim copies
+    /// of a built-in (the repository's own `presets/` holds exactly those).
+    pub fn discover(folder: &Path) -> Self {
+        let mut entries: Vec<PresetSource> = builtin_presets()
+            .iter()
+            .map(|p| PresetSource::Builtin(p.name))
+            .collect();
+        let mut folder_error = None;
+        match std::fs::read_dir(folder) {
+            Ok(dir) => {
+                let mut files: Vec<PathBuf> = dir
+                    .filter_map(|entry| entry.ok().map(|e| e.path()))
+                    .filter(|path| path.extension().is_some_and(|e| e == "ron"))
+                    .filter(|path| !is_builtin_copy(path))
+                    .collect();
+                files.sort();
+                entries.extend(files.into_iter().map(PresetSource::File));
+            }
+            // No folder is the usual case outside the repository, not an error.
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => folder_error = Some(format!("{}: {error}", folder.display())),
+        }
+        Self {
+            entries,
+            selected: 0,
+            folder_error,
+        }
+    }
+
+    /// Moves the highlight, wrapping around.
+    pub fn move_selection(&mut self, up: bool) {
+        let n = self.entries.len();
+        if n == 0 {
+            return;
+        }
+        self.selected = if up {
+            (self.selected + n - 1) % n
+        } else {
+            (self.selected + 1) % n
+        };
+    }
+
+    /// Parses the highlighted preset.
+    pub fn load_selected(&self) -> Result<Experiment> {
+        match self.entries.get(self.selected) {
+            Some(PresetSource::Builtin(name)) => load_preset(name),
+            Some(PresetSource::File(path)) => load_preset(&path.to_string_lossy()),
+            None => Err(anyhow::anyhow!("no preset to load")),
+        }
+    }
+}
+
+fn is_builtin_copy(path: &Path) -> bool {
+    let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+        return false;
+    };
+    let Some(builtin) = builtin_presets().iter().find(|p| p.name == stem) else {
+        return false;
+    };
+    std::fs::read_to_string(path).is_ok_and(|text| text == builtin.source)
+}
+
+/// Draws the picker as a centred overlay.
+pub fn render(frame: &mut Frame, area: Rect, app: &App) {
+    let Some(picker) = &app.picker else {
+        return;
+    };
+    let theme = &app.theme;
+    let height = (picker.entries.len() as u16 + 4).min(area.height);
+    let width = 60.min(area.width);
+    let [popup] = Layout::vertical([Constraint::Length(height)])
+        .flex(Flex::Center)
+        .areas(area);
+    let [popup] = Layout::horizontal([Constraint::Length(width)])
+        .flex(Flex::Center)
+        .areas(popup);
+    frame.render_widget(Clear, popup);
+    let items: Vec<ListItem> = picker
+        .entries
+        .iter()
+        .map(|entry| match entry {
+            PresetSource::Builtin(name) => ListItem::new(Line::from(vec![
+                Span::styled(name.to_string(), theme.text()),
+                Span::styled("  built-in", theme.dim()),
+            ])),
+            PresetSource::File(path) => ListItem::new(Line::from(vec![
+                Span::styled(path.display().to_string(), theme.text()),
+                Span::styled("  file", theme.dim()),
+            ])),
+        })
+        .collect();
+    let mut footer = vec![
+        Span::styled(" Enter", theme.key()),
+        Span::styled(" load  ", theme.dim()),
+        Span::styled("Esc", theme.key()),
+        Span::styled(" cancel ", theme.dim()),
+    ];
+    if let Some(error) = &picker.folder_error {
+        footer.push(Span::styled(error.clone(), theme.alarm()));
+    }
+    let block = super::panel_block(theme, " load a preset (restarts the run) ")
+        .borders(Borders::ALL)
+        .title_bottom(Line::from(footer));
+    let list = List::new(items)
+        .block(block)
+        .highlight_style(theme.cursor())
+        .highlight_symbol(if theme.ascii { "> " } else { "▶ " });
+    let mut state = ListState::default().with_selected(Some(picker.selected));
+    frame.render_stateful_widget(list, popup, &mut state);
+}

@@ -1,0 +1,234 @@
+//! Sparklines over the recent window: first/last-layer gradient norms, their ratio in dB, the
+//! mean highway gate, and the cursor layer's weight gradient, activation RMS and update ratio.
+
+use super::app::App;
+use super::header::fmt_db;
+use super::history::History;
+use super::{fmt_value, panel_block};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Sparkline};
+
+/// Width of the label column when a sparkline shares its row with its label.
+const INLINE_LABEL: u16 = 26;
+/// Sparkline heights are scaled into SPARK_MIN..=SPARK_MAX so the minimum still shows a sliver.
+const SPARK_MAX: u64 = 96;
+/// One eighth of a cell: the lowest visible bar.
+const SPARK_MIN: u64 = SPARK_MAX / 8;
+
+/// Reads one metric of a layer.
+type LayerField = fn(&crate::metrics::LayerMetrics) -> f64;
+
+/// One sparkline to draw.
+struct Series<'a> {
+    label: String,
+    /// Text for the newest value (NaN/Inf spelled out).
+    value: String,
+    value_finite: bool,
+    history: Option<&'a History>,
+    log: bool,
+    style: Style,
+}
+
+/// Scales the newest `width` points into sparkline heights; non-finite points are already gone.
+fn bars(history: &History, width: usize, log: bool) -> Vec<u64> {
+    let points = history.recent();
+    let start = points.len().saturating_sub(width);
+    let values: Vec<f64> = points[start..]
+        .iter()
+        .filter(|p| !log || p.1 > 0.0)
+        .map(|p| if log { p.1.log10() } else { p.1 })
+        .filter(|v| v.is_finite())
+        .collect();
+    let (lo, hi) = values
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        });
+    let span = if hi > lo { hi - lo } else { 1.0 };
+    values
+        .iter()
+        .map(|v| SPARK_MIN + ((v - lo) / span * (SPARK_MAX - SPARK_MIN) as f64).round() as u64)
+        .collect()
+}
+
+/// Draws the sparkline panel.
+pub fn render(frame: &mut Frame, area: Rect, app: &App) {
+    let theme = &app.theme;
+    let latest = app.latest.as_ref();
+    let layer_value = |i: Option<usize>, f: LayerField| {
+        latest
+            .and_then(|s| i.and_then(|i| s.layers.get(i)))
+            .map_or(f64::NAN, f)
+    };
+    let depth = latest.map_or(0, |s| s.layers.len());
+    let first = (depth > 0).then_some(0);
+    let last = depth.checked_sub(1);
+    let cursor = (app.cursor < depth).then_some(app.cursor);
+    let c = app.cursor + 1;
+    let cursor_layer = app.layers.get(app.cursor);
+    let gate = latest.and_then(|s| {
+        let gates: Vec<f64> = s.layers.iter().filter_map(|l| l.gate_mean).collect();
+        (!gates.is_empty()).then(|| gates.iter().sum::<f64>() / gates.len() as f64)
+    });
+    let value = |v: f64| (fmt_value(v), v.is_finite());
+    let ratio = latest.map_or(f64::NAN, |s| s.grad_ratio_db);
+    let mut series = vec![
+        {
+            let v = layer_value(first, |l| l.act_grad_norm);
+            let (value, value_finite) = value(v);
+            Series {
+                label: "‖∂L/∂h‖ first".into(),
+                value,
+                value_finite,
+                history: Some(&app.first_grad),
+                log: true,
+                style: theme.vanishing(),
+            }
+        },
+        {
+            let v = layer_value(last, |l| l.act_grad_norm);
+            let (value, value_finite) = value(v);
+            Series {
+                label: "‖∂L/∂h‖ last".into(),
+                value,
+                value_finite,
+                history: Some(&app.last_grad),
+                log: true,
+                style: theme.healthy(),
+            }
+        },
+        Series {
+            label: "first/last dB".into(),
+            value: fmt_db(ratio),
+            value_finite: ratio.is_finite(),
+            history: Some(&app.ratio_db),
+            log: false,
+            style: theme.series(0),
+        },
+        match gate {
+            Some(g) => {
+                let (value, value_finite) = value(g);
+                Series {
+                    label: "gate mean T".into(),
+                    value,
+                    value_finite,
+                    history: Some(&app.gate_mean),
+                    log: false,
+                    style: theme.series(1),
+                }
+            }
+            None => Series {
+                label: "gate T".into(),
+                value: "n/a (no highway)".into(),
+                value_finite: true,
+                history: None,
+                log: false,
+                style: theme.dim(),
+            },
+        },
+    ];
+    let per_layer: [(&str, LayerField, usize); 3] = [
+        ("‖∂L/∂W‖", |l| l.weight_grad_norm, 0),
+        ("act RMS", |l| l.act_rms, 1),
+        ("‖ΔW‖/‖W‖", |l| l.update_ratio, 2),
+    ];
+    for (name, f, i) in per_layer {
+        let v = layer_value(cursor, f);
+        let (value, value_finite) = value(v);
+        let history = cursor_layer.map(|h| match i {
+            0 => &h.weight_grad,
+            1 => &h.act_rms,
+            _ => &h.update_ratio,
+        });
+        series.push(Series {
+            label: format!("L{c} {name}"),
+            value,
+            value_finite,
+            history,
+            log: true,
+            style: theme.series(2 + i),
+        });
+    }
+
+    let block = panel_block(
+        theme,
+        Line::from(vec![
+            Span::styled(" recent ", theme.title()),
+            Span::styled(format!("(cursor: layer {c}, ↑↓ moves) "), theme.dim()),
+        ]),
+    );
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    if inner.width < 4 || inner.height == 0 {
+        return;
+    }
+    // One column when every series gets a row of its own, else two side by side.
+    let columns: Vec<Rect> = if usize::from(inner.height) >= series.len() {
+        vec![inner]
+    } else {
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
+            .spacing(1)
+            .split(inner)
+            .to_vec()
+    };
+    let per_column = series.len().div_ceil(columns.len());
+    for (column, chunk) in columns.iter().zip(series.chunks(per_column)) {
+        let rows = (column.height / per_column as u16).max(1);
+        for (i, s) in chunk.iter().enumerate() {
+            let y = column.y + rows * i as u16;
+            if y >= column.bottom() {
+                break;
+            }
+            let height = rows.min(column.bottom() - y);
+            let row = Rect {
+                y,
+                height,
+                ..*column
+            };
+            draw_series(frame, row, app, s);
+        }
+    }
+}
+
+fn draw_series(frame: &mut Frame, row: Rect, app: &App, s: &Series) {
+    let theme = &app.theme;
+    let label = Line::from(vec![
+        Span::styled(format!("{} ", s.label), theme.dim()),
+        Span::styled(
+            s.value.clone(),
+            if s.value_finite {
+                theme.text()
+            } else {
+                theme.alarm()
+            },
+        ),
+    ]);
+    let (label_area, spark_area) = if row.height >= 2 {
+        let [label_area, spark_area] =
+            Layout::vertical([Constraint::Length(1), Constraint::Fill(1)]).areas(row);
+        (label_area, spark_area)
+    } else {
+        let label_width = INLINE_LABEL.min(row.width);
+        let [label_area, spark_area] =
+            Layout::horizontal([Constraint::Length(label_width), Constraint::Fill(1)]).areas(row);
+        (label_area, spark_area)
+    };
+    frame.render_widget(Paragraph::new(label), label_area);
+    if let Some(history) = s.history
+        && spark_area.width > 0
+        && spark_area.height > 0
+    {
+        let data = bars(history, usize::from(spark_area.width), s.log);
+        frame.render_widget(
+            Sparkline::default()
+                .data(data)
+                .max(SPARK_MAX)
+                .bar_set(theme.bar_set())
+                .style(s.style),
+            spark_area,
+        );
+    }
+}

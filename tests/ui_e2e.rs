@@ -1,0 +1,154 @@
+//! End to end: the real binary in tmux. Starts training, presses `r`, sees residual in the
+//! header and the first-layer gradient norm rise, presses `q`, and checks the shell is back.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn tmux(args: &[&str]) -> Option<String> {
+    let output = Command::new("tmux").args(args).output().ok()?;
+    Some(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+fn capture(session: &str) -> String {
+    tmux(&["capture-pane", "-p", "-t", session]).unwrap_or_default()
+}
+
+/// Polls the pane until `found` returns a value or `timeout` passes.
+fn wait_for<T>(session: &str, timeout: Duration, found: impl Fn(&str) -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Some(value) = found(&capture(session)) {
+            return Some(value);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    None
+}
+
+/// The number after `label` on the screen, e.g. the first-layer ‖∂L/∂h‖.
+fn number_after(screen: &str, label: &str) -> Option<f64> {
+    let start = screen.find(label)? + label.len();
+    screen[start..].split_whitespace().next()?.parse().ok()
+}
+
+fn header_step(screen: &str) -> Option<u64> {
+    let line = screen.lines().next()?;
+    number_after(line, "step ").map(|s| s as u64)
+}
+
+/// Ends the tmux session even when an assertion fails.
+struct Session(String);
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = tmux(&["kill-session", "-t", &self.0]);
+    }
+}
+
+#[test]
+fn residual_key_restores_gradient_flow_and_q_restores_the_terminal() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("note: tmux is not installed; skipping the end-to-end dashboard test");
+        return;
+    }
+    let binary = env!("CARGO_BIN_EXE_gradlab");
+    let name = format!("gradlab-e2e-{}", std::process::id());
+    let session = Session(name.clone());
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &name,
+        "-x",
+        "120",
+        "-y",
+        "40",
+        "-c",
+        env!("CARGO_MANIFEST_DIR"),
+        "env PS1='$ ' sh",
+    ])
+    .expect("tmux starts");
+    tmux(&[
+        "send-keys",
+        "-t",
+        &name,
+        &format!("{binary} --preset plain-deep"),
+        "Enter",
+    ]);
+
+    let label = "‖∂L/∂h‖ first ";
+    let before = wait_for(&name, Duration::from_secs(60), |screen| {
+        (header_step(screen)? >= 30).then_some(())?;
+        number_after(screen, label)
+    })
+    .unwrap_or_else(|| panic!("training did not show up:\n{}", capture(&name)));
+    assert!(capture(&name).contains("skip plain"), "{}", capture(&name));
+
+    tmux(&["send-keys", "-t", &name, "r"]);
+    let after = wait_for(&name, Duration::from_secs(60), |screen| {
+        if !screen.contains("skip residual") {
+            return None;
+        }
+        number_after(screen, label).filter(|v| *v > before * 100.0)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "first-layer gradient did not rise from {before:e}:\n{}",
+            capture(&name)
+        )
+    });
+    assert!(after > before * 100.0);
+
+    tmux(&["send-keys", "-t", &name, "q"]);
+    let back = wait_for(&name, Duration::from_secs(15), |_| {
+        let alternate = tmux(&["display-message", "-p", "-t", &name, "#{alternate_on}"])?;
+        let command = tmux(&[
+            "display-message",
+            "-p",
+            "-t",
+            &name,
+            "#{pane_current_command}",
+        ])?;
+        (alternate.trim() == "0" && command.trim() != "gradlab").then_some(())
+    });
+    assert!(
+        back.is_some(),
+        "still in the dashboard after q:\n{}",
+        capture(&name)
+    );
+    tmux(&["send-keys", "-t", &name, "echo GRADLAB_EXIT=$?", "Enter"]);
+    let exit = wait_for(&name, Duration::from_secs(5), |screen| {
+        number_after(screen, "GRADLAB_EXIT=").or_else(|| {
+            let at = screen.rfind("GRADLAB_EXIT=")? + "GRADLAB_EXIT=".len();
+            screen[at..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse()
+                .ok()
+        })
+    });
+    assert_eq!(exit, Some(0.0), "exit status:\n{}", capture(&name));
+    let screen = capture(&name);
+    assert!(
+        screen.contains("$ "),
+        "a shell prompt is visible:\n{screen}"
+    );
+    assert!(
+        !screen.contains("‖∂L/∂h_l‖"),
+        "dashboard left on the screen:\n{screen}"
+    );
+    drop(session);
+}
+
+#[test]
+fn refuses_to_draw_when_stdout_is_not_a_terminal() {
+    let output = Command::new(env!("CARGO_BIN_EXE_gradlab"))
+        .args(["--preset", "plain-deep"])
+        .output()
+        .expect("binary runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("gradlab run"), "{stderr}");
+    assert!(output.stdout.is_empty(), "nothing drawn on a pipe");
+}

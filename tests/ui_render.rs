@@ -1,0 +1,195 @@
+//! Whole-screen rendering: insta snapshots at three sizes from a deterministic run, and no
+//! panic at any size.
+
+use gradlab::config::{SkipMode, load_preset};
+use gradlab::metrics::Divergence;
+use gradlab::trainer::{Command, Event, RunState, Trainer, VecSink, run_headless};
+use gradlab::ui::app::{Action, App, Msg, update};
+use gradlab::ui::render;
+use gradlab::ui::theme::Theme;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+/// plain-deep, seed from the preset, 40 steps, residual switched on at step 25: the same events
+/// on every run, and no wall-clock values (no `Tick`, so steps/s stays blank).
+fn recorded_app(theme: Theme) -> App {
+    let experiment = load_preset("plain-deep").expect("built-in preset");
+    let mut trainer = Trainer::new(experiment.clone(), None).expect("trainer builds");
+    let mut sink = VecSink::default();
+    let schedule = [(25, Command::SetSkip(SkipMode::Residual { scale: 1.0 }))];
+    run_headless(&mut trainer, 40, &schedule, &mut sink);
+    let mut app = App::new(theme);
+    update(&mut app, Msg::Trainer(Event::Started(Box::new(experiment))));
+    for event in sink.events {
+        // The headless run ends in `Finished`; the dashboard never sees that state live.
+        if !matches!(
+            event,
+            Event::State {
+                state: RunState::Finished,
+                ..
+            }
+        ) {
+            update(&mut app, Msg::Trainer(event));
+        }
+    }
+    for _ in 0..3 {
+        update(&mut app, Msg::Key(Action::CursorDown));
+    }
+    app.outbox.clear();
+    app
+}
+
+fn plain_theme() -> Theme {
+    Theme {
+        color: true,
+        ascii: false,
+    }
+}
+
+fn draw(app: &App, width: u16, height: u16) -> Terminal<TestBackend> {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("test backend");
+    terminal.draw(|frame| render(frame, app)).expect("draw");
+    terminal
+}
+
+fn screen_text(terminal: &Terminal<TestBackend>) -> String {
+    terminal.backend().to_string()
+}
+
+#[test]
+fn snapshot_80x24() {
+    let app = recorded_app(plain_theme());
+    insta::assert_snapshot!("dashboard_80x24", draw(&app, 80, 24).backend());
+}
+
+#[test]
+fn snapshot_120x40() {
+    let app = recorded_app(plain_theme());
+    insta::assert_snapshot!("dashboard_120x40", draw(&app, 120, 40).backend());
+}
+
+#[test]
+fn snapshot_200x60() {
+    let app = recorded_app(plain_theme());
+    insta::assert_snapshot!("dashboard_200x60", draw(&app, 200, 60).backend());
+}
+
+#[test]
+fn snapshot_help_overlay_120x40() {
+    let mut app = recorded_app(plain_theme());
+    update(&mut app, Msg::Key(Action::ToggleHelp));
+    insta::assert_snapshot!("help_120x40", draw(&app, 120, 40).backend());
+}
+
+#[test]
+fn header_shows_the_switch_and_marker() {
+    let app = recorded_app(plain_theme());
+    let text = screen_text(&draw(&app, 120, 40));
+    assert!(text.contains("plain-deep"), "{text}");
+    assert!(text.contains("skip residual"), "{text}");
+    assert!(
+        text.contains("skip → residual"),
+        "marker label on the loss chart:\n{text}"
+    );
+    assert!(text.contains("step 40"), "{text}");
+}
+
+#[test]
+fn no_panic_at_any_size() {
+    let mut app = recorded_app(plain_theme());
+    let mut ascii = recorded_app(Theme {
+        color: false,
+        ascii: true,
+    });
+    update(&mut ascii, Msg::Key(Action::ToggleHelp));
+    update(&mut app, Msg::Key(Action::OpenPicker));
+    let empty = App::new(plain_theme());
+    for width in 1..=300u16 {
+        for height in 1..=100u16 {
+            // Small sizes and the layout thresholds are covered exhaustively; a lattice covers
+            // the rest of 300×100 so the test stays quick on CI.
+            let near = |v: u16, edges: &[u16]| edges.iter().any(|e| v.abs_diff(*e) <= 2);
+            let exhaustive = width <= 24
+                || height <= 14
+                || near(width, &[40, 80, 120, 200, 300])
+                || near(height, &[12, 24, 36, 40, 60, 100]);
+            if exhaustive || (width + 3 * height) % 13 == 0 {
+                draw(&app, width, height);
+            }
+            if (width + height) % 17 == 0 {
+                draw(&ascii, width, height);
+                draw(&empty, width, height);
+            }
+        }
+    }
+}
+
+#[test]
+fn too_small_terminal_gets_one_line() {
+    let app = recorded_app(plain_theme());
+    let text = screen_text(&draw(&app, 30, 8));
+    assert!(text.contains("terminal too small"), "{text}");
+}
+
+#[test]
+fn ascii_mode_draws_only_ascii() {
+    let app = recorded_app(Theme {
+        color: false,
+        ascii: true,
+    });
+    let terminal = draw(&app, 120, 40);
+    let buffer = terminal.backend().buffer();
+    // Text taken from the trainer (labels like "skip → residual") is the only Unicode allowed.
+    let glyphs: String = buffer.content().iter().map(|c| c.symbol()).collect();
+    for bad in ['█', '▀', '⠁', '│', '╭', '▲', '▁'] {
+        assert!(!glyphs.contains(bad), "{bad} in ASCII mode");
+    }
+}
+
+#[test]
+fn divergence_and_nan_are_shown_as_text() {
+    let mut app = recorded_app(plain_theme());
+    let mut latest = app.latest.clone().expect("a snapshot was recorded");
+    latest.main_loss = f64::NAN;
+    latest.loss = f64::NAN;
+    latest.grad_ratio_db = f64::NAN;
+    for layer in &mut latest.layers {
+        layer.act_grad_norm = f64::INFINITY;
+    }
+    update(&mut app, Msg::Trainer(Event::Snapshot(Box::new(latest))));
+    let divergence = Divergence {
+        step: 41,
+        layer: Some(2),
+        what: "loss is NaN".into(),
+    };
+    update(
+        &mut app,
+        Msg::Trainer(Event::State {
+            step: 41,
+            state: RunState::Diverged(divergence),
+        }),
+    );
+    for (w, h) in [(80, 24), (120, 40), (200, 60)] {
+        let text = screen_text(&draw(&app, w, h));
+        assert!(
+            text.contains("diverged at step 41, layer 3"),
+            "{w}×{h}:\n{text}"
+        );
+        assert!(text.contains("NaN"), "{w}×{h}:\n{text}");
+        assert!(text.contains("R reset") || text.contains("R"), "{text}");
+    }
+}
+
+#[test]
+fn crash_is_shown_with_its_message() {
+    let mut app = recorded_app(plain_theme());
+    update(
+        &mut app,
+        Msg::Trainer(Event::State {
+            step: 40,
+            state: RunState::Crashed("boom".into()),
+        }),
+    );
+    let text = screen_text(&draw(&app, 80, 24));
+    assert!(text.contains("crashed: boom"), "{text}");
+}
