@@ -6,6 +6,7 @@ pub mod config;
 pub mod metrics;
 pub mod model;
 pub mod optim;
+pub mod recording;
 pub mod tasks;
 pub mod theory;
 pub mod trainer;

@@ -1,6 +1,7 @@
 //! The command line: `gradlab [tui]`, `run`, `presets`.
 
 mod headless;
+mod recordings;
 
 use crate::config::{Experiment, apply_overrides, builtin_presets, load_preset};
 use anyhow::Result;
@@ -26,6 +27,12 @@ enum Commands {
     Presets,
     /// Measure training steps/s of plain, residual and highway nets at several depths.
     Bench(BenchArgs),
+    /// Re-run a recording's preset with its commands and compare every snapshot.
+    Reproduce(recordings::ReproduceArgs),
+    /// Export a recording's snapshots as CSV, one row per snapshot.
+    Export(recordings::ExportArgs),
+    /// Draw a recording's loss, gradient heat map and path lengths to a PNG or SVG file.
+    Plot(recordings::PlotArgs),
 }
 
 #[derive(Debug, Args)]
@@ -76,6 +83,9 @@ struct RunArgs {
     /// Print one JSON object with the final metrics on stdout.
     #[arg(long)]
     json: bool,
+    /// Write a recording (JSON Lines) of the run to this file.
+    #[arg(long, value_name = "FILE")]
+    record: Option<PathBuf>,
 }
 
 /// Entry point of the binary.
@@ -83,9 +93,14 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Some(Commands::Presets) => list_presets(),
-        Some(Commands::Run(args)) => headless::run(&cli.preset, args.steps, args.json),
+        Some(Commands::Run(args)) => {
+            headless::run(&cli.preset, args.steps, args.json, args.record.as_deref())
+        }
+        Some(Commands::Reproduce(args)) => recordings::reproduce(args),
+        Some(Commands::Export(args)) => recordings::export(args),
+        Some(Commands::Plot(args)) => recordings::plot(args),
         Some(Commands::Bench(args)) => bench(args),
-        None => headless::run(&cli.preset, None, false),
+        None => headless::run(&cli.preset, None, false, None),
     };
     match result {
         Ok(code) => code,

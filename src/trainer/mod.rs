@@ -5,6 +5,8 @@ pub mod session;
 pub mod sink;
 mod step;
 
-pub use session::{Command, Event, RunState, TrainerHandle, run_headless, spawn_trainer};
+pub use session::{
+    Command, Event, RunState, TrainerHandle, run_headless, run_headless_until, spawn_trainer,
+};
 pub use sink::{ChannelSink, MetricsSink, VecSink};
 pub use step::Trainer;
