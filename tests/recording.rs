@@ -242,7 +242,7 @@ fn follower_picks_up_appended_lines_and_completes_a_partial_one() {
         .append(true)
         .open(&path)
         .expect("append");
-    write!(file, "{rest}\n").expect("write");
+    writeln!(file, "{rest}").expect("write");
     assert!(matches!(follower.poll(), Some(Ok(Record::Snapshot(_)))));
     assert!(follower.poll().is_none());
     for line in &lines[2..] {
