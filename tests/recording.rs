@@ -178,6 +178,26 @@ fn a_truncated_last_line_is_reported_and_everything_before_kept() {
 }
 
 #[test]
+fn seeking_to_a_remembered_offset_reads_the_same_records() {
+    let path = scratch("seek.jsonl");
+    record(&path, &small("plain-deep", 4), 20, &interventions());
+    let mut recording = Recording::open(&path).expect("opens");
+    let mut index = Vec::new();
+    let mut all = Vec::new();
+    loop {
+        index.push((recording.offset(), recording.line_number()));
+        match recording.next() {
+            Some(r) => all.push(r.expect("record")),
+            None => break,
+        }
+    }
+    let (offset, line) = index[7];
+    recording.seek(offset, line).expect("seek");
+    let rest: Vec<Record> = recording.by_ref().map(|r| r.expect("record")).collect();
+    assert_eq!(rest, all[7..]);
+}
+
+#[test]
 fn a_corrupt_line_is_named_and_reading_goes_on() {
     let path = scratch("corrupt.jsonl");
     record(&path, &small("plain-deep", 4), 5, &[]);

@@ -5,7 +5,7 @@
 
 use super::{FORMAT, Header, Record, RecordingError, VERSION};
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -149,6 +149,27 @@ impl Recording<BufReader<File>> {
     pub fn open(path: &Path) -> Result<Self, RecordingError> {
         let file = File::open(path)?;
         Self::from_reader(BufReader::with_capacity(1 << 16, file))
+    }
+}
+
+impl Recording<BufReader<File>> {
+    /// Byte offset of the next line: remember it (with [`Recording::line_number`]) to come
+    /// back later, e.g. an index of every thousandth snapshot for seeking in replay.
+    pub fn offset(&self) -> u64 {
+        self.lines.offset
+    }
+
+    /// Continues reading at `offset`, a value [`Recording::offset`] returned when
+    /// [`Recording::line_number`] was `line`.
+    pub fn seek(&mut self, offset: u64, line: u64) -> Result<(), RecordingError> {
+        self.lines.source.seek(SeekFrom::Start(offset))?;
+        self.lines.offset = offset;
+        self.lines.number = line;
+        self.lines.line.clear();
+        self.lines.skipping = false;
+        self.truncated = None;
+        self.done = false;
+        Ok(())
     }
 }
 
