@@ -7,6 +7,7 @@ pub mod metrics;
 pub mod model;
 pub mod optim;
 pub mod paths;
+pub mod recording;
 pub mod report;
 pub mod rnn;
 pub mod tasks;

@@ -10,14 +10,18 @@ pub struct LayerMetrics {
     /// Hidden layer index, 0 = closest to the input.
     pub index: usize,
     /// ‖∂L/∂W_l‖ of the layer's transform weights.
+    #[serde(deserialize_with = "null_as_nan")]
     pub weight_grad_norm: f64,
     /// ‖∂L/∂h_l‖ of the layer's output over the batch: the signal the lab is about.
+    #[serde(deserialize_with = "null_as_nan")]
     pub act_grad_norm: f64,
     /// Root mean square of the layer's output h_l.
+    #[serde(deserialize_with = "null_as_nan")]
     pub act_rms: f64,
     /// Mean highway gate T_l (null unless the skip mode is highway).
     pub gate_mean: Option<f64>,
     /// ‖ΔW_l‖ / ‖W_l‖ of the update just applied (0 when no update was applied).
+    #[serde(deserialize_with = "null_as_nan")]
     pub update_ratio: f64,
 }
 
@@ -27,6 +31,7 @@ pub struct TimestepMetrics {
     /// Time step, 1 = the first input.
     pub t: usize,
     /// ‖∂L/∂h_t‖ over the batch: the signal that travels back through time.
+    #[serde(deserialize_with = "null_as_nan")]
     pub hidden_grad_norm: f64,
     /// Mean LSTM forget gate f_t (null for other cells).
     pub forget_gate_mean: Option<f64>,
@@ -53,8 +58,10 @@ pub struct Snapshot {
     /// Number of updates applied before this measurement.
     pub step: u64,
     /// Total objective (main loss plus weighted auxiliary losses).
+    #[serde(deserialize_with = "null_as_nan")]
     pub loss: f64,
     /// The main head's loss alone.
+    #[serde(deserialize_with = "null_as_nan")]
     pub main_loss: f64,
     /// Each auxiliary head's loss (empty when auxiliary losses are off).
     pub aux_losses: Vec<f64>,
@@ -69,20 +76,25 @@ pub struct Snapshot {
     /// Details of the divergence, when it happened.
     pub divergence: Option<Divergence>,
     /// Learning rate in effect.
+    #[serde(deserialize_with = "null_as_nan")]
     pub learning_rate: f64,
     /// Skip mode in effect, as a short label.
     pub skip: String,
     /// Whether auxiliary losses were on.
     pub aux_enabled: bool,
     /// Norm of the whole parameter gradient (before clipping).
+    #[serde(deserialize_with = "null_as_nan")]
     pub grad_norm: f64,
     /// Per hidden layer, input side first.
     pub layers: Vec<LayerMetrics>,
     /// ‖∂L/∂h_first‖ / ‖∂L/∂h_last‖.
+    #[serde(deserialize_with = "null_as_nan")]
     pub grad_ratio_first_last: f64,
     /// The same ratio in decibels, 20·log10.
+    #[serde(deserialize_with = "null_as_nan")]
     pub grad_ratio_db: f64,
     /// Geometric mean over l of (‖∂L/∂h_l‖ / ‖∂L/∂h_{l+1}‖)²: the measured χ₁.
+    #[serde(deserialize_with = "null_as_nan")]
     pub measured_chi1: f64,
     /// Recurrent nets: per time step (the ratios above are then along the time axis).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -93,6 +105,12 @@ pub struct Snapshot {
     /// Loss of the best input-blind predictor, where the task defines one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline_loss: Option<f64>,
+}
+
+/// Reads back what serialising wrote: serde_json writes NaN and ±Inf as `null`, and a snapshot
+/// of a diverged run (or of a one-layer net, whose χ₁ is undefined) must still load.
+fn null_as_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 /// First/last ratio, its value in dB and the measured χ₁ from per-layer gradient norms.

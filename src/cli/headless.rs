@@ -2,12 +2,17 @@
 
 use super::PresetArgs;
 use crate::metrics::Snapshot;
+use crate::recording::writer::Tee;
+use crate::recording::{Header, Recorder};
 use crate::report::{LesionResult, RunReport, TheoryReport, lesion_all, path_stats};
-use crate::trainer::{Event, MetricsSink, RunState, build_learner, run_headless};
-use anyhow::Result;
+use crate::trainer::{Event, MetricsSink, RunState, build_learner, run_headless_until};
+use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
+use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Shows progress on stderr: a bar on a terminal, a line every tenth of the run otherwise.
 struct ProgressSink {
@@ -73,15 +78,56 @@ pub struct Output {
     pub lesion: bool,
 }
 
-/// Trains the preset headless; prints a table, or JSON with `output.json`.
-pub fn run(preset: &PresetArgs, steps: Option<u64>, output: &Output) -> Result<ExitCode> {
+/// Trains the preset headless; prints a table, or JSON with `output.json`; records to `record`.
+pub fn run(
+    preset: &PresetArgs,
+    steps: Option<u64>,
+    output: &Output,
+    record: Option<&Path>,
+) -> Result<ExitCode> {
     let experiment = preset.load()?;
     let steps = steps.unwrap_or(experiment.steps as u64);
+    let mut recorder = match record {
+        Some(path) => Some(
+            Recorder::create(path, &Header::new(&experiment, Some(steps)))
+                .with_context(|| format!("cannot record to {}", path.display()))?,
+        ),
+        None => None,
+    };
     let mut trainer = build_learner(experiment, preset.base_dir().as_deref())?;
     let mut sink = ProgressSink::new(steps);
-    let last = run_headless(trainer.as_mut(), steps, &[], &mut sink);
+    let signal = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let last = match recorder.as_mut() {
+        Some(recorder) => {
+            watch_signals(&signal, &stop)?;
+            let mut tee = Tee(recorder, &mut sink);
+            run_headless_until(trainer.as_mut(), steps, &[], &mut tee, &stop)
+        }
+        None => run_headless_until(trainer.as_mut(), steps, &[], &mut sink, &stop),
+    };
     if let Some(bar) = &sink.bar {
         bar.finish_and_clear();
+    }
+    if let (Some(mut recorder), Some(path)) = (recorder, record) {
+        let caught = signal.load(Ordering::Relaxed);
+        let outcome = if caught != 0 {
+            recorder.interrupted(signal_name(caught))
+        } else {
+            Ok(())
+        };
+        outcome
+            .and_then(|()| recorder.close())
+            .with_context(|| format!("cannot write the recording {}", path.display()))?;
+        if caught != 0 {
+            eprintln!(
+                "gradlab: stopped by {} at step {}; recording closed",
+                signal_name(caught),
+                trainer.step()
+            );
+            // The shell convention for "ended by signal N".
+            return Ok(ExitCode::from(128 + caught as u8));
+        }
     }
     let snapshot = last
         .or(sink.last)
@@ -143,6 +189,29 @@ fn print_lesions(intact: (f64, Option<f64>), lesion: &[LesionResult]) {
             l.test_loss,
             pct(l.test_accuracy)
         );
+    }
+}
+
+/// Turns SIGINT, SIGTERM and SIGHUP (an SSH connection dropping) into a flag; a second
+/// Ctrl-C still ends the process at once.
+fn watch_signals(signal: &Arc<AtomicUsize>, stop: &Arc<AtomicBool>) -> Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let armed = Arc::new(AtomicBool::new(false));
+    for sig in [SIGINT, SIGTERM, SIGHUP] {
+        signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&armed))?;
+        signal_hook::flag::register(sig, Arc::clone(&armed))?;
+        signal_hook::flag::register(sig, Arc::clone(stop))?;
+        signal_hook::flag::register_usize(sig, Arc::clone(signal), sig as usize)?;
+    }
+    Ok(())
+}
+
+fn signal_name(signal: usize) -> &'static str {
+    match signal as i32 {
+        signal_hook::consts::SIGINT => "SIGINT",
+        signal_hook::consts::SIGTERM => "SIGTERM",
+        signal_hook::consts::SIGHUP => "SIGHUP",
+        _ => "a signal",
     }
 }
 

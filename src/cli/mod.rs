@@ -1,6 +1,7 @@
 //! The command line: `gradlab [tui]`, `run`, `presets`.
 
 mod headless;
+mod recordings;
 mod tui;
 
 use crate::config::{Experiment, apply_overrides, builtin_presets, load_preset};
@@ -31,6 +32,12 @@ enum Commands {
     Presets,
     /// Measure training steps/s of plain, residual and highway nets at several depths.
     Bench(BenchArgs),
+    /// Re-run a recording's preset with its commands and compare every snapshot.
+    Reproduce(recordings::ReproduceArgs),
+    /// Export a recording's snapshots as CSV, one row per snapshot.
+    Export(recordings::ExportArgs),
+    /// Draw a recording's loss, gradient heat map and path lengths to a PNG or SVG file.
+    Plot(recordings::PlotArgs),
 }
 
 #[derive(Debug, Args)]
@@ -107,6 +114,9 @@ struct RunArgs {
     /// After training, evaluate the test set with each block removed in turn.
     #[arg(long)]
     lesion: bool,
+    /// Write a recording (JSON Lines) of the run to this file.
+    #[arg(long, value_name = "FILE")]
+    record: Option<PathBuf>,
 }
 
 /// Entry point of the binary.
@@ -122,7 +132,11 @@ pub fn main() -> ExitCode {
                 paths: (!args.no_paths).then_some((args.path_rows, args.path_samples)),
                 lesion: args.lesion,
             },
+            args.record.as_deref(),
         ),
+        Some(Commands::Reproduce(args)) => recordings::reproduce(args),
+        Some(Commands::Export(args)) => recordings::export(args),
+        Some(Commands::Plot(args)) => recordings::plot(args),
         Some(Commands::Bench(args)) => bench(args),
         Some(Commands::Tui) | None => tui::run(&cli.preset, &cli.ui),
     };

@@ -7,6 +7,8 @@ pub mod sink;
 mod step;
 
 pub use learner::{Learner, build_learner};
-pub use session::{Command, Event, RunState, TrainerHandle, run_headless, spawn_trainer};
+pub use session::{
+    Command, Event, RunState, TrainerHandle, run_headless, run_headless_until, spawn_trainer,
+};
 pub use sink::{ChannelSink, MetricsSink, VecSink};
 pub use step::Trainer;

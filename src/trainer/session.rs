@@ -5,14 +5,17 @@ use super::sink::{ChannelSink, MetricsSink};
 use crate::config::{CellKind, Experiment, SkipMode};
 use crate::metrics::{Divergence, Snapshot};
 use anyhow::Result;
+use serde::{Deserialize, Serialize};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// What the caller can ask of a running trainer.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Command {
     /// Switch the skip mode from the next step on.
     SetSkip(SkipMode),
@@ -55,7 +58,8 @@ impl Command {
 }
 
 /// Whether the trainer is stepping, and if not, why.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RunState {
     /// Steps are being taken.
     Running,
@@ -102,9 +106,24 @@ pub fn run_headless(
     schedule: &[(u64, Command)],
     sink: &mut dyn MetricsSink,
 ) -> Option<Snapshot> {
+    run_headless_until(trainer, steps, schedule, sink, &AtomicBool::new(false))
+}
+
+/// `run_headless` that also ends, between two steps and without a final measurement, once
+/// `stop` is set (e.g. by a signal handler). Returns None when stopped.
+pub fn run_headless_until(
+    trainer: &mut dyn Learner,
+    steps: u64,
+    schedule: &[(u64, Command)],
+    sink: &mut dyn MetricsSink,
+    stop: &AtomicBool,
+) -> Option<Snapshot> {
     let every = trainer.experiment().metrics_every as u64;
     let mut pending = schedule.iter().peekable();
     while trainer.step() < steps && trainer.divergence().is_none() {
+        if stop.load(Ordering::Relaxed) {
+            return None;
+        }
         while let Some((at, command)) = pending.next_if(|(at, _)| *at <= trainer.step()) {
             let _ = at;
             trainer.apply(command);

@@ -1,0 +1,329 @@
+//! `gradlab plot`: a figure for papers and slides from a recording.
+//!
+//! Panels, top to bottom: loss with a vertical marker per intervention; the layer × step heat
+//! map of log10 ‖∂L/∂h_l‖; and, when snapshots carry path-length statistics (an object with a
+//! `by_length` list of `{length, contribution}`), the contribution of each path length at the
+//! last snapshot. Steps are averaged into at most [`MAX_COLUMNS`] columns, so memory is bounded
+//! by the figure, not the recording. Text uses the embedded DejaVu Sans Mono, so no system font
+//! library is needed.
+
+use super::{Record, Recording};
+use anyhow::{Context, Result, anyhow, bail};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use serde_json::Value;
+use std::path::Path;
+use std::sync::OnceLock;
+
+/// Most step columns drawn; more steps are averaged together.
+pub const MAX_COLUMNS: usize = 400;
+
+/// Most intervention markers drawn (a scripted run could issue thousands).
+const MAX_MARKERS: usize = 200;
+
+const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSansMono.ttf");
+
+/// What the figure shows, accumulated in two streaming passes.
+struct Figure {
+    first_step: u64,
+    last_step: u64,
+    /// Mean finite loss per column, with the number of values summed.
+    loss: Vec<(f64, u32)>,
+    /// Mean log10 act_grad_norm per column and layer.
+    heat: Vec<Vec<(f64, u32)>>,
+    layers: usize,
+    markers: Vec<(u64, String)>,
+    /// (path length, contribution) at the last snapshot that had them.
+    paths: Vec<(f64, f64)>,
+    preset: String,
+}
+
+impl Figure {
+    fn column(&self, step: u64) -> usize {
+        let span = (self.last_step - self.first_step).max(1) as f64;
+        let at = (step.saturating_sub(self.first_step)) as f64 / span;
+        ((at * (self.loss.len() - 1) as f64).round() as usize).min(self.loss.len() - 1)
+    }
+
+    fn column_step(&self, column: usize) -> f64 {
+        let span = (self.last_step - self.first_step) as f64;
+        self.first_step as f64 + span * column as f64 / (self.loss.len().max(2) - 1) as f64
+    }
+}
+
+fn read(path: &Path) -> Result<Figure> {
+    let open = || Recording::open(path).with_context(|| format!("cannot read {}", path.display()));
+    let (mut first, mut last, mut count, mut layers) = (u64::MAX, 0, 0u64, 0);
+    let mut markers = Vec::new();
+    let preset = open()?.header().preset.name.clone();
+    for record in open()? {
+        match record {
+            Ok(Record::Snapshot(s)) => {
+                first = first.min(s.snapshot.step);
+                last = last.max(s.snapshot.step);
+                layers = layers.max(s.snapshot.layers.len());
+                count += 1;
+            }
+            Ok(Record::Command { step, label, .. }) if markers.len() < MAX_MARKERS => {
+                markers.push((step, label));
+            }
+            Ok(_) => {}
+            Err(e) if !e.is_fatal() => eprintln!("gradlab: {}: {e}", path.display()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if count == 0 {
+        bail!("{}: no snapshot to plot", path.display());
+    }
+    let columns = (count as usize).clamp(2, MAX_COLUMNS);
+    let mut figure = Figure {
+        first_step: first,
+        last_step: last,
+        loss: vec![(0.0, 0); columns],
+        heat: vec![vec![(0.0, 0); layers]; columns],
+        layers,
+        markers,
+        paths: Vec::new(),
+        preset,
+    };
+    for record in open()?.flatten() {
+        let Record::Snapshot(s) = record else {
+            continue;
+        };
+        let c = figure.column(s.snapshot.step);
+        if s.snapshot.loss.is_finite() {
+            figure.loss[c].0 += s.snapshot.loss;
+            figure.loss[c].1 += 1;
+        }
+        for (l, layer) in s.snapshot.layers.iter().enumerate() {
+            let v = layer.act_grad_norm.log10();
+            if v.is_finite() {
+                figure.heat[c][l].0 += v;
+                figure.heat[c][l].1 += 1;
+            }
+        }
+        if let Some(paths) = s.extra.values().find_map(path_contributions) {
+            figure.paths = paths;
+        }
+    }
+    Ok(figure)
+}
+
+/// Finds `{"by_length":[{"length":k,"contribution":c},…]}` in a snapshot's extra fields.
+fn path_contributions(value: &Value) -> Option<Vec<(f64, f64)>> {
+    let list = value.get("by_length")?.as_array()?;
+    let points: Vec<(f64, f64)> = list
+        .iter()
+        .filter_map(|e| Some((e.get("length")?.as_f64()?, e.get("contribution")?.as_f64()?)))
+        .filter(|(_, c)| c.is_finite())
+        .collect();
+    (!points.is_empty()).then_some(points)
+}
+
+/// Draws the figure for the recording at `input` into `output` (`.png` or `.svg`).
+pub fn plot(input: &Path, output: &Path) -> Result<()> {
+    register_font()?;
+    let figure = read(input)?;
+    let size = (1200, if figure.paths.is_empty() { 800 } else { 1100 });
+    match output.extension().and_then(|e| e.to_str()) {
+        Some("png") => {
+            let root = BitMapBackend::new(output, size).into_drawing_area();
+            draw(&root, &figure)?;
+            root.present()
+                .map_err(|e| anyhow!("cannot write {}: {e}", output.display()))
+        }
+        Some("svg") => {
+            let root = SVGBackend::new(output, size).into_drawing_area();
+            draw(&root, &figure)?;
+            root.present()
+                .map_err(|e| anyhow!("cannot write {}: {e}", output.display()))
+        }
+        _ => bail!("{}: the output must end in .png or .svg", output.display()),
+    }
+}
+
+fn register_font() -> Result<()> {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    let ok = *REGISTERED.get_or_init(|| {
+        plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).is_ok()
+    });
+    if ok {
+        Ok(())
+    } else {
+        bail!("the embedded font does not load")
+    }
+}
+
+/// Maps 0..=1 to a blue → green → yellow → red ramp.
+fn heat_colour(t: f64) -> RGBColor {
+    let t = t.clamp(0.0, 1.0);
+    let hue = (1.0 - t) * 240.0 / 360.0;
+    let (r, g, b) = hsl_to_rgb(hue, 0.85, 0.5);
+    RGBColor(r, g, b)
+}
+
+fn hsl_to_rgb(h: f64, s: f64, l: f64) -> (u8, u8, u8) {
+    let q = if l < 0.5 {
+        l * (1.0 + s)
+    } else {
+        l + s - l * s
+    };
+    let p = 2.0 * l - q;
+    let channel = |t: f64| {
+        let t = t.rem_euclid(1.0);
+        let v = if t < 1.0 / 6.0 {
+            p + (q - p) * 6.0 * t
+        } else if t < 0.5 {
+            q
+        } else if t < 2.0 / 3.0 {
+            p + (q - p) * (2.0 / 3.0 - t) * 6.0
+        } else {
+            p
+        };
+        (v * 255.0).round() as u8
+    };
+    (channel(h + 1.0 / 3.0), channel(h), channel(h - 1.0 / 3.0))
+}
+
+fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, f: &Figure) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("drawing failed: {e}");
+    root.fill(&WHITE).map_err(err)?;
+    let panels = if f.paths.is_empty() { 2 } else { 3 };
+    let areas = root.split_evenly((panels, 1));
+    let x_range = f.first_step as f64..(f.last_step.max(f.first_step + 1)) as f64;
+
+    // Loss with intervention markers.
+    let losses: Vec<(f64, f64)> = f
+        .loss
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, n))| *n > 0)
+        .map(|(c, (sum, n))| (f.column_step(c), sum / f64::from(*n)))
+        .collect();
+    let (lo, hi) = losses
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (_, v)| {
+            (lo.min(*v), hi.max(*v))
+        });
+    let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
+    let pad = ((hi - lo) * 0.05).max(1e-6);
+    let mut chart = ChartBuilder::on(&areas[0])
+        .caption(format!("{}: loss", f.preset), ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(30)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x_range.clone(), (lo - pad)..(hi + pad))
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("step")
+        .y_desc("loss")
+        .draw()
+        .map_err(err)?;
+    chart
+        .draw_series(LineSeries::new(losses, BLUE.stroke_width(2)))
+        .map_err(err)?;
+    let marker = RGBColor(200, 30, 30);
+    for (step, label) in &f.markers {
+        let x = *step as f64;
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(x, lo - pad), (x, hi + pad)],
+                marker.stroke_width(1),
+            )))
+            .map_err(err)?;
+        chart
+            .draw_series(std::iter::once(Text::new(
+                label.clone(),
+                (x, hi + pad * 0.2),
+                ("sans-serif", 14).into_font().color(&marker),
+            )))
+            .map_err(err)?;
+    }
+
+    // Heat map of log10 ‖∂L/∂h_l‖, layer 0 (input side) at the bottom.
+    let cells: Vec<(usize, usize, f64)> = f
+        .heat
+        .iter()
+        .enumerate()
+        .flat_map(|(c, col)| {
+            col.iter()
+                .enumerate()
+                .filter(|(_, (_, n))| *n > 0)
+                .map(move |(l, (sum, n))| (c, l, sum / f64::from(*n)))
+        })
+        .collect();
+    let (vmin, vmax) = cells
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), (_, _, v)| {
+            (a.min(*v), b.max(*v))
+        });
+    let mut heat = ChartBuilder::on(&areas[1])
+        .caption(
+            format!(
+                "log10 ‖∂L/∂h_l‖ per layer (blue {vmin:.1} … red {vmax:.1})",
+                vmin = if vmin.is_finite() { vmin } else { 0.0 },
+                vmax = if vmax.is_finite() { vmax } else { 0.0 }
+            ),
+            ("sans-serif", 22),
+        )
+        .margin(12)
+        .x_label_area_size(30)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x_range, 0.0..f.layers.max(1) as f64)
+        .map_err(err)?;
+    heat.configure_mesh()
+        .disable_mesh()
+        .x_desc("step")
+        .y_desc("layer")
+        .draw()
+        .map_err(err)?;
+    let half = (f.last_step - f.first_step) as f64 / (2 * (f.heat.len().max(2) - 1)) as f64;
+    let span = (vmax - vmin).max(1e-12);
+    heat.draw_series(cells.iter().map(|&(c, l, v)| {
+        let x = f.column_step(c);
+        Rectangle::new(
+            [(x - half, l as f64), (x + half, (l + 1) as f64)],
+            heat_colour((v - vmin) / span).filled(),
+        )
+    }))
+    .map_err(err)?;
+    for (step, _) in &f.markers {
+        let x = *step as f64;
+        heat.draw_series(std::iter::once(PathElement::new(
+            vec![(x, 0.0), (x, f.layers as f64)],
+            WHITE.stroke_width(1),
+        )))
+        .map_err(err)?;
+    }
+
+    if !f.paths.is_empty() {
+        let max_len = f.paths.iter().map(|p| p.0).fold(0.0, f64::max);
+        let max_c = f.paths.iter().map(|p| p.1).fold(0.0, f64::max).max(1e-12);
+        let mut chart = ChartBuilder::on(&areas[2])
+            .caption(
+                "gradient contribution by path length (last snapshot)",
+                ("sans-serif", 22),
+            )
+            .margin(12)
+            .x_label_area_size(30)
+            .y_label_area_size(70)
+            .build_cartesian_2d(-0.5..max_len + 0.5, 0.0..max_c * 1.05)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("path length (transform branches taken)")
+            .y_desc("contribution")
+            .draw()
+            .map_err(err)?;
+        chart
+            .draw_series(f.paths.iter().map(|&(k, c)| {
+                Rectangle::new([(k - 0.4, 0.0), (k + 0.4, c)], BLUE.mix(0.7).filled())
+            }))
+            .map_err(err)?;
+    }
+    Ok(())
+}
