@@ -54,6 +54,9 @@ struct BenchArgs {
     /// Seconds to time each configuration.
     #[arg(long, default_value_t = 2.0)]
     seconds: f64,
+    /// Skip the PyTorch and JAX reference runs even when they are installed.
+    #[arg(long)]
+    no_peers: bool,
 }
 
 /// Which experiment to start: a preset plus overrides.
@@ -191,8 +194,65 @@ fn bench(args: &BenchArgs) -> Result<ExitCode> {
             );
         }
     })?;
+    let mut results = results;
+    if !args.no_peers {
+        run_peers(&plan.depths, &mut results, args.json);
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&results)?);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the PyTorch and JAX references that are installed and prints gradlab against them.
+fn run_peers(depths: &[usize], results: &mut [crate::bench::BenchResult], quiet: bool) {
+    use crate::bench::peers::{has_python_module, peers_dir, run_peer};
+    let Some(dir) = peers_dir() else {
+        eprintln!("note: benches/peers not found; no PyTorch/JAX comparison");
+        return;
+    };
+    let mut any = false;
+    for (module, script) in [("torch", "bench_torch.py"), ("jax", "bench_jax.py")] {
+        if !has_python_module(module) {
+            eprintln!("note: python3 cannot import {module}; `pip install {module}` to compare");
+            continue;
+        }
+        match run_peer(&dir, script, depths, 200) {
+            Ok(peers) => {
+                any = true;
+                for peer in &peers {
+                    results.iter_mut().for_each(|r| r.attach(peer));
+                }
+            }
+            Err(error) => eprintln!("note: {error:#}"),
+        }
+    }
+    if !any || quiet {
+        return;
+    }
+    println!();
+    println!(
+        "{:<10} {:>5} {:>8} {:>10} {:>10} {:>10} {:>9} {:>9}",
+        "model", "depth", "metrics", "gradlab", "pytorch", "jax", "×pytorch", "×jax"
+    );
+    let cell = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.1}"));
+    for r in results
+        .iter()
+        .filter(|r| r.torch_steps_per_sec.or(r.jax_steps_per_sec).is_some())
+    {
+        let ratio = |peer: Option<f64>| {
+            peer.map_or("–".to_string(), |p| format!("{:.2}", r.steps_per_sec / p))
+        };
+        println!(
+            "{:<10} {:>5} {:>8} {:>10.1} {:>10} {:>10} {:>9} {:>9}",
+            r.model,
+            r.depth.unwrap_or_default(),
+            if r.metrics { "on" } else { "off" },
+            r.steps_per_sec,
+            cell(r.torch_steps_per_sec),
+            cell(r.jax_steps_per_sec),
+            ratio(r.torch_steps_per_sec),
+            ratio(r.jax_steps_per_sec),
+        );
+    }
 }

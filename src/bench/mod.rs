@@ -1,5 +1,7 @@
 //! `gradlab bench`: training throughput of the lab's networks, measured in one run.
 
+pub mod peers;
+
 use crate::config::{CellKind, SkipMode, apply_overrides, load_preset};
 use crate::trainer::{Learner, VecSink, build_learner, run_headless};
 use anyhow::Result;
@@ -27,6 +29,28 @@ pub struct BenchResult {
     pub steps_per_sec: f64,
     /// Steps timed.
     pub steps: u64,
+    /// PyTorch eager on the same configuration, when measured in the same run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub torch_steps_per_sec: Option<f64>,
+    /// JAX jit on the same configuration, when measured in the same run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jax_steps_per_sec: Option<f64>,
+}
+
+impl BenchResult {
+    /// Attaches a peer's figure for the same model, depth and metrics setting.
+    pub fn attach(&mut self, peer: &peers::PeerResult) {
+        let same =
+            Some(peer.depth) == self.depth && peer.arch == self.model && peer.gn == self.metrics;
+        if !same {
+            return;
+        }
+        match peer.fw.as_str() {
+            "torch" => self.torch_steps_per_sec = Some(peer.steps_per_s),
+            "jax" => self.jax_steps_per_sec = Some(peer.steps_per_s),
+            _ => {}
+        }
+    }
 }
 
 /// Which configurations to measure and for how long.
@@ -113,6 +137,8 @@ pub fn measure(
         metrics,
         steps_per_sec,
         steps,
+        torch_steps_per_sec: None,
+        jax_steps_per_sec: None,
     })
 }
 
@@ -147,6 +173,8 @@ pub fn measure_rnn(
         metrics,
         steps_per_sec,
         steps,
+        torch_steps_per_sec: None,
+        jax_steps_per_sec: None,
     })
 }
 
