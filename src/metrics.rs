@@ -131,13 +131,28 @@ pub fn gradient_ratios(act_grad_norms: &[f64]) -> (f64, f64, f64) {
     (ratio, db, chi1)
 }
 
+/// Σ v² in f64, over eight independent accumulators so the loop vectorises (a single running
+/// sum is a chain of dependent additions the compiler may not reorder).
+pub fn sum_squares(values: &[f32]) -> f64 {
+    let mut lanes = [0.0f64; 8];
+    let chunks = values.chunks_exact(8);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for (lane, &v) in lanes.iter_mut().zip(chunk) {
+            let v = f64::from(v);
+            *lane += v * v;
+        }
+    }
+    lanes.iter().sum::<f64>()
+        + rest
+            .iter()
+            .map(|&v| f64::from(v) * f64::from(v))
+            .sum::<f64>()
+}
+
 /// Euclidean norm in f64 (gradients can be tiny enough for f32 sums to lose them).
 pub fn l2_norm(values: &[f32]) -> f64 {
-    values
-        .iter()
-        .map(|&v| f64::from(v) * f64::from(v))
-        .sum::<f64>()
-        .sqrt()
+    sum_squares(values).sqrt()
 }
 
 /// Root mean square in f64.
@@ -145,17 +160,24 @@ pub fn rms(values: &[f32]) -> f64 {
     if values.is_empty() {
         return 0.0;
     }
-    (values
-        .iter()
-        .map(|&v| f64::from(v) * f64::from(v))
-        .sum::<f64>()
-        / values.len() as f64)
-        .sqrt()
+    (sum_squares(values) / values.len() as f64).sqrt()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sum_squares_matches_the_plain_sum_at_every_length() {
+        for n in 0..40 {
+            let values: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37 - 3.0) * 1e-7).collect();
+            let plain: f64 = values.iter().map(|&v| f64::from(v).powi(2)).sum();
+            assert!(
+                (sum_squares(&values) - plain).abs() <= 1e-12 * plain.max(1e-300),
+                "n = {n}"
+            );
+        }
+    }
 
     #[test]
     fn measured_chi1_is_the_geometric_mean_of_squared_hop_ratios() {

@@ -1,6 +1,7 @@
 //! Hand-written optimisers over runtime-sized dfdx tensors (dfdx's own need compile-time sizes).
 
 use crate::config::OptimizerSpec;
+use crate::metrics::sum_squares;
 
 /// Per-parameter optimiser state, indexed like `MlpParams::params_mut`.
 #[derive(Clone, Debug)]
@@ -38,7 +39,8 @@ impl Optimizer {
         }
     }
 
-    /// Updates `values` of parameter `index` in place from `grad` scaled by `grad_scale`.
+    /// Updates `values` of parameter `index` in place from `grad` scaled by `grad_scale`;
+    /// with `measure`, also returns the norms of the update and of the weights before it.
     pub fn update(
         &mut self,
         index: usize,
@@ -46,18 +48,23 @@ impl Optimizer {
         grad: &[f32],
         grad_scale: f32,
         lr: f32,
+        measure: bool,
     ) -> UpdateNorms {
         let mut norms = UpdateNorms::default();
+        if measure {
+            norms.weight = sum_squares(values).sqrt();
+        }
         let first = &mut self.first[index];
         self.updates[index] += 1;
         match self.spec {
             OptimizerSpec::Sgd { momentum, .. } => {
+                // Plain f32 arithmetic in the loop keeps it vectorised; the norm comes after.
                 for ((w, v), &g) in values.iter_mut().zip(first.iter_mut()).zip(grad) {
                     *v = momentum * *v + g * grad_scale;
-                    let delta = lr * *v;
-                    norms.weight += f64::from(*w) * f64::from(*w);
-                    norms.update += f64::from(delta) * f64::from(delta);
-                    *w -= delta;
+                    *w -= lr * *v;
+                }
+                if measure {
+                    norms.update = f64::from(lr) * sum_squares(first).sqrt();
                 }
             }
             OptimizerSpec::Adam {
@@ -77,14 +84,14 @@ impl Optimizer {
                     *m = beta1 * *m + (1.0 - beta1) * g;
                     *v = beta2 * *v + (1.0 - beta2) * g * g;
                     let delta = lr * (*m / correction1) / ((*v / correction2).sqrt() + eps);
-                    norms.weight += f64::from(*w) * f64::from(*w);
-                    norms.update += f64::from(delta) * f64::from(delta);
+                    if measure {
+                        norms.update += f64::from(delta) * f64::from(delta);
+                    }
                     *w -= delta;
                 }
+                norms.update = norms.update.sqrt();
             }
         }
-        norms.update = norms.update.sqrt();
-        norms.weight = norms.weight.sqrt();
         norms
     }
 }
@@ -101,9 +108,9 @@ mod tests {
         };
         let mut opt = Optimizer::new(&spec, &[1]);
         let mut w = [1.0f32];
-        opt.update(0, &mut w, &[1.0], 1.0, 0.1);
+        opt.update(0, &mut w, &[1.0], 1.0, 0.1, true);
         assert!((w[0] - 0.9).abs() < 1e-7);
-        opt.update(0, &mut w, &[1.0], 1.0, 0.1);
+        opt.update(0, &mut w, &[1.0], 1.0, 0.1, true);
         // v = 0.5·1 + 1 = 1.5
         assert!((w[0] - 0.75).abs() < 1e-6);
     }
@@ -118,7 +125,7 @@ mod tests {
         };
         let mut opt = Optimizer::new(&spec, &[2]);
         let mut w = [0.0f32, 0.0];
-        let norms = opt.update(0, &mut w, &[3.0, -0.5], 1.0, 0.01);
+        let norms = opt.update(0, &mut w, &[3.0, -0.5], 1.0, 0.01, true);
         assert!((w[0] + 0.01).abs() < 1e-6 && (w[1] - 0.01).abs() < 1e-6);
         assert!((norms.update - 0.01 * 2f64.sqrt()).abs() < 1e-6);
     }

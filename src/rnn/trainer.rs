@@ -229,6 +229,7 @@ impl Learner for RnnTrainer {
                     param.grad(&mut grads),
                     scale,
                     self.learning_rate,
+                    false,
                 );
                 param.copy_from(&scratch);
             }

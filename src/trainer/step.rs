@@ -278,7 +278,7 @@ impl Trainer {
                 Some(max) if grad_norm > f64::from(max) => (f64::from(max) / grad_norm) as f32,
                 _ => 1.0,
             };
-            let updates = self.apply_update(&mut grads, scale);
+            let updates = self.apply_update(&mut grads, scale, measure);
             for (metrics, norms) in layers.iter_mut().zip(updates) {
                 metrics.update_ratio = if norms.weight > 0.0 {
                     norms.update / norms.weight
@@ -353,7 +353,12 @@ impl Trainer {
     }
 
     /// Applies the optimiser to every active parameter; returns the update norms of each W_l.
-    fn apply_update(&mut self, grads: &mut Gradients<f32, Cpu>, scale: f32) -> Vec<UpdateNorms> {
+    fn apply_update(
+        &mut self,
+        grads: &mut Gradients<f32, Cpu>,
+        scale: f32,
+        measure: bool,
+    ) -> Vec<UpdateNorms> {
         let active: Vec<bool> = {
             let roles: Vec<ParamRole> = self.params.params_mut().iter().map(|(r, _)| *r).collect();
             roles.into_iter().map(|r| self.is_active(r)).collect()
@@ -369,9 +374,15 @@ impl Trainer {
             }
             scratch.resize(param.len(), 0.0);
             param.copy_into(&mut scratch);
-            let norms = self
-                .optimizer
-                .update(index, &mut scratch, param.grad(grads), scale, lr);
+            let is_layer_weight = matches!(role, ParamRole::LayerWeight(_));
+            let norms = self.optimizer.update(
+                index,
+                &mut scratch,
+                param.grad(grads),
+                scale,
+                lr,
+                measure && is_layer_weight,
+            );
             param.copy_from(&scratch);
             if let ParamRole::LayerWeight(_) = role {
                 layer_updates.push(norms);
