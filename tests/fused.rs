@@ -29,15 +29,7 @@ fn run(
     let loss = pass.total_loss.retaped::<NoneTape>().array();
     let hidden = pass.hidden;
     let mut grads = pass.total_loss.backward();
-    let hidden_grads = hidden
-        .iter()
-        .map(|h| {
-            grads
-                .get_or_alloc_mut(h)
-                .map(|g| g.to_vec())
-                .unwrap_or_default()
-        })
-        .collect();
+    let hidden_grads = gradlab::model::backprop::grads_of(&mut grads, &hidden);
     let param_grads = params
         .params_mut()
         .into_iter()

@@ -24,6 +24,19 @@ pub struct Backprop {
     pub input_grad: Vec<f32>,
 }
 
+/// The gradients of `tensors` as plain vectors (zeros for a tensor outside the graph).
+pub fn grads_of(grads: &mut Gradients<f32, Cpu>, tensors: &[Matrix]) -> Vec<Vec<f32>> {
+    tensors
+        .iter()
+        .map(|t| {
+            grads
+                .get_or_alloc_mut(t)
+                .map(|g| g.to_vec())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
 /// Runs the network on `x` with the tape and collects every gradient.
 pub fn backprop(
     params: &mut MlpParams,
@@ -44,18 +57,9 @@ pub fn backprop(
     let loss = pass.total_loss.retaped::<NoneTape>().array();
     let hidden: Vec<Matrix> = pass.hidden;
     let mut grads = pass.total_loss.backward();
-    let hidden_grads = hidden
-        .iter()
-        .map(|h| {
-            grads
-                .get_or_alloc_mut(h)
-                .map(|g| g.to_vec())
-                .unwrap_or_default()
-        })
-        .collect();
-    let input_grad = grads
-        .get_or_alloc_mut(&input)
-        .map(|g| g.to_vec())
+    let hidden_grads = grads_of(&mut grads, &hidden);
+    let input_grad = grads_of(&mut grads, std::slice::from_ref(&input))
+        .pop()
         .unwrap_or_default();
     let param_grads = params
         .params_mut()

@@ -197,15 +197,7 @@ pub fn rnn_backprop(
     let loss = pass.loss.retaped::<NoneTape>().array();
     let hidden = pass.hidden;
     let mut grads = pass.loss.backward();
-    let hidden_grads = hidden
-        .iter()
-        .map(|h| {
-            grads
-                .get_or_alloc_mut(h)
-                .map(|g| g.to_vec())
-                .unwrap_or_default()
-        })
-        .collect();
+    let hidden_grads = crate::model::backprop::grads_of(&mut grads, &hidden);
     let param_grads = params
         .params_mut()
         .into_iter()
