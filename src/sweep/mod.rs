@@ -73,7 +73,7 @@ impl<'de> Deserialize<'de> for Grid {
 
 /// A sweep file as written.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename = "Sweep")]
 pub struct SweepFile {
     /// The experiment every job starts from.
     pub base: BaseSpec,
