@@ -131,7 +131,7 @@ fn the_grid_expands_to_the_cartesian_product_first_axis_slowest() {
 fn bad_sweep_files_name_the_file_line_and_column() {
     let typo = GRID.replace("steps: 5", "stepz: 5");
     let error = parse_sweep(&typo, Path::new("bad.ron")).expect_err("unknown field");
-    assert!(error.to_string().starts_with("bad.ron:10:"), "{error}");
+    assert!(error.to_string().starts_with("bad.ron:9:5:"), "{error}");
     let value = GRID.replace("\"Plain\"", "\"Plane\"");
     let error = parse_sweep(&value, Path::new("bad.ron")).expect_err("bad value");
     assert!(error.to_string().starts_with("bad.ron:5:"), "{error}");
