@@ -134,7 +134,7 @@ fn bad_sweep_files_name_the_file_line_and_column() {
     assert!(error.to_string().starts_with("bad.ron:9:5:"), "{error}");
     let value = GRID.replace("\"Plain\"", "\"Plane\"");
     let error = parse_sweep(&value, Path::new("bad.ron")).expect_err("bad value");
-    assert!(error.to_string().starts_with("bad.ron:5:"), "{error}");
+    assert!(error.to_string().starts_with("bad.ron:6:24:"), "{error}");
     assert!(error.to_string().contains("Plane"), "{error}");
     let missing = load_sweep(Path::new("no/such/sweep.ron")).expect_err("missing file");
     assert!(
