@@ -45,7 +45,7 @@ struct Lane {
     index: usize,
     learner: Box<dyn Learner>,
     sink: LastSnapshot,
-    done: Option<Option<Snapshot>>,
+    done: Option<Option<Box<Snapshot>>>,
     busy: Duration,
 }
 
@@ -103,6 +103,7 @@ pub fn run_compare(
             let snapshot = lane
                 .done
                 .flatten()
+                .map(|s| *s)
                 .or(lane.sink.0.take())
                 .ok_or_else(|| anyhow!("{label}: the run produced no measurement"))?;
             let taken = lane.learner.step() as f64;

@@ -126,7 +126,7 @@ pub fn run_headless_until(
         }
         match advance_headless(trainer, steps, schedule, &mut next_command, sink) {
             HeadlessProgress::Running => {}
-            HeadlessProgress::Done(last) => return last,
+            HeadlessProgress::Done(last) => return last.map(|s| *s),
         }
     }
 }
@@ -137,7 +137,7 @@ pub enum HeadlessProgress {
     /// More steps to take.
     Running,
     /// The run ended: its final snapshot, or None when it diverged or the sink hung up.
-    Done(Option<Snapshot>),
+    Done(Option<Box<Snapshot>>),
 }
 
 /// Takes one step of a headless run, or its final measurement once the budget is spent.
@@ -190,7 +190,7 @@ pub fn advance_headless(
         step: trainer.step(),
         state: RunState::Finished,
     });
-    HeadlessProgress::Done(last)
+    HeadlessProgress::Done(last.map(Box::new))
 }
 
 /// The caller's end of a trainer thread.
