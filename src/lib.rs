@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod compare;
 pub mod config;
 pub mod metrics;
 pub mod model;
@@ -10,6 +11,7 @@ pub mod paths;
 pub mod recording;
 pub mod report;
 pub mod rnn;
+pub mod sweep;
 pub mod tasks;
 pub mod theory;
 pub mod trainer;

@@ -7,7 +7,7 @@ use crate::model::{BatchTargets, Lesion, Switches, backprop};
 use crate::paths::{PathNetwork, PathStats};
 use crate::tasks::TaskKind;
 use crate::theory::mean_field;
-use crate::trainer::Trainer;
+use crate::trainer::{Learner, Trainer};
 use dfdx::prelude::{Cpu, TensorFromVec};
 use serde::{Deserialize, Serialize};
 
@@ -154,4 +154,51 @@ pub struct RunReport {
     /// Test results with each block removed in turn.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub lesion: Option<Vec<LesionResult>>,
+}
+
+/// Which analyses to run after training, beside the final snapshot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Analyses {
+    /// Path decomposition on (training rows, samples per length).
+    pub paths: Option<(usize, usize)>,
+    /// Single-block lesions on the test set.
+    pub lesion: bool,
+}
+
+impl Analyses {
+    /// What `gradlab run --json` computes by default: paths on, lesions as asked.
+    pub fn standard(lesion: bool) -> Self {
+        Self {
+            paths: Some((DEFAULT_PATH_ROWS, DEFAULT_PATH_SAMPLES)),
+            lesion,
+        }
+    }
+}
+
+/// The report of a finished run: `gradlab run --json`, `compare` and `sweep` all build it
+/// here, so a sweep job run by hand gives the same numbers as the sweep.
+pub fn build_report(
+    learner: &mut dyn Learner,
+    snapshot: Snapshot,
+    analyses: &Analyses,
+) -> RunReport {
+    let seed = learner.experiment().seed;
+    // Paths, theory and lesions are about the MLP's layers; a recurrent net has none of them.
+    let Some(mlp) = learner.as_mlp() else {
+        return RunReport {
+            snapshot,
+            paths: None,
+            theory: None,
+            lesion: None,
+        };
+    };
+    let lesion = analyses.lesion.then(|| lesion_all(mlp));
+    RunReport {
+        paths: analyses
+            .paths
+            .and_then(|(rows, samples)| path_stats(mlp, rows, samples, seed)),
+        theory: Some(TheoryReport::for_experiment(mlp.experiment())),
+        lesion,
+        snapshot,
+    }
 }

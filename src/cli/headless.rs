@@ -4,7 +4,7 @@ use super::PresetArgs;
 use crate::metrics::Snapshot;
 use crate::recording::writer::Tee;
 use crate::recording::{Header, Recorder};
-use crate::report::{LesionResult, RunReport, TheoryReport, lesion_all, path_stats};
+use crate::report::{Analyses, LesionResult, build_report};
 use crate::trainer::{Event, MetricsSink, RunState, build_learner, run_headless_until};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -132,39 +132,21 @@ pub fn run(
     let snapshot = last
         .or(sink.last)
         .ok_or_else(|| anyhow::anyhow!("the run produced no measurement"))?;
-    // Paths, theory and lesions are about the MLP's layers; a recurrent net has none of them.
-    let mlp = trainer.as_mlp();
-    let (lesion, intact) = match (output.lesion, mlp) {
-        (true, Some(mlp)) => {
-            let lesion = lesion_all(mlp);
-            // The snapshot's test loss may be up to `test_every` steps old; compare with now.
-            (
-                Some(lesion),
-                Some(mlp.evaluate_test(crate::model::Lesion::default())),
-            )
-        }
-        _ => (None, None),
+    let analyses = Analyses {
+        paths: if output.json { output.paths } else { None },
+        lesion: output.lesion,
     };
+    let report = build_report(trainer.as_mut(), snapshot, &analyses);
     if output.json {
-        let seed = trainer.experiment().seed;
-        let mlp = trainer.as_mlp();
-        let report = RunReport {
-            paths: match (output.paths, &mlp) {
-                (Some((rows, samples)), Some(mlp)) => path_stats(mlp, rows, samples, seed),
-                _ => None,
-            },
-            theory: mlp.map(|mlp| TheoryReport::for_experiment(mlp.experiment())),
-            lesion,
-            snapshot,
-        };
         println!("{}", serde_json::to_string(&report)?);
         return Ok(exit_code(&report.snapshot));
     }
-    print_summary(&snapshot);
-    if let (Some(lesion), Some(intact)) = (&lesion, intact) {
-        print_lesions(intact, lesion);
+    print_summary(&report.snapshot);
+    if let (Some(lesion), Some(mlp)) = (&report.lesion, trainer.as_mlp()) {
+        // The snapshot's test loss may be up to `test_every` steps old; compare with now.
+        print_lesions(mlp.evaluate_test(crate::model::Lesion::default()), lesion);
     }
-    Ok(exit_code(&snapshot))
+    Ok(exit_code(&report.snapshot))
 }
 
 fn exit_code(snapshot: &Snapshot) -> ExitCode {
@@ -194,7 +176,7 @@ fn print_lesions(intact: (f64, Option<f64>), lesion: &[LesionResult]) {
 
 /// Turns SIGINT, SIGTERM and SIGHUP (an SSH connection dropping) into a flag; a second
 /// Ctrl-C still ends the process at once.
-fn watch_signals(signal: &Arc<AtomicUsize>, stop: &Arc<AtomicBool>) -> Result<()> {
+pub(crate) fn watch_signals(signal: &Arc<AtomicUsize>, stop: &Arc<AtomicBool>) -> Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let armed = Arc::new(AtomicBool::new(false));
     for sig in [SIGINT, SIGTERM, SIGHUP] {
@@ -206,7 +188,7 @@ fn watch_signals(signal: &Arc<AtomicUsize>, stop: &Arc<AtomicBool>) -> Result<()
     Ok(())
 }
 
-fn signal_name(signal: usize) -> &'static str {
+pub(crate) fn signal_name(signal: usize) -> &'static str {
     match signal as i32 {
         signal_hook::consts::SIGINT => "SIGINT",
         signal_hook::consts::SIGTERM => "SIGTERM",

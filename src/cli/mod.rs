@@ -1,7 +1,9 @@
 //! The command line: `gradlab [tui]`, `run`, `presets`.
 
+mod compare;
 mod headless;
 mod recordings;
+mod sweep;
 mod tui;
 
 use crate::config::{Experiment, apply_overrides, builtin_presets, load_preset};
@@ -30,6 +32,10 @@ enum Commands {
     Run(RunArgs),
     /// List the built-in presets.
     Presets,
+    /// Train 2–4 presets side by side on the same data stream and compare them.
+    Compare(compare::CompareArgs),
+    /// Run a grid of experiments from a sweep file, in parallel, resumable.
+    Sweep(sweep::SweepArgs),
     /// Measure training steps/s of plain, residual and highway nets at several depths.
     Bench(BenchArgs),
     /// Re-run a recording's preset with its commands and compare every snapshot.
@@ -62,8 +68,16 @@ struct BenchArgs {
 /// Which experiment to start: a preset plus overrides.
 #[derive(Debug, Args, Clone)]
 pub struct PresetArgs {
-    /// A built-in preset name or a path to a .ron file.
-    #[arg(long, short, default_value = "plain-deep", global = true)]
+    /// A built-in preset name or a path to a .ron file (`compare` takes it 2–4 times).
+    #[arg(
+        long = "preset",
+        short = 'p',
+        default_value = "plain-deep",
+        global = true
+    )]
+    pub presets: Vec<String>,
+    /// The one preset of commands that take one: the last `--preset` given.
+    #[arg(skip)]
     pub preset: String,
     /// Override a field, e.g. --set model.depth=64 --set model.skip=Residual(scale: 1.0)
     #[arg(long = "set", value_name = "PATH=VALUE", global = true)]
@@ -71,6 +85,15 @@ pub struct PresetArgs {
 }
 
 impl PresetArgs {
+    /// Settles `preset` after parsing; only `compare` accepts `--preset` more than once.
+    fn settle(&mut self, many_allowed: bool) -> Result<()> {
+        if self.presets.len() > 1 && !many_allowed {
+            anyhow::bail!("--preset was given more than once; `gradlab compare` takes several");
+        }
+        self.preset = self.presets.last().cloned().unwrap_or_default();
+        Ok(())
+    }
+
     /// Loads the preset and applies the overrides.
     pub fn load(&self) -> Result<Experiment> {
         let experiment = load_preset(&self.preset)?;
@@ -79,11 +102,16 @@ impl PresetArgs {
 
     /// The folder relative CSV paths are resolved against: the preset file's own.
     pub fn base_dir(&self) -> Option<PathBuf> {
-        let path = Path::new(&self.preset);
-        path.exists()
-            .then(|| path.parent().map(Path::to_path_buf))
-            .flatten()
+        base_dir_of(&self.preset)
     }
+}
+
+/// The folder relative CSV paths of the preset `name_or_path` are resolved against.
+fn base_dir_of(name_or_path: &str) -> Option<PathBuf> {
+    let path = Path::new(name_or_path);
+    path.exists()
+        .then(|| path.parent().map(Path::to_path_buf))
+        .flatten()
 }
 
 /// Dashboard options.
@@ -124,8 +152,15 @@ struct RunArgs {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    let many = matches!(cli.command, Some(Commands::Compare(_)));
+    if let Err(error) = cli.preset.settle(many) {
+        eprintln!("gradlab: {error:#}");
+        return ExitCode::from(2);
+    }
     let result = match &cli.command {
+        Some(Commands::Compare(args)) => compare::run(&cli.preset, args),
+        Some(Commands::Sweep(args)) => sweep::run(args),
         Some(Commands::Presets) => list_presets(),
         Some(Commands::Run(args)) => headless::run(
             &cli.preset,

@@ -118,29 +118,61 @@ pub fn run_headless_until(
     sink: &mut dyn MetricsSink,
     stop: &AtomicBool,
 ) -> Option<Snapshot> {
-    let every = trainer.experiment().metrics_every as u64;
-    let mut pending = schedule.iter().peekable();
-    while trainer.step() < steps && trainer.divergence().is_none() {
-        if stop.load(Ordering::Relaxed) {
+    let mut next_command = 0;
+    loop {
+        let stepping = trainer.step() < steps && trainer.divergence().is_none();
+        if stepping && stop.load(Ordering::Relaxed) {
             return None;
         }
-        while let Some((at, command)) = pending.next_if(|(at, _)| *at <= trainer.step()) {
-            let _ = at;
+        match advance_headless(trainer, steps, schedule, &mut next_command, sink) {
+            HeadlessProgress::Running => {}
+            HeadlessProgress::Done(last) => return last.map(|s| *s),
+        }
+    }
+}
+
+/// Where a headless run stands after [`advance_headless`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum HeadlessProgress {
+    /// More steps to take.
+    Running,
+    /// The run ended: its final snapshot, or None when it diverged or the sink hung up.
+    Done(Option<Box<Snapshot>>),
+}
+
+/// Takes one step of a headless run, or its final measurement once the budget is spent.
+/// `run_headless` is this in a loop, so runs advanced in lock-step (`gradlab compare`) take
+/// exactly the steps a lone run takes. `next_command` indexes `schedule` between calls.
+pub fn advance_headless(
+    trainer: &mut dyn Learner,
+    steps: u64,
+    schedule: &[(u64, Command)],
+    next_command: &mut usize,
+    sink: &mut dyn MetricsSink,
+) -> HeadlessProgress {
+    if trainer.step() < steps && trainer.divergence().is_none() {
+        while let Some((_, command)) = schedule
+            .get(*next_command)
+            .filter(|(at, _)| *at <= trainer.step())
+        {
+            *next_command += 1;
             trainer.apply(command);
             let applied = Event::Applied {
                 step: trainer.step(),
                 command: command.clone(),
             };
             if !sink.send(applied) {
-                return None;
+                return HeadlessProgress::Done(None);
             }
         }
+        let every = trainer.experiment().metrics_every as u64;
         let measure = trainer.step().is_multiple_of(every);
         if let Some(snapshot) = trainer.train_step(true, measure)
             && !sink.send(Event::Snapshot(Box::new(snapshot)))
         {
-            return None;
+            return HeadlessProgress::Done(None);
         }
+        return HeadlessProgress::Running;
     }
     if let Some(divergence) = trainer.divergence() {
         let step = trainer.step();
@@ -148,7 +180,7 @@ pub fn run_headless_until(
             step,
             state: RunState::Diverged(divergence.clone()),
         });
-        return None;
+        return HeadlessProgress::Done(None);
     }
     let last = trainer.train_step(false, true);
     if let Some(snapshot) = &last {
@@ -158,7 +190,7 @@ pub fn run_headless_until(
         step: trainer.step(),
         state: RunState::Finished,
     });
-    last
+    HeadlessProgress::Done(last.map(Box::new))
 }
 
 /// The caller's end of a trainer thread.

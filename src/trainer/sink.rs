@@ -32,3 +32,16 @@ impl MetricsSink for ChannelSink {
         self.0.send(event).is_ok()
     }
 }
+
+/// Keeps only the newest snapshot, for runs whose history goes elsewhere (or nowhere).
+#[derive(Debug, Default)]
+pub struct LastSnapshot(pub Option<crate::metrics::Snapshot>);
+
+impl MetricsSink for LastSnapshot {
+    fn send(&mut self, event: Event) -> bool {
+        if let Event::Snapshot(snapshot) = event {
+            self.0 = Some(*snapshot);
+        }
+        true
+    }
+}

@@ -1,0 +1,106 @@
+//! `gradlab compare`: 2–4 presets trained side by side, a table or a JSON list.
+
+use super::{PresetArgs, base_dir_of};
+use crate::compare::{CompareEntry, CompareRun, run_compare};
+use crate::config::{apply_overrides, load_preset};
+use crate::report::{Analyses, RunReport};
+use anyhow::{Result, bail};
+use clap::Args;
+use std::process::ExitCode;
+
+/// Options of `gradlab compare` (the presets and `--set` are the global preset options).
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Updates to apply to every run (default: the first preset's `steps`).
+    #[arg(long)]
+    steps: Option<u64>,
+    /// Print a JSON list, one `gradlab run --json` object per run plus label and throughput.
+    #[arg(long)]
+    json: bool,
+    /// Threads to spread the runs over (default: the number of cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Also evaluate the test set of each run with each block removed in turn.
+    #[arg(long)]
+    lesion: bool,
+}
+
+/// Runs the comparison and prints it.
+pub fn run(presets: &PresetArgs, args: &CompareArgs) -> Result<ExitCode> {
+    if !(2..=4).contains(&presets.presets.len()) {
+        bail!(
+            "compare takes 2 to 4 --preset options, got {}",
+            presets.presets.len()
+        );
+    }
+    let entries = presets
+        .presets
+        .iter()
+        .map(|name| {
+            Ok(CompareEntry {
+                label: name.clone(),
+                experiment: apply_overrides(&load_preset(name)?, &presets.overrides)?,
+                base_dir: base_dir_of(name),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let steps = args.steps.unwrap_or(entries[0].experiment.steps as u64);
+    let threads = args.threads.unwrap_or_else(super::sweep::cores);
+    eprintln!(
+        "comparing {} runs for {steps} steps on {} thread(s)",
+        entries.len(),
+        threads.min(entries.len())
+    );
+    let runs = run_compare(&entries, steps, threads, &Analyses::standard(args.lesion))?;
+    if args.json {
+        println!("{}", serde_json::to_string(&runs)?);
+    } else {
+        print_table(&runs);
+    }
+    let diverged = runs.iter().any(|r| r.report.snapshot.diverged);
+    Ok(if diverged {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The columns `compare` and `sweep` tables share, for one report.
+pub(crate) fn report_cells(report: &RunReport) -> [String; 6] {
+    let s = &report.snapshot;
+    let pct = |v: Option<f64>| v.map_or("n/a".into(), |a| format!("{:.1}", 100.0 * a));
+    let range = report.paths.as_ref().map_or("n/a".into(), |p| {
+        format!("{}–{}", p.effective_range[0], p.effective_range[1])
+    });
+    [
+        if s.diverged {
+            "diverged".into()
+        } else {
+            format!("{:.4}", s.loss)
+        },
+        pct(s.train_accuracy),
+        pct(s.test_accuracy),
+        format!("{:.1}", s.grad_ratio_db),
+        format!("{:.3}", s.measured_chi1),
+        range,
+    ]
+}
+
+fn print_table(runs: &[CompareRun]) {
+    let width = runs.iter().map(|r| r.label.len()).max().unwrap_or(0).max(3);
+    println!(
+        "{:width$}  {:>9} {:>7} {:>7} {:>9} {:>7} {:>7}  {:>8} {:>8}",
+        "run", "loss", "train%", "test%", "dB", "χ₁", "paths", "steps/s", "busy/s"
+    );
+    for run in runs {
+        let [loss, train, test, db, chi1, range] = report_cells(&run.report);
+        println!(
+            "{:width$}  {loss:>9} {train:>7} {test:>7} {db:>9} {chi1:>7} {range:>7}  {:>8.1} {:>8.1}",
+            run.label, run.steps_per_sec, run.busy_steps_per_sec
+        );
+    }
+    println!(
+        "loss: last training batch · %: accuracy · dB: ‖∂L/∂h_first‖/‖∂L/∂h_last‖ · χ₁: measured · \
+         paths: lengths holding 90 % of the gradient · steps/s: over the wall clock, busy/s: over the run's own steps"
+    );
+}

@@ -1,0 +1,314 @@
+//! `gradlab sweep FILE.ron`: run a grid of experiments, or `--list` them for a scheduler.
+
+use super::compare::report_cells;
+use super::headless::{signal_name, watch_signals};
+use crate::report::RunReport;
+use crate::sweep::run::{
+    SweepProgress, list_commands, pending_jobs, read_result, run_jobs, tail_loss,
+};
+use crate::sweep::{BaseSpec, Sweep, load_sweep};
+use anyhow::{Context, Result};
+use clap::Args;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
+
+pub use crate::sweep::cores;
+
+/// Options of `gradlab sweep`.
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// The sweep file (RON).
+    file: PathBuf,
+    /// Print one `gradlab run` command per job instead of running them.
+    #[arg(long)]
+    list: bool,
+    /// Jobs to run at once (default: the number of cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Write to this folder instead of the file's `out`.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
+
+/// Fraction of the run the `tail loss` column averages the training loss over.
+const TAIL: f64 = 0.1;
+
+/// Runs (or lists) the sweep, then prints the table and writes `results.csv`.
+pub fn run(args: &SweepArgs) -> Result<ExitCode> {
+    let mut sweep = load_sweep(&args.file)?;
+    if let Some(out) = &args.out {
+        if let BaseSpec::Inline(_) = sweep.file.base {
+            sweep.base_preset = out.join("base.ron").display().to_string();
+        }
+        sweep.file.out = out.clone();
+    }
+    let out = sweep.file.out.clone();
+    if args.list {
+        std::fs::create_dir_all(&out)
+            .with_context(|| format!("cannot create {}", out.display()))?;
+        if let BaseSpec::Inline(experiment) = &sweep.file.base {
+            // Jobs run by a scheduler need the base as a file they can pass to --preset.
+            let text = ron::ser::to_string_pretty(experiment, ron::ser::PrettyConfig::default())?;
+            std::fs::write(&sweep.base_preset, text)
+                .with_context(|| format!("cannot write {}", sweep.base_preset))?;
+        }
+        for line in list_commands(&sweep, "gradlab") {
+            println!("{line}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let pending = pending_jobs(&sweep);
+    let threads = args.threads.unwrap_or_else(cores).max(1);
+    let total = sweep.jobs.len();
+    eprintln!(
+        "sweep {}: {total} jobs, {} finished earlier, running {} on {} thread(s), {} steps each → {}",
+        args.file.display(),
+        total - pending.len(),
+        pending.len(),
+        threads.min(pending.len().max(1)),
+        sweep.file.steps,
+        out.display()
+    );
+    let signal = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    watch_signals(&signal, &stop)?;
+    let started = Instant::now();
+    let (mut done, mut failed) = (0usize, 0usize);
+    run_jobs(&sweep, &pending, threads, &stop, |message| match message {
+        SweepProgress::Finished {
+            index,
+            seconds,
+            report,
+        } => {
+            done += 1;
+            let [loss, _, test, db, _, _] = report_cells(&report);
+            let elapsed = started.elapsed().as_secs_f64();
+            let left = pending.len() - done - failed;
+            let eta = elapsed / (done + failed) as f64 * left as f64;
+            eprintln!(
+                "[{:>3}/{}] {}  loss {loss}  test {test} %  {db} dB  {seconds:.1} s  eta {eta:.0} s",
+                done + failed,
+                pending.len(),
+                sweep.jobs[index].id
+            );
+        }
+        SweepProgress::Failed { index, error } => {
+            failed += 1;
+            eprintln!("[failed] {}: {error}", sweep.jobs[index].id);
+        }
+    })?;
+    let caught = signal.load(Ordering::Relaxed);
+    if caught != 0 {
+        eprintln!(
+            "gradlab: sweep stopped by {}; {done} job(s) finished this time; run the same command to resume",
+            signal_name(caught)
+        );
+        return Ok(ExitCode::from(128 + caught as u8));
+    }
+    eprintln!(
+        "{done} job(s) in {:.1} s{}",
+        started.elapsed().as_secs_f64(),
+        if failed > 0 {
+            format!(", {failed} failed")
+        } else {
+            String::new()
+        }
+    );
+    let rows = collect(&sweep);
+    print_table(&sweep, &rows);
+    let csv = out.join("results.csv");
+    std::fs::write(&csv, results_csv(&sweep, &rows))
+        .with_context(|| format!("cannot write {}", csv.display()))?;
+    eprintln!("wrote {}", csv.display());
+    Ok(if failed > 0 || rows.iter().any(|r| r.report.is_none()) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// One job's line in the table and CSV.
+struct Row {
+    values: Vec<String>,
+    id: String,
+    report: Option<RunReport>,
+    tail_loss: Option<f64>,
+}
+
+fn collect(sweep: &Sweep) -> Vec<Row> {
+    let out = &sweep.file.out;
+    sweep
+        .jobs
+        .iter()
+        .map(|job| Row {
+            values: job.values.clone(),
+            id: job.id.clone(),
+            report: read_result(out, &job.id),
+            tail_loss: tail_loss(out, &job.id, TAIL),
+        })
+        .collect()
+}
+
+/// Mean test accuracy over single-block lesions, where lesions were measured.
+fn lesion_mean(report: &RunReport) -> Option<f64> {
+    let lesion = report.lesion.as_ref()?;
+    let accs: Vec<f64> = lesion.iter().filter_map(|l| l.test_accuracy).collect();
+    (!accs.is_empty()).then(|| accs.iter().sum::<f64>() / accs.len() as f64)
+}
+
+/// Numbers of one row, for averaging: tail loss, test acc, dB, χ₁, path lo, path hi, lesion.
+fn numbers(row: &Row) -> Option<[Option<f64>; 7]> {
+    let report = row.report.as_ref()?;
+    let s = &report.snapshot;
+    let finite = |v: f64| v.is_finite().then_some(v);
+    let range = report.paths.as_ref().map(|p| p.effective_range);
+    Some([
+        row.tail_loss.or(finite(s.loss)),
+        s.test_accuracy.map(|a| 100.0 * a),
+        finite(s.grad_ratio_db),
+        finite(s.measured_chi1),
+        range.map(|r| r[0] as f64),
+        range.map(|r| r[1] as f64),
+        lesion_mean(report).map(|a| 100.0 * a),
+    ])
+}
+
+fn print_table(sweep: &Sweep, rows: &[Row]) {
+    let names = sweep.axis_names();
+    let seed_axis = sweep.file.grid.0.iter().position(|a| a.path == "seed");
+    let lesion = sweep.file.lesion;
+    // Averaging over seeds is what the papers' curves show; single runs follow in the CSV.
+    let mut groups: Vec<(Vec<String>, Vec<&Row>)> = Vec::new();
+    for row in rows {
+        let key: Vec<String> = row
+            .values
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| Some(*i) != seed_axis)
+            .map(|(_, v)| v.clone())
+            .collect();
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, members)) => members.push(row),
+            None => groups.push((key, vec![row])),
+        }
+    }
+    let shown: Vec<&String> = names
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| Some(*i) != seed_axis)
+        .map(|(_, n)| n)
+        .collect();
+    let mut header = String::new();
+    for name in &shown {
+        let _ = write!(header, "| {name} ");
+    }
+    header.push_str("| runs | train loss | test acc % | dB first/last | χ₁ | paths 90 % |");
+    if lesion {
+        header.push_str(" lesioned acc % |");
+    }
+    println!("{header}");
+    println!(
+        "{}",
+        header
+            .chars()
+            .map(|c| if c == '|' { '|' } else { '-' })
+            .collect::<String>()
+    );
+    for (key, members) in &groups {
+        let measured: Vec<[Option<f64>; 7]> = members.iter().filter_map(|r| numbers(r)).collect();
+        let diverged = members
+            .iter()
+            .filter(|r| r.report.as_ref().is_some_and(|r| r.snapshot.diverged))
+            .count();
+        let mean = |i: usize| {
+            let v: Vec<f64> = measured.iter().filter_map(|n| n[i]).collect();
+            (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+        };
+        let show =
+            |v: Option<f64>, digits: usize| v.map_or("n/a".into(), |v| format!("{v:.digits$}"));
+        let mut line = String::new();
+        for value in key {
+            let _ = write!(line, "| {value} ");
+        }
+        let runs = if diverged > 0 {
+            format!("{} ({diverged} diverged)", measured.len())
+        } else {
+            measured.len().to_string()
+        };
+        let _ = write!(
+            line,
+            "| {runs} | {} | {} | {} | {} | {}–{} |",
+            show(mean(0), 4),
+            show(mean(1), 1),
+            show(mean(2), 1),
+            show(mean(3), 3),
+            show(mean(4), 1),
+            show(mean(5), 1)
+        );
+        if lesion {
+            let _ = write!(line, " {} |", show(mean(6), 1));
+        }
+        println!("{line}");
+    }
+    let missing = rows.iter().filter(|r| r.report.is_none()).count();
+    if missing > 0 {
+        println!("({missing} job(s) without a result)");
+    }
+}
+
+fn csv_field(value: &str) -> String {
+    if value.contains([',', '"', '\n']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_string()
+    }
+}
+
+fn results_csv(sweep: &Sweep, rows: &[Row]) -> String {
+    let mut text = String::from("id");
+    for name in sweep.axis_names() {
+        text.push(',');
+        text.push_str(&csv_field(&name));
+    }
+    text.push_str(",step,loss,tail_loss,train_accuracy,test_accuracy,test_loss,grad_ratio_db,measured_chi1,path_lo,path_hi,path_mean,diverged,lesion_mean_test_accuracy\n");
+    let num = |v: Option<f64>| {
+        v.filter(|v| v.is_finite())
+            .map_or(String::new(), |v| v.to_string())
+    };
+    for row in rows {
+        text.push_str(&csv_field(&row.id));
+        for value in &row.values {
+            text.push(',');
+            text.push_str(&csv_field(value));
+        }
+        match &row.report {
+            Some(report) => {
+                let s = &report.snapshot;
+                let paths = report.paths.as_ref();
+                let _ = writeln!(
+                    text,
+                    ",{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                    s.step,
+                    num(Some(s.loss)),
+                    num(row.tail_loss),
+                    num(s.train_accuracy),
+                    num(s.test_accuracy),
+                    num(s.test_loss),
+                    num(Some(s.grad_ratio_db)),
+                    num(Some(s.measured_chi1)),
+                    paths.map_or(String::new(), |p| p.effective_range[0].to_string()),
+                    paths.map_or(String::new(), |p| p.effective_range[1].to_string()),
+                    num(paths.map(|p| p.mean_length)),
+                    s.diverged,
+                    num(lesion_mean(report)),
+                );
+            }
+            None => text.push_str(",,,,,,,,,,,,,\n"),
+        }
+    }
+    text
+}

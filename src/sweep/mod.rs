@@ -1,0 +1,282 @@
+//! Sweeps: a grid over preset fields, expanded into independent jobs (`gradlab sweep`).
+//!
+//! A sweep file names a base experiment, overrides for all runs, a grid of `--set` values and
+//! a step budget:
+//!
+//! ```ron
+//! Sweep(
+//!     base: Preset("plain-deep"),          // or Inline(Experiment(...))
+//!     set: ["task.points=600"],            // applied to every run, before the grid
+//!     grid: {
+//!         "model.depth": ["10", "50"],
+//!         "model.skip": ["Plain", "Highway(gate_bias: -2.0)"],
+//!     },
+//!     steps: 300,
+//!     out: "results/highway",             // relative to the working directory
+//! )
+//! ```
+//!
+//! The grid expands to the cartesian product in file order, the first axis varying slowest.
+//! A job's id is made of its values alone, so it stays the same when axes gain values and a
+//! resumed sweep finds the results it already has.
+
+pub mod run;
+
+use crate::config::{Experiment, apply_overrides, builtin_presets, load_preset};
+use anyhow::{Context, Result, anyhow, bail};
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Where a sweep's base experiment comes from.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub enum BaseSpec {
+    /// A built-in preset name or a `.ron` path (relative to the sweep file's folder).
+    Preset(String),
+    /// The experiment written out in the sweep file.
+    Inline(Box<Experiment>),
+}
+
+/// One axis of the grid: a dotted preset path and the RON values it takes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Axis {
+    /// The `--set` path, e.g. `model.depth`.
+    pub path: String,
+    /// The values, as RON text, e.g. `"Residual(scale: 1.0)"`.
+    pub values: Vec<String>,
+}
+
+/// The grid in file order (a map would sort the axes and change the job order).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Grid(pub Vec<Axis>);
+
+impl<'de> Deserialize<'de> for Grid {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct GridVisitor;
+        impl<'de> Visitor<'de> for GridVisitor {
+            type Value = Grid;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(r#"a map from field paths to lists of values, e.g. {"model.depth": ["10", "20"]}"#)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Grid, A::Error> {
+                let mut axes = Vec::new();
+                while let Some((path, values)) = map.next_entry::<String, Vec<String>>()? {
+                    axes.push(Axis { path, values });
+                }
+                Ok(Grid(axes))
+            }
+        }
+        deserializer.deserialize_map(GridVisitor)
+    }
+}
+
+/// A sweep file as written.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename = "Sweep")]
+pub struct SweepFile {
+    /// The experiment every job starts from.
+    pub base: BaseSpec,
+    /// `PATH=VALUE` overrides applied to every job before its grid values.
+    #[serde(default)]
+    pub set: Vec<String>,
+    /// The axes; every combination is one job.
+    pub grid: Grid,
+    /// Updates per job.
+    pub steps: u64,
+    /// Folder for recordings, result files and `results.csv`.
+    pub out: PathBuf,
+    /// Also evaluate single-block lesions after training.
+    #[serde(default)]
+    pub lesion: bool,
+}
+
+/// One run of a sweep.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SweepJob {
+    /// File-name-safe id made of the grid values, e.g. `depth-10__skip-Plain__seed-1`.
+    pub id: String,
+    /// The grid's `PATH=VALUE` assignments for this job, in axis order.
+    pub overrides: Vec<String>,
+    /// The grid values alone, in axis order (the CSV's axis columns).
+    pub values: Vec<String>,
+}
+
+/// A loaded sweep: the file, its base experiment, and its jobs.
+#[derive(Clone, Debug)]
+pub struct Sweep {
+    /// The file as written.
+    pub file: SweepFile,
+    /// The base experiment with the common `set` applied.
+    pub base: Experiment,
+    /// What `gradlab run --preset` should be given to rebuild the base (before `set`).
+    pub base_preset: String,
+    /// Folder relative CSV task paths are resolved against.
+    pub base_dir: Option<PathBuf>,
+    /// Every combination of the grid, first axis slowest.
+    pub jobs: Vec<SweepJob>,
+}
+
+impl Sweep {
+    /// The experiment job `job` runs.
+    pub fn experiment(&self, job: &SweepJob) -> Result<Experiment> {
+        apply_overrides(&self.base, &job.overrides)
+    }
+
+    /// Short names for the axes: the last path segment, or the whole path where two collide.
+    pub fn axis_names(&self) -> Vec<String> {
+        axis_names(&self.file.grid)
+    }
+}
+
+fn axis_names(grid: &Grid) -> Vec<String> {
+    let last = |a: &Axis| a.path.rsplit('.').next().unwrap_or(&a.path).to_string();
+    grid.0
+        .iter()
+        .map(|axis| {
+            let short = last(axis);
+            let clashes = grid.0.iter().filter(|a| last(a) == short).count() > 1;
+            if clashes { axis.path.clone() } else { short }
+        })
+        .collect()
+}
+
+/// Reads and checks a sweep file; errors name the file, line and column.
+pub fn load_sweep(path: &Path) -> Result<Sweep> {
+    let source = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read sweep file {}", path.display()))?;
+    parse_sweep(&source, path)
+}
+
+/// Parses sweep text; `path` names it in errors and anchors a relative base preset path.
+pub fn parse_sweep(source: &str, path: &Path) -> Result<Sweep> {
+    let origin = path.display().to_string();
+    let file: SweepFile = ron::Options::default().from_str(source).map_err(|e| {
+        anyhow!(
+            "{origin}:{}:{}: {}",
+            e.span.start.line,
+            e.span.start.col,
+            e.code
+        )
+    })?;
+    let at = |needle: &str| match position_of(source, needle) {
+        Some((line, col)) => format!("{origin}:{line}:{col}"),
+        None => origin.clone(),
+    };
+    let folder = path.parent().unwrap_or(Path::new(""));
+    let (base, base_preset, base_dir) = match &file.base {
+        BaseSpec::Preset(name) => {
+            let builtin = builtin_presets().iter().any(|p| p.name == name);
+            let resolved = if builtin || Path::new(name).is_absolute() {
+                name.clone()
+            } else {
+                folder.join(name).display().to_string()
+            };
+            let experiment =
+                load_preset(&resolved).map_err(|e| anyhow!("{}: base preset: {e:#}", at(name)))?;
+            let dir = (!builtin)
+                .then(|| Path::new(&resolved).parent().map(Path::to_path_buf))
+                .flatten();
+            (experiment, resolved, dir)
+        }
+        BaseSpec::Inline(experiment) => (
+            (**experiment).clone(),
+            file.out.join("base.ron").display().to_string(),
+            Some(folder.to_path_buf()),
+        ),
+    };
+    let base = apply_overrides(&base, &file.set).map_err(|e| anyhow!("{}: {e:#}", at("set")))?;
+    if file.grid.0.is_empty() {
+        bail!("{}: the grid has no axes", at("grid"));
+    }
+    for axis in &file.grid.0 {
+        if axis.values.is_empty() {
+            bail!("{}: `{}` has no values", at(&axis.path), axis.path);
+        }
+    }
+    let jobs = expand(&file.grid);
+    let mut seen = std::collections::HashSet::new();
+    for job in &jobs {
+        if !seen.insert(job.id.as_str()) {
+            bail!(
+                "{origin}: two jobs get the id `{}`; make the grid values differ in letters or digits",
+                job.id
+            );
+        }
+        // Every job is checked before any runs, so a typo in the last value fails at once.
+        for (assignment, value) in job.overrides.iter().zip(&job.values) {
+            apply_overrides(&base, std::slice::from_ref(assignment))
+                .map_err(|e| anyhow!("{}: {e:#}", at(&format!("\"{value}\""))))?;
+        }
+    }
+    Ok(Sweep {
+        file,
+        base,
+        base_preset,
+        base_dir,
+        jobs,
+    })
+}
+
+/// The cartesian product of the axes, first axis slowest.
+pub fn expand(grid: &Grid) -> Vec<SweepJob> {
+    let names = axis_names(grid);
+    let mut jobs = vec![SweepJob {
+        id: String::new(),
+        overrides: Vec::new(),
+        values: Vec::new(),
+    }];
+    for (axis, name) in grid.0.iter().zip(&names) {
+        jobs = jobs
+            .into_iter()
+            .flat_map(|job| {
+                axis.values.iter().map(move |value| {
+                    let mut next = job.clone();
+                    let part = format!("{}-{}", slug(name), slug(value));
+                    next.id = if next.id.is_empty() {
+                        part
+                    } else {
+                        format!("{}__{part}", next.id)
+                    };
+                    next.overrides.push(format!("{}={value}", axis.path));
+                    next.values.push(value.clone());
+                    next
+                })
+            })
+            .collect();
+    }
+    jobs
+}
+
+/// Letters, digits, `.`, `+` and `-` kept; every other run of characters becomes one `_`
+/// (ids join axes with `__`, so trailing separators are dropped).
+fn slug(text: &str) -> String {
+    let mut out = String::new();
+    let mut gap = false;
+    for c in text.chars() {
+        if c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | '-') {
+            if gap && !out.is_empty() {
+                out.push('_');
+            }
+            gap = false;
+            out.push(c);
+        } else {
+            gap = true;
+        }
+    }
+    out
+}
+
+/// Line and column (1-based) of the first occurrence of `needle` in `source`.
+fn position_of(source: &str, needle: &str) -> Option<(usize, usize)> {
+    let offset = source.find(needle)?;
+    let before = &source[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    Some((line, col))
+}
+
+/// Cores to use by default: what the OS reports, at least one.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}

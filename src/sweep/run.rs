@@ -1,0 +1,236 @@
+//! Running a sweep's jobs in parallel, resuming, and collecting their results.
+//!
+//! Each job writes `OUT/<id>.jsonl` (its recording) and `OUT/<id>.json` (exactly what
+//! `gradlab run --json` prints for it). A job whose result file reads back is finished, so an
+//! interrupted sweep, or one whose jobs a scheduler ran from `--list`, resumes where it was.
+
+use super::{Sweep, SweepJob};
+use crate::recording::writer::Tee;
+use crate::recording::{Header, Record, Recorder, Recording};
+use crate::report::{Analyses, RunReport, build_report};
+use crate::trainer::{LastSnapshot, build_learner, run_headless_until};
+use anyhow::{Context, Result, anyhow};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::channel;
+use std::time::Instant;
+
+/// Where job `id`'s result JSON goes.
+pub fn result_path(out: &Path, id: &str) -> PathBuf {
+    out.join(format!("{id}.json"))
+}
+
+/// Where job `id`'s recording goes.
+pub fn recording_path(out: &Path, id: &str) -> PathBuf {
+    out.join(format!("{id}.jsonl"))
+}
+
+/// A finished job's report, or None when its result file is missing or torn.
+pub fn read_result(out: &Path, id: &str) -> Option<RunReport> {
+    let text = std::fs::read_to_string(result_path(out, id)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Indices of the jobs without a readable result file.
+pub fn pending_jobs(sweep: &Sweep) -> Vec<usize> {
+    (0..sweep.jobs.len())
+        .filter(|&i| read_result(&sweep.file.out, &sweep.jobs[i].id).is_none())
+        .collect()
+}
+
+/// What the sweep reports as it goes.
+#[derive(Debug)]
+pub enum SweepProgress {
+    /// Job `index` finished after `seconds`.
+    Finished {
+        /// Index into `Sweep::jobs`.
+        index: usize,
+        /// Wall-clock time of the job.
+        seconds: f64,
+        /// Its report.
+        report: Box<RunReport>,
+    },
+    /// Job `index` failed; the others go on.
+    Failed {
+        /// Index into `Sweep::jobs`.
+        index: usize,
+        /// Why.
+        error: String,
+    },
+}
+
+/// Runs the pending jobs on up to `threads` threads; `progress` is called on the calling
+/// thread as jobs end. Once `stop` is set, running jobs end between two steps (their
+/// recordings closed as interrupted, no result written) and no new job starts.
+pub fn run_jobs(
+    sweep: &Sweep,
+    pending: &[usize],
+    threads: usize,
+    stop: &AtomicBool,
+    mut progress: impl FnMut(SweepProgress),
+) -> Result<()> {
+    std::fs::create_dir_all(&sweep.file.out)
+        .with_context(|| format!("cannot create {}", sweep.file.out.display()))?;
+    let next = AtomicUsize::new(0);
+    let (tx, rx) = channel();
+    std::thread::scope(|scope| -> Result<()> {
+        for t in 0..threads.clamp(1, pending.len().max(1)) {
+            let tx = tx.clone();
+            let next = &next;
+            std::thread::Builder::new()
+                .name(format!("gradlab-sweep-{t}"))
+                .spawn_scoped(scope, move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let Some(&index) = pending.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                            break;
+                        };
+                        let started = Instant::now();
+                        let message = match run_job(sweep, &sweep.jobs[index], stop) {
+                            Ok(Some(report)) => SweepProgress::Finished {
+                                index,
+                                seconds: started.elapsed().as_secs_f64(),
+                                report: Box::new(report),
+                            },
+                            Ok(None) => break,
+                            Err(error) => SweepProgress::Failed {
+                                index,
+                                error: format!("{error:#}"),
+                            },
+                        };
+                        if tx.send(message).is_err() {
+                            break;
+                        }
+                    }
+                })
+                .map_err(|e| anyhow!("cannot start a sweep thread: {e}"))?;
+        }
+        // The workers hold the only senders left, so the loop ends when the last one exits.
+        drop(tx);
+        for message in rx {
+            progress(message);
+        }
+        Ok(())
+    })
+}
+
+/// Trains one job, recording it; writes its result file. None when stopped by `stop`.
+pub fn run_job(sweep: &Sweep, job: &SweepJob, stop: &AtomicBool) -> Result<Option<RunReport>> {
+    let out = &sweep.file.out;
+    let steps = sweep.file.steps;
+    let experiment = sweep.experiment(job)?;
+    let record = recording_path(out, &job.id);
+    let mut recorder = Recorder::create(&record, &Header::new(&experiment, Some(steps)))
+        .with_context(|| format!("cannot record to {}", record.display()))?;
+    let mut learner = build_learner(experiment, sweep.base_dir.as_deref())?;
+    let mut last = LastSnapshot::default();
+    let finished = {
+        let mut tee = Tee(&mut recorder, &mut last);
+        run_headless_until(learner.as_mut(), steps, &[], &mut tee, stop)
+    };
+    if stop.load(Ordering::Relaxed) && finished.is_none() {
+        recorder
+            .interrupted("SIGINT")
+            .and_then(|()| recorder.close())
+            .with_context(|| format!("cannot write {}", record.display()))?;
+        return Ok(None);
+    }
+    recorder
+        .close()
+        .with_context(|| format!("cannot write {}", record.display()))?;
+    let snapshot = finished
+        .or(last.0)
+        .ok_or_else(|| anyhow!("{}: the run produced no measurement", job.id))?;
+    let report = build_report(
+        learner.as_mut(),
+        snapshot,
+        &Analyses::standard(sweep.file.lesion),
+    );
+    write_result(out, &job.id, &report)?;
+    Ok(Some(report))
+}
+
+/// Writes the result as `gradlab run --json` prints it, via a temporary file and a rename,
+/// so a result file that exists is complete.
+fn write_result(out: &Path, id: &str, report: &RunReport) -> Result<()> {
+    let path = result_path(out, id);
+    let partial = out.join(format!("{id}.json.partial"));
+    let mut file = std::fs::File::create(&partial)
+        .with_context(|| format!("cannot create {}", partial.display()))?;
+    writeln!(file, "{}", serde_json::to_string(report)?)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write {}", partial.display()))?;
+    std::fs::rename(&partial, &path)
+        .with_context(|| format!("cannot rename to {}", path.display()))?;
+    Ok(())
+}
+
+/// Mean training-batch loss over the last `fraction` of a job's recorded steps: a steadier
+/// measure of training loss than the final batch alone (None without a readable recording).
+pub fn tail_loss(out: &Path, id: &str, fraction: f64) -> Option<f64> {
+    let recording = Recording::open(&recording_path(out, id)).ok()?;
+    let steps = recording.header().steps? as f64;
+    let from = steps * (1.0 - fraction);
+    let (mut sum, mut n) = (0.0, 0usize);
+    for record in recording.flatten() {
+        if let Record::Snapshot(s) = record
+            && (s.snapshot.step as f64) >= from
+            && s.snapshot.loss.is_finite()
+        {
+            sum += s.snapshot.loss;
+            n += 1;
+        }
+    }
+    (n > 0).then(|| sum / n as f64)
+}
+
+/// One `gradlab run` command line per job, for a scheduler; running it writes the same
+/// result and recording files the sweep would.
+pub fn list_commands(sweep: &Sweep, program: &str) -> Vec<String> {
+    let out = &sweep.file.out;
+    sweep
+        .jobs
+        .iter()
+        .map(|job| {
+            let mut args: Vec<String> = vec![
+                program.into(),
+                "run".into(),
+                "--preset".into(),
+                sweep.base_preset.clone(),
+            ];
+            for assignment in sweep.file.set.iter().chain(&job.overrides) {
+                args.push("--set".into());
+                args.push(assignment.clone());
+            }
+            args.extend([
+                "--steps".into(),
+                sweep.file.steps.to_string(),
+                "--json".into(),
+            ]);
+            if sweep.file.lesion {
+                args.push("--lesion".into());
+            }
+            args.push("--record".into());
+            args.push(recording_path(out, &job.id).display().to_string());
+            let mut line: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
+            line.push(">".into());
+            line.push(shell_quote(
+                &result_path(out, &job.id).display().to_string(),
+            ));
+            line.join(" ")
+        })
+        .collect()
+}
+
+/// Quotes for POSIX shells when needed.
+fn shell_quote(arg: &str) -> String {
+    let plain = !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+    if plain {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}

@@ -1,0 +1,220 @@
+//! `gradlab compare` and `gradlab sweep`: lock-step determinism, grid expansion, resume and
+//! the `--list` commands.
+
+use gradlab::compare::{CompareEntry, run_compare};
+use gradlab::config::{Experiment, apply_overrides, load_preset};
+use gradlab::model::MlpParams;
+use gradlab::report::Analyses;
+use gradlab::sweep::run::{list_commands, pending_jobs, read_result, result_path, run_jobs};
+use gradlab::sweep::{load_sweep, parse_sweep};
+use gradlab::trainer::{Trainer, VecSink, run_headless};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+fn preset(name: &str, sets: &[&str]) -> Experiment {
+    let base = load_preset(name).expect("built-in preset");
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    apply_overrides(&base, &sets).expect("valid overrides")
+}
+
+fn all_weights(params: &mut MlpParams) -> Vec<Vec<f32>> {
+    params
+        .params_mut()
+        .into_iter()
+        .map(|(_, p)| {
+            let mut v = vec![0.0; p.len()];
+            p.copy_into(&mut v);
+            v
+        })
+        .collect()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gradlab-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+const SMALL: &[&str] = &["model.depth=6", "model.width=16", "task.points=200"];
+
+#[test]
+fn same_seed_and_shape_give_the_same_initial_weights_whatever_the_skip_mode() {
+    let mut plain = Trainer::new(preset("plain-deep", SMALL), None).expect("builds");
+    let mut residual = Trainer::new(preset("residual-deep", SMALL), None).expect("builds");
+    assert_eq!(
+        all_weights(plain.params_mut()),
+        all_weights(residual.params_mut())
+    );
+}
+
+#[test]
+fn each_run_in_a_comparison_equals_the_same_run_alone() {
+    let names = ["plain-deep", "residual-deep", "highway-deep"];
+    let entries: Vec<CompareEntry> = names
+        .iter()
+        .map(|name| CompareEntry {
+            label: name.to_string(),
+            experiment: preset(name, SMALL),
+            base_dir: None,
+        })
+        .collect();
+    let steps = 30;
+    let runs = run_compare(&entries, steps, 2, &Analyses::standard(false)).expect("compare");
+    for (entry, run) in entries.iter().zip(&runs) {
+        let mut alone = Trainer::new(entry.experiment.clone(), None).expect("builds");
+        let last = run_headless(&mut alone, steps, &[], &mut VecSink::default()).expect("final");
+        assert_eq!(run.report.snapshot, last, "{} differs", entry.label);
+    }
+    // Different skip modes, same data stream: the runs must not be copies of each other.
+    assert_ne!(runs[0].report.snapshot.loss, runs[1].report.snapshot.loss);
+}
+
+const GRID: &str = r#"Sweep(
+    base: Preset("plain-deep"),
+    set: ["model.width=8", "task.points=120", "test_every=5"],
+    grid: {
+        "model.depth": ["2", "3"],
+        "model.skip": ["Plain", "Highway(gate_bias: -2.0)"],
+        "seed": ["1", "2"],
+    },
+    steps: 5,
+    out: "OUT",
+)"#;
+
+#[test]
+fn the_grid_expands_to_the_cartesian_product_first_axis_slowest() {
+    let sweep = parse_sweep(GRID, Path::new("grid.ron")).expect("parses");
+    let ids: Vec<&str> = sweep.jobs.iter().map(|j| j.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "depth-2__skip-Plain__seed-1",
+            "depth-2__skip-Plain__seed-2",
+            "depth-2__skip-Highway_gate_bias_-2.0__seed-1",
+            "depth-2__skip-Highway_gate_bias_-2.0__seed-2",
+            "depth-3__skip-Plain__seed-1",
+            "depth-3__skip-Plain__seed-2",
+            "depth-3__skip-Highway_gate_bias_-2.0__seed-1",
+            "depth-3__skip-Highway_gate_bias_-2.0__seed-2",
+        ]
+    );
+    assert_eq!(
+        sweep.jobs[2].overrides,
+        [
+            "model.depth=2",
+            "model.skip=Highway(gate_bias: -2.0)",
+            "seed=1"
+        ]
+    );
+    let experiment = sweep.experiment(&sweep.jobs[7]).expect("applies");
+    assert_eq!(experiment.model.depth, 3);
+    assert_eq!(experiment.model.width, 8);
+    assert_eq!(experiment.seed, 2);
+    // Ids depend on values only: adding a value to an axis keeps the others' ids.
+    let grown = parse_sweep(
+        &GRID.replace(r#"["2", "3"]"#, r#"["2", "3", "4"]"#),
+        Path::new("grid.ron"),
+    )
+    .expect("parses");
+    for job in &sweep.jobs {
+        assert!(
+            grown
+                .jobs
+                .iter()
+                .any(|g| g.id == job.id && g.overrides == job.overrides)
+        );
+    }
+}
+
+#[test]
+fn bad_sweep_files_name_the_file_line_and_column() {
+    let typo = GRID.replace("steps: 5", "stepz: 5");
+    let error = parse_sweep(&typo, Path::new("bad.ron")).expect_err("unknown field");
+    assert!(error.to_string().starts_with("bad.ron:9:5:"), "{error}");
+    let value = GRID.replace("\"Plain\"", "\"Plane\"");
+    let error = parse_sweep(&value, Path::new("bad.ron")).expect_err("bad value");
+    assert!(error.to_string().starts_with("bad.ron:6:24:"), "{error}");
+    assert!(error.to_string().contains("Plane"), "{error}");
+    let missing = load_sweep(Path::new("no/such/sweep.ron")).expect_err("missing file");
+    assert!(
+        missing.to_string().contains("no/such/sweep.ron"),
+        "{missing}"
+    );
+}
+
+#[test]
+fn a_resumed_sweep_runs_only_the_jobs_without_a_result() {
+    let dir = scratch("resume");
+    let mut sweep = parse_sweep(GRID, Path::new("grid.ron")).expect("parses");
+    sweep.file.out = dir.clone();
+    let stop = AtomicBool::new(false);
+    let all: Vec<usize> = (0..sweep.jobs.len()).collect();
+    assert_eq!(pending_jobs(&sweep), all);
+    let mut finished = Vec::new();
+    run_jobs(&sweep, &all, 2, &stop, |p| finished.push(p)).expect("runs");
+    assert_eq!(finished.len(), 8);
+    assert!(pending_jobs(&sweep).is_empty());
+    // A missing and a torn result file both count as unfinished.
+    std::fs::remove_file(result_path(&dir, &sweep.jobs[1].id)).expect("remove");
+    std::fs::write(result_path(&dir, &sweep.jobs[6].id), "{\"preset\": ").expect("tear");
+    assert_eq!(pending_jobs(&sweep), [1, 6]);
+    let before = std::fs::read_to_string(result_path(&dir, &sweep.jobs[0].id)).expect("read");
+    let mut rerun = Vec::new();
+    run_jobs(&sweep, &pending_jobs(&sweep), 2, &stop, |p| rerun.push(p)).expect("runs");
+    assert_eq!(rerun.len(), 2);
+    assert!(pending_jobs(&sweep).is_empty());
+    let after = std::fs::read_to_string(result_path(&dir, &sweep.jobs[0].id)).expect("read");
+    assert_eq!(before, after);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn listed_commands_run_and_give_the_sweeps_results() {
+    let dir = scratch("list");
+    let file = dir.join("grid.ron");
+    let out = dir.join("out");
+    std::fs::write(
+        &file,
+        GRID.replace("\"OUT\"", &format!("{:?}", out.display().to_string())),
+    )
+    .expect("write sweep");
+    let binary = env!("CARGO_BIN_EXE_gradlab");
+    let listed = std::process::Command::new(binary)
+        .args(["sweep", "--list"])
+        .arg(&file)
+        .output()
+        .expect("runs");
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let text = String::from_utf8(listed.stdout).expect("utf-8");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 8);
+    let sweep = load_sweep(&file).expect("loads");
+    assert_eq!(lines, list_commands(&sweep, "gradlab"));
+    // Run two jobs the way a scheduler would, then the sweep, which must find them done.
+    for line in &lines[..2] {
+        let command = line.replacen("gradlab", binary, 1);
+        let status = std::process::Command::new("sh")
+            .args(["-c", &command])
+            .status()
+            .expect("sh runs");
+        assert!(status.success(), "{command}");
+    }
+    assert_eq!(pending_jobs(&sweep), (2..8).collect::<Vec<_>>());
+    let by_hand: Vec<String> = sweep.jobs[..2]
+        .iter()
+        .map(|j| std::fs::read_to_string(result_path(&out, &j.id)).expect("result"))
+        .collect();
+    let stop = AtomicBool::new(false);
+    run_jobs(&sweep, &[0, 1], 1, &stop, |_| {}).expect("sweep runs the same jobs");
+    for (job, hand) in sweep.jobs[..2].iter().zip(&by_hand) {
+        let swept = std::fs::read_to_string(result_path(&out, &job.id)).expect("result");
+        assert_eq!(&swept, hand, "{}", job.id);
+        assert!(read_result(&out, &job.id).is_some());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
