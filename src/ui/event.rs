@@ -127,8 +127,9 @@ fn spawn_input_reader() -> Result<Receiver<TermEvent>> {
     Ok(rx)
 }
 
-/// Applies one event; an applied command also becomes a marker in the cast.
-fn feed_with_cast(cast: Option<&SharedCast>) -> impl FnMut(&mut App, Event) + '_ {
+/// The feed the loop uses: applies one event; an applied command also becomes a marker in
+/// the cast.
+pub fn feed_with_cast(cast: Option<&SharedCast>) -> impl FnMut(&mut App, Event) + '_ {
     move |app, event| {
         if let (Some(cast), Event::Applied { command, .. }) = (cast, &event) {
             cast.marker(&command.label());

@@ -450,10 +450,20 @@ impl ReplaySource {
                 self.clock = self.index.runs[run].last_step as f64;
             }
             ReplayRequest::NextMarker | ReplayRequest::PrevMarker => {
+                // Position by (run, step): landing on a marker shows its step, so "previous"
+                // must skip the marker just landed on.
+                let (run, step) = (self.run, app.step);
                 let marker = if request == ReplayRequest::NextMarker {
-                    self.index.markers.iter().find(|m| m.offset >= here)
+                    self.index
+                        .markers
+                        .iter()
+                        .find(|m| m.run > run || (m.run == run && m.step > step))
                 } else {
-                    self.index.markers.iter().rev().find(|m| m.end < here)
+                    self.index
+                        .markers
+                        .iter()
+                        .rev()
+                        .find(|m| m.run < run || (m.run == run && m.step < step))
                 };
                 let Some(marker) = marker.cloned() else {
                     if let Some(view) = app.replay.as_mut() {
@@ -463,12 +473,15 @@ impl ReplaySource {
                 };
                 let forward_near = request == ReplayRequest::NextMarker
                     && marker.run == self.run
+                    && marker.offset >= here
                     && marker.offset - here <= EXACT_SEEK_BYTES;
                 if forward_near {
                     self.feed_until(app, feed, Stop::Offset(marker.offset));
                 } else {
                     self.rebuild(app, feed, marker.run, Stop::Offset(marker.offset))?;
                 }
+                // On to the first snapshot the command influenced, so the effect is on screen.
+                self.feed_until(app, feed, Stop::Step(marker.step));
                 self.clock = marker.step as f64;
                 if let Some(view) = app.replay.as_mut() {
                     view.note = Some(format!(
