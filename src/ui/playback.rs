@@ -192,18 +192,14 @@ impl RecordingIndex {
 
     /// The last seek point of `run` at or before `step`.
     fn point_at_step(&self, run: usize, step: u64) -> Option<&IndexPoint> {
-        self.points
-            .iter()
-            .filter(|p| p.run == run && p.step <= step)
-            .next_back()
+        self.points.iter().rfind(|p| p.run == run && p.step <= step)
     }
 
     /// The last seek point of `run` at or before byte `offset`.
     fn point_at_offset(&self, run: usize, offset: u64) -> Option<&IndexPoint> {
         self.points
             .iter()
-            .filter(|p| p.run == run && p.offset <= offset)
-            .next_back()
+            .rfind(|p| p.run == run && p.offset <= offset)
     }
 }
 
@@ -368,8 +364,7 @@ impl ReplaySource {
             self.index
                 .points
                 .iter()
-                .filter(|p| p.run == run && p.ordinal <= wanted)
-                .next_back()
+                .rfind(|p| p.run == run && p.ordinal <= wanted)
                 .cloned()
         });
         app.error = None;
