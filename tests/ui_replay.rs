@@ -266,6 +266,9 @@ fn cast_holds_header_output_resize_and_a_marker_for_a_toggle_key() {
     let text = "loss ‖∂L/∂h‖".as_bytes();
     terminal.write_all(&text[..6]).expect("write");
     terminal.write_all(&text[6..]).expect("write");
+    terminal.flush().expect("flush");
+    terminal.write_all(b"\x1b[2J").expect("write");
+    terminal.flush().expect("flush");
     cast.resize(90, 20);
 
     let handle = spawn_trainer(small(4), None).expect("trainer");
@@ -307,7 +310,12 @@ fn cast_holds_header_output_resize_and_a_marker_for_a_toggle_key() {
         }
         kinds.push((event.1, event.2));
     }
-    assert_eq!(output, "loss ‖∂L/∂h‖");
+    assert_eq!(output, "loss ‖∂L/∂h‖\x1b[2J");
+    assert_eq!(
+        kinds.iter().filter(|(k, _)| k == "o").count(),
+        2,
+        "one event a flush"
+    );
     assert!(kinds.contains(&("r".into(), "90x20".into())), "{kinds:?}");
     assert!(kinds.contains(&("m".into(), "aux on".into())), "{kinds:?}");
 }

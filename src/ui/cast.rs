@@ -83,26 +83,39 @@ impl SharedCast {
 pub struct CastingWriter<W> {
     inner: W,
     cast: Option<SharedCast>,
+    /// Bytes written since the last flush: the backend writes one escape sequence at a time,
+    /// and one cast event per frame keeps the file small.
+    frame: Vec<u8>,
 }
 
 impl<W: Write> CastingWriter<W> {
     /// Wraps `inner`; with `cast` None it only passes bytes through.
     pub fn new(inner: W, cast: Option<SharedCast>) -> Self {
-        Self { inner, cast }
+        Self {
+            inner,
+            cast,
+            frame: Vec::new(),
+        }
     }
 }
 
 impl<W: Write> Write for CastingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let written = self.inner.write(buf)?;
-        if let Some(cast) = &self.cast {
+        if self.cast.is_some() {
             // Only what reached the terminal: a short write is retried by the caller.
-            cast.output(&buf[..written]);
+            self.frame.extend_from_slice(&buf[..written]);
         }
         Ok(written)
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        if let Some(cast) = &self.cast
+            && !self.frame.is_empty()
+        {
+            cast.output(&self.frame);
+            self.frame.clear();
+        }
         self.inner.flush()
     }
 }
