@@ -1,4 +1,4 @@
-//! The command line: `gradlab [tui]`, `run`, `presets`.
+//! The command line: `gradlab [tui]`, `run`, `replay`, `presets`, and the recording tools.
 
 mod compare;
 mod headless;
@@ -22,12 +22,16 @@ pub struct Cli {
     preset: PresetArgs,
     #[command(flatten)]
     ui: UiArgs,
+    #[command(flatten)]
+    dash: DashArgs,
 }
 
 #[derive(Debug, Subcommand)]
 enum Commands {
     /// Open the live dashboard (the default when no subcommand is given).
-    Tui,
+    Tui(DashArgs),
+    /// Open the dashboard on a recording: play, pause, speed, seek, jump between interventions.
+    Replay(ReplayArgs),
     /// Train headless and print a summary (or JSON with --json).
     Run(RunArgs),
     /// List the built-in presets.
@@ -125,6 +129,30 @@ pub struct UiArgs {
     pub ascii: bool,
 }
 
+/// Options of the live dashboard.
+#[derive(Debug, Args, Clone, Default)]
+pub struct DashArgs {
+    /// Write a recording (JSON Lines) of everything the dashboard shows to this file.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    /// Write an asciicast v2 file of the terminal session (play it with `asciinema play`).
+    #[arg(long, value_name = "FILE")]
+    pub cast: Option<PathBuf>,
+}
+
+/// Arguments of `gradlab replay`.
+#[derive(Debug, Args)]
+struct ReplayArgs {
+    /// The recording to show.
+    file: PathBuf,
+    /// Watch a recording another process is still writing, like `tail -f`; q detaches.
+    #[arg(long)]
+    follow: bool,
+    /// Write an asciicast v2 file of the replay session.
+    #[arg(long, value_name = "FILE")]
+    cast: Option<PathBuf>,
+}
+
 #[derive(Debug, Args)]
 struct RunArgs {
     /// Updates to apply (0 measures the network at initialisation without updating).
@@ -176,7 +204,17 @@ pub fn main() -> ExitCode {
         Some(Commands::Export(args)) => recordings::export(args),
         Some(Commands::Plot(args)) => recordings::plot(args),
         Some(Commands::Bench(args)) => bench(args),
-        Some(Commands::Tui) | None => tui::run(&cli.preset, &cli.ui),
+        Some(Commands::Replay(args)) => {
+            tui::replay(&args.file, args.follow, &cli.ui, args.cast.as_deref())
+        }
+        Some(Commands::Tui(dash)) => {
+            let dash = DashArgs {
+                record: dash.record.clone().or(cli.dash.record.clone()),
+                cast: dash.cast.clone().or(cli.dash.cast.clone()),
+            };
+            tui::run(&cli.preset, &cli.ui, &dash)
+        }
+        None => tui::run(&cli.preset, &cli.ui, &cli.dash),
     };
     match result {
         Ok(code) => code,

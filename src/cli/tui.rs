@@ -1,10 +1,13 @@
 //! `gradlab` / `gradlab tui`: the dashboard on a real terminal, and getting the terminal back
 //! whatever happens.
 
-use super::{PresetArgs, UiArgs};
+use super::{DashArgs, PresetArgs, UiArgs};
+use crate::recording::{Header, Recorder};
 use crate::trainer::{Command, spawn_trainer};
 use crate::ui::app::App;
-use crate::ui::event;
+use crate::ui::cast::{CastingWriter, SharedCast};
+use crate::ui::event::{self, EventSource, LiveSource};
+use crate::ui::playback::{self, FollowSource, ReplaySource};
 use crate::ui::theme::Theme;
 use anyhow::{Context, Result};
 use ratatui::crossterm::cursor::Show;
@@ -12,43 +15,89 @@ use ratatui::crossterm::execute;
 use ratatui::crossterm::terminal::{
     EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
 };
-use ratatui::{DefaultTerminal, Terminal, backend::CrosstermBackend};
-use std::io::IsTerminal;
+use ratatui::{Terminal, backend::CrosstermBackend};
+use std::io::{IsTerminal, Stdout};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long to wait for the trainer to finish its current step after `Shutdown`.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Opens the dashboard on the preset; refuses (exit 2) when stdout is not a terminal.
-pub fn run(preset: &PresetArgs, ui: &UiArgs) -> Result<ExitCode> {
-    if !std::io::stdout().is_terminal() {
-        eprintln!(
-            "gradlab: stdout is not a terminal, so the dashboard cannot be drawn.\n\
-             To train without a screen use `gradlab run --preset {}` (add --json for machine-readable output).",
-            preset.preset
-        );
-        return Ok(ExitCode::from(2));
+/// The terminal the dashboard draws on: stdout, copied into a cast with `--cast`.
+type DashTerminal = Terminal<CrosstermBackend<CastingWriter<Stdout>>>;
+
+/// Refuses (exit 2) when stdout is not a terminal, with what to run instead.
+fn require_terminal(instead: &str) -> Option<ExitCode> {
+    if std::io::stdout().is_terminal() {
+        return None;
     }
-    let experiment = preset.load()?;
-    let stop = Arc::new(AtomicBool::new(false));
+    eprintln!("gradlab: stdout is not a terminal, so the dashboard cannot be drawn.\n{instead}");
+    Some(ExitCode::from(2))
+}
+
+/// What SIGTERM, SIGHUP and SIGINT set: the loop stops between two frames and everything is
+/// closed in order; the number says which signal, for the recording's last line.
+struct Signals {
+    stop: Arc<AtomicBool>,
+    caught: Arc<AtomicUsize>,
+}
+
+fn watch_signals() -> Result<Signals> {
+    let signals = Signals {
+        stop: Arc::new(AtomicBool::new(false)),
+        caught: Arc::new(AtomicUsize::new(0)),
+    };
     for signal in [
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGHUP,
         signal_hook::consts::SIGINT,
     ] {
-        signal_hook::flag::register(signal, Arc::clone(&stop))
+        signal_hook::flag::register_usize(signal, Arc::clone(&signals.caught), signal as usize)
+            .context("cannot install signal handlers")?;
+        signal_hook::flag::register(signal, Arc::clone(&signals.stop))
             .context("cannot install signal handlers")?;
     }
+    Ok(signals)
+}
+
+fn signal_name(signal: usize) -> Option<&'static str> {
+    match signal as i32 {
+        0 => None,
+        signal_hook::consts::SIGINT => Some("SIGINT"),
+        signal_hook::consts::SIGTERM => Some("SIGTERM"),
+        signal_hook::consts::SIGHUP => Some("SIGHUP"),
+        _ => Some("a signal"),
+    }
+}
+
+/// Opens the dashboard on the preset; refuses (exit 2) when stdout is not a terminal.
+pub fn run(preset: &PresetArgs, ui: &UiArgs, dash: &DashArgs) -> Result<ExitCode> {
+    let instead = format!(
+        "To train without a screen use `gradlab run --preset {}` (add --json for machine-readable output).",
+        preset.preset
+    );
+    if let Some(code) = require_terminal(&instead) {
+        return Ok(code);
+    }
+    let experiment = preset.load()?;
+    let recorder = match &dash.record {
+        Some(path) => Some(
+            Recorder::create(path, &Header::new(&experiment, None))
+                .with_context(|| format!("cannot record to {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let signals = watch_signals()?;
     let handle = spawn_trainer(experiment, preset.base_dir())?;
-    install_panic_hook();
-    let mut screen = Screen::enter()?;
+    let mut source = LiveSource::new(&handle, recorder);
     let mut app = App::new(Theme::from_env(ui.ascii));
-    let result = event::run(&mut screen.terminal, &mut app, &handle, &stop, ui.fps);
-    drop(screen);
+    let result = show(&mut source, &mut app, ui, dash.cast.as_deref(), &signals);
     let _ = handle.commands.send(Command::Shutdown);
+    let signal = signal_name(signals.caught.load(Ordering::Relaxed));
+    let closed = source.close_recording(signal);
     // The trainer stops after its current step; a stuck one must not keep the shell waiting.
     let deadline = Instant::now() + JOIN_TIMEOUT;
     while !handle.thread.is_finished() && Instant::now() < deadline {
@@ -58,28 +107,105 @@ pub fn run(preset: &PresetArgs, ui: &UiArgs) -> Result<ExitCode> {
         let _ = handle.thread.join();
     }
     result?;
-    Ok(if stop.load(Ordering::Relaxed) {
-        // Conventional exit status for "terminated by a signal" when we handled it ourselves.
-        ExitCode::from(130)
+    if let (Err(e), Some(path)) = (closed, &dash.record) {
+        return Err(e).with_context(|| format!("cannot write the recording {}", path.display()));
+    }
+    Ok(exit_code(&signals))
+}
+
+/// Opens the dashboard on a recording: played with seeking, or followed while it grows.
+pub fn replay(file: &Path, follow: bool, ui: &UiArgs, cast: Option<&Path>) -> Result<ExitCode> {
+    let instead = format!(
+        "To read the recording without a screen use `gradlab export {} --csv OUT.csv` or jq.",
+        file.display()
+    );
+    if let Some(code) = require_terminal(&instead) {
+        return Ok(code);
+    }
+    let signals = watch_signals()?;
+    let mut app = App::new(Theme::from_env(ui.ascii));
+    if follow {
+        let mut source = FollowSource::open(file)
+            .with_context(|| format!("cannot follow {}", file.display()))?;
+        app.replay = Some(FollowSource::view(file));
+        show(&mut source, &mut app, ui, cast, &signals)?;
     } else {
-        ExitCode::SUCCESS
-    })
+        // Indexing reads the whole file once: done before the screen opens, so a bad file
+        // is reported on a normal terminal.
+        let mut source = ReplaySource::open(file)
+            .with_context(|| format!("cannot replay {}", file.display()))?;
+        app.replay = Some(source.view());
+        source
+            .start(&mut app, &mut playback::apply)
+            .with_context(|| format!("cannot replay {}", file.display()))?;
+        show(&mut source, &mut app, ui, cast, &signals)?;
+    }
+    Ok(exit_code(&signals))
+}
+
+fn exit_code(signals: &Signals) -> ExitCode {
+    match signals.caught.load(Ordering::Relaxed) {
+        0 => ExitCode::SUCCESS,
+        // The shell convention for "ended by signal N".
+        signal => ExitCode::from(128 + signal as u8),
+    }
+}
+
+/// Draws `app` fed by `source` until quit or a signal; the terminal is restored on every
+/// path out, and the cast closed.
+fn show(
+    source: &mut dyn EventSource,
+    app: &mut App,
+    ui: &UiArgs,
+    cast_path: Option<&Path>,
+    signals: &Signals,
+) -> Result<()> {
+    let cast = match cast_path {
+        Some(path) => {
+            let (width, height) = ratatui::crossterm::terminal::size().unwrap_or((80, 24));
+            Some(
+                SharedCast::create(path, width, height)
+                    .with_context(|| format!("cannot write the cast {}", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    install_panic_hook();
+    let mut screen = Screen::enter(cast.clone())?;
+    let result = event::run(
+        &mut screen.terminal,
+        app,
+        source,
+        &signals.stop,
+        ui.fps,
+        cast.as_ref(),
+    );
+    drop(screen);
+    if let (Some(cast), Some(path)) = (cast, cast_path)
+        && let Err(e) = cast.close()
+    {
+        eprintln!("gradlab: the cast {} is incomplete: {e}", path.display());
+    }
+    result
 }
 
 /// Raw mode and the alternate screen, undone on drop (normal exit, error or UI-thread panic
 /// unwinding through it).
 struct Screen {
-    terminal: DefaultTerminal,
+    terminal: DashTerminal,
 }
 
 impl Screen {
-    fn enter() -> Result<Self> {
+    fn enter(cast: Option<SharedCast>) -> Result<Self> {
         enable_raw_mode().context("cannot switch the terminal to raw mode")?;
         if let Err(error) = execute!(std::io::stdout(), EnterAlternateScreen) {
             restore_terminal();
             return Err(error).context("cannot open the alternate screen");
         }
-        match Terminal::new(CrosstermBackend::new(std::io::stdout())) {
+        match Terminal::new(CrosstermBackend::new(CastingWriter::new(
+            std::io::stdout(),
+            cast,
+        ))) {
             Ok(mut terminal) => {
                 let _ = terminal.hide_cursor();
                 Ok(Self { terminal })

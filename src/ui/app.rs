@@ -6,6 +6,7 @@
 
 use super::history::History;
 use super::picker::Picker;
+use super::replay::{ReplayAction, ReplayView};
 use super::theme::Theme;
 use crate::config::{Experiment, SkipMode};
 use crate::metrics::Snapshot;
@@ -203,6 +204,8 @@ pub enum Msg {
     Tick(f64),
     /// The trainer thread has gone away.
     TrainerGone,
+    /// A replay control (play, speed, seek); only mapped from keys while replaying.
+    Replay(ReplayAction),
 }
 
 /// Histories of one hidden layer.
@@ -308,6 +311,8 @@ pub struct App {
     pub trainer_gone: bool,
     /// Something may have written over the screen (a panic message): repaint every cell.
     pub needs_full_redraw: bool,
+    /// Set when the dashboard shows a recording instead of a live trainer.
+    pub replay: Option<ReplayView>,
 }
 
 impl App {
@@ -347,6 +352,7 @@ impl App {
             quit: false,
             trainer_gone: false,
             needs_full_redraw: false,
+            replay: None,
         }
     }
 
@@ -368,6 +374,9 @@ impl App {
     pub fn key_to_msg(&self, key: KeyEvent) -> Option<Msg> {
         if key.kind == KeyEventKind::Release {
             return None;
+        }
+        if self.replay.is_some() {
+            return super::replay::key_to_msg(key);
         }
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         self.keys()
@@ -588,6 +597,18 @@ impl App {
                     Command::SetLearningRate(lr) => self.switches.lr = *lr,
                     _ => {}
                 }
+                // A replayed restart had no key press to label it; live ones keep their label.
+                if matches!(command, Command::Reset | Command::LoadPreset(_))
+                    && self.pending_restart.is_none()
+                {
+                    self.pending_restart = Some(Marker {
+                        step: 0,
+                        label: match &command {
+                            Command::Reset => format!("reset (was step {step})"),
+                            other => other.label(),
+                        },
+                    });
+                }
                 // Restarts get their marker at step 0 of the new run (see `Started`); single
                 // steps would bury the chart in lines.
                 if !matches!(
@@ -624,6 +645,7 @@ pub fn update(app: &mut App, msg: Msg) {
         Msg::Key(action) => app.on_key(action),
         Msg::Trainer(event) => app.on_event(event),
         Msg::Tick(now) => app.on_tick(now),
+        Msg::Replay(action) => super::replay::on_action(app, action),
         Msg::TrainerGone => {
             app.trainer_gone = true;
             if !matches!(app.state, RunState::Crashed(_)) {

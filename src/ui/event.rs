@@ -1,12 +1,19 @@
-//! The dashboard loop: drain trainer events, forward commands, redraw at a capped rate, read
-//! keys. It never blocks the trainer: events arrive over an unbounded channel and commands
-//! are sent without waiting.
+//! The dashboard loop: take in events from a source, forward what the keys asked for, redraw
+//! at a capped rate, read keys. It never blocks the trainer: events arrive over an unbounded
+//! channel and commands are sent without waiting.
+//!
+//! Where events come from is an [`EventSource`]: a live trainer ([`LiveSource`], optionally
+//! recording everything it passes on), or a recording ([`super::playback::ReplaySource`],
+//! [`super::playback::FollowSource`]). Either way they reach the same `update`.
 
 use super::app::{App, Msg, update};
+use super::cast::SharedCast;
 use super::render;
-use crate::trainer::TrainerHandle;
+use crate::recording::Recorder;
+use crate::trainer::{Event, TrainerHandle};
 use anyhow::Result;
-use ratatui::DefaultTerminal;
+use ratatui::Terminal;
+use ratatui::backend::Backend;
 use ratatui::crossterm::event::{self, Event as TermEvent};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError, channel};
@@ -16,24 +23,87 @@ use std::time::{Duration, Instant};
 /// even at a low frame rate.
 const MAX_IDLE: Duration = Duration::from_millis(100);
 
+/// Where the dashboard's events come from, and where its requests go.
+pub trait EventSource {
+    /// Passes every event that is due to `feed` (which applies it to `app`); true if
+    /// anything may have changed on screen.
+    fn pump(&mut self, app: &mut App, feed: &mut dyn FnMut(&mut App, Event)) -> bool;
+
+    /// Carries out what `update` queued: trainer commands, or seeks in a recording. True if
+    /// anything may have changed on screen.
+    fn dispatch(&mut self, app: &mut App, feed: &mut dyn FnMut(&mut App, Event)) -> bool;
+}
+
 /// Drains every pending trainer event into `app`; false if nothing arrived.
 pub fn drain_events(app: &mut App, handle: &TrainerHandle) -> bool {
-    let mut changed = false;
-    loop {
-        match handle.events.try_recv() {
-            Ok(event) => {
-                update(app, Msg::Trainer(event));
-                changed = true;
-            }
-            Err(TryRecvError::Empty) => return changed,
-            Err(TryRecvError::Disconnected) => {
-                if !app.trainer_gone {
-                    update(app, Msg::TrainerGone);
+    LiveSource::new(handle, None).pump(app, &mut |app, event| {
+        update(app, Msg::Trainer(event));
+    })
+}
+
+/// A trainer thread, and optionally a recording of every event the dashboard takes in.
+pub struct LiveSource<'a> {
+    handle: &'a TrainerHandle,
+    recorder: Option<Recorder>,
+}
+
+impl<'a> LiveSource<'a> {
+    /// Events from `handle`; each one is also written to `recorder` before it is shown.
+    pub fn new(handle: &'a TrainerHandle, recorder: Option<Recorder>) -> Self {
+        Self { handle, recorder }
+    }
+
+    /// Writes `interrupted` when a signal ended the dashboard, then flushes and closes the
+    /// recording. Call it after the loop, whatever ended it.
+    pub fn close_recording(&mut self, signal: Option<&str>) -> std::io::Result<()> {
+        let Some(mut recorder) = self.recorder.take() else {
+            return Ok(());
+        };
+        // Events the trainer sent after the last frame were not shown, but they happened.
+        while let Ok(event) = self.handle.events.try_recv() {
+            recorder.record(&event)?;
+        }
+        if let Some(signal) = signal {
+            recorder.interrupted(signal)?;
+        }
+        recorder.close()
+    }
+}
+
+impl EventSource for LiveSource<'_> {
+    fn pump(&mut self, app: &mut App, feed: &mut dyn FnMut(&mut App, Event)) -> bool {
+        let mut changed = false;
+        loop {
+            match self.handle.events.try_recv() {
+                Ok(event) => {
+                    if let Some(recorder) = self.recorder.as_mut()
+                        && let Err(e) = recorder.record(&event)
+                    {
+                        // Training goes on; the user is told the recording stopped.
+                        app.error = Some(format!("recording stopped: {e}"));
+                        self.recorder = None;
+                    }
+                    feed(app, event);
                     changed = true;
                 }
-                return changed;
+                Err(TryRecvError::Empty) => return changed,
+                Err(TryRecvError::Disconnected) => {
+                    if !app.trainer_gone {
+                        update(app, Msg::TrainerGone);
+                        changed = true;
+                    }
+                    return changed;
+                }
             }
         }
+    }
+
+    fn dispatch(&mut self, app: &mut App, _feed: &mut dyn FnMut(&mut App, Event)) -> bool {
+        for command in std::mem::take(&mut app.outbox) {
+            // A send fails only once the trainer is gone, which `pump` reports.
+            let _ = self.handle.commands.send(command);
+        }
+        false
     }
 }
 
@@ -57,28 +127,41 @@ fn spawn_input_reader() -> Result<Receiver<TermEvent>> {
     Ok(rx)
 }
 
+/// The feed the loop uses: applies one event; an applied command also becomes a marker in
+/// the cast.
+pub fn feed_with_cast(cast: Option<&SharedCast>) -> impl FnMut(&mut App, Event) + '_ {
+    move |app, event| {
+        if let (Some(cast), Event::Applied { command, .. }) = (cast, &event) {
+            cast.marker(&command.label());
+        }
+        update(app, Msg::Trainer(event));
+    }
+}
+
 /// Runs the dashboard until the user quits or `stop` is raised (SIGTERM, SIGHUP, SIGINT).
-pub fn run(
-    terminal: &mut DefaultTerminal,
+pub fn run<B: Backend>(
+    terminal: &mut Terminal<B>,
     app: &mut App,
-    handle: &TrainerHandle,
+    source: &mut dyn EventSource,
     stop: &AtomicBool,
     fps: u32,
-) -> Result<()> {
+    cast: Option<&SharedCast>,
+) -> Result<()>
+where
+    B::Error: Send + Sync + 'static,
+{
     let frame_time = Duration::from_secs_f64(1.0 / f64::from(fps.clamp(1, 240)));
     let start = Instant::now();
     let mut next_draw = start;
     let mut dirty = true;
     let input = spawn_input_reader()?;
+    let mut feed = feed_with_cast(cast);
     loop {
-        dirty |= drain_events(app, handle);
+        dirty |= source.pump(app, &mut feed);
         let rate_before = app.steps_per_sec;
         update(app, Msg::Tick(start.elapsed().as_secs_f64()));
         dirty |= app.steps_per_sec != rate_before;
-        for command in std::mem::take(&mut app.outbox) {
-            // A send fails only once the trainer is gone, which `drain_events` reports.
-            let _ = handle.commands.send(command);
-        }
+        dirty |= source.dispatch(app, &mut feed);
         if app.quit || stop.load(Ordering::Relaxed) {
             return Ok(());
         }
@@ -103,7 +186,12 @@ pub fn run(
                     dirty = true;
                 }
             }
-            Ok(TermEvent::Resize(..)) => dirty = true,
+            Ok(TermEvent::Resize(width, height)) => {
+                if let Some(cast) = cast {
+                    cast.resize(width, height);
+                }
+                dirty = true;
+            }
             Ok(_) | Err(RecvTimeoutError::Timeout) => {}
             // The terminal can no longer be read: treat it like a hang-up.
             Err(RecvTimeoutError::Disconnected) => return Ok(()),

@@ -64,6 +64,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         Some(e) => first.push(Span::styled(e.name.clone(), theme.active())),
         None => first.push(Span::styled("starting…", theme.dim())),
     }
+    if let Some(view) = &app.replay {
+        first.push(sep());
+        first.extend(super::replay::header_spans(view, app.step, theme));
+    }
     first.extend([
         sep(),
         Span::styled(format!("{bullet}{}", state_label(&app.state)), state_style),

@@ -1,6 +1,6 @@
 //! The `?` overlay: every key from the key table, and how to read the panels.
 
-use super::app::{App, MAIN_KEYS};
+use super::app::App;
 use super::panel_block;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Flex, Layout, Rect};
@@ -10,18 +10,21 @@ use ratatui::widgets::{Clear, Paragraph, Wrap};
 /// Draws the help overlay centred on `area`.
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let theme = &app.theme;
-    let mut lines: Vec<Line> = MAIN_KEYS
-        .iter()
-        .filter(|b| !b.key_label.is_empty())
-        .map(|b| {
+    let mut lines: Vec<Line> = super::replay::help_rows(app)
+        .into_iter()
+        .map(|(key_label, help)| {
             let key = if theme.ascii {
-                b.key_label.replace('↑', "Up").replace('↓', "Down")
+                key_label
+                    .replace('↑', "Up")
+                    .replace('↓', "Down")
+                    .replace('←', "Left")
+                    .replace('→', "Right")
             } else {
-                b.key_label.to_string()
+                key_label.to_string()
             };
             Line::from(vec![
                 Span::styled(format!(" {key:>7}  "), theme.key()),
-                Span::raw(b.help),
+                Span::raw(help),
             ])
         })
         .collect();

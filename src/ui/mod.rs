@@ -2,6 +2,7 @@
 //! panel, drawn by [`render`].
 
 pub mod app;
+pub mod cast;
 pub mod event;
 pub mod gradient_flow;
 pub mod header;
@@ -9,6 +10,8 @@ pub mod help;
 pub mod history;
 pub mod loss;
 pub mod picker;
+pub mod playback;
+pub mod replay;
 pub mod sparklines;
 pub mod status;
 pub mod theme;

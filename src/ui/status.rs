@@ -26,6 +26,11 @@ const HINTS: &[(&str, &str)] = &[
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let theme = &app.theme;
     let line = match (&app.state, &app.error) {
+        // A replay cannot reset or load: its own hints replace the live recovery keys.
+        (_, None) if app.replay.is_some() => match &app.replay {
+            Some(view) => Line::from(super::replay::status_spans(view, theme)),
+            None => hints_line(app, usize::from(area.width)),
+        },
         (RunState::Diverged(_) | RunState::Crashed(_), _) => Line::from(vec![
             Span::styled(format!(" {} ", state_label(&app.state)), theme.alarm()),
             Span::styled("— ", theme.dim()),

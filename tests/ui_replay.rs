@@ -1,0 +1,406 @@
+//! The dashboard on recordings: replay rebuilds the same state the live dashboard had, keys
+//! seek and jump without touching training, follow mode takes in appended lines, `--cast`
+//! writes a valid asciicast, and the real binary replays in tmux.
+
+use gradlab::config::{Experiment, SkipMode, apply_overrides, load_preset};
+use gradlab::recording::writer::Tee;
+use gradlab::recording::{Header, Recorder};
+use gradlab::trainer::{Command, Event, VecSink, build_learner, run_headless, spawn_trainer};
+use gradlab::ui::app::{App, Msg, update};
+use gradlab::ui::cast::{CastingWriter, SharedCast};
+use gradlab::ui::event::{EventSource, LiveSource, feed_with_cast};
+use gradlab::ui::playback::{FollowSource, ReplaySource, apply};
+use gradlab::ui::replay::TRAINING_KEYS_OFF;
+use gradlab::ui::theme::Theme;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command as Process;
+use std::time::{Duration, Instant};
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-replay-tests");
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir.join(name)
+}
+
+fn small(depth: usize) -> Experiment {
+    let e = load_preset("plain-deep").expect("built-in preset");
+    apply_overrides(&e, &[format!("model.depth={depth}")]).expect("override")
+}
+
+fn app() -> App {
+    App::new(Theme {
+        color: false,
+        ascii: false,
+    })
+}
+
+/// Records a headless run with interventions; returns the events a live dashboard would
+/// have taken in, `Started` first (headless runs announce the preset in the header only).
+fn record(path: &Path, steps: u64) -> Vec<Event> {
+    let experiment = small(6);
+    let schedule = vec![
+        (10, Command::SetSkip(SkipMode::Residual { scale: 1.0 })),
+        (20, Command::SetAux(true)),
+        (30, Command::SetLearningRate(0.02)),
+    ];
+    let mut trainer = build_learner(experiment.clone(), None).expect("trainer");
+    let mut recorder =
+        Recorder::create(path, &Header::new(&experiment, Some(steps))).expect("recorder");
+    let mut seen = VecSink::default();
+    run_headless(
+        trainer.as_mut(),
+        steps,
+        &schedule,
+        &mut Tee(&mut recorder, &mut seen),
+    );
+    recorder.close().expect("close");
+    let mut events = vec![Event::Started(Box::new(experiment))];
+    events.extend(seen.events);
+    events
+}
+
+fn event_step(event: &Event) -> Option<u64> {
+    match event {
+        Event::Snapshot(s) => Some(s.step),
+        Event::State { step, .. } | Event::Applied { step, .. } => Some(*step),
+        Event::Started(_) | Event::Error(_) => None,
+    }
+}
+
+/// Everything the panels draw from, as text, so a difference shows where it is.
+fn shown(app: &App) -> String {
+    let layers: Vec<_> = app
+        .layers
+        .iter()
+        .map(|l| {
+            (
+                l.act_grad.whole_run(),
+                l.weight_grad.whole_run(),
+                l.act_rms.whole_run(),
+                l.update_ratio.whole_run(),
+            )
+        })
+        .collect();
+    format!(
+        "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
+        app.experiment,
+        app.step,
+        app.state,
+        app.switches,
+        app.latest,
+        app.markers,
+        app.loss.whole_run(),
+        app.main_loss.whole_run(),
+        app.test_loss.whole_run(),
+        app.ratio_db.whole_run(),
+        app.first_grad.whole_run(),
+        layers
+    )
+}
+
+fn live_until(events: &[Event], step: u64) -> App {
+    let mut live = app();
+    for event in events {
+        if event_step(event).is_some_and(|s| s > step) {
+            break;
+        }
+        update(&mut live, Msg::Trainer(event.clone()));
+    }
+    live
+}
+
+fn replay(path: &Path) -> (App, ReplaySource) {
+    let mut source = ReplaySource::open(path).expect("replay opens");
+    let mut app = app();
+    app.replay = Some(source.view());
+    source.start(&mut app, &mut apply).expect("replay starts");
+    (app, source)
+}
+
+fn press(app: &mut App, source: &mut ReplaySource, code: KeyCode) {
+    let msg = app
+        .key_to_msg(KeyEvent::new(code, KeyModifiers::NONE))
+        .expect("key is bound in replay");
+    update(app, msg);
+    source.dispatch(app, &mut apply);
+}
+
+#[test]
+fn replayed_state_equals_the_live_state_at_the_same_step() {
+    let path = scratch("round-trip.jsonl");
+    let events = record(&path, 60);
+    let (mut app, mut source) = replay(&path);
+    assert_eq!(shown(&app), shown(&live_until(&events, 0)));
+
+    press(&mut app, &mut source, KeyCode::Right);
+    assert_eq!(app.step, 60, "→ jumps 100 steps, clamped to the end");
+    let live = live_until(&events, u64::MAX);
+    assert_eq!(shown(&app), shown(&live));
+    assert_eq!(app.markers.len(), 3, "{:?}", app.markers);
+
+    // Back to the start and forward again by a different route: same state.
+    press(&mut app, &mut source, KeyCode::Home);
+    assert_eq!(shown(&app), shown(&live_until(&events, 0)));
+    for _ in 0..3 {
+        press(&mut app, &mut source, KeyCode::Char(']'));
+    }
+    assert_eq!(app.markers.len(), 3);
+    assert_eq!(shown(&app), shown(&live_until(&events, 30)));
+    press(&mut app, &mut source, KeyCode::End);
+    assert_eq!(shown(&app), shown(&live));
+}
+
+#[test]
+fn replay_keys_seek_and_jump_and_training_keys_are_off() {
+    let path = scratch("keys.jsonl");
+    record(&path, 60);
+    let (mut app, mut source) = replay(&path);
+    assert!(app.replay.as_ref().is_some_and(|v| v.last_step == 60));
+
+    for key in ['r', 'a', 'R', 'P', 'n'] {
+        press(&mut app, &mut source, KeyCode::Char(key));
+        assert!(app.outbox.is_empty(), "{key} sent a command");
+        assert!(app.picker.is_none());
+        let note = app.replay.as_ref().and_then(|v| v.note.clone());
+        assert_eq!(note.as_deref(), Some(TRAINING_KEYS_OFF), "{key}");
+    }
+    assert_eq!(app.switches.skip, SkipMode::Plain, "r did not switch");
+
+    press(&mut app, &mut source, KeyCode::Char(']'));
+    assert_eq!(app.markers.len(), 1);
+    assert_eq!(app.step, 10);
+    assert!(matches!(app.switches.skip, SkipMode::Residual { .. }));
+    press(&mut app, &mut source, KeyCode::Char(']'));
+    assert_eq!((app.markers.len(), app.step), (2, 20));
+    assert!(app.switches.aux);
+    press(&mut app, &mut source, KeyCode::Char('['));
+    assert_eq!((app.markers.len(), app.step), (1, 10));
+    assert!(!app.switches.aux, "seeking back undoes aux");
+    press(&mut app, &mut source, KeyCode::Char('['));
+    let note = app.replay.as_ref().and_then(|v| v.note.clone());
+    assert!(
+        note.is_some_and(|n| n.contains("no more")),
+        "no marker before the first"
+    );
+    assert_eq!(app.step, 10);
+
+    press(&mut app, &mut source, KeyCode::End);
+    assert_eq!(app.step, 60);
+    press(&mut app, &mut source, KeyCode::Left);
+    assert!(app.step <= 60 - 50, "← went back: {}", app.step);
+    press(&mut app, &mut source, KeyCode::Home);
+    assert_eq!((app.step, app.markers.len()), (0, 0));
+
+    let before = app.replay.as_ref().map(|v| v.speed);
+    press(&mut app, &mut source, KeyCode::Char('+'));
+    assert_eq!(app.replay.as_ref().map(|v| v.speed), before.map(|s| s + 1));
+    let playing = app.replay.as_ref().map(|v| v.playing);
+    press(&mut app, &mut source, KeyCode::Char(' '));
+    assert_eq!(app.replay.as_ref().map(|v| v.playing), playing.map(|p| !p));
+}
+
+#[test]
+fn playing_advances_with_the_clock_and_stops_at_the_end() {
+    let path = scratch("play.jsonl");
+    record(&path, 60);
+    let (mut app, mut source) = replay(&path);
+    for _ in 0..8 {
+        press(&mut app, &mut source, KeyCode::Char('+'));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.replay.as_ref().is_some_and(|v| v.playing) && Instant::now() < deadline {
+        source.pump(&mut app, &mut apply);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(app.step, 60);
+    assert!(app.replay.as_ref().is_some_and(|v| v.at_end && !v.playing));
+}
+
+#[test]
+fn follow_takes_in_lines_another_writer_appends() {
+    let path = scratch("follow.jsonl");
+    let source_path = scratch("follow-source.jsonl");
+    let events = record(&source_path, 40);
+    let experiment = small(6);
+    let recorder = Recorder::create(&path, &Header::new(&experiment, Some(40))).expect("recorder");
+    let mut follow = FollowSource::open(&path).expect("follows");
+    let mut app = app();
+    app.replay = Some(FollowSource::view(&path));
+    let writer = std::thread::spawn(move || {
+        let mut recorder = recorder;
+        for event in events.iter().skip(1) {
+            recorder.record(event).expect("append");
+            // Slower than the recorder's 250 ms flush, so lines arrive in several batches.
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        recorder.close().expect("close");
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut steps_seen = Vec::new();
+    while Instant::now() < deadline && !app.replay.as_ref().is_some_and(|v| v.at_end) {
+        follow.pump(&mut app, &mut apply);
+        steps_seen.push(app.step);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    writer.join().expect("writer thread");
+    follow.pump(&mut app, &mut apply);
+    assert_eq!(app.step, 40);
+    assert_eq!(app.markers.len(), 3);
+    let distinct: std::collections::BTreeSet<_> = steps_seen.iter().collect();
+    assert!(
+        distinct.len() > 2,
+        "updated while the writer ran: {distinct:?}"
+    );
+    let note = app.replay.as_ref().and_then(|v| v.note.clone());
+    assert_eq!(note, None);
+}
+
+#[test]
+fn cast_holds_header_output_resize_and_a_marker_for_a_toggle_key() {
+    let path = scratch("session.cast");
+    let cast = SharedCast::create(&path, 100, 30).expect("cast");
+    let mut terminal = CastingWriter::new(Vec::new(), Some(cast.clone()));
+    // A character split across two writes must come out whole.
+    let text = "loss ‖∂L/∂h‖".as_bytes();
+    terminal.write_all(&text[..6]).expect("write");
+    terminal.write_all(&text[6..]).expect("write");
+    terminal.flush().expect("flush");
+    terminal.write_all(b"\x1b[2J").expect("write");
+    terminal.flush().expect("flush");
+    cast.resize(90, 20);
+
+    let handle = spawn_trainer(small(4), None).expect("trainer");
+    let mut source = LiveSource::new(&handle, None);
+    let mut app = app();
+    let mut feed = feed_with_cast(Some(&cast));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while app.experiment.is_none() && Instant::now() < deadline {
+        source.pump(&mut app, &mut feed);
+    }
+    let key = app.key_to_msg(KeyEvent::new(KeyCode::Char('a'), KeyModifiers::NONE));
+    update(&mut app, key.expect("a is bound"));
+    source.dispatch(&mut app, &mut feed);
+    while app.markers.is_empty() && Instant::now() < deadline {
+        source.pump(&mut app, &mut feed);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = handle.commands.send(Command::Shutdown);
+    drop(feed);
+    cast.close().expect("cast closes");
+    let _ = handle.thread.join();
+
+    let text = std::fs::read_to_string(&path).expect("cast file");
+    let mut lines = text.lines();
+    let header: serde_json::Value =
+        serde_json::from_str(lines.next().expect("header")).expect("header is JSON");
+    assert_eq!(header["version"], 2);
+    assert_eq!(header["width"], 100);
+    assert_eq!(header["height"], 30);
+    let mut output = String::new();
+    let mut kinds = Vec::new();
+    let mut last_t = 0.0;
+    for line in lines {
+        let event: (f64, String, String) = serde_json::from_str(line).expect("event array");
+        assert!(event.0 >= last_t, "time goes forward");
+        last_t = event.0;
+        if event.1 == "o" {
+            output.push_str(&event.2);
+        }
+        kinds.push((event.1, event.2));
+    }
+    assert_eq!(output, "loss ‖∂L/∂h‖\x1b[2J");
+    assert_eq!(
+        kinds.iter().filter(|(k, _)| k == "o").count(),
+        2,
+        "one event a flush"
+    );
+    assert!(kinds.contains(&("r".into(), "90x20".into())), "{kinds:?}");
+    assert!(kinds.contains(&("m".into(), "aux on".into())), "{kinds:?}");
+}
+
+fn tmux(args: &[&str]) -> Option<String> {
+    let output = Process::new("tmux").args(args).output().ok()?;
+    Some(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Ends the tmux session even when an assertion fails.
+struct Session(String);
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = tmux(&["kill-session", "-t", &self.0]);
+    }
+}
+
+fn wait_for(session: &str, timeout: Duration, found: impl Fn(&str) -> bool) -> Option<String> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        let screen = tmux(&["capture-pane", "-p", "-t", session]).unwrap_or_default();
+        if found(&screen) {
+            return Some(screen);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+#[test]
+fn replay_binary_shows_the_header_and_answers_space_and_q() {
+    if Process::new("tmux").arg("-V").output().is_err() {
+        eprintln!("note: tmux is not installed; skipping the end-to-end replay test");
+        return;
+    }
+    let path = scratch("e2e.jsonl");
+    record(&path, 60);
+    let name = format!("gradlab-replay-e2e-{}", std::process::id());
+    let session = Session(name.clone());
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &name,
+        "-x",
+        "120",
+        "-y",
+        "40",
+        "env PS1='$ ' sh",
+    ])
+    .expect("tmux starts");
+    let command = format!(
+        "{} replay {}; echo GRADLAB_EXIT=$?",
+        env!("CARGO_BIN_EXE_gradlab"),
+        path.display()
+    );
+    tmux(&["send-keys", "-t", &name, &command, "Enter"]);
+    let screen = wait_for(&name, Duration::from_secs(20), |s| {
+        s.lines()
+            .next()
+            .is_some_and(|l| l.contains("replay e2e.jsonl"))
+    });
+    let screen = screen.unwrap_or_else(|| panic!("no replay header"));
+    assert!(screen.contains("at "), "{screen}");
+    tmux(&["send-keys", "-t", &name, "Home", " "]);
+    let paused = wait_for(&name, Duration::from_secs(10), |s| {
+        s.lines()
+            .next()
+            .is_some_and(|l| l.contains("⏸") && l.contains("at 0/60"))
+    });
+    assert!(paused.is_some(), "space did not pause at Home");
+    tmux(&["send-keys", "-t", &name, "End"]);
+    assert!(
+        wait_for(&name, Duration::from_secs(10), |s| s.contains("at 60/60")).is_some(),
+        "End did not reach the last step"
+    );
+    tmux(&["send-keys", "-t", &name, "q"]);
+    let back = wait_for(&name, Duration::from_secs(10), |s| {
+        s.contains("GRADLAB_EXIT=0")
+    });
+    let back = back.unwrap_or_else(|| panic!("q did not exit with 0"));
+    assert!(
+        !back.contains("replay e2e.jsonl"),
+        "dashboard left on screen:\n{back}"
+    );
+    drop(session);
+}
