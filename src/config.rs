@@ -44,6 +44,10 @@ pub struct Experiment {
     /// Default number of steps for a headless run when `--steps` is not given.
     #[serde(default = "default_steps")]
     pub steps: usize,
+    /// MLP nets: path-length statistics are computed every this many steps (live, on a
+    /// sub-batch); raise it to make them cheaper.
+    #[serde(default = "default_path_every", deserialize_with = "bounds::every")]
+    pub path_every: usize,
 }
 
 fn default_test_every() -> usize {
@@ -52,6 +56,10 @@ fn default_test_every() -> usize {
 
 fn default_steps() -> usize {
     1000
+}
+
+fn default_path_every() -> usize {
+    50
 }
 
 /// A task generated from the seed (or read from a CSV file), split into train and test sets.

@@ -170,9 +170,12 @@ enum RecordOut<'a> {
     },
 }
 
-impl<'a> From<&'a Event> for RecordOut<'a> {
-    fn from(event: &'a Event) -> Self {
-        match event {
+impl<'a> RecordOut<'a> {
+    /// The line for `event`; None for live analyses (paths, lesions), which a replay can
+    /// recompute and which would only bloat the file.
+    fn from_event(event: &'a Event) -> Option<Self> {
+        Some(match event {
+            Event::Paths { .. } | Event::Lesion { .. } => return None,
             Event::Started(preset) => RecordOut::Started { preset },
             Event::Snapshot(snapshot) => RecordOut::Snapshot(snapshot),
             Event::State { step, state } => RecordOut::State { step: *step, state },
@@ -182,7 +185,7 @@ impl<'a> From<&'a Event> for RecordOut<'a> {
                 label: command.label(),
             },
             Event::Error(message) => RecordOut::Error { message },
-        }
+        })
     }
 }
 

@@ -8,7 +8,8 @@ mod step;
 
 pub use learner::{Learner, build_learner};
 pub use session::{
-    Command, Event, RunState, TrainerHandle, run_headless, run_headless_until, spawn_trainer,
+    Command, Event, LIVE_PATH_ROWS, LIVE_PATH_SAMPLES, RunState, TrainerHandle, live_paths,
+    run_headless, run_headless_until, spawn_trainer,
 };
 pub use sink::{ChannelSink, MetricsSink, VecSink};
 pub use step::Trainer;

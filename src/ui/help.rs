@@ -39,6 +39,14 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         " markers: a command took effect at that step",
         theme.dim(),
     ));
+    lines.push(Line::styled(
+        " paths (l): top log10 path count per length, bottom gradient share; green = 90 %",
+        theme.dim(),
+    ));
+    lines.push(Line::styled(
+        " RNN view: bars and heat map along time t; skip keys do not apply there",
+        theme.dim(),
+    ));
     let height = (lines.len() as u16 + 2).min(area.height);
     let width = 62.min(area.width);
     let [popup] = Layout::vertical([Constraint::Length(height)])
