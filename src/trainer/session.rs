@@ -120,7 +120,7 @@ pub enum Event {
 
 /// Training rows the live path statistics run on: fewer than `gradlab run --json` uses, so
 /// they stay cheap enough to compute every `path_every` steps.
-pub const LIVE_PATH_ROWS: usize = 16;
+pub const LIVE_PATH_ROWS: usize = 8;
 /// Random paths per length for the live path statistics.
 pub const LIVE_PATH_SAMPLES: usize = 4;
 
