@@ -442,11 +442,14 @@ fn path_panel_and_lesion_keys() {
         &mut app,
         Msg::Trainer(Event::Lesion {
             step: 7,
+            intact_test_loss: 0.5,
             results: results.clone(),
         }),
     );
     assert!(!app.lesion_pending);
-    assert_eq!(app.lesion, Some((7, results)));
+    let lesion = app.lesion.as_ref().expect("lesion results kept");
+    assert_eq!((lesion.step, lesion.intact_test_loss), (7, 0.5));
+    assert_eq!(lesion.results, results);
     let stats = PathStats {
         blocks: 1,
         samples_per_length: 1,

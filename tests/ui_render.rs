@@ -3,6 +3,7 @@
 
 use gradlab::config::{CellKind, SkipMode, apply_overrides, load_preset};
 use gradlab::metrics::Divergence;
+use gradlab::model::Lesion;
 use gradlab::report::lesion_all;
 use gradlab::rnn::RnnTrainer;
 use gradlab::trainer::{Command, Event, Learner, RunState, Trainer, VecSink, run_headless};
@@ -82,8 +83,10 @@ fn paths_app(theme: Theme) -> App {
     let mut sink = VecSink::default();
     run_headless(&mut trainer, 40, &[], &mut sink);
     let results = lesion_all(&mut trainer);
+    let intact_test_loss = trainer.evaluate_test(Lesion(None)).0;
     sink.events.push(Event::Lesion {
         step: Learner::step(&trainer),
+        intact_test_loss,
         results,
     });
     let mut app = replay(theme, experiment, sink.events);
@@ -145,7 +148,7 @@ fn rnn_view_shows_cell_baseline_and_time_axis() {
     for (w, h) in [(80, 24), (120, 40)] {
         let text = screen_text(&draw(&app, w, h));
         assert!(
-            text.contains("RNN gru"),
+            text.contains("cell gru"),
             "cell in the header, {w}×{h}:\n{text}"
         );
         assert!(text.contains("baseline"), "{w}×{h}:\n{text}");
@@ -153,6 +156,7 @@ fn rnn_view_shows_cell_baseline_and_time_axis() {
         assert!(text.contains("g cell"), "{w}×{h}:\n{text}");
     }
     let text = screen_text(&draw(&app, 120, 40));
+    assert!(text.contains("RNN gru"), "{text}");
     assert!(text.contains("cell → gru"), "marker of the switch:\n{text}");
     assert!(text.contains("time × step"), "{text}");
     assert!(text.contains("update z"), "GRU gate sparkline:\n{text}");

@@ -113,6 +113,9 @@ pub enum Event {
     Lesion {
         /// Updates applied when the lesions were evaluated.
         step: u64,
+        /// Test loss of the intact network, evaluated with the lesions (the snapshot's test
+        /// loss may be up to `test_every` steps old).
+        intact_test_loss: f64,
         /// One result per block, input side first.
         results: Vec<LesionResult>,
     },
@@ -380,6 +383,7 @@ impl Session {
                 let event = match self.trainer.as_mut().and_then(|t| t.as_mlp()) {
                     Some(mlp) => Event::Lesion {
                         step,
+                        intact_test_loss: mlp.evaluate_test(crate::model::Lesion(None)).0,
                         results: lesion_all(mlp),
                     },
                     None => Event::Error("lesions need an MLP (this is a recurrent net)".into()),

@@ -265,6 +265,17 @@ pub struct Marker {
     pub label: String,
 }
 
+/// The newest answer to a lesion request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LesionView {
+    /// Updates applied when the lesions were evaluated.
+    pub step: u64,
+    /// Test loss of the intact network at that step.
+    pub intact_test_loss: f64,
+    /// One result per block, input side first.
+    pub results: Vec<LesionResult>,
+}
+
 /// The switches in effect, as the dashboard believes them.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SwitchState {
@@ -321,8 +332,8 @@ pub struct App {
     pub gate_last: History,
     /// Newest path-length statistics and the step they were measured at.
     pub paths: Option<(u64, PathStats)>,
-    /// Newest lesion results and the step they were taken at.
-    pub lesion: Option<(u64, Vec<LesionResult>)>,
+    /// Newest lesions: the step, the intact net's test loss, and one result per block.
+    pub lesion: Option<LesionView>,
     /// A lesion was asked for and has not come back yet.
     pub lesion_pending: bool,
     /// Path panel shown in place of the heat map.
@@ -733,9 +744,17 @@ impl App {
                 self.error = Some(message);
             }
             Event::Paths { step, stats } => self.paths = Some((step, *stats)),
-            Event::Lesion { step, results } => {
+            Event::Lesion {
+                step,
+                intact_test_loss,
+                results,
+            } => {
                 self.lesion_pending = false;
-                self.lesion = Some((step, results));
+                self.lesion = Some(LesionView {
+                    step,
+                    intact_test_loss,
+                    results,
+                });
             }
         }
     }

@@ -162,10 +162,6 @@ fn draw_bars(frame: &mut Frame, area: Rect, app: &App, spec: &BarsSpec) {
         .chi1
         .filter(|_| last.is_finite() && last > 0.0)
         .map(|chi1| theory_norms(chi1, last, norms.len()));
-    if theory.is_some() {
-        let dash = if theme.ascii { "-" } else { "─" };
-        title.push(Span::styled(format!("{dash} theory "), theme.theory()));
-    }
     let block = panel_block(theme, Line::from(title));
     let inner = block.inner(area);
     frame.render_widget(block, area);
@@ -262,6 +258,23 @@ fn draw_bars(frame: &mut Frame, area: Rect, app: &App, spec: &BarsSpec) {
     if let Some(c) = (0..graph.width).find(|&c| layer_at(c, graph.width, depth) == app.cursor) {
         let caret = if theme.ascii { "^" } else { "▲" };
         buf.set_string(graph.x + c, bottom, caret, theme.key());
+    }
+    // The legend goes on the bottom border: the title is already full of cursor readout.
+    if theory.is_some() {
+        let dash = if theme.ascii { "-" } else { "─" };
+        let legend = format!(" {dash} mean-field theory (plain net) ");
+        let x = area
+            .right()
+            .saturating_sub(legend.chars().count() as u16 + 1);
+        if x > area.x {
+            buf.set_stringn(
+                x,
+                area.bottom() - 1,
+                legend,
+                usize::from(area.width),
+                theme.theory(),
+            );
+        }
     }
 }
 

@@ -245,9 +245,9 @@ fn render_paths(frame: &mut Frame, area: Rect, app: &App) {
 fn render_lesion(frame: &mut Frame, area: Rect, app: &App) {
     let theme = &app.theme;
     let intact = app
-        .latest
+        .lesion
         .as_ref()
-        .and_then(|s| s.test_loss)
+        .map(|l| l.intact_test_loss)
         .filter(|v| v.is_finite());
     let mut title = vec![Span::styled(
         " lesion: test loss without block ",
@@ -259,7 +259,7 @@ fn render_lesion(frame: &mut Frame, area: Rect, app: &App) {
             Span::styled(format!("{} ", fmt_value(intact)), theme.theory()),
         ]);
     }
-    let results = app.lesion.as_ref().map_or(&[][..], |(_, r)| &r[..]);
+    let results = app.lesion.as_ref().map_or(&[][..], |l| &l.results[..]);
     let worst = results
         .iter()
         .filter(|r| r.test_loss.is_finite())
@@ -273,8 +273,11 @@ fn render_lesion(frame: &mut Frame, area: Rect, app: &App) {
             ),
         ]);
     }
-    if let Some((step, _)) = &app.lesion {
-        title.push(Span::styled(format!("(step {step}) "), theme.dim()));
+    if let Some(lesion) = &app.lesion {
+        title.push(Span::styled(
+            format!("(step {}) ", lesion.step),
+            theme.dim(),
+        ));
     }
     let block = panel_block(theme, Line::from(title));
     let inner = block.inner(area);
@@ -302,13 +305,21 @@ fn render_lesion(frame: &mut Frame, area: Rect, app: &App) {
         height: inner.height - 1,
         ..inner
     };
-    let top = results
+    let finite: Vec<f64> = results
         .iter()
         .map(|r| r.test_loss)
         .chain(intact)
         .filter(|v| v.is_finite())
-        .fold(0.0f64, f64::max)
-        .max(1e-12);
+        .collect();
+    let top = finite.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let least = finite.iter().copied().fold(f64::INFINITY, f64::min);
+    if !top.is_finite() || !least.is_finite() {
+        return;
+    }
+    // The axis starts a little below the smallest loss: damage is the difference between
+    // bars, which a zero-based axis would flatten when the losses are all similar.
+    let floor = (least - 0.25 * (top - least).max(0.05 * least.abs())).max(0.0);
+    let span = (top - floor).max(1e-12);
     let per_block = graph.width / results.len().min(usize::from(u16::MAX)).max(1) as u16;
     for c in 0..graph.width {
         if per_block >= 3 && (c + 1) % per_block == 0 {
@@ -333,12 +344,13 @@ fn render_lesion(frame: &mut Frame, area: Rect, app: &App) {
             x,
             graph.bottom() - 1,
             graph.height,
-            result.test_loss / top,
+            (result.test_loss - floor) / span,
             style,
             theme.ascii,
         );
         if let Some(intact) = intact {
-            let row = ((intact / top) * f64::from(graph.height - 1)).round() as u16;
+            let level = ((intact - floor) / span).clamp(0.0, 1.0);
+            let row = (level * f64::from(graph.height - 1)).round() as u16;
             let row = row.min(graph.height - 1);
             let glyph = if theme.ascii { "-" } else { "─" };
             buf.set_string(x, graph.bottom() - 1 - row, glyph, theme.theory());
@@ -346,6 +358,15 @@ fn render_lesion(frame: &mut Frame, area: Rect, app: &App) {
     }
     let label = usize::from(GUTTER - 1);
     buf.set_stringn(inner.x, graph.y, fmt_value(top), label, theme.dim());
+    if graph.height > 2 {
+        buf.set_stringn(
+            inner.x,
+            graph.bottom() - 1,
+            fmt_value(floor),
+            label,
+            theme.dim(),
+        );
+    }
     let axis = inner.bottom() - 1;
     buf.set_stringn(inner.x, axis, "block", label, theme.dim());
     buf.set_stringn(graph.x, axis, "1", 1, theme.dim());
