@@ -466,6 +466,17 @@ fn path_panel_and_lesion_keys() {
         }),
     );
     assert_eq!(app.paths, Some((50, stats)));
+    update(
+        &mut app,
+        Msg::Trainer(Event::Applied {
+            step: 60,
+            command: Command::SetSkip(SkipMode::Plain),
+        }),
+    );
+    assert!(
+        app.paths.is_none(),
+        "stale decomposition dropped on a skip switch"
+    );
     // A restart forgets analyses of the old network.
     let experiment = load_preset("residual-deep").expect("preset");
     update(&mut app, Msg::Trainer(Event::Started(Box::new(experiment))));

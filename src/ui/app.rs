@@ -721,7 +721,12 @@ impl App {
             }
             Event::Applied { step, command } => {
                 match &command {
-                    Command::SetSkip(skip) => self.switches.skip = *skip,
+                    Command::SetSkip(skip) => {
+                        self.switches.skip = *skip;
+                        // The decomposition belongs to the old wiring; the panel waits for the
+                        // next one rather than show it under the new skip mode.
+                        self.paths = None;
+                    }
                     Command::SetAux(on) => self.switches.aux = *on,
                     Command::SetLearningRate(lr) => self.switches.lr = *lr,
                     Command::SetCell(cell) => self.switches.cell = *cell,

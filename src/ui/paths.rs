@@ -91,7 +91,11 @@ fn render_paths(frame: &mut Frame, area: Rect, app: &App) {
     }
     let buf = frame.buffer_mut();
     let width = usize::from(inner.width);
-    let Some((_, stats)) = &app.paths else {
+    let paths = app
+        .paths
+        .as_ref()
+        .filter(|_| !matches!(app.switches.skip, SkipMode::Dense));
+    let Some((_, stats)) = paths else {
         let text = if matches!(app.switches.skip, SkipMode::Dense) {
             "dense read-out: paths are not decomposed by length".to_string()
         } else {
