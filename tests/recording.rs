@@ -263,7 +263,11 @@ fn follower_picks_up_appended_lines_and_completes_a_partial_one() {
         .open(&path)
         .expect("append");
     writeln!(file, "{rest}").expect("write");
-    assert!(matches!(follower.poll(), Some(Ok(Record::Snapshot(_)))));
+    // The first line after the header is the live path decomposition at step 0.
+    assert!(matches!(
+        follower.poll(),
+        Some(Ok(Record::Snapshot(_) | Record::Paths { .. }))
+    ));
     assert!(follower.poll().is_none());
     for line in &lines[2..] {
         writeln!(file, "{line}").expect("write");
@@ -490,7 +494,8 @@ fn plot_writes_a_valid_png_and_svg() {
     let mut reader = decoder.read_info().expect("png header");
     let mut buf = vec![0; reader.output_buffer_size()];
     let info = reader.next_frame(&mut buf).expect("png decodes");
-    assert_eq!((info.width, info.height), (1200, 800));
+    // Three panels: loss, heat map, and the live path decomposition the run recorded.
+    assert_eq!((info.width, info.height), (1200, 1100));
     // Not a blank image: the heat map paints many colours.
     let colours: std::collections::HashSet<&[u8]> = buf.chunks(3).collect();
     assert!(colours.len() > 20, "{} colours", colours.len());
@@ -572,4 +577,46 @@ fn cast_writer_creates_a_file() {
     drop(cast);
     let text = std::fs::read_to_string(&path).expect("cast");
     assert_eq!(text.lines().count(), 2);
+}
+
+#[test]
+fn live_path_statistics_are_recorded_replayed_and_plotted() {
+    let path = scratch("paths.jsonl");
+    let experiment =
+        apply_overrides(&small("residual-deep", 6), &["path_every=5".to_string()]).expect("valid");
+    let seen = record(&path, &experiment, 12, &[]);
+    let live: Vec<u64> = seen
+        .iter()
+        .filter_map(|e| match e {
+            Event::Paths { step, .. } => Some(*step),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(live, [0, 5, 10]);
+    let (_, records, _) = read_all(&path);
+    let recorded: Vec<(u64, usize)> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Paths { step, stats } => Some((*step, stats.by_length.len())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        recorded,
+        [(0, 7), (5, 7), (10, 7)],
+        "6 blocks: lengths 0..=6"
+    );
+    let svg = scratch("paths.svg");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_gradlab"))
+        .args([
+            "plot",
+            &path.display().to_string(),
+            "--out",
+            &svg.display().to_string(),
+        ])
+        .status()
+        .expect("runs");
+    assert!(status.success());
+    let text = std::fs::read_to_string(&svg).expect("written");
+    assert!(text.contains("path length"), "the path panel is drawn");
 }

@@ -1,7 +1,9 @@
 //! Key handling and state updates, driven through `update` without a terminal.
 
-use gradlab::config::{SkipMode, load_preset};
-use gradlab::metrics::{Divergence, LayerMetrics, Snapshot};
+use gradlab::config::{CellKind, SkipMode, load_preset};
+use gradlab::metrics::{Divergence, LayerMetrics, Snapshot, TimestepMetrics};
+use gradlab::paths::PathStats;
+use gradlab::report::LesionResult;
 use gradlab::trainer::{Command, Event, RunState};
 use gradlab::ui::app::{Action, App, DEFAULT_GATE_BIAS, Msg, update};
 use gradlab::ui::theme::Theme;
@@ -329,4 +331,154 @@ fn trainer_gone_is_shown_as_a_crash() {
     let mut app = started("plain-deep");
     update(&mut app, Msg::TrainerGone);
     assert!(matches!(app.state, RunState::Crashed(_)));
+}
+
+#[test]
+fn g_cycles_the_cell_in_the_rnn_view() {
+    let mut app = started("rnn-vanilla-adding");
+    assert!(app.is_rnn());
+    assert_eq!(
+        key(&app, KeyCode::Char('g'), KeyModifiers::NONE),
+        Some(Msg::Key(Action::CycleCell))
+    );
+    for expected in [CellKind::Gru, CellKind::Lstm, CellKind::Vanilla] {
+        update(&mut app, Msg::Key(Action::CycleCell));
+        assert_eq!(app.switches.cell, expected);
+        assert_eq!(app.outbox.pop(), Some(Command::SetCell(expected)));
+    }
+    update(
+        &mut app,
+        Msg::Trainer(Event::Applied {
+            step: 12,
+            command: Command::SetCell(CellKind::Lstm),
+        }),
+    );
+    assert_eq!(app.switches.cell, CellKind::Lstm);
+    let marker = app.markers.back().expect("a marker for the switch");
+    assert_eq!((marker.step, marker.label.as_str()), (12, "cell → lstm"));
+}
+
+#[test]
+fn mlp_keys_only_leave_a_note_in_the_rnn_view() {
+    let mut app = started("rnn-gru-adding");
+    for action in [
+        Action::Plain,
+        Action::Residual,
+        Action::Highway,
+        Action::Dense,
+        Action::ToggleAux,
+        Action::TogglePaths,
+        Action::Lesion,
+    ] {
+        update(&mut app, Msg::Key(action));
+        assert!(app.outbox.is_empty(), "{action:?} sent a command");
+        assert!(app.note.is_some(), "{action:?} left no note");
+        assert!(!app.show_paths);
+    }
+    // Shared keys act as in the MLP view, and clear the note.
+    update(&mut app, Msg::Key(Action::LrUp));
+    assert!(app.note.is_none());
+    assert!(matches!(
+        app.outbox.as_slice(),
+        [Command::SetLearningRate(_)]
+    ));
+}
+
+#[test]
+fn g_only_leaves_a_note_in_the_mlp_view() {
+    let mut app = started("plain-deep");
+    assert!(!app.is_rnn());
+    update(&mut app, Msg::Key(Action::CycleCell));
+    assert!(app.outbox.is_empty());
+    assert!(app.note.as_deref().is_some_and(|n| n.contains("MLP")));
+}
+
+#[test]
+fn rnn_snapshots_fill_the_time_step_histories() {
+    let mut app = started("rnn-lstm-adding");
+    let mut s = snapshot(4, 1e-3, 0);
+    s.layers.clear();
+    s.timesteps = (1..=5)
+        .map(|t| TimestepMetrics {
+            t,
+            hidden_grad_norm: 1e-3 * t as f64,
+            forget_gate_mean: Some(0.7),
+            update_gate_mean: None,
+        })
+        .collect();
+    s.baseline_loss = Some(0.167);
+    update(&mut app, Msg::Trainer(Event::Snapshot(Box::new(s))));
+    assert_eq!(app.timesteps.len(), 5);
+    assert_eq!(app.depth(), 5, "the cursor moves over time steps");
+    assert_eq!(app.first_grad.recent().last().map(|p| p.1), Some(1e-3));
+    assert_eq!(app.gate_last.recent().last().map(|p| p.1), Some(0.7));
+}
+
+#[test]
+fn path_panel_and_lesion_keys() {
+    let mut app = started("residual-deep");
+    let none = KeyModifiers::NONE;
+    assert_eq!(
+        key(&app, KeyCode::Char('l'), none),
+        Some(Msg::Key(Action::TogglePaths))
+    );
+    assert_eq!(
+        key(&app, KeyCode::Char('L'), KeyModifiers::SHIFT),
+        Some(Msg::Key(Action::Lesion))
+    );
+    update(&mut app, Msg::Key(Action::TogglePaths));
+    assert!(app.show_paths && app.outbox.is_empty());
+    update(&mut app, Msg::Key(Action::TogglePaths));
+    assert!(!app.show_paths);
+    update(&mut app, Msg::Key(Action::Lesion));
+    assert!(app.show_paths && app.lesion_pending);
+    assert_eq!(app.outbox.pop(), Some(Command::Lesion));
+    let results = vec![LesionResult {
+        block: 0,
+        test_loss: 0.9,
+        test_accuracy: Some(0.5),
+    }];
+    update(
+        &mut app,
+        Msg::Trainer(Event::Lesion {
+            step: 7,
+            intact_test_loss: 0.5,
+            results: results.clone(),
+        }),
+    );
+    assert!(!app.lesion_pending);
+    let lesion = app.lesion.as_ref().expect("lesion results kept");
+    assert_eq!((lesion.step, lesion.intact_test_loss), (7, 0.5));
+    assert_eq!(lesion.results, results);
+    let stats = PathStats {
+        blocks: 1,
+        samples_per_length: 1,
+        peak_length: 1,
+        mean_length: 1.0,
+        effective_range: [1, 1],
+        by_length: vec![],
+    };
+    update(
+        &mut app,
+        Msg::Trainer(Event::Paths {
+            step: 50,
+            stats: Box::new(stats.clone()),
+        }),
+    );
+    assert_eq!(app.paths, Some((50, stats)));
+    update(
+        &mut app,
+        Msg::Trainer(Event::Applied {
+            step: 60,
+            command: Command::SetSkip(SkipMode::Plain),
+        }),
+    );
+    assert!(
+        app.paths.is_none(),
+        "stale decomposition dropped on a skip switch"
+    );
+    // A restart forgets analyses of the old network.
+    let experiment = load_preset("residual-deep").expect("preset");
+    update(&mut app, Msg::Trainer(Event::Started(Box::new(experiment))));
+    assert!(app.paths.is_none() && app.lesion.is_none());
 }

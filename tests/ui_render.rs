@@ -1,9 +1,12 @@
 //! Whole-screen rendering: insta snapshots at three sizes from a deterministic run, and no
 //! panic at any size.
 
-use gradlab::config::{SkipMode, load_preset};
+use gradlab::config::{CellKind, SkipMode, apply_overrides, load_preset};
 use gradlab::metrics::Divergence;
-use gradlab::trainer::{Command, Event, RunState, Trainer, VecSink, run_headless};
+use gradlab::model::Lesion;
+use gradlab::report::lesion_all;
+use gradlab::rnn::RnnTrainer;
+use gradlab::trainer::{Command, Event, Learner, RunState, Trainer, VecSink, run_headless};
 use gradlab::ui::app::{Action, App, Msg, update};
 use gradlab::ui::render;
 use gradlab::ui::theme::Theme;
@@ -36,6 +39,58 @@ fn recorded_app(theme: Theme) -> App {
         update(&mut app, Msg::Key(Action::CursorDown));
     }
     app.outbox.clear();
+    app
+}
+
+/// Feeds a headless run's events to a fresh dashboard, leaving out the final `Finished`.
+fn replay(theme: Theme, experiment: gradlab::config::Experiment, events: Vec<Event>) -> App {
+    let mut app = App::new(theme);
+    update(&mut app, Msg::Trainer(Event::Started(Box::new(experiment))));
+    for event in events {
+        if !matches!(
+            event,
+            Event::State {
+                state: RunState::Finished,
+                ..
+            }
+        ) {
+            update(&mut app, Msg::Trainer(event));
+        }
+    }
+    app.outbox.clear();
+    app
+}
+
+/// rnn-lstm-adding at T = 20 for 30 steps, the cell switched to GRU at step 15 (as `g` does).
+fn rnn_app(theme: Theme) -> App {
+    let base = load_preset("rnn-lstm-adding").expect("built-in preset");
+    let experiment =
+        apply_overrides(&base, &["task.length=20".to_string()]).expect("valid override");
+    let mut trainer = RnnTrainer::new(experiment.clone()).expect("trainer builds");
+    let mut sink = VecSink::default();
+    let schedule = [(15, Command::SetCell(CellKind::Gru))];
+    run_headless(&mut trainer, 30, &schedule, &mut sink);
+    replay(theme, experiment, sink.events)
+}
+
+/// A 12-block residual net for 40 steps with path statistics every 20 steps, then lesions,
+/// with the path panel open.
+fn paths_app(theme: Theme) -> App {
+    let base = load_preset("residual-deep").expect("built-in preset");
+    let sets = ["model.depth=12", "path_every=20"].map(String::from);
+    let experiment = apply_overrides(&base, &sets).expect("valid overrides");
+    let mut trainer = Trainer::new(experiment.clone(), None).expect("trainer builds");
+    let mut sink = VecSink::default();
+    run_headless(&mut trainer, 40, &[], &mut sink);
+    let results = lesion_all(&mut trainer);
+    let intact_test_loss = trainer.evaluate_test(Lesion(None)).0;
+    sink.events.push(Event::Lesion {
+        step: Learner::step(&trainer),
+        intact_test_loss,
+        results,
+    });
+    let mut app = replay(theme, experiment, sink.events);
+    update(&mut app, Msg::Key(Action::TogglePaths));
     app
 }
 
@@ -82,6 +137,73 @@ fn snapshot_help_overlay_120x40() {
 }
 
 #[test]
+fn snapshot_rnn_120x40() {
+    let app = rnn_app(plain_theme());
+    insta::assert_snapshot!("rnn_120x40", draw(&app, 120, 40).backend());
+}
+
+#[test]
+fn rnn_view_shows_cell_baseline_and_time_axis() {
+    let app = rnn_app(plain_theme());
+    for (w, h) in [(80, 24), (120, 40)] {
+        let text = screen_text(&draw(&app, w, h));
+        assert!(
+            text.contains("cell gru"),
+            "cell in the header, {w}×{h}:\n{text}"
+        );
+        assert!(text.contains("baseline"), "{w}×{h}:\n{text}");
+        assert!(text.contains("per time step"), "{w}×{h}:\n{text}");
+        assert!(text.contains("g cell"), "{w}×{h}:\n{text}");
+    }
+    let text = screen_text(&draw(&app, 120, 40));
+    assert!(text.contains("RNN gru"), "{text}");
+    assert!(text.contains("cell → gru"), "marker of the switch:\n{text}");
+    assert!(text.contains("time × step"), "{text}");
+    assert!(text.contains("update z"), "GRU gate sparkline:\n{text}");
+}
+
+#[test]
+fn snapshot_paths_panel_120x40() {
+    let app = paths_app(plain_theme());
+    insta::assert_snapshot!("paths_120x40", draw(&app, 120, 40).backend());
+}
+
+#[test]
+fn path_panel_shows_range_and_lesions() {
+    let app = paths_app(plain_theme());
+    for (w, h) in [(80, 24), (120, 40), (200, 60)] {
+        let text = screen_text(&draw(&app, w, h));
+        assert!(text.contains("paths by length"), "{w}×{h}:\n{text}");
+        assert!(text.contains("lesion"), "{w}×{h}:\n{text}");
+    }
+    let text = screen_text(&draw(&app, 120, 40));
+    assert!(text.contains("90% in"), "{text}");
+    assert!(text.contains("theory"), "theory line on the bars:\n{text}");
+}
+
+#[test]
+fn plain_net_has_one_path() {
+    let mut app = recorded_app(plain_theme());
+    let experiment = load_preset("plain-deep").expect("built-in preset");
+    let depth = experiment.model.depth;
+    let trainer = Trainer::new(experiment, None).expect("trainer builds");
+    let stats = gradlab::report::path_stats(&trainer, 8, 4, 1).expect("plain nets decompose");
+    update(
+        &mut app,
+        Msg::Trainer(Event::Paths {
+            step: 40,
+            stats: Box::new(stats),
+        }),
+    );
+    update(&mut app, Msg::Key(Action::TogglePaths));
+    let text = screen_text(&draw(&app, 120, 40));
+    assert!(
+        text.contains(&format!("one path of length {depth}")),
+        "{text}"
+    );
+}
+
+#[test]
 fn header_shows_the_switch_and_marker() {
     let app = recorded_app(plain_theme());
     let text = screen_text(&draw(&app, 120, 40));
@@ -104,6 +226,11 @@ fn no_panic_at_any_size() {
     update(&mut ascii, Msg::Key(Action::ToggleHelp));
     update(&mut app, Msg::Key(Action::OpenPicker));
     let empty = App::new(plain_theme());
+    let rnn = rnn_app(plain_theme());
+    let paths = paths_app(Theme {
+        color: true,
+        ascii: true,
+    });
     for width in 1..=300u16 {
         for height in 1..=100u16 {
             // Small sizes and the layout thresholds are covered exhaustively; a lattice covers
@@ -119,6 +246,10 @@ fn no_panic_at_any_size() {
             if (width + height) % 17 == 0 {
                 draw(&ascii, width, height);
                 draw(&empty, width, height);
+            }
+            if (exhaustive && (width + height) % 3 == 0) || (width + height) % 19 == 0 {
+                draw(&rnn, width, height);
+                draw(&paths, width, height);
             }
         }
     }

@@ -65,6 +65,7 @@ fn event_step(event: &Event) -> Option<u64> {
     match event {
         Event::Snapshot(s) => Some(s.step),
         Event::State { step, .. } | Event::Applied { step, .. } => Some(*step),
+        Event::Paths { step, .. } | Event::Lesion { step, .. } => Some(*step),
         Event::Started(_) | Event::Error(_) => None,
     }
 }

@@ -124,6 +124,8 @@ pub fn measure(
             "model.width=64".into(),
             "batch=128".into(),
             format!("metrics_every={metrics_every}"),
+            // Training throughput alone: live path statistics have their own cost figure.
+            "path_every=1000000".into(),
         ],
     )?;
     let mut trainer = build_learner(experiment, None)?;

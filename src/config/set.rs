@@ -107,7 +107,8 @@ record!(Experiment {
     metrics_every,
     test_every,
     clip_grad_norm,
-    steps
+    steps,
+    path_every
 });
 record!(ModelSpec {
     kind,

@@ -23,6 +23,8 @@ pub mod writer;
 
 use crate::config::Experiment;
 use crate::metrics::Snapshot;
+use crate::paths::PathStats;
+use crate::report::LesionResult;
 use crate::trainer::{Command, Event, RunState};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -114,6 +116,22 @@ pub enum Record {
         /// The signal's name, e.g. `SIGTERM`.
         signal: String,
     },
+    /// A live path-length decomposition (every `path_every` steps).
+    Paths {
+        /// Updates applied before the measurement.
+        step: u64,
+        /// The decomposition.
+        stats: Box<PathStats>,
+    },
+    /// Single-block lesions evaluated on request.
+    Lesion {
+        /// Updates applied when the lesions were evaluated.
+        step: u64,
+        /// Test loss of the intact network at that step.
+        intact_test_loss: f64,
+        /// One result per block, input side first.
+        results: Vec<LesionResult>,
+    },
     /// A record type from a newer writer of the same version: skipped by readers.
     #[serde(other)]
     Unknown,
@@ -168,11 +186,31 @@ enum RecordOut<'a> {
         step: u64,
         signal: &'a str,
     },
+    Paths {
+        step: u64,
+        stats: &'a PathStats,
+    },
+    Lesion {
+        step: u64,
+        intact_test_loss: f64,
+        results: &'a [LesionResult],
+    },
 }
 
-impl<'a> From<&'a Event> for RecordOut<'a> {
-    fn from(event: &'a Event) -> Self {
-        match event {
+impl<'a> RecordOut<'a> {
+    /// The line for `event`: every event the dashboard can show, so a recording is complete.
+    fn from_event(event: &'a Event) -> Option<Self> {
+        Some(match event {
+            Event::Paths { step, stats } => RecordOut::Paths { step: *step, stats },
+            Event::Lesion {
+                step,
+                intact_test_loss,
+                results,
+            } => RecordOut::Lesion {
+                step: *step,
+                intact_test_loss: *intact_test_loss,
+                results,
+            },
             Event::Started(preset) => RecordOut::Started { preset },
             Event::Snapshot(snapshot) => RecordOut::Snapshot(snapshot),
             Event::State { step, state } => RecordOut::State { step: *step, state },
@@ -182,7 +220,7 @@ impl<'a> From<&'a Event> for RecordOut<'a> {
                 label: command.label(),
             },
             Event::Error(message) => RecordOut::Error { message },
-        }
+        })
     }
 }
 

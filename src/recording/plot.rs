@@ -87,8 +87,18 @@ fn read(path: &Path) -> Result<Figure> {
         preset,
     };
     for record in open()?.flatten() {
-        let Record::Snapshot(s) = record else {
-            continue;
+        let s = match record {
+            Record::Snapshot(s) => s,
+            // The newest live decomposition is the one drawn.
+            Record::Paths { stats, .. } => {
+                figure.paths = stats
+                    .by_length
+                    .iter()
+                    .map(|l| (l.length as f64, l.contribution))
+                    .collect();
+                continue;
+            }
+            _ => continue,
         };
         let c = figure.column(s.snapshot.step);
         if s.snapshot.loss.is_finite() {

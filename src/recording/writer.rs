@@ -97,11 +97,17 @@ impl Recorder {
     pub fn record(&mut self, event: &Event) -> io::Result<()> {
         match event {
             Event::Snapshot(s) => self.step = s.step,
-            Event::State { step, .. } | Event::Applied { step, .. } => self.step = *step,
+            Event::State { step, .. }
+            | Event::Applied { step, .. }
+            | Event::Paths { step, .. }
+            | Event::Lesion { step, .. } => self.step = *step,
             Event::Started(_) | Event::Error(_) => {}
         }
+        let Some(record) = RecordOut::from_event(event) else {
+            return Ok(());
+        };
         let urgent = matches!(event, Event::State { .. } | Event::Error(_));
-        self.write(&RecordOut::from(event), urgent)
+        self.write(&record, urgent)
     }
 
     /// Writes the closing line of a run stopped by `signal` and flushes.

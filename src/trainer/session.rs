@@ -4,6 +4,8 @@ use super::learner::{Learner, build_learner};
 use super::sink::{ChannelSink, MetricsSink};
 use crate::config::{CellKind, Experiment, SkipMode};
 use crate::metrics::{Divergence, Snapshot};
+use crate::paths::PathStats;
+use crate::report::{LesionResult, lesion_all, path_stats};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -35,6 +37,9 @@ pub enum Command {
     Reset,
     /// Replace the experiment and start it from step 0.
     LoadPreset(Box<Experiment>),
+    /// MLP nets: evaluate the test set with each block removed in turn (answered by
+    /// `Event::Lesion`); the network itself is not changed.
+    Lesion,
     /// End the trainer thread.
     Shutdown,
 }
@@ -52,6 +57,7 @@ impl Command {
             Command::Step(n) => format!("step {n}"),
             Command::Reset => "reset".into(),
             Command::LoadPreset(e) => format!("load {}", e.name),
+            Command::Lesion => "lesion".into(),
             Command::Shutdown => "shutdown".into(),
         }
     }
@@ -96,6 +102,52 @@ pub enum Event {
     },
     /// Something failed without stopping the trainer (e.g. a preset that does not build).
     Error(String),
+    /// MLP nets: path-length statistics of the network, every `path_every` steps.
+    Paths {
+        /// Updates applied before the measurement.
+        step: u64,
+        /// The decomposition on a sub-batch of [`LIVE_PATH_ROWS`] training rows.
+        stats: Box<PathStats>,
+    },
+    /// The answer to `Command::Lesion`: the test set with each block removed in turn.
+    Lesion {
+        /// Updates applied when the lesions were evaluated.
+        step: u64,
+        /// Test loss of the intact network, evaluated with the lesions (the snapshot's test
+        /// loss may be up to `test_every` steps old).
+        intact_test_loss: f64,
+        /// One result per block, input side first.
+        results: Vec<LesionResult>,
+    },
+}
+
+/// Training rows the live path statistics run on: fewer than `gradlab run --json` uses, so
+/// they stay cheap enough to compute every `path_every` steps.
+pub const LIVE_PATH_ROWS: usize = 8;
+/// Random paths per length for the live path statistics.
+pub const LIVE_PATH_SAMPLES: usize = 4;
+
+/// The path statistics due before the next step, if the learner is an MLP and the step is on
+/// the experiment's `path_every` cadence.
+pub fn live_paths(trainer: &mut dyn Learner) -> Option<Event> {
+    let every = trainer.experiment().path_every.max(1) as u64;
+    let step = trainer.step();
+    if !step.is_multiple_of(every) || trainer.divergence().is_some() {
+        return None;
+    }
+    let seed = trainer.experiment().seed ^ step;
+    let mlp = trainer.as_mlp()?;
+    let stats = path_stats(mlp, LIVE_PATH_ROWS, LIVE_PATH_SAMPLES, seed)?;
+    // A net that has gone non-finite has no meaningful decomposition; the divergence event
+    // already says what happened.
+    let finite = stats
+        .by_length
+        .iter()
+        .all(|l| l.contribution.is_finite() && l.grad_per_path.is_finite());
+    finite.then(|| Event::Paths {
+        step,
+        stats: Box::new(stats),
+    })
 }
 
 /// Runs a trainer headless for `steps` updates, applying `schedule` commands at their steps,
@@ -166,6 +218,11 @@ pub fn advance_headless(
             }
         }
         let every = trainer.experiment().metrics_every as u64;
+        if let Some(paths) = live_paths(trainer)
+            && !sink.send(paths)
+        {
+            return HeadlessProgress::Done(None);
+        }
         let measure = trainer.step().is_multiple_of(every);
         if let Some(snapshot) = trainer.train_step(true, measure)
             && !sink.send(Event::Snapshot(Box::new(snapshot)))
@@ -354,6 +411,22 @@ impl Session {
                 self.start();
                 return Flow::Continue;
             }
+            Command::Lesion => {
+                let event = match self.trainer.as_mut().and_then(|t| t.as_mlp()) {
+                    Some(mlp) => Event::Lesion {
+                        step,
+                        intact_test_loss: mlp.evaluate_test(crate::model::Lesion(None)).0,
+                        results: lesion_all(mlp),
+                    },
+                    None => Event::Error("lesions need an MLP (this is a recurrent net)".into()),
+                };
+                // An analysis, not a switch: no `Applied`, so no marker on the charts.
+                return if self.sink.send(event) {
+                    Flow::Continue
+                } else {
+                    Flow::Exit
+                };
+            }
             Command::SetSkip(_)
             | Command::SetAux(_)
             | Command::SetLearningRate(_)
@@ -376,6 +449,11 @@ impl Session {
             self.state = RunState::Paused;
             return true;
         };
+        if let Some(paths) = live_paths(trainer.as_mut())
+            && !self.sink.send(paths)
+        {
+            return false;
+        }
         let measure = trainer
             .step()
             .is_multiple_of(trainer.experiment().metrics_every as u64);

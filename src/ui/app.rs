@@ -8,8 +8,10 @@ use super::history::History;
 use super::picker::Picker;
 use super::replay::{ReplayAction, ReplayView};
 use super::theme::Theme;
-use crate::config::{Experiment, SkipMode};
+use crate::config::{CellKind, Experiment, ModelKind, SkipMode};
 use crate::metrics::Snapshot;
+use crate::paths::PathStats;
+use crate::report::LesionResult;
 use crate::theory::{MeanField, mean_field};
 use crate::trainer::{Command, Event, RunState};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
@@ -39,6 +41,12 @@ pub enum Action {
     Dense,
     /// Auxiliary losses on/off.
     ToggleAux,
+    /// Recurrent nets: next cell (vanilla → GRU → LSTM).
+    CycleCell,
+    /// Show or hide the path-length panel (MLP).
+    TogglePaths,
+    /// Ask the trainer for single-block lesions (MLP) and show them.
+    Lesion,
     /// Learning rate ÷2.
     LrDown,
     /// Learning rate ×2.
@@ -121,6 +129,24 @@ pub const MAIN_KEYS: &[Binding] = &[
         Action::ToggleAux,
         "a",
         "auxiliary losses on/off",
+    ),
+    bind(
+        KeyCode::Char('g'),
+        Action::CycleCell,
+        "g",
+        "RNN cell: vanilla → GRU → LSTM",
+    ),
+    bind(
+        KeyCode::Char('l'),
+        Action::TogglePaths,
+        "l",
+        "path lengths panel (MLP)",
+    ),
+    bind(
+        KeyCode::Char('L'),
+        Action::Lesion,
+        "L",
+        "lesion each block, show damage (MLP)",
     ),
     bind(KeyCode::Char('['), Action::LrDown, "[", "learning rate ÷2"),
     bind(KeyCode::Char(']'), Action::LrUp, "]", "learning rate ×2"),
@@ -242,6 +268,17 @@ pub struct Marker {
     pub label: String,
 }
 
+/// The newest answer to a lesion request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LesionView {
+    /// Updates applied when the lesions were evaluated.
+    pub step: u64,
+    /// Test loss of the intact network at that step.
+    pub intact_test_loss: f64,
+    /// One result per block, input side first.
+    pub results: Vec<LesionResult>,
+}
+
 /// The switches in effect, as the dashboard believes them.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SwitchState {
@@ -251,6 +288,8 @@ pub struct SwitchState {
     pub aux: bool,
     /// Learning rate.
     pub lr: f32,
+    /// Recurrent cell (recurrent nets only).
+    pub cell: CellKind,
 }
 
 /// The whole dashboard state.
@@ -288,6 +327,22 @@ pub struct App {
     pub gate_mean: History,
     /// Per-layer histories, input side first.
     pub layers: Vec<LayerHistory>,
+    /// Recurrent nets: ‖∂L/∂h_t‖ per time step, t = 1 first.
+    pub timesteps: Vec<History>,
+    /// Recurrent nets: mean gate (LSTM forget, GRU update) at the first time step.
+    pub gate_first: History,
+    /// Recurrent nets: mean gate at the last time step.
+    pub gate_last: History,
+    /// Newest path-length statistics and the step they were measured at.
+    pub paths: Option<(u64, PathStats)>,
+    /// Newest lesions: the step, the intact net's test loss, and one result per block.
+    pub lesion: Option<LesionView>,
+    /// A lesion was asked for and has not come back yet.
+    pub lesion_pending: bool,
+    /// Path panel shown in place of the heat map.
+    pub show_paths: bool,
+    /// A short note for the status line (e.g. a key that does not apply); cleared by the next key.
+    pub note: Option<String>,
     /// Commands applied, oldest first.
     pub markers: VecDeque<Marker>,
     /// Layer under the cursor.
@@ -329,6 +384,7 @@ impl App {
                 skip: SkipMode::Plain,
                 aux: false,
                 lr: 0.0,
+                cell: CellKind::Vanilla,
             },
             latest: None,
             loss: h(),
@@ -340,6 +396,14 @@ impl App {
             ratio_db: h(),
             gate_mean: h(),
             layers: Vec::new(),
+            timesteps: Vec::new(),
+            gate_first: h(),
+            gate_last: h(),
+            paths: None,
+            lesion: None,
+            lesion_pending: false,
+            show_paths: false,
+            note: None,
             markers: VecDeque::new(),
             cursor: 0,
             show_help: false,
@@ -356,9 +420,19 @@ impl App {
         }
     }
 
-    /// Number of hidden layers of the current model.
+    /// Rows the cursor moves over: hidden layers of an MLP, time steps of a recurrent net.
     pub fn depth(&self) -> usize {
+        if self.is_rnn() {
+            return self.timesteps.len();
+        }
         self.experiment.as_ref().map_or(0, |e| e.model.depth)
+    }
+
+    /// Whether the experiment is a recurrent net (the RNN view is drawn).
+    pub fn is_rnn(&self) -> bool {
+        self.experiment
+            .as_ref()
+            .is_some_and(|e| e.model.kind == ModelKind::Rnn)
     }
 
     /// The keys in force: the picker's while it is open, else the main screen's.
@@ -402,10 +476,16 @@ impl App {
             &mut self.last_grad,
             &mut self.ratio_db,
             &mut self.gate_mean,
+            &mut self.gate_first,
+            &mut self.gate_last,
         ] {
             series.clear();
         }
         self.aux_losses.clear();
+        self.timesteps.clear();
+        self.paths = None;
+        self.lesion = None;
+        self.lesion_pending = false;
         self.layers = (0..experiment.model.depth)
             .map(|_| LayerHistory::new())
             .collect();
@@ -439,6 +519,25 @@ impl App {
         if let (Some(first), Some(last)) = (s.layers.first(), s.layers.last()) {
             self.first_grad.push(x, first.act_grad_norm);
             self.last_grad.push(x, last.act_grad_norm);
+        }
+        if let (Some(first), Some(last)) = (s.timesteps.first(), s.timesteps.last()) {
+            self.first_grad.push(x, first.hidden_grad_norm);
+            self.last_grad.push(x, last.hidden_grad_norm);
+            let gate =
+                |t: &crate::metrics::TimestepMetrics| t.forget_gate_mean.or(t.update_gate_mean);
+            // Vanilla cells have no gate: the series pauses rather than dropping to zero.
+            if let (Some(g0), Some(g1)) = (gate(first), gate(last)) {
+                self.gate_first.push(x, g0);
+                self.gate_last.push(x, g1);
+            }
+        }
+        if self.timesteps.len() < s.timesteps.len() {
+            self.timesteps.resize_with(s.timesteps.len(), || {
+                History::new(RECENT_POINTS, FULL_POINTS)
+            });
+        }
+        for (history, t) in self.timesteps.iter_mut().zip(&s.timesteps) {
+            history.push(x, t.hidden_grad_norm);
         }
         self.ratio_db.push(x, s.grad_ratio_db);
         let gates: Vec<f64> = s.layers.iter().filter_map(|l| l.gate_mean).collect();
@@ -492,8 +591,46 @@ impl App {
         };
     }
 
+    /// Whether `action` applies to the current model kind; if not, says so in the status line.
+    fn applies(&mut self, action: Action) -> bool {
+        let mlp_only = matches!(
+            action,
+            Action::Plain
+                | Action::Residual
+                | Action::Highway
+                | Action::Dense
+                | Action::ToggleAux
+                | Action::TogglePaths
+                | Action::Lesion
+        );
+        let rnn = self.is_rnn();
+        if rnn && mlp_only {
+            self.note = Some("an MLP key: this is a recurrent net (g switches the cell)".into());
+            false
+        } else if !rnn && action == Action::CycleCell {
+            self.note = Some("g switches RNN cells: this is an MLP (p r h d switch skips)".into());
+            false
+        } else {
+            true
+        }
+    }
+
     fn on_key(&mut self, action: Action) {
+        self.note = None;
+        if !self.applies(action) {
+            return;
+        }
         match action {
+            Action::CycleCell => {
+                self.switches.cell = self.switches.cell.next();
+                self.send(Command::SetCell(self.switches.cell));
+            }
+            Action::TogglePaths => self.show_paths = !self.show_paths,
+            Action::Lesion => {
+                self.show_paths = true;
+                self.lesion_pending = true;
+                self.send(Command::Lesion);
+            }
             Action::Plain => self.set_skip(SkipMode::Plain),
             Action::Residual => self.set_skip(SkipMode::Residual { scale: 1.0 }),
             Action::Highway => self.set_skip(SkipMode::Highway {
@@ -565,6 +702,7 @@ impl App {
                     skip: experiment.model.skip,
                     aux: experiment.model.aux.enabled,
                     lr: experiment.optimizer.learning_rate(),
+                    cell: experiment.model.cell,
                 };
                 let init = &experiment.model.init;
                 self.theory = Some(mean_field(
@@ -592,9 +730,15 @@ impl App {
             }
             Event::Applied { step, command } => {
                 match &command {
-                    Command::SetSkip(skip) => self.switches.skip = *skip,
+                    Command::SetSkip(skip) => {
+                        self.switches.skip = *skip;
+                        // The decomposition belongs to the old wiring; the panel waits for the
+                        // next one rather than show it under the new skip mode.
+                        self.paths = None;
+                    }
                     Command::SetAux(on) => self.switches.aux = *on,
                     Command::SetLearningRate(lr) => self.switches.lr = *lr,
+                    Command::SetCell(cell) => self.switches.cell = *cell,
                     _ => {}
                 }
                 // A replayed restart had no key press to label it; live ones keep their label.
@@ -621,7 +765,23 @@ impl App {
                     });
                 }
             }
-            Event::Error(message) => self.error = Some(message),
+            Event::Error(message) => {
+                self.lesion_pending = false;
+                self.error = Some(message);
+            }
+            Event::Paths { step, stats } => self.paths = Some((step, *stats)),
+            Event::Lesion {
+                step,
+                intact_test_loss,
+                results,
+            } => {
+                self.lesion_pending = false;
+                self.lesion = Some(LesionView {
+                    step,
+                    intact_test_loss,
+                    results,
+                });
+            }
         }
     }
 

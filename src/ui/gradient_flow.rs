@@ -1,8 +1,11 @@
-//! Gradient flow: one bar per layer of ‖∂L/∂h_l‖ on a log scale, coloured by regime, and a
-//! layer × step heat map of the same quantity over the whole run.
+//! Gradient flow: one bar per layer of ‖∂L/∂h_l‖ on a log scale, coloured by regime, with the
+//! mean-field prediction drawn across the bars, and a layer × step heat map of the same
+//! quantity over the whole run. Recurrent nets get the same panels along time: ‖∂L/∂h_t‖ per
+//! time step and a time × step heat map.
 
 use super::app::App;
 use super::header::fmt_db;
+use super::history::History;
 use super::loss::{step_column, step_range};
 use super::theme::Theme;
 use super::{fmt_value, log_tick, panel_block};
@@ -15,8 +18,10 @@ use ratatui::text::{Line, Span};
 pub const REGIME_DB: f64 = 20.0;
 /// Columns left of the bars for the y labels.
 const BAR_GUTTER: u16 = 6;
-/// Columns left of the heat map for the layer labels.
+/// Columns left of the heat map for the layer labels (wider for up to four-digit time steps).
 const HEAT_GUTTER: u16 = 4;
+/// See [`HEAT_GUTTER`]: recurrent nets.
+const HEAT_GUTTER_RNN: u16 = 6;
 /// Partial-cell glyphs for bar tops, in eighths.
 const EIGHTHS: [&str; 8] = [" ", "▁", "▂", "▃", "▄", "▅", "▆", "▇"];
 
@@ -79,15 +84,68 @@ fn layer_at(c: u16, width: u16, depth: usize) -> usize {
     (usize::from(c) * depth / usize::from(width.max(1))).min(depth.saturating_sub(1))
 }
 
-/// Draws the per-layer bars, input layer on the left.
+/// What one bar chart shows: per layer (MLP) or per time step (RNN).
+struct BarsSpec<'a> {
+    /// Panel title before the cursor readout.
+    title: &'a str,
+    /// Row prefix for the cursor readout, `L` or `t`.
+    prefix: &'a str,
+    /// Axis name under the bars.
+    axis: &'a str,
+    /// One norm per bar, input side (or t = 1) first.
+    norms: Vec<f64>,
+    /// Mean-field χ₁ for the theory line (MLP only).
+    chi1: Option<f64>,
+}
+
+/// Draws the gradient bars: per layer with the theory line, or per time step for an RNN.
 pub fn render_bars(frame: &mut Frame, area: Rect, app: &App) {
+    let latest = app.latest.as_ref();
+    let spec = if app.is_rnn() {
+        BarsSpec {
+            title: " ‖∂L/∂h_t‖ per time step (log) ",
+            prefix: "t",
+            axis: "time",
+            norms: latest.map_or_else(Vec::new, |s| {
+                s.timesteps.iter().map(|t| t.hidden_grad_norm).collect()
+            }),
+            chi1: None,
+        }
+    } else {
+        BarsSpec {
+            title: " ‖∂L/∂h_l‖ per layer (log) ",
+            prefix: "L",
+            axis: "layer",
+            norms: latest.map_or_else(Vec::new, |s| {
+                s.layers.iter().map(|l| l.act_grad_norm).collect()
+            }),
+            chi1: app
+                .theory
+                .map(|t| t.chi1)
+                .filter(|c| c.is_finite() && *c > 0.0),
+        }
+    };
+    draw_bars(frame, area, app, &spec);
+}
+
+/// Predicted ‖∂L/∂h_l‖ for a plain net, anchored at the last layer: each layer back
+/// multiplies the gradient energy by χ₁, so the norm by √χ₁.
+pub fn theory_norms(chi1: f64, last: f64, depth: usize) -> Vec<f64> {
+    (0..depth)
+        .map(|l| last * chi1.powf((depth - 1 - l) as f64 / 2.0))
+        .collect()
+}
+
+fn draw_bars(frame: &mut Frame, area: Rect, app: &App, spec: &BarsSpec) {
     let theme = &app.theme;
-    let layers = app.latest.as_ref().map_or(&[][..], |s| &s.layers[..]);
-    let norms: Vec<f64> = layers.iter().map(|l| l.act_grad_norm).collect();
+    let norms = &spec.norms;
     let last = norms.last().copied().unwrap_or(f64::NAN);
-    let mut title = vec![Span::styled(" ‖∂L/∂h_l‖ per layer (log) ", theme.title())];
+    let mut title = vec![Span::styled(spec.title, theme.title())];
     if let Some(&cursor_norm) = norms.get(app.cursor) {
-        title.push(Span::styled(format!("L{} ", app.cursor + 1), theme.key()));
+        title.push(Span::styled(
+            format!("{}{} ", spec.prefix, app.cursor + 1),
+            theme.key(),
+        ));
         title.push(Span::styled(
             fmt_value(cursor_norm),
             regime_style(theme, regime(cursor_norm, last)),
@@ -100,6 +158,10 @@ pub fn render_bars(frame: &mut Frame, area: Rect, app: &App) {
             theme.dim(),
         ));
     }
+    let theory = spec
+        .chi1
+        .filter(|_| last.is_finite() && last > 0.0)
+        .map(|chi1| theory_norms(chi1, last, norms.len()));
     let block = panel_block(theme, Line::from(title));
     let inner = block.inner(area);
     frame.render_widget(block, area);
@@ -126,7 +188,7 @@ pub fn render_bars(frame: &mut Frame, area: Rect, app: &App) {
     let buf = frame.buffer_mut();
     let eighths_total = f64::from(graph.height) * 8.0;
     // Leave a gap between bars when there is room, so neighbouring layers read apart.
-    let per_layer = graph.width / depth as u16;
+    let per_layer = graph.width / depth.min(usize::from(u16::MAX)) as u16;
     for c in 0..graph.width {
         let layer = layer_at(c, graph.width, depth);
         if per_layer >= 3 && (c + 1) % per_layer == 0 {
@@ -160,6 +222,17 @@ pub fn render_bars(frame: &mut Frame, area: Rect, app: &App) {
             };
             buf.set_string(x, graph.bottom() - 1 - row, glyph, style);
         }
+        if let Some(predicted) = theory.as_ref().and_then(|t| t.get(layer)) {
+            // Off-scale predictions (a plain-net theory under a residual net) are left out
+            // rather than pinned to the edge, where they would read as a measurement.
+            let level = (predicted.log10() - lo) / (hi - lo);
+            if predicted.is_finite() && *predicted > 0.0 && (0.0..=1.0).contains(&level) {
+                let row =
+                    ((level * f64::from(graph.height - 1)).round() as u16).min(graph.height - 1);
+                let glyph = if theme.ascii { "-" } else { "─" };
+                buf.set_string(x, graph.bottom() - 1 - row, glyph, theme.theory());
+            }
+        }
     }
     for (row, v) in [(graph.top(), hi), (graph.bottom() - 1, lo)] {
         buf.set_stringn(
@@ -174,7 +247,7 @@ pub fn render_bars(frame: &mut Frame, area: Rect, app: &App) {
     buf.set_stringn(
         inner.x,
         bottom,
-        "layer",
+        spec.axis,
         usize::from(BAR_GUTTER),
         theme.dim(),
     );
@@ -186,28 +259,67 @@ pub fn render_bars(frame: &mut Frame, area: Rect, app: &App) {
         let caret = if theme.ascii { "^" } else { "▲" };
         buf.set_string(graph.x + c, bottom, caret, theme.key());
     }
+    // The legend goes on the bottom border: the title is already full of cursor readout.
+    if theory.is_some() {
+        let dash = if theme.ascii { "-" } else { "─" };
+        let legend = format!(" {dash} mean-field theory (plain net) ");
+        let x = area
+            .right()
+            .saturating_sub(legend.chars().count() as u16 + 1);
+        if x > area.x {
+            buf.set_stringn(
+                x,
+                area.bottom() - 1,
+                legend,
+                usize::from(area.width),
+                theme.theory(),
+            );
+        }
+    }
 }
 
-/// Draws the heat map: rows are layers (input at the top), columns are steps over the whole
-/// run, colour is log10 ‖∂L/∂h_l‖. Command markers are ticks on the top border.
+/// Draws the heat map: rows are layers (input at the top) or time steps (t = 1 at the top),
+/// columns are steps over the whole run, colour is log10 of the gradient norm. Command markers
+/// are ticks on the top border.
 pub fn render_heat(frame: &mut Frame, area: Rect, app: &App) {
     let theme = &app.theme;
+    let rnn = app.is_rnn();
+    let (what, note, prefix, gutter) = if rnn {
+        (
+            " ‖∂L/∂h_t‖: time × step ",
+            "(t = 1 at top; colour = log norm) ",
+            "t",
+            HEAT_GUTTER_RNN,
+        )
+    } else {
+        (
+            " ‖∂L/∂h_l‖: layer × step ",
+            "(input at top; colour = log norm) ",
+            "L",
+            HEAT_GUTTER,
+        )
+    };
+    let histories: Vec<&History> = if rnn {
+        app.timesteps.iter().collect()
+    } else {
+        app.layers.iter().map(|l| &l.act_grad).collect()
+    };
     let block = panel_block(
         theme,
         Line::from(vec![
-            Span::styled(" ‖∂L/∂h_l‖: layer × step ", theme.title()),
-            Span::styled("(input at top; colour = log norm) ", theme.dim()),
+            Span::styled(what, theme.title()),
+            Span::styled(note, theme.dim()),
         ]),
     );
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let depth = app.layers.len();
-    if inner.width <= HEAT_GUTTER + 1 || inner.height == 0 || depth == 0 {
+    let depth = histories.len();
+    if inner.width <= gutter + 1 || inner.height == 0 || depth == 0 {
         return;
     }
     let graph = Rect {
-        x: inner.x + HEAT_GUTTER,
-        width: inner.width - HEAT_GUTTER,
+        x: inner.x + gutter,
+        width: inner.width - gutter,
         ..inner
     };
     let (x0, x1) = step_range(app);
@@ -221,7 +333,7 @@ pub fn render_heat(frame: &mut Frame, area: Rect, app: &App) {
     let mut grid: Vec<Vec<f64>> = Vec::with_capacity(rows.len());
     let mut all = Vec::new();
     for &layer in &rows {
-        let points = app.layers[layer].act_grad.whole_run();
+        let points = histories[layer].whole_run();
         let mut sums = vec![(0.0, 0u32); width];
         for (x, y) in points {
             if y > 0.0
@@ -298,8 +410,8 @@ pub fn render_heat(frame: &mut Frame, area: Rect, app: &App) {
         buf.set_stringn(
             inner.x,
             y,
-            format!("L{}", layer + 1),
-            usize::from(HEAT_GUTTER - 1),
+            format!("{prefix}{}", layer + 1),
+            usize::from(gutter - 1),
             label_style,
         );
     }

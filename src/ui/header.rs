@@ -82,18 +82,35 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             OptimizerSpec::Adam { .. } => "Adam",
         };
         let activation = format!("{:?}", e.model.activation).to_lowercase();
+        let model = if app.is_rnn() {
+            format!(
+                "RNN {} hidden {} {optimizer}",
+                app.switches.cell.label(),
+                e.model.width
+            )
+        } else {
+            format!(
+                "MLP {}×{} {activation} {optimizer}",
+                e.model.depth, e.model.width
+            )
+        };
         first.extend([
             sep(),
             Span::raw(task_label(&e.task)),
             sep(),
-            Span::raw(format!(
-                "MLP {}×{} {activation} {optimizer}",
-                e.model.depth, e.model.width
-            )),
+            Span::raw(model),
         ]);
     }
 
     let s = &app.switches;
+    if app.is_rnn() {
+        let second = rnn_switches(app, &sep);
+        frame.render_widget(
+            Paragraph::new(vec![Line::from(first), Line::from(second)]),
+            area,
+        );
+        return;
+    }
     let mut second = vec![
         Span::styled(" p r h d", theme.key()),
         Span::styled(" skip ", theme.dim()),
@@ -140,6 +157,42 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         Paragraph::new(vec![Line::from(first), Line::from(second)]),
         area,
     );
+}
+
+/// The second header line of the RNN view: cell, learning rate, baseline, measured ratio.
+fn rnn_switches<'a>(app: &App, sep: &dyn Fn() -> Span<'a>) -> Vec<Span<'a>> {
+    let theme = &app.theme;
+    let mut spans = vec![
+        Span::styled(" g", theme.key()),
+        Span::styled(" cell ", theme.dim()),
+        Span::styled(app.switches.cell.label(), theme.active()),
+        sep(),
+        Span::styled("[ ]", theme.key()),
+        Span::styled(" lr ", theme.dim()),
+        Span::styled(format!("{:.2e}", app.switches.lr), theme.active()),
+    ];
+    if let Some(latest) = &app.latest {
+        if let Some(baseline) = latest.baseline_loss {
+            spans.extend([
+                sep(),
+                Span::styled("baseline ", theme.dim()),
+                Span::styled(fmt_value(baseline), theme.theory()),
+            ]);
+        }
+        spans.extend([
+            sep(),
+            Span::styled("‖∂L/∂h_1‖/‖∂L/∂h_T‖ ", theme.dim()),
+            Span::styled(
+                format!("{} dB", fmt_db(latest.grad_ratio_db)),
+                if latest.grad_ratio_db.is_finite() {
+                    theme.text()
+                } else {
+                    theme.alarm()
+                },
+            ),
+        ]);
+    }
+    spans
 }
 
 /// Decibels with one decimal, NaN/Inf spelled out.

@@ -42,8 +42,22 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         " markers: a command took effect at that step",
         theme.dim(),
     ));
-    let height = (lines.len() as u16 + 2).min(area.height);
+    lines.push(Line::styled(
+        " paths (l): top log10 path count per length, bottom gradient share, green = 90 %",
+        theme.dim(),
+    ));
+    lines.push(Line::styled(
+        " RNN view: bars and heat map along time t; skip keys do not apply there",
+        theme.dim(),
+    ));
     let width = 62.min(area.width);
+    // Long lines wrap: count the rows they take so the last ones are not cut off.
+    let text_width = usize::from(width.saturating_sub(2)).max(1);
+    let rows: usize = lines
+        .iter()
+        .map(|l| l.width().div_ceil(text_width).max(1))
+        .sum();
+    let height = (rows.min(usize::from(u16::MAX - 2)) as u16 + 2).min(area.height);
     let [popup] = Layout::vertical([Constraint::Length(height)])
         .flex(Flex::Center)
         .areas(area);

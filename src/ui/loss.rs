@@ -1,5 +1,6 @@
 //! Loss panel: main loss, test loss and each auxiliary head on a log axis over the whole run,
-//! with a labelled vertical line where each command took effect.
+//! with a labelled vertical line where each command took effect, and the task's trivial
+//! baseline (the best input-blind prediction) as a labelled horizontal line where one exists.
 
 use super::app::App;
 use super::{fmt_value, log_tick, panel_block};
@@ -92,6 +93,13 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         series.push((log_points(&aux.whole_run()), theme.series(2 + i)));
     }
     let (x0, x1) = step_range(app);
+    let baseline = latest
+        .and_then(|s| s.baseline_loss)
+        .filter(|b| b.is_finite() && *b > 0.0)
+        .map(f64::log10);
+    if let Some(b) = baseline {
+        series.push((vec![(x0, b), (x1, b)], theme.theory()));
+    }
     let (mut lo, mut hi) = series
         .iter()
         .flat_map(|(points, _)| points.iter().map(|p| p.1))
@@ -151,6 +159,20 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         theme.dim(),
     );
 
+    if let Some(b) = baseline {
+        let label = format!("baseline {}", fmt_value(10f64.powf(b)));
+        let level = ((b - lo) / (hi - lo)).clamp(0.0, 1.0);
+        let row = graph.bottom() - 1 - (level * f64::from(graph.height - 1)).round() as u16;
+        // Above the line when there is room, so the line itself stays visible.
+        let row = if row > graph.top() { row - 1 } else { row + 1 };
+        let x = graph
+            .right()
+            .saturating_sub(label.chars().count() as u16)
+            .max(graph.x);
+        if row < graph.bottom() {
+            buf.set_stringn(x, row, label, usize::from(graph.width), theme.theory());
+        }
+    }
     for marker in &app.markers {
         let Some(col) = step_column(graph, (x0, x1), marker.step as f64) else {
             continue;

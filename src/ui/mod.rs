@@ -9,6 +9,7 @@ pub mod header;
 pub mod help;
 pub mod history;
 pub mod loss;
+pub mod paths;
 pub mod picker;
 pub mod playback;
 pub mod replay;
@@ -80,6 +81,9 @@ pub struct Areas {
 /// ├ heat map: layer × step     │ sparklines, stacked    │  the rest
 /// └ status line ───────────────────────────────────────┘
 /// ```
+/// `l` puts the path panel (and the lesion view under it) in place of the heat map; in the
+/// compact layout it takes the sparkline rows too. The RNN view keeps the same places with
+/// time in place of depth: bars per time step, a time × step heat map.
 pub fn layout(area: Rect) -> Option<Areas> {
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
         return None;
@@ -143,8 +147,19 @@ pub fn render(frame: &mut Frame, app: &App) {
     header::render(frame, areas.header, app);
     loss::render(frame, areas.loss, app);
     gradient_flow::render_bars(frame, areas.bars, app);
-    gradient_flow::render_heat(frame, areas.heat, app);
-    sparklines::render(frame, areas.sparklines, app);
+    if app.show_paths && !app.is_rnn() {
+        // Compact: the heat map is too short for two bar charts, so the path panel takes the
+        // sparkline rows too.
+        if areas.heat.x == areas.sparklines.x {
+            paths::render(frame, areas.heat.union(areas.sparklines), app);
+        } else {
+            paths::render(frame, areas.heat, app);
+            sparklines::render(frame, areas.sparklines, app);
+        }
+    } else {
+        gradient_flow::render_heat(frame, areas.heat, app);
+        sparklines::render(frame, areas.sparklines, app);
+    }
     status::render(frame, areas.status, app);
     if app.show_help {
         help::render(frame, area, app);

@@ -38,6 +38,16 @@ pub fn record_to_event(record: Record) -> Option<Event> {
         Record::Snapshot(s) => Some(Event::Snapshot(Box::new(s.snapshot))),
         Record::State { step, state } => Some(Event::State { step, state }),
         Record::Error { message } => Some(Event::Error(message)),
+        Record::Paths { step, stats } => Some(Event::Paths { step, stats }),
+        Record::Lesion {
+            step,
+            intact_test_loss,
+            results,
+        } => Some(Event::Lesion {
+            step,
+            intact_test_loss,
+            results,
+        }),
         Record::Interrupted { .. } | Record::Unknown => None,
     }
 }
@@ -47,7 +57,9 @@ fn record_step(record: &Record) -> Option<u64> {
     match record {
         Record::Command { step, .. }
         | Record::State { step, .. }
-        | Record::Interrupted { step, .. } => Some(*step),
+        | Record::Interrupted { step, .. }
+        | Record::Paths { step, .. }
+        | Record::Lesion { step, .. } => Some(*step),
         Record::Snapshot(s) => Some(s.snapshot.step),
         Record::Started { .. } | Record::Error { .. } | Record::Unknown => None,
     }

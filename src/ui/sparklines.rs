@@ -1,5 +1,7 @@
 //! Sparklines over the recent window: first/last-layer gradient norms, their ratio in dB, the
 //! mean highway gate, and the cursor layer's weight gradient, activation RMS and update ratio.
+//! Recurrent nets: the same along time, the gate (LSTM forget, GRU update) at the first and
+//! last time step, and the loss.
 
 use super::app::App;
 use super::header::fmt_db;
@@ -54,8 +56,98 @@ fn bars(history: &History, width: usize, log: bool) -> Vec<u64> {
         .collect()
 }
 
+/// The RNN view's series: gradient at t = 1 and t = T, their ratio, gates and loss.
+fn rnn_series(app: &App) -> Vec<Series<'_>> {
+    let theme = &app.theme;
+    let latest = app.latest.as_ref();
+    let steps = latest.map_or(&[][..], |s| &s.timesteps[..]);
+    let value = |v: f64| (fmt_value(v), v.is_finite());
+    let t_last = steps.len();
+    let grad =
+        |t: Option<&crate::metrics::TimestepMetrics>| t.map_or(f64::NAN, |t| t.hidden_grad_norm);
+    let (first_value, first_finite) = value(grad(steps.first()));
+    let (last_value, last_finite) = value(grad(steps.last()));
+    let ratio = latest.map_or(f64::NAN, |s| s.grad_ratio_db);
+    let gate_name = match app.switches.cell {
+        crate::config::CellKind::Lstm => Some("forget f"),
+        crate::config::CellKind::Gru => Some("update z"),
+        crate::config::CellKind::Vanilla => None,
+    };
+    let gate_at = |t: Option<&crate::metrics::TimestepMetrics>| {
+        t.and_then(|t| t.forget_gate_mean.or(t.update_gate_mean))
+    };
+    let mut series = vec![
+        Series {
+            label: "‖∂L/∂h_t‖ t=1".into(),
+            value: first_value,
+            value_finite: first_finite,
+            history: Some(&app.first_grad),
+            log: true,
+            style: theme.vanishing(),
+        },
+        Series {
+            label: format!("‖∂L/∂h_t‖ t={t_last}"),
+            value: last_value,
+            value_finite: last_finite,
+            history: Some(&app.last_grad),
+            log: true,
+            style: theme.healthy(),
+        },
+        Series {
+            label: "h_1/h_T dB".into(),
+            value: fmt_db(ratio),
+            value_finite: ratio.is_finite(),
+            history: Some(&app.ratio_db),
+            log: false,
+            style: theme.series(0),
+        },
+    ];
+    for (at, history, t, style) in [
+        ("t=1", &app.gate_first, steps.first(), 1),
+        ("t=T", &app.gate_last, steps.last(), 2),
+    ] {
+        series.push(match (gate_name, gate_at(t)) {
+            (Some(name), Some(g)) => {
+                let (value, value_finite) = value(g);
+                Series {
+                    label: format!("{name} {at}"),
+                    value,
+                    value_finite,
+                    history: Some(history),
+                    log: false,
+                    style: theme.series(style),
+                }
+            }
+            _ => Series {
+                label: format!("gate {at}"),
+                value: "n/a (vanilla cell)".into(),
+                value_finite: true,
+                history: None,
+                log: false,
+                style: theme.dim(),
+            },
+        });
+    }
+    let loss = latest.map_or(f64::NAN, |s| s.main_loss);
+    let (loss_value, loss_finite) = value(loss);
+    series.push(Series {
+        label: "loss".into(),
+        value: loss_value,
+        value_finite: loss_finite,
+        history: Some(&app.main_loss),
+        log: true,
+        style: theme.series(3),
+    });
+    series
+}
+
 /// Draws the sparkline panel.
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
+    if app.is_rnn() {
+        let title = Line::from(Span::styled(" recent (time axis) ", app.theme.title()));
+        draw_panel(frame, area, app, title, &rnn_series(app));
+        return;
+    }
     let theme = &app.theme;
     let latest = app.latest.as_ref();
     let layer_value = |i: Option<usize>, f: LayerField| {
@@ -153,13 +245,16 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         });
     }
 
-    let block = panel_block(
-        theme,
-        Line::from(vec![
-            Span::styled(" recent ", theme.title()),
-            Span::styled(format!("(cursor: layer {c}, ↑↓ moves) "), theme.dim()),
-        ]),
-    );
+    let title = Line::from(vec![
+        Span::styled(" recent ", theme.title()),
+        Span::styled(format!("(cursor: layer {c}, ↑↓ moves) "), theme.dim()),
+    ]);
+    draw_panel(frame, area, app, title, &series);
+}
+
+/// The bordered panel with `series` laid out in one or two columns.
+fn draw_panel(frame: &mut Frame, area: Rect, app: &App, title: Line, series: &[Series]) {
+    let block = panel_block(&app.theme, title);
     let inner = block.inner(area);
     frame.render_widget(block, area);
     if inner.width < 4 || inner.height == 0 {

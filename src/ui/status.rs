@@ -12,11 +12,26 @@ use ratatui::widgets::Paragraph;
 const HINTS: &[(&str, &str)] = &[
     ("p r h d", "skip"),
     ("a", "aux"),
+    ("l", "paths"),
+    ("L", "lesion"),
     ("[ ]", "lr"),
     ("space", "pause"),
     ("n", "step"),
     ("R", "reset"),
     ("↑↓", "layer"),
+    ("P", "presets"),
+    ("?", "help"),
+    ("q", "quit"),
+];
+
+/// Key hints of the RNN view.
+const RNN_HINTS: &[(&str, &str)] = &[
+    ("g", "cell"),
+    ("[ ]", "lr"),
+    ("space", "pause"),
+    ("n", "step"),
+    ("R", "reset"),
+    ("↑↓", "time step"),
     ("P", "presets"),
     ("?", "help"),
     ("q", "quit"),
@@ -45,6 +60,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             Span::styled(" error: ", theme.alarm()),
             Span::styled(error.clone(), theme.alarm()),
         ]),
+        _ if app.note.is_some() => Line::from(vec![
+            Span::styled(" ", theme.dim()),
+            Span::styled(app.note.clone().unwrap_or_default(), theme.paused()),
+            Span::styled("  (? lists the keys)", theme.dim()),
+        ]),
         _ => hints_line(app, usize::from(area.width)),
     };
     frame.render_widget(Paragraph::new(line), area);
@@ -54,7 +74,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
 /// `? help` and `q quit` always stay visible.
 fn hints_line(app: &App, width: usize) -> Line<'static> {
     let theme = &app.theme;
-    let hints: Vec<(&str, &str)> = HINTS
+    let table = if app.is_rnn() { RNN_HINTS } else { HINTS };
+    let hints: Vec<(&str, &str)> = table
         .iter()
         .map(|&(key, what)| match (theme.ascii, key) {
             (true, "↑↓") => ("j k", what),

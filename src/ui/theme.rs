@@ -102,6 +102,10 @@ impl Theme {
     pub fn marker(&self) -> Style {
         self.fg(Color::Magenta)
     }
+    /// Theory beside measurement: the mean-field line and the trivial-baseline loss.
+    pub fn theory(&self) -> Style {
+        self.fg(Color::White).add_modifier(Modifier::BOLD)
+    }
     /// The layer under the cursor.
     pub fn cursor(&self) -> Style {
         Style::new().add_modifier(Modifier::REVERSED)

@@ -1,0 +1,380 @@
+//! Path panel (`l`): Veit's path-length decomposition of the live network — how many paths of
+//! each length exist against how much gradient they carry — and, after `L`, the damage done
+//! by removing each block in turn.
+
+use super::app::App;
+use super::{fmt_value, panel_block};
+use crate::config::SkipMode;
+use crate::paths::PathStats;
+use ratatui::Frame;
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+
+/// Columns left of the bars for the row labels.
+const GUTTER: u16 = 6;
+/// Partial-cell glyphs for bar tops, in eighths.
+const EIGHTHS: [&str; 8] = [" ", "▁", "▂", "▃", "▄", "▅", "▆", "▇"];
+/// Share of the panel height the path bars get when lesion results are shown below them.
+const PATHS_PERCENT: u16 = 55;
+/// A lesion that raises the test loss by more than this factor is drawn as damage.
+const DAMAGE_FACTOR: f64 = 1.5;
+
+/// Draws the path panel, with the lesion view under it once lesions were asked for.
+pub fn render(frame: &mut Frame, area: Rect, app: &App) {
+    if app.lesion.is_some() || app.lesion_pending {
+        let [top, bottom] =
+            Layout::vertical([Constraint::Percentage(PATHS_PERCENT), Constraint::Fill(1)])
+                .areas(area);
+        render_paths(frame, top, app);
+        render_lesion(frame, bottom, app);
+    } else {
+        render_paths(frame, area, app);
+    }
+}
+
+/// The item of `count` under column `c` of `width`.
+fn item_at(c: u16, width: u16, count: usize) -> usize {
+    (usize::from(c) * count / usize::from(width.max(1))).min(count.saturating_sub(1))
+}
+
+/// One vertical bar of `level` (0..=1) in column `x`, growing up from `bottom` over `rows` rows.
+fn vbar(buf: &mut Buffer, x: u16, bottom: u16, rows: u16, level: f64, style: Style, ascii: bool) {
+    if !level.is_finite() || rows == 0 {
+        return;
+    }
+    let eighths = ((level.clamp(0.0, 1.0) * f64::from(rows) * 8.0).round() as u32).max(1);
+    for row in 0..rows {
+        let filled = eighths.saturating_sub(u32::from(row) * 8).min(8);
+        if filled == 0 {
+            break;
+        }
+        let glyph = match (filled, ascii) {
+            (_, true) => "#",
+            (8, false) => "█",
+            (n, false) => EIGHTHS[n as usize],
+        };
+        buf.set_string(x, bottom - row, glyph, style);
+    }
+}
+
+/// Whether `stats` is the single path of a plain net.
+fn single_path(stats: &PathStats) -> bool {
+    stats.by_length.len() == 1
+}
+
+fn render_paths(frame: &mut Frame, area: Rect, app: &App) {
+    let theme = &app.theme;
+    let mut title = vec![Span::styled(" paths by length ", theme.title())];
+    if let Some((step, stats)) = &app.paths {
+        if single_path(stats) {
+            title.push(Span::styled(format!("(step {step}) "), theme.dim()));
+        } else {
+            let [lo, hi] = stats.effective_range;
+            title.extend([
+                Span::styled("peak ", theme.dim()),
+                Span::styled(format!("{} ", stats.peak_length), theme.active()),
+                Span::styled("mean ", theme.dim()),
+                Span::styled(format!("{} ", fmt_value(stats.mean_length)), theme.active()),
+                Span::styled("90% in ", theme.dim()),
+                Span::styled(format!("{lo}–{hi} "), theme.healthy()),
+                Span::styled(format!("of {} (step {step}) ", stats.blocks), theme.dim()),
+            ]);
+        }
+    }
+    let block = panel_block(theme, Line::from(title));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    if inner.width < 4 || inner.height == 0 {
+        return;
+    }
+    let buf = frame.buffer_mut();
+    let width = usize::from(inner.width);
+    let paths = app
+        .paths
+        .as_ref()
+        .filter(|_| !matches!(app.switches.skip, SkipMode::Dense));
+    let Some((_, stats)) = paths else {
+        let text = if matches!(app.switches.skip, SkipMode::Dense) {
+            "dense read-out: paths are not decomposed by length".to_string()
+        } else {
+            let every = app.experiment.as_ref().map_or(0, |e| e.path_every);
+            format!("waiting for the first measurement (every {every} steps)")
+        };
+        buf.set_stringn(inner.x, inner.y, text, width, theme.dim());
+        return;
+    };
+    if single_path(stats) {
+        let n = stats.blocks;
+        let g = stats
+            .by_length
+            .first()
+            .map_or(f64::NAN, |l| l.grad_per_path);
+        buf.set_stringn(
+            inner.x,
+            inner.y,
+            format!("plain net: one path of length {n}"),
+            width,
+            theme.text(),
+        );
+        if inner.height > 1 {
+            buf.set_stringn(
+                inner.x,
+                inner.y + 1,
+                format!(
+                    "all gradient crosses every layer (‖path grad‖ {})",
+                    fmt_value(g)
+                ),
+                width,
+                theme.dim(),
+            );
+        }
+        if inner.height > 2 {
+            buf.set_stringn(
+                inner.x,
+                inner.y + 2,
+                "r or h adds skips: paths of every length appear",
+                width,
+                theme.dim(),
+            );
+        }
+        return;
+    }
+    if inner.width <= GUTTER + 1 || inner.height < 3 {
+        return;
+    }
+    let graph = Rect {
+        x: inner.x + GUTTER,
+        width: inner.width - GUTTER,
+        height: inner.height - 1,
+        ..inner
+    };
+    let top_rows = graph.height / 2;
+    let bottom_rows = graph.height - top_rows;
+    let lengths = &stats.by_length;
+    let max_count = lengths
+        .iter()
+        .map(|l| l.paths_log10)
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, f64::max)
+        .max(1e-9);
+    let max_share = lengths
+        .iter()
+        .map(|l| l.contribution)
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, f64::max)
+        .max(1e-12);
+    let [lo, hi] = stats.effective_range;
+    for c in 0..graph.width {
+        let k = item_at(c, graph.width, lengths.len());
+        let Some(entry) = lengths.get(k) else {
+            continue;
+        };
+        let x = graph.x + c;
+        if top_rows > 0 {
+            let bottom = graph.y + top_rows - 1;
+            vbar(
+                buf,
+                x,
+                bottom,
+                top_rows,
+                entry.paths_log10 / max_count,
+                theme.series(5),
+                theme.ascii,
+            );
+        }
+        let in_range = (lo..=hi).contains(&entry.length);
+        let style = if in_range {
+            theme.healthy()
+        } else {
+            theme.vanishing()
+        };
+        if entry.contribution.is_finite() && entry.contribution > 0.0 {
+            vbar(
+                buf,
+                x,
+                graph.bottom() - 1,
+                bottom_rows,
+                entry.contribution / max_share,
+                style,
+                theme.ascii,
+            );
+        }
+    }
+    let label = usize::from(GUTTER - 1);
+    buf.set_stringn(inner.x, graph.y, "paths", label, theme.dim());
+    if top_rows > 1 {
+        buf.set_stringn(inner.x, graph.y + 1, "log10", label, theme.dim());
+    }
+    buf.set_stringn(inner.x, graph.y + top_rows, "grad", label, theme.dim());
+    if bottom_rows > 1 {
+        buf.set_stringn(inner.x, graph.y + top_rows + 1, "share", label, theme.dim());
+    }
+    let axis = inner.bottom() - 1;
+    buf.set_stringn(inner.x, axis, "len k", label, theme.dim());
+    buf.set_stringn(graph.x, axis, "0", 1, theme.dim());
+    let n = format!("{}", stats.blocks);
+    let n_x = graph.right().saturating_sub(n.len() as u16).max(graph.x);
+    buf.set_stringn(n_x, axis, &n, n.len(), theme.dim());
+    // The effective range as a bracket on the axis row.
+    let columns: Vec<u16> = (0..graph.width)
+        .filter(|&c| {
+            let k = item_at(c, graph.width, lengths.len());
+            lengths
+                .get(k)
+                .is_some_and(|l| (lo..=hi).contains(&l.length))
+        })
+        .collect();
+    if let (Some(&first), Some(&last)) = (columns.first(), columns.last()) {
+        let dash = if theme.ascii { "=" } else { "━" };
+        for c in first..=last {
+            buf.set_string(graph.x + c, axis, dash, theme.healthy());
+        }
+        let text = format!("{lo}–{hi}");
+        let mid = graph.x + (first + last) / 2;
+        let x = mid
+            .saturating_sub(text.chars().count() as u16 / 2)
+            .max(graph.x);
+        buf.set_stringn(
+            x,
+            axis,
+            text,
+            usize::from(graph.right().saturating_sub(x)),
+            theme.healthy(),
+        );
+    }
+}
+
+fn render_lesion(frame: &mut Frame, area: Rect, app: &App) {
+    let theme = &app.theme;
+    let intact = app
+        .lesion
+        .as_ref()
+        .map(|l| l.intact_test_loss)
+        .filter(|v| v.is_finite());
+    let mut title = vec![Span::styled(
+        " lesion: test loss without block ",
+        theme.title(),
+    )];
+    if let Some(intact) = intact {
+        title.extend([
+            Span::styled("intact ", theme.dim()),
+            Span::styled(format!("{} ", fmt_value(intact)), theme.theory()),
+        ]);
+    }
+    let results = app.lesion.as_ref().map_or(&[][..], |l| &l.results[..]);
+    let worst = results
+        .iter()
+        .filter(|r| r.test_loss.is_finite())
+        .max_by(|a, b| a.test_loss.total_cmp(&b.test_loss));
+    if let Some(worst) = worst {
+        title.extend([
+            Span::styled("worst ", theme.dim()),
+            Span::styled(
+                format!("L{} {} ", worst.block + 1, fmt_value(worst.test_loss)),
+                theme.exploding(),
+            ),
+        ]);
+    }
+    if let Some(lesion) = &app.lesion {
+        title.push(Span::styled(
+            format!("(step {}) ", lesion.step),
+            theme.dim(),
+        ));
+    }
+    let block = panel_block(theme, Line::from(title));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    if inner.width < 4 || inner.height == 0 {
+        return;
+    }
+    let buf = frame.buffer_mut();
+    if app.lesion_pending {
+        buf.set_stringn(
+            inner.x,
+            inner.y,
+            "evaluating the test set once per removed block…",
+            usize::from(inner.width),
+            theme.dim(),
+        );
+        return;
+    }
+    if results.is_empty() || inner.width <= GUTTER + 1 || inner.height < 2 {
+        return;
+    }
+    let graph = Rect {
+        x: inner.x + GUTTER,
+        width: inner.width - GUTTER,
+        height: inner.height - 1,
+        ..inner
+    };
+    let finite: Vec<f64> = results
+        .iter()
+        .map(|r| r.test_loss)
+        .chain(intact)
+        .filter(|v| v.is_finite())
+        .collect();
+    let top = finite.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let least = finite.iter().copied().fold(f64::INFINITY, f64::min);
+    if !top.is_finite() || !least.is_finite() {
+        return;
+    }
+    // The axis starts a little below the smallest loss: damage is the difference between
+    // bars, which a zero-based axis would flatten when the losses are all similar.
+    let floor = (least - 0.25 * (top - least).max(0.05 * least.abs())).max(0.0);
+    let span = (top - floor).max(1e-12);
+    let per_block = graph.width / results.len().min(usize::from(u16::MAX)).max(1) as u16;
+    for c in 0..graph.width {
+        if per_block >= 3 && (c + 1) % per_block == 0 {
+            continue;
+        }
+        let Some(result) = results.get(item_at(c, graph.width, results.len())) else {
+            continue;
+        };
+        let x = graph.x + c;
+        if !result.test_loss.is_finite() {
+            buf.set_string(x, graph.bottom() - 1, "!", theme.alarm());
+            continue;
+        }
+        let damaged = intact.is_some_and(|i| result.test_loss > DAMAGE_FACTOR * i);
+        let style = if damaged {
+            theme.exploding()
+        } else {
+            theme.healthy()
+        };
+        vbar(
+            buf,
+            x,
+            graph.bottom() - 1,
+            graph.height,
+            (result.test_loss - floor) / span,
+            style,
+            theme.ascii,
+        );
+        if let Some(intact) = intact {
+            let level = ((intact - floor) / span).clamp(0.0, 1.0);
+            let row = (level * f64::from(graph.height - 1)).round() as u16;
+            let row = row.min(graph.height - 1);
+            let glyph = if theme.ascii { "-" } else { "─" };
+            buf.set_string(x, graph.bottom() - 1 - row, glyph, theme.theory());
+        }
+    }
+    let label = usize::from(GUTTER - 1);
+    buf.set_stringn(inner.x, graph.y, fmt_value(top), label, theme.dim());
+    if graph.height > 2 {
+        buf.set_stringn(
+            inner.x,
+            graph.bottom() - 1,
+            fmt_value(floor),
+            label,
+            theme.dim(),
+        );
+    }
+    let axis = inner.bottom() - 1;
+    buf.set_stringn(inner.x, axis, "block", label, theme.dim());
+    buf.set_stringn(graph.x, axis, "1", 1, theme.dim());
+    let n = format!("{}", results.len());
+    let n_x = graph.right().saturating_sub(n.len() as u16).max(graph.x);
+    buf.set_stringn(n_x, axis, &n, n.len(), theme.dim());
+}
