@@ -1,29 +1,12 @@
 //! End to end: the real binary in tmux. Starts training, presses `r`, sees residual in the
 //! header and the first-layer gradient norm rise, presses `q`, and checks the shell is back.
 
+#[path = "support/tmux.rs"]
+mod tmux_support;
+
 use std::process::Command;
-use std::time::{Duration, Instant};
-
-fn tmux(args: &[&str]) -> Option<String> {
-    let output = Command::new("tmux").args(args).output().ok()?;
-    Some(String::from_utf8_lossy(&output.stdout).into_owned())
-}
-
-fn capture(session: &str) -> String {
-    tmux(&["capture-pane", "-p", "-t", session]).unwrap_or_default()
-}
-
-/// Polls the pane until `found` returns a value or `timeout` passes.
-fn wait_for<T>(session: &str, timeout: Duration, found: impl Fn(&str) -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if let Some(value) = found(&capture(session)) {
-            return Some(value);
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    None
-}
+use std::time::Duration;
+use tmux_support::{Session, capture, tmux, wait_for};
 
 /// The number after `label` on the screen, e.g. the first-layer ‖∂L/∂h‖.
 fn number_after(screen: &str, label: &str) -> Option<f64> {
@@ -34,15 +17,6 @@ fn number_after(screen: &str, label: &str) -> Option<f64> {
 fn header_step(screen: &str) -> Option<u64> {
     let line = screen.lines().next()?;
     number_after(line, "step ").map(|s| s as u64)
-}
-
-/// Ends the tmux session even when an assertion fails.
-struct Session(String);
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        let _ = tmux(&["kill-session", "-t", &self.0]);
-    }
 }
 
 #[test]

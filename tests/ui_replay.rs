@@ -18,6 +18,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 use std::time::{Duration, Instant};
 
+#[path = "support/tmux.rs"]
+mod tmux_support;
+
+use tmux_support::{Session, tmux, wait_for};
+
 fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-replay-tests");
     std::fs::create_dir_all(&dir).expect("scratch dir");
@@ -321,30 +326,15 @@ fn cast_holds_header_output_resize_and_a_marker_for_a_toggle_key() {
     assert!(kinds.contains(&("m".into(), "aux on".into())), "{kinds:?}");
 }
 
-fn tmux(args: &[&str]) -> Option<String> {
-    let output = Process::new("tmux").args(args).output().ok()?;
-    Some(String::from_utf8_lossy(&output.stdout).into_owned())
-}
-
-/// Ends the tmux session even when an assertion fails.
-struct Session(String);
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        let _ = tmux(&["kill-session", "-t", &self.0]);
-    }
-}
-
-fn wait_for(session: &str, timeout: Duration, found: impl Fn(&str) -> bool) -> Option<String> {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        let screen = tmux(&["capture-pane", "-p", "-t", session]).unwrap_or_default();
-        if found(&screen) {
-            return Some(screen);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    None
+/// `wait_for` with a yes/no test, returning the screen that passed it.
+fn wait_for_screen(
+    session: &str,
+    timeout: Duration,
+    found: impl Fn(&str) -> bool,
+) -> Option<String> {
+    wait_for(session, timeout, |screen| {
+        found(screen).then(|| screen.to_string())
+    })
 }
 
 #[test]
@@ -375,7 +365,7 @@ fn replay_binary_shows_the_header_and_answers_space_and_q() {
         path.display()
     );
     tmux(&["send-keys", "-t", &name, &command, "Enter"]);
-    let screen = wait_for(&name, Duration::from_secs(20), |s| {
+    let screen = wait_for_screen(&name, Duration::from_secs(20), |s| {
         s.lines()
             .next()
             .is_some_and(|l| l.contains("replay e2e.jsonl"))
@@ -383,7 +373,7 @@ fn replay_binary_shows_the_header_and_answers_space_and_q() {
     let screen = screen.unwrap_or_else(|| panic!("no replay header"));
     assert!(screen.contains("at "), "{screen}");
     tmux(&["send-keys", "-t", &name, "Home", " "]);
-    let paused = wait_for(&name, Duration::from_secs(10), |s| {
+    let paused = wait_for_screen(&name, Duration::from_secs(10), |s| {
         s.lines()
             .next()
             .is_some_and(|l| l.contains("⏸") && l.contains("at 0/60"))
@@ -391,11 +381,11 @@ fn replay_binary_shows_the_header_and_answers_space_and_q() {
     assert!(paused.is_some(), "space did not pause at Home");
     tmux(&["send-keys", "-t", &name, "End"]);
     assert!(
-        wait_for(&name, Duration::from_secs(10), |s| s.contains("at 60/60")).is_some(),
+        wait_for_screen(&name, Duration::from_secs(10), |s| s.contains("at 60/60")).is_some(),
         "End did not reach the last step"
     );
     tmux(&["send-keys", "-t", &name, "q"]);
-    let back = wait_for(&name, Duration::from_secs(10), |s| {
+    let back = wait_for_screen(&name, Duration::from_secs(10), |s| {
         s.contains("GRADLAB_EXIT=0")
     });
     let back = back.unwrap_or_else(|| panic!("q did not exit with 0"));
