@@ -11,6 +11,7 @@ pub mod paths;
 pub mod recording;
 pub mod report;
 pub mod rnn;
+pub mod sources;
 pub mod sweep;
 pub mod tasks;
 pub mod theory;

@@ -120,11 +120,19 @@ impl PathNetwork {
     /// block's branches need. `None` for dense nets, whose read-outs feed the loss from every
     /// layer and so are not a single chain of blocks.
     pub fn new(params: &MlpParams, act: Activation, skip: SkipMode, x: &[f32]) -> Option<Self> {
+        if matches!(skip, SkipMode::Dense) {
+            return None;
+        }
+        Self::chain(params, act, skip, x)
+    }
+
+    /// Like `new`, but a dense net is taken as its chain of plain blocks (its read-outs are
+    /// handled by the caller, as in `sources`).
+    pub fn chain(params: &MlpParams, act: Activation, skip: SkipMode, x: &[f32]) -> Option<Self> {
         let kind = match skip {
-            SkipMode::Plain => BlockKind::Plain,
+            SkipMode::Plain | SkipMode::Dense => BlockKind::Plain,
             SkipMode::Residual { scale } => BlockKind::Residual(f64::from(scale)),
             SkipMode::Highway { .. } => BlockKind::Highway,
-            SkipMode::Dense => return None,
         };
         let (dims, width) = *params.input_weight.shape();
         if dims == 0 || !x.len().is_multiple_of(dims) {
@@ -259,15 +267,21 @@ impl PathNetwork {
     pub fn full_gradient(&self, upstream: &[f64]) -> Vec<f64> {
         let mut g = upstream.to_vec();
         for l in (0..self.blocks.len()).rev() {
-            let mut next = self.transform_branch(l, &g);
-            if self.has_skips() {
-                next.iter_mut()
-                    .zip(self.skip_branch(l, &g))
-                    .for_each(|(a, b)| *a += b);
-            }
-            g = next;
+            g = self.block_backward(l, &g);
         }
         g
+    }
+
+    /// Block `l`'s whole Jacobian (skip + transform) applied to `g`, the gradient at its
+    /// output: the gradient at its input.
+    pub fn block_backward(&self, l: usize, g: &[f64]) -> Vec<f64> {
+        let mut next = self.transform_branch(l, g);
+        if self.has_skips() {
+            next.iter_mut()
+                .zip(self.skip_branch(l, g))
+                .for_each(|(a, b)| *a += b);
+        }
+        next
     }
 
     /// Mean norm of the path gradient for each length k = 0..=n over **all** 2ⁿ paths.

@@ -3,8 +3,9 @@
 
 use crate::config::{Experiment, SkipMode};
 use crate::metrics::Snapshot;
-use crate::model::{BatchTargets, Lesion, Switches, backprop};
+use crate::model::{BatchTargets, Lesion, Matrix, Switches, backprop};
 use crate::paths::{PathNetwork, PathStats};
+use crate::sources::{LayerSources, source_gradients, summarise_sources};
 use crate::tasks::TaskKind;
 use crate::theory::mean_field;
 use crate::trainer::{Learner, Trainer};
@@ -87,6 +88,41 @@ pub fn path_stats(trainer: &Trainer, rows: usize, samples: usize, seed: u64) -> 
     if matches!(switches.skip, SkipMode::Dense) {
         return None;
     }
+    let (inputs, x, targets) = first_rows(trainer, rows)?;
+    let act = trainer.experiment().model.activation;
+    // Only the main loss: auxiliary heads would inject gradient between blocks, which a
+    // decomposition of ∂L/∂h_last cannot attribute to paths.
+    let main_only = Switches {
+        aux_enabled: false,
+        ..switches
+    };
+    let mut params = trainer.params().clone();
+    let result = backprop(&mut params, act, &main_only, x, &targets);
+    let upstream: Vec<f64> = result
+        .hidden_grads
+        .last()?
+        .iter()
+        .map(|&v| f64::from(v))
+        .collect();
+    let net = PathNetwork::new(&params, act, switches.skip, &inputs)?;
+    Some(net.stats(&upstream, samples, seed))
+}
+
+/// Where each layer's gradient comes from (main head, dense read-outs, auxiliary heads) on
+/// the first `rows` training rows; None unless the net is dense or has auxiliary losses on.
+pub fn layer_sources(trainer: &Trainer, rows: usize) -> Option<Vec<LayerSources>> {
+    let switches = trainer.switches();
+    if !(matches!(switches.skip, SkipMode::Dense) || switches.aux_enabled) {
+        return None;
+    }
+    let (_, x, targets) = first_rows(trainer, rows)?;
+    let act = trainer.experiment().model.activation;
+    let sources = source_gradients(trainer.params(), act, &switches, &x, &targets)?;
+    Some(summarise_sources(&sources))
+}
+
+/// The first `rows` training rows as raw inputs, an input tensor and targets.
+fn first_rows(trainer: &Trainer, rows: usize) -> Option<(Vec<f32>, Matrix, BatchTargets)> {
     let task = trainer.task();
     let rows = rows.min(task.train.len);
     if rows == 0 || trainer.params().layers.is_empty() {
@@ -120,23 +156,7 @@ pub fn path_stats(trainer: &Trainer, rows: usize, samples: usize, seed: u64) -> 
             BatchTargets::Values(dev.tensor_from_vec(values, (rows, outputs)))
         }
     };
-    let act = trainer.experiment().model.activation;
-    // Only the main loss: auxiliary heads would inject gradient between blocks, which a
-    // decomposition of ∂L/∂h_last cannot attribute to paths.
-    let main_only = Switches {
-        aux_enabled: false,
-        ..switches
-    };
-    let mut params = trainer.params().clone();
-    let result = backprop(&mut params, act, &main_only, x, &targets);
-    let upstream: Vec<f64> = result
-        .hidden_grads
-        .last()?
-        .iter()
-        .map(|&v| f64::from(v))
-        .collect();
-    let net = PathNetwork::new(&params, act, switches.skip, &inputs)?;
-    Some(net.stats(&upstream, samples, seed))
+    Some((inputs, x, targets))
 }
 
 /// The `--json` object: the final snapshot's fields plus the analyses that were asked for.
@@ -154,6 +174,9 @@ pub struct RunReport {
     /// Test results with each block removed in turn.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub lesion: Option<Vec<LesionResult>>,
+    /// Per layer, the gradient's share from each source (dense or auxiliary nets only).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub sources: Option<Vec<LayerSources>>,
 }
 
 /// Which analyses to run after training, beside the final snapshot.
@@ -190,6 +213,7 @@ pub fn build_report(
             paths: None,
             theory: None,
             lesion: None,
+            sources: None,
         };
     };
     let lesion = analyses.lesion.then(|| lesion_all(mlp));
@@ -198,6 +222,10 @@ pub fn build_report(
             .paths
             .and_then(|(rows, samples)| path_stats(mlp, rows, samples, seed)),
         theory: Some(TheoryReport::for_experiment(mlp.experiment())),
+        sources: layer_sources(
+            mlp,
+            analyses.paths.map_or(DEFAULT_PATH_ROWS, |(rows, _)| rows),
+        ),
         lesion,
         snapshot,
     }

@@ -194,3 +194,29 @@ fn run_json_has_paths_theory_and_lesions() {
         assert!(l["test_accuracy"].as_f64().is_some());
     }
 }
+
+#[test]
+fn json_splits_each_layers_gradient_by_source_for_aux_and_dense_nets() {
+    let out = gradlab(&[
+        "run",
+        "--preset",
+        "aux-deep",
+        "--steps",
+        "5",
+        "--json",
+        "--set",
+        "model.depth=8",
+        "--set",
+        "model.aux.every=4",
+    ]);
+    assert!(out.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let sources = json["sources"].as_array().expect("sources for an aux net");
+    assert_eq!(sources.len(), 8);
+    // One auxiliary head, after layer 3: it reaches layers 0..=3 and nothing above.
+    assert!(sources[0]["aux"][0].as_f64().is_some_and(|v| v > 0.0));
+    assert_eq!(sources[5]["aux"][0].as_f64(), Some(0.0));
+    let main_only = gradlab(&["run", "--preset", "plain-deep", "--steps", "1", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&main_only.stdout).expect("JSON");
+    assert!(json.get("sources").is_none(), "a plain net has one source");
+}
