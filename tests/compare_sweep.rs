@@ -18,15 +18,7 @@ fn preset(name: &str, sets: &[&str]) -> Experiment {
 }
 
 fn all_weights(params: &mut MlpParams) -> Vec<Vec<f32>> {
-    params
-        .params_mut()
-        .into_iter()
-        .map(|(_, p)| {
-            let mut v = vec![0.0; p.len()];
-            p.copy_into(&mut v);
-            v
-        })
-        .collect()
+    params.values()
 }
 
 fn scratch(name: &str) -> PathBuf {

@@ -19,15 +19,7 @@ fn measure_at_init(experiment: Experiment) -> Snapshot {
 }
 
 fn all_weights(params: &mut MlpParams) -> Vec<Vec<f32>> {
-    params
-        .params_mut()
-        .into_iter()
-        .map(|(_, p)| {
-            let mut v = vec![0.0; p.len()];
-            p.copy_into(&mut v);
-            v
-        })
-        .collect()
+    params.values()
 }
 
 #[test]

@@ -239,6 +239,18 @@ impl ParamMut<'_> {
 use dfdx::prelude::HasShape;
 
 impl MlpParams {
+    /// A copy of every parameter's values, in `params_mut` order (for comparisons and tests).
+    pub fn values(&mut self) -> Vec<Vec<f32>> {
+        self.params_mut()
+            .into_iter()
+            .map(|(_, p)| {
+                let mut values = vec![0.0; p.len()];
+                p.copy_into(&mut values);
+                values
+            })
+            .collect()
+    }
+
     /// Every parameter with its role, in a fixed order (the optimiser's state follows it).
     pub fn params_mut(&mut self) -> Vec<(ParamRole, ParamMut<'_>)> {
         let mut out = vec![

@@ -143,20 +143,23 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         second.extend([
             sep(),
             Span::styled("measured ", theme.dim()),
-            Span::styled(
-                format!("{} dB", fmt_db(latest.grad_ratio_db)),
-                if latest.grad_ratio_db.is_finite() {
-                    theme.text()
-                } else {
-                    theme.alarm()
-                },
-            ),
+            ratio_span(app, latest.grad_ratio_db),
         ]);
     }
     frame.render_widget(
         Paragraph::new(vec![Line::from(first), Line::from(second)]),
         area,
     );
+}
+
+/// A measured first/last ratio in dB, in the alarm colour when it is NaN/Inf.
+fn ratio_span<'a>(app: &App, db: f64) -> Span<'a> {
+    let style = if db.is_finite() {
+        app.theme.text()
+    } else {
+        app.theme.alarm()
+    };
+    Span::styled(format!("{} dB", fmt_db(db)), style)
 }
 
 /// The second header line of the RNN view: cell, learning rate, baseline, measured ratio.
@@ -182,14 +185,7 @@ fn rnn_switches<'a>(app: &App, sep: &dyn Fn() -> Span<'a>) -> Vec<Span<'a>> {
         spans.extend([
             sep(),
             Span::styled("‖∂L/∂h_1‖/‖∂L/∂h_T‖ ", theme.dim()),
-            Span::styled(
-                format!("{} dB", fmt_db(latest.grad_ratio_db)),
-                if latest.grad_ratio_db.is_finite() {
-                    theme.text()
-                } else {
-                    theme.alarm()
-                },
-            ),
+            ratio_span(app, latest.grad_ratio_db),
         ]);
     }
     spans

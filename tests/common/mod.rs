@@ -121,13 +121,9 @@ pub fn params_for(
 /// Every parameter as f64, in `params_mut` order.
 pub fn param_values(params: &mut MlpParams) -> Vec<Vec<f64>> {
     params
-        .params_mut()
+        .values()
         .into_iter()
-        .map(|(_, p)| {
-            let mut v = vec![0.0f32; p.len()];
-            p.copy_into(&mut v);
-            v.into_iter().map(f64::from).collect()
-        })
+        .map(|v| v.into_iter().map(f64::from).collect())
         .collect()
 }
 
