@@ -70,7 +70,9 @@ fn event_step(event: &Event) -> Option<u64> {
     match event {
         Event::Snapshot(s) => Some(s.step),
         Event::State { step, .. } | Event::Applied { step, .. } => Some(*step),
-        Event::Paths { step, .. } | Event::Lesion { step, .. } => Some(*step),
+        Event::Paths { step, .. } | Event::Sources { step, .. } | Event::Lesion { step, .. } => {
+            Some(*step)
+        }
         Event::Started(_) | Event::Error(_) => None,
     }
 }
@@ -90,7 +92,7 @@ fn shown(app: &App) -> String {
         })
         .collect();
     format!(
-        "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
+        "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
         app.experiment,
         app.step,
         app.state,
@@ -102,7 +104,9 @@ fn shown(app: &App) -> String {
         app.test_loss.whole_run(),
         app.ratio_db.whole_run(),
         app.first_grad.whole_run(),
-        layers
+        layers,
+        app.paths,
+        app.sources
     )
 }
 

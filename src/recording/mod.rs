@@ -25,6 +25,7 @@ use crate::config::Experiment;
 use crate::metrics::Snapshot;
 use crate::paths::PathStats;
 use crate::report::LesionResult;
+use crate::sources::LayerSources;
 use crate::trainer::{Command, Event, RunState};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -132,6 +133,13 @@ pub enum Record {
         /// One result per block, input side first.
         results: Vec<LesionResult>,
     },
+    /// Where each layer's gradient came from (dense read-outs, auxiliary heads), live.
+    Sources {
+        /// Updates applied before the measurement.
+        step: u64,
+        /// One entry per hidden layer, input side first.
+        layers: Vec<LayerSources>,
+    },
     /// A record type from a newer writer of the same version: skipped by readers.
     #[serde(other)]
     Unknown,
@@ -195,6 +203,10 @@ enum RecordOut<'a> {
         intact_test_loss: f64,
         results: &'a [LesionResult],
     },
+    Sources {
+        step: u64,
+        layers: &'a [LayerSources],
+    },
 }
 
 impl<'a> RecordOut<'a> {
@@ -202,6 +214,10 @@ impl<'a> RecordOut<'a> {
     fn from_event(event: &'a Event) -> Option<Self> {
         Some(match event {
             Event::Paths { step, stats } => RecordOut::Paths { step: *step, stats },
+            Event::Sources { step, layers } => RecordOut::Sources {
+                step: *step,
+                layers,
+            },
             Event::Lesion {
                 step,
                 intact_test_loss,

@@ -100,6 +100,7 @@ impl Recorder {
             Event::State { step, .. }
             | Event::Applied { step, .. }
             | Event::Paths { step, .. }
+            | Event::Sources { step, .. }
             | Event::Lesion { step, .. } => self.step = *step,
             Event::Started(_) | Event::Error(_) => {}
         }

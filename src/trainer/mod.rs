@@ -9,7 +9,7 @@ mod step;
 pub use learner::{Learner, build_learner};
 pub use session::{
     Command, Event, HeadlessProgress, LIVE_PATH_ROWS, LIVE_PATH_SAMPLES, RunState, TrainerHandle,
-    advance_headless, live_paths, run_headless, run_headless_until, spawn_trainer,
+    advance_headless, analyses_now, live_analyses, run_headless, run_headless_until, spawn_trainer,
 };
 pub use sink::{ChannelSink, LastSnapshot, MetricsSink, VecSink};
 pub use step::Trainer;

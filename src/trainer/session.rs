@@ -5,7 +5,8 @@ use super::sink::{ChannelSink, MetricsSink};
 use crate::config::{CellKind, Experiment, SkipMode};
 use crate::metrics::{Divergence, Snapshot};
 use crate::paths::PathStats;
-use crate::report::{LesionResult, lesion_all, path_stats};
+use crate::report::{LesionResult, layer_sources, lesion_all, path_stats};
+use crate::sources::LayerSources;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -119,6 +120,14 @@ pub enum Event {
         /// One result per block, input side first.
         results: Vec<LesionResult>,
     },
+    /// MLP nets with dense read-outs or auxiliary losses: where each layer's gradient comes
+    /// from (main head, each read-out, each auxiliary head), with the path statistics.
+    Sources {
+        /// Updates applied before the measurement.
+        step: u64,
+        /// One entry per hidden layer, input side first, on [`LIVE_PATH_ROWS`] training rows.
+        layers: Vec<LayerSources>,
+    },
 }
 
 /// Training rows the live path statistics run on: fewer than `gradlab run --json` uses, so
@@ -127,27 +136,55 @@ pub const LIVE_PATH_ROWS: usize = 8;
 /// Random paths per length for the live path statistics.
 pub const LIVE_PATH_SAMPLES: usize = 4;
 
-/// The path statistics due before the next step, if the learner is an MLP and the step is on
-/// the experiment's `path_every` cadence.
-pub fn live_paths(trainer: &mut dyn Learner) -> Option<Event> {
+/// The live analyses due before the next step: on the experiment's `path_every` cadence, an
+/// MLP's path statistics and (dense or auxiliary nets) its gradient sources.
+pub fn live_analyses(trainer: &mut dyn Learner) -> Vec<Event> {
     let every = trainer.experiment().path_every.max(1) as u64;
+    if !trainer.step().is_multiple_of(every) {
+        return Vec::new();
+    }
+    analyses_now(trainer)
+}
+
+/// Whether `command` changes the wiring the path statistics and gradient sources describe.
+fn rewires(command: &Command) -> bool {
+    matches!(command, Command::SetSkip(_) | Command::SetAux(_))
+}
+
+/// The path statistics and gradient sources of the network as it is now, whatever the
+/// cadence: sent right after a switch changes so the panel never shows the old wiring.
+pub fn analyses_now(trainer: &mut dyn Learner) -> Vec<Event> {
     let step = trainer.step();
-    if !step.is_multiple_of(every) || trainer.divergence().is_some() {
-        return None;
+    if trainer.divergence().is_some() {
+        return Vec::new();
     }
     let seed = trainer.experiment().seed ^ step;
-    let mlp = trainer.as_mlp()?;
-    let stats = path_stats(mlp, LIVE_PATH_ROWS, LIVE_PATH_SAMPLES, seed)?;
+    let Some(mlp) = trainer.as_mlp() else {
+        return Vec::new();
+    };
+    let mut events = Vec::new();
     // A net that has gone non-finite has no meaningful decomposition; the divergence event
-    // already says what happened.
-    let finite = stats
-        .by_length
-        .iter()
-        .all(|l| l.contribution.is_finite() && l.grad_per_path.is_finite());
-    finite.then(|| Event::Paths {
-        step,
-        stats: Box::new(stats),
-    })
+    // says what happened.
+    if let Some(stats) = path_stats(mlp, LIVE_PATH_ROWS, LIVE_PATH_SAMPLES, seed).filter(|s| {
+        s.by_length
+            .iter()
+            .all(|l| l.contribution.is_finite() && l.grad_per_path.is_finite())
+    }) {
+        events.push(Event::Paths {
+            step,
+            stats: Box::new(stats),
+        });
+    }
+    if let Some(layers) = layer_sources(mlp, LIVE_PATH_ROWS).filter(|layers| {
+        layers.iter().all(|l| {
+            l.total.is_finite()
+                && l.main.is_finite()
+                && l.readouts.iter().chain(&l.aux).all(|v| v.is_finite())
+        })
+    }) {
+        events.push(Event::Sources { step, layers });
+    }
+    events
 }
 
 /// Runs a trainer headless for `steps` updates, applying `schedule` commands at their steps,
@@ -216,12 +253,20 @@ pub fn advance_headless(
             if !sink.send(applied) {
                 return HeadlessProgress::Done(None);
             }
+            // As the dashboard's trainer does: analyses of the new wiring right away.
+            if rewires(command) {
+                for event in analyses_now(trainer) {
+                    if !sink.send(event) {
+                        return HeadlessProgress::Done(None);
+                    }
+                }
+            }
         }
         let every = trainer.experiment().metrics_every as u64;
-        if let Some(paths) = live_paths(trainer)
-            && !sink.send(paths)
-        {
-            return HeadlessProgress::Done(None);
+        for event in live_analyses(trainer) {
+            if !sink.send(event) {
+                return HeadlessProgress::Done(None);
+            }
         }
         let measure = trainer.step().is_multiple_of(every);
         if let Some(snapshot) = trainer.train_step(true, measure)
@@ -436,8 +481,18 @@ impl Session {
                 }
             }
         }
+        let rewired = rewires(&command);
         if !self.sink.send(Event::Applied { step, command }) {
             return Flow::Exit;
+        }
+        // The panels drop their analyses when the wiring changes; refresh them now rather than
+        // leave them empty until the next `path_every` step.
+        if rewired && let Some(trainer) = self.trainer.as_mut() {
+            for event in analyses_now(trainer.as_mut()) {
+                if !self.sink.send(event) {
+                    return Flow::Exit;
+                }
+            }
         }
         Flow::Continue
     }
@@ -449,10 +504,10 @@ impl Session {
             self.state = RunState::Paused;
             return true;
         };
-        if let Some(paths) = live_paths(trainer.as_mut())
-            && !self.sink.send(paths)
-        {
-            return false;
+        for event in live_analyses(trainer.as_mut()) {
+            if !self.sink.send(event) {
+                return false;
+            }
         }
         let measure = trainer
             .step()

@@ -12,6 +12,7 @@ use crate::config::{CellKind, Experiment, ModelKind, SkipMode};
 use crate::metrics::Snapshot;
 use crate::paths::PathStats;
 use crate::report::LesionResult;
+use crate::sources::LayerSources;
 use crate::theory::{MeanField, mean_field};
 use crate::trainer::{Command, Event, RunState};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
@@ -335,6 +336,8 @@ pub struct App {
     pub gate_last: History,
     /// Newest path-length statistics and the step they were measured at.
     pub paths: Option<(u64, PathStats)>,
+    /// Newest split of each layer's gradient by source (dense read-outs, auxiliary heads).
+    pub sources: Option<(u64, Vec<LayerSources>)>,
     /// Newest lesions: the step, the intact net's test loss, and one result per block.
     pub lesion: Option<LesionView>,
     /// A lesion was asked for and has not come back yet.
@@ -400,6 +403,7 @@ impl App {
             gate_first: h(),
             gate_last: h(),
             paths: None,
+            sources: None,
             lesion: None,
             lesion_pending: false,
             show_paths: false,
@@ -484,6 +488,7 @@ impl App {
         self.aux_losses.clear();
         self.timesteps.clear();
         self.paths = None;
+        self.sources = None;
         self.lesion = None;
         self.lesion_pending = false;
         self.layers = (0..experiment.model.depth)
@@ -735,8 +740,12 @@ impl App {
                         // The decomposition belongs to the old wiring; the panel waits for the
                         // next one rather than show it under the new skip mode.
                         self.paths = None;
+                        self.sources = None;
                     }
-                    Command::SetAux(on) => self.switches.aux = *on,
+                    Command::SetAux(on) => {
+                        self.switches.aux = *on;
+                        self.sources = None;
+                    }
                     Command::SetLearningRate(lr) => self.switches.lr = *lr,
                     Command::SetCell(cell) => self.switches.cell = *cell,
                     _ => {}
@@ -770,6 +779,7 @@ impl App {
                 self.error = Some(message);
             }
             Event::Paths { step, stats } => self.paths = Some((step, *stats)),
+            Event::Sources { step, layers } => self.sources = Some((step, layers)),
             Event::Lesion {
                 step,
                 intact_test_loss,

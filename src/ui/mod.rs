@@ -13,6 +13,7 @@ pub mod paths;
 pub mod picker;
 pub mod playback;
 pub mod replay;
+pub mod sources;
 pub mod sparklines;
 pub mod status;
 pub mod theme;

@@ -1,8 +1,10 @@
 //! Path panel (`l`): Veit's path-length decomposition of the live network — how many paths of
 //! each length exist against how much gradient they carry — and, after `L`, the damage done
-//! by removing each block in turn.
+//! by removing each block in turn. Under dense read-out or auxiliary losses the panel also
+//! shows where each layer's gradient comes from (`sources`).
 
 use super::app::App;
+use super::sources;
 use super::{fmt_value, panel_block};
 use crate::config::SkipMode;
 use crate::paths::PathStats;
@@ -13,34 +15,65 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 
 /// Columns left of the bars for the row labels.
-const GUTTER: u16 = 6;
+pub(super) const GUTTER: u16 = 6;
 /// Partial-cell glyphs for bar tops, in eighths.
 const EIGHTHS: [&str; 8] = [" ", "▁", "▂", "▃", "▄", "▅", "▆", "▇"];
-/// Share of the panel height the path bars get when lesion results are shown below them.
-const PATHS_PERCENT: u16 = 55;
 /// A lesion that raises the test loss by more than this factor is drawn as damage.
 const DAMAGE_FACTOR: f64 = 1.5;
 
-/// Draws the path panel, with the lesion view under it once lesions were asked for.
+/// One view stacked in the path panel.
+#[derive(Clone, Copy)]
+enum View {
+    Paths,
+    Sources,
+    Lesion,
+}
+
+/// Draws the path panel: the path-length decomposition (not under dense read-out, which
+/// has no skip branches to decompose), the gradient sources (dense read-out or auxiliary
+/// losses) and, once lesions were asked for, the lesion view, stacked top to bottom.
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
+    let mut views = Vec::with_capacity(3);
+    if !matches!(app.switches.skip, SkipMode::Dense) {
+        views.push(View::Paths);
+    }
+    if sources::applies(app) {
+        views.push(View::Sources);
+    }
     if app.lesion.is_some() || app.lesion_pending {
-        let [top, bottom] =
-            Layout::vertical([Constraint::Percentage(PATHS_PERCENT), Constraint::Fill(1)])
-                .areas(area);
-        render_paths(frame, top, app);
-        render_lesion(frame, bottom, app);
-    } else {
-        render_paths(frame, area, app);
+        views.push(View::Lesion);
+    }
+    let areas = Layout::vertical(views.iter().map(|_| Constraint::Fill(1))).split(area);
+    for (view, &area) in views.iter().zip(areas.iter()) {
+        match view {
+            View::Paths => render_paths(frame, area, app),
+            View::Sources => sources::render(frame, area, app),
+            View::Lesion => render_lesion(frame, area, app),
+        }
     }
 }
 
+/// The line shown while no measurement under the current switches has arrived.
+pub(super) fn waiting(app: &App) -> String {
+    let every = app.experiment.as_ref().map_or(0, |e| e.path_every);
+    format!("waiting for the first measurement (every {every} steps)")
+}
+
 /// The item of `count` under column `c` of `width`.
-fn item_at(c: u16, width: u16, count: usize) -> usize {
+pub(super) fn item_at(c: u16, width: u16, count: usize) -> usize {
     (usize::from(c) * count / usize::from(width.max(1))).min(count.saturating_sub(1))
 }
 
 /// One vertical bar of `level` (0..=1) in column `x`, growing up from `bottom` over `rows` rows.
-fn vbar(buf: &mut Buffer, x: u16, bottom: u16, rows: u16, level: f64, style: Style, ascii: bool) {
+pub(super) fn vbar(
+    buf: &mut Buffer,
+    x: u16,
+    bottom: u16,
+    rows: u16,
+    level: f64,
+    style: Style,
+    ascii: bool,
+) {
     if !level.is_finite() || rows == 0 {
         return;
     }
@@ -91,18 +124,8 @@ fn render_paths(frame: &mut Frame, area: Rect, app: &App) {
     }
     let buf = frame.buffer_mut();
     let width = usize::from(inner.width);
-    let paths = app
-        .paths
-        .as_ref()
-        .filter(|_| !matches!(app.switches.skip, SkipMode::Dense));
-    let Some((_, stats)) = paths else {
-        let text = if matches!(app.switches.skip, SkipMode::Dense) {
-            "dense read-out: paths are not decomposed by length".to_string()
-        } else {
-            let every = app.experiment.as_ref().map_or(0, |e| e.path_every);
-            format!("waiting for the first measurement (every {every} steps)")
-        };
-        buf.set_stringn(inner.x, inner.y, text, width, theme.dim());
+    let Some((_, stats)) = &app.paths else {
+        buf.set_stringn(inner.x, inner.y, waiting(app), width, theme.dim());
         return;
     };
     if single_path(stats) {

@@ -39,6 +39,7 @@ pub fn record_to_event(record: Record) -> Option<Event> {
         Record::State { step, state } => Some(Event::State { step, state }),
         Record::Error { message } => Some(Event::Error(message)),
         Record::Paths { step, stats } => Some(Event::Paths { step, stats }),
+        Record::Sources { step, layers } => Some(Event::Sources { step, layers }),
         Record::Lesion {
             step,
             intact_test_loss,
@@ -59,6 +60,7 @@ fn record_step(record: &Record) -> Option<u64> {
         | Record::State { step, .. }
         | Record::Interrupted { step, .. }
         | Record::Paths { step, .. }
+        | Record::Sources { step, .. }
         | Record::Lesion { step, .. } => Some(*step),
         Record::Snapshot(s) => Some(s.snapshot.step),
         Record::Started { .. } | Record::Error { .. } | Record::Unknown => None,

@@ -1,0 +1,338 @@
+//! Gradient sources, inside the path panel: how much of each layer's gradient comes from the
+//! main head, the dense read-outs and each auxiliary head and, under dense read-out, how many
+//! blocks the gradient reaching the first layer crossed (the dense net's analogue of path
+//! length: read-out r reaches layer 1 through r blocks).
+//!
+//! Shares are of the sum of the parts' norms: the parts are vectors that add up to the layer's
+//! gradient, but they are not orthogonal, so their norms need not add up to its norm.
+
+use super::app::App;
+use super::panel_block;
+use super::paths::{GUTTER, item_at, vbar, waiting};
+use super::theme::Theme;
+use crate::config::SkipMode;
+use crate::model::aux_head_layers;
+use crate::paths::{effective_range, peak_length};
+use crate::sources::LayerSources;
+use ratatui::Frame;
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+
+/// Share of the gradient the effective range of blocks crossed must hold.
+const RANGE_MASS: f64 = 0.9;
+/// Below this many inner rows the dense view shows only the per-layer shares.
+const MIN_ROWS_FOR_TWO_VIEWS: u16 = 10;
+
+/// Whether the sources view belongs in the path panel under these switches.
+pub fn applies(app: &App) -> bool {
+    matches!(app.switches.skip, SkipMode::Dense) || app.switches.aux
+}
+
+/// One source of gradient, as drawn.
+struct Category {
+    label: String,
+    style: Style,
+    glyph: &'static str,
+}
+
+/// Distinct glyphs as well as colours, so the stacks read without colour (`NO_COLOR`, `--ascii`).
+fn glyph(theme: &Theme, n: usize) -> &'static str {
+    const UNICODE: [&str; 8] = ["█", "▓", "▒", "░", "▚", "▞", "▙", "▟"];
+    const ASCII: [&str; 8] = ["#", "=", "+", ":", "%", "o", "x", "*"];
+    if theme.ascii {
+        ASCII[n % ASCII.len()]
+    } else {
+        UNICODE[n % UNICODE.len()]
+    }
+}
+
+/// The categories of a stack: main head, the dense read-outs together, each auxiliary head.
+fn categories(app: &App, layer: &LayerSources) -> Vec<Category> {
+    let theme = &app.theme;
+    let heads = app.experiment.as_ref().map_or_else(Vec::new, |e| {
+        aux_head_layers(e.model.depth, e.model.aux.every)
+    });
+    let mut out = vec![Category {
+        label: "main".into(),
+        style: theme.series(0),
+        glyph: glyph(theme, 0),
+    }];
+    if !layer.readouts.is_empty() {
+        out.push(Category {
+            label: "read-outs".into(),
+            style: theme.series(4),
+            glyph: glyph(theme, 1),
+        });
+    }
+    for i in 0..layer.aux.len() {
+        let n = out.len();
+        out.push(Category {
+            label: heads
+                .get(i)
+                .map_or_else(|| format!("aux {}", i + 1), |l| format!("aux@L{}", l + 1)),
+            style: theme.series(2 + i),
+            glyph: glyph(theme, n),
+        });
+    }
+    out
+}
+
+/// The parts' norms in category order (read-outs summed), as shares of their sum.
+fn shares(layer: &LayerSources) -> Vec<f64> {
+    let mut parts = vec![layer.main];
+    if !layer.readouts.is_empty() {
+        parts.push(layer.readouts.iter().sum());
+    }
+    parts.extend(&layer.aux);
+    let total: f64 = parts.iter().sum();
+    if total <= 0.0 || !total.is_finite() {
+        return vec![0.0; parts.len()];
+    }
+    parts.iter().map(|p| p / total).collect()
+}
+
+/// Share of the first layer's gradient by the number of blocks it crossed: read-out r and an
+/// auxiliary head after layer r reach layer 1 through r blocks, the main head through n − 1.
+pub fn blocks_crossed(first: &LayerSources, aux_layers: &[usize]) -> Vec<f64> {
+    let depth = first
+        .readouts
+        .len()
+        .max(aux_layers.iter().map(|l| l + 1).max().unwrap_or(0))
+        + 1;
+    let mut by_blocks = vec![0.0; depth];
+    for (r, part) in first.readouts.iter().enumerate() {
+        by_blocks[r] += part;
+    }
+    for (part, &layer) in first.aux.iter().zip(aux_layers) {
+        if let Some(slot) = by_blocks.get_mut(layer) {
+            *slot += part;
+        }
+    }
+    by_blocks[depth - 1] += first.main;
+    let total: f64 = by_blocks.iter().sum();
+    if total > 0.0 && total.is_finite() {
+        by_blocks.iter_mut().for_each(|v| *v /= total);
+    }
+    by_blocks
+}
+
+/// Draws the sources view: under dense read-out the blocks-crossed profile over the per-layer
+/// shares, otherwise the per-layer shares alone.
+pub fn render(frame: &mut Frame, area: Rect, app: &App) {
+    let dense = matches!(app.switches.skip, SkipMode::Dense);
+    if dense && area.height >= MIN_ROWS_FOR_TWO_VIEWS {
+        let [top, bottom] =
+            Layout::vertical([Constraint::Percentage(50), Constraint::Fill(1)]).areas(area);
+        render_blocks_crossed(frame, top, app);
+        render_layer_shares(frame, bottom, app);
+    } else {
+        render_layer_shares(frame, area, app);
+    }
+}
+
+fn render_layer_shares(frame: &mut Frame, area: Rect, app: &App) {
+    let theme = &app.theme;
+    let mut title = vec![Span::styled(" gradient sources ", theme.title())];
+    let measured = app.sources.as_ref().filter(|(_, l)| !l.is_empty());
+    if let Some((step, layers)) = measured {
+        let cats = categories(app, &layers[0]);
+        for cat in &cats {
+            title.push(Span::styled(cat.glyph, cat.style));
+            title.push(Span::styled(format!("{} ", cat.label), theme.dim()));
+        }
+        // The first layer is the one the sources exist for: say who feeds it.
+        let first = shares(&layers[0]);
+        if let Some((i, share)) = first
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .filter(|(_, s)| **s > 0.0)
+        {
+            title.extend([
+                Span::styled("L1 ← ", theme.dim()),
+                Span::styled(
+                    format!("{} {:.0}% ", cats[i].label, 100.0 * share),
+                    cats[i].style,
+                ),
+            ]);
+        }
+        title.push(Span::styled(format!("(step {step}) "), theme.dim()));
+    }
+    let block = panel_block(theme, Line::from(title));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    if inner.width < 4 || inner.height == 0 {
+        return;
+    }
+    let buf = frame.buffer_mut();
+    let Some((_, layers)) = measured else {
+        buf.set_stringn(
+            inner.x,
+            inner.y,
+            waiting(app),
+            usize::from(inner.width),
+            theme.dim(),
+        );
+        return;
+    };
+    if inner.width <= GUTTER + 1 || inner.height < 2 {
+        return;
+    }
+    let graph = Rect {
+        x: inner.x + GUTTER,
+        width: inner.width - GUTTER,
+        height: inner.height - 1,
+        ..inner
+    };
+    let cats = categories(app, &layers[0]);
+    let per_layer: Vec<Vec<f64>> = layers.iter().map(shares).collect();
+    for c in 0..graph.width {
+        let Some(layer) = per_layer.get(item_at(c, graph.width, per_layer.len())) else {
+            continue;
+        };
+        stack(buf, graph, c, layer, &cats);
+    }
+    let label = usize::from(GUTTER - 1);
+    buf.set_stringn(inner.x, graph.y, "100%", label, theme.dim());
+    if graph.height > 1 {
+        buf.set_stringn(inner.x, graph.bottom() - 1, "0%", label, theme.dim());
+    }
+    axis(
+        buf,
+        inner,
+        graph,
+        "layer",
+        "1",
+        &format!("{}", layers.len()),
+        theme,
+    );
+}
+
+/// One 100 % stacked column: the first category at the bottom.
+fn stack(buf: &mut Buffer, graph: Rect, c: u16, layer: &[f64], cats: &[Category]) {
+    let rows = f64::from(graph.height);
+    let mut bounds = Vec::with_capacity(layer.len());
+    let mut sum = 0.0;
+    for share in layer {
+        sum += share;
+        bounds.push(sum);
+    }
+    if sum <= 0.0 || !sum.is_finite() {
+        return;
+    }
+    for row in 0..graph.height {
+        // The category covering the middle of this row.
+        let level = (f64::from(row) + 0.5) / rows * sum;
+        let Some(i) = bounds.iter().position(|&b| level <= b) else {
+            continue;
+        };
+        if let Some(cat) = cats.get(i) {
+            buf.set_string(graph.x + c, graph.bottom() - 1 - row, cat.glyph, cat.style);
+        }
+    }
+}
+
+/// The bottom row: a name, then the first and last item under the graph.
+fn axis(
+    buf: &mut Buffer,
+    inner: Rect,
+    graph: Rect,
+    name: &str,
+    first: &str,
+    last: &str,
+    theme: &Theme,
+) {
+    let row = inner.bottom() - 1;
+    buf.set_stringn(inner.x, row, name, usize::from(GUTTER - 1), theme.dim());
+    buf.set_stringn(graph.x, row, first, usize::from(graph.width), theme.dim());
+    let x = graph.right().saturating_sub(last.len() as u16).max(graph.x);
+    buf.set_stringn(x, row, last, last.len(), theme.dim());
+}
+
+fn render_blocks_crossed(frame: &mut Frame, area: Rect, app: &App) {
+    let theme = &app.theme;
+    let heads = app.experiment.as_ref().map_or_else(Vec::new, |e| {
+        if app.switches.aux {
+            aux_head_layers(e.model.depth, e.model.aux.every)
+        } else {
+            Vec::new()
+        }
+    });
+    let profile = app
+        .sources
+        .as_ref()
+        .and_then(|(step, layers)| layers.first().map(|l| (*step, blocks_crossed(l, &heads))))
+        .filter(|(_, p)| p.iter().sum::<f64>() > 0.0);
+    let mut title = vec![Span::styled(" L1 grad by blocks crossed ", theme.title())];
+    let range = profile
+        .as_ref()
+        .map(|(_, p)| effective_range(p, RANGE_MASS));
+    if let (Some((step, p)), Some((lo, hi))) = (&profile, range) {
+        let mean: f64 = p.iter().enumerate().map(|(k, s)| k as f64 * s).sum();
+        title.extend([
+            Span::styled("peak ", theme.dim()),
+            Span::styled(format!("{} ", peak_length(p)), theme.active()),
+            Span::styled("mean ", theme.dim()),
+            Span::styled(format!("{mean:.1} "), theme.active()),
+            Span::styled("90% in ", theme.dim()),
+            Span::styled(format!("{lo}–{hi} "), theme.healthy()),
+            Span::styled(format!("(step {step}) "), theme.dim()),
+        ]);
+    }
+    let block = panel_block(theme, Line::from(title));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    if inner.width < 4 || inner.height == 0 {
+        return;
+    }
+    let buf = frame.buffer_mut();
+    let (Some((_, profile)), Some((lo, hi))) = (profile, range) else {
+        buf.set_stringn(
+            inner.x,
+            inner.y,
+            waiting(app),
+            usize::from(inner.width),
+            theme.dim(),
+        );
+        return;
+    };
+    if inner.width <= GUTTER + 1 || inner.height < 2 {
+        return;
+    }
+    let graph = Rect {
+        x: inner.x + GUTTER,
+        width: inner.width - GUTTER,
+        height: inner.height - 1,
+        ..inner
+    };
+    let top = profile.iter().copied().fold(0.0f64, f64::max).max(1e-12);
+    for c in 0..graph.width {
+        let k = item_at(c, graph.width, profile.len());
+        let Some(&share) = profile.get(k) else {
+            continue;
+        };
+        if share <= 0.0 {
+            continue;
+        }
+        let style = if (lo..=hi).contains(&k) {
+            theme.healthy()
+        } else {
+            theme.vanishing()
+        };
+        vbar(
+            buf,
+            graph.x + c,
+            graph.bottom() - 1,
+            graph.height,
+            share / top,
+            style,
+            theme.ascii,
+        );
+    }
+    let label = usize::from(GUTTER - 1);
+    buf.set_stringn(inner.x, graph.y, "share", label, theme.dim());
+    let last = format!("{}", profile.len() - 1);
+    axis(buf, inner, graph, "blks", "0", &last, theme);
+}
