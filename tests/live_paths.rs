@@ -1,12 +1,13 @@
 //! Live path statistics and lesions from the trainer: the `Paths` event arrives on the
 //! `path_every` cadence, only for MLPs, and `Command::Lesion` is answered by `Event::Lesion`.
 
+use gradlab::config::SkipMode;
 use gradlab::config::{Experiment, apply_overrides, load_preset};
-use gradlab::report::path_stats;
+use gradlab::report::layer_sources;
 use gradlab::rnn::RnnTrainer;
 use gradlab::trainer::{
-    Command, Event, LIVE_PATH_ROWS, LIVE_PATH_SAMPLES, Learner, Trainer, VecSink, run_headless,
-    spawn_trainer,
+    Command, Event, LIVE_PATH_ROWS, LIVE_PATH_SAMPLES, Learner, Trainer, VecSink, analyses_now,
+    run_headless, spawn_trainer,
 };
 use std::time::{Duration, Instant};
 
@@ -66,6 +67,76 @@ fn recurrent_nets_get_no_paths_event() {
     assert!(path_steps(&sink.events).is_empty());
 }
 
+fn source_steps(events: &[Event]) -> Vec<u64> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Sources { step, .. } => Some(*step),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn sources_arrive_with_the_paths_and_when_the_wiring_changes() {
+    let sets = ["model.depth=6", "model.width=16", "path_every=10"];
+    let experiment = preset("residual-deep", &sets);
+    let mut trainer = Trainer::new(experiment, None).expect("builds");
+    let mut sink = VecSink::default();
+    // Aux on at 13 and dense at 27: both off the cadence, so only the refresh can report them.
+    let schedule = [
+        (13, Command::SetAux(true)),
+        (27, Command::SetSkip(SkipMode::Dense)),
+    ];
+    run_headless(&mut trainer, 35, &schedule, &mut sink);
+    assert_eq!(source_steps(&sink.events), vec![13, 20, 27, 30]);
+    assert_eq!(
+        path_steps(&sink.events),
+        vec![0, 10, 13, 20],
+        "no path decomposition under dense read-out"
+    );
+}
+
+#[test]
+fn live_sources_are_the_exact_split_of_the_network() {
+    let sets = [
+        "model.depth=6",
+        "model.width=16",
+        "model.aux.enabled=true",
+        "model.aux.every=2",
+        "path_every=10",
+    ];
+    let experiment = preset("dense-deep", &sets);
+    let mut trainer = Trainer::new(experiment.clone(), None).expect("builds");
+    let mut sink = VecSink::default();
+    run_headless(&mut trainer, 15, &[], &mut sink);
+    let live = sink.events.iter().rev().find_map(|e| match e {
+        Event::Sources { step: 10, layers } => Some(layers.clone()),
+        _ => None,
+    });
+    let live = live.expect("a Sources event at step 10");
+    // The same network rebuilt and trained to step 10 gives the split computed directly.
+    let mut twin = Trainer::new(experiment, None).expect("builds");
+    run_headless(&mut twin, 10, &[], &mut VecSink::default());
+    let direct = layer_sources(&twin, LIVE_PATH_ROWS).expect("dense nets have sources");
+    assert_eq!(live.len(), 6);
+    assert_eq!(live, direct);
+    for layer in &live {
+        assert_eq!(layer.readouts.len(), 5, "one read-out below the last layer");
+        assert_eq!(layer.aux.len(), 2, "heads after layers 2 and 4");
+    }
+}
+
+#[test]
+fn plain_nets_without_aux_get_no_sources() {
+    let experiment = preset("plain-deep", &["model.depth=4", "path_every=5"]);
+    let mut trainer = Trainer::new(experiment, None).expect("builds");
+    let mut sink = VecSink::default();
+    run_headless(&mut trainer, 12, &[], &mut sink);
+    assert!(source_steps(&sink.events).is_empty());
+    assert_eq!(path_steps(&sink.events), vec![0, 5, 10]);
+}
+
 #[test]
 fn lesion_command_is_answered_with_one_result_per_block() {
     let experiment = preset("residual-deep", &["model.depth=5", "model.width=16"]);
@@ -97,41 +168,42 @@ fn lesion_command_is_answered_with_one_result_per_block() {
     assert!(results.iter().enumerate().all(|(i, r)| r.block == i));
 }
 
-/// The cost figure in the README: one live path decomposition against one training step of
-/// `residual-deep`, in the same process so machine load affects both alike.
+/// The cost figures in the README: the live analyses (path decomposition and, for dense and
+/// auxiliary nets, gradient sources) against training steps, in the same process so machine
+/// load affects both alike.
 /// `cargo test --release --test live_paths -- --ignored --nocapture`
 #[test]
 #[ignore]
-fn live_path_cost_on_residual_deep() {
-    let experiment = preset("residual-deep", &["path_every=1000000"]);
-    let every = load_preset("residual-deep")
-        .expect("built-in preset")
-        .path_every;
-    let mut trainer = Trainer::new(experiment, None).expect("builds");
-    let (mut step_time, mut path_time) = (Duration::ZERO, Duration::ZERO);
-    let (mut steps, mut analyses) = (0u32, 0u32);
-    // Interleaved, so a burst of load from elsewhere lands on both measurements.
-    for round in 0..10u64 {
-        let start = Instant::now();
-        for _ in 0..50 {
-            trainer.train_step(true, Learner::step(&trainer).is_multiple_of(10));
-            steps += 1;
+fn live_analysis_cost() {
+    for name in ["residual-deep", "dense-deep", "aux-deep"] {
+        let every = load_preset(name).expect("built-in preset").path_every;
+        let experiment = preset(name, &["path_every=1000000"]);
+        let mut trainer = Trainer::new(experiment, None).expect("builds");
+        let (mut step_time, mut analysis_time) = (Duration::ZERO, Duration::ZERO);
+        let (mut steps, mut analyses) = (0u32, 0u32);
+        // Interleaved, so a burst of load from elsewhere lands on both measurements.
+        for _ in 0..10 {
+            let start = Instant::now();
+            for _ in 0..50 {
+                trainer.train_step(true, Learner::step(&trainer).is_multiple_of(10));
+                steps += 1;
+            }
+            step_time += start.elapsed();
+            let start = Instant::now();
+            let events = analyses_now(&mut trainer);
+            analysis_time += start.elapsed();
+            analyses += 1;
+            assert!(!events.is_empty(), "{name}: analyses");
         }
-        step_time += start.elapsed();
-        let start = Instant::now();
-        let stats = path_stats(&trainer, LIVE_PATH_ROWS, LIVE_PATH_SAMPLES, round);
-        path_time += start.elapsed();
-        analyses += 1;
-        assert!(stats.is_some());
+        let per_step = step_time.as_secs_f64() / f64::from(steps);
+        let per_analysis = analysis_time.as_secs_f64() / f64::from(analyses);
+        let overhead = per_analysis / (every as f64 * per_step);
+        println!(
+            "{name}: {:.2} ms/step, {:.1} ms per analysis ({LIVE_PATH_ROWS} rows, \
+             M = {LIVE_PATH_SAMPLES}); at path_every = {every}: {:.1} % of training time",
+            per_step * 1e3,
+            per_analysis * 1e3,
+            overhead * 100.0
+        );
     }
-    let per_step = step_time.as_secs_f64() / f64::from(steps);
-    let per_analysis = path_time.as_secs_f64() / f64::from(analyses);
-    let overhead = per_analysis / (every as f64 * per_step);
-    println!(
-        "residual-deep: {:.2} ms/step, {:.1} ms per path decomposition ({LIVE_PATH_ROWS} rows, \
-         M = {LIVE_PATH_SAMPLES}); at path_every = {every}: {:.1} % of training time",
-        per_step * 1e3,
-        per_analysis * 1e3,
-        overhead * 100.0
-    );
 }

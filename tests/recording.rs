@@ -580,6 +580,37 @@ fn cast_writer_creates_a_file() {
 }
 
 #[test]
+fn live_gradient_sources_are_recorded_as_shown() {
+    let path = scratch("sources.jsonl");
+    let sets = [
+        "path_every=5",
+        "model.aux.enabled=true",
+        "model.aux.every=2",
+    ]
+    .map(String::from);
+    let experiment = apply_overrides(&small("dense-deep", 6), &sets).expect("valid");
+    let seen = record(&path, &experiment, 12, &[]);
+    let live: Vec<_> = seen
+        .iter()
+        .filter_map(|e| match e {
+            Event::Sources { step, layers } => Some((*step, layers.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(live.iter().map(|(s, _)| *s).collect::<Vec<_>>(), [0, 5, 10]);
+    let (_, records, _) = read_all(&path);
+    let recorded: Vec<_> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Sources { step, layers } => Some((*step, layers.clone())),
+            _ => None,
+        })
+        .collect();
+    // JSON round trip of f64 is exact (serde_json's float_roundtrip).
+    assert_eq!(recorded, live);
+}
+
+#[test]
 fn live_path_statistics_are_recorded_replayed_and_plotted() {
     let path = scratch("paths.jsonl");
     let experiment =

@@ -4,6 +4,7 @@ use gradlab::config::{CellKind, SkipMode, load_preset};
 use gradlab::metrics::{Divergence, LayerMetrics, Snapshot, TimestepMetrics};
 use gradlab::paths::PathStats;
 use gradlab::report::LesionResult;
+use gradlab::sources::LayerSources;
 use gradlab::trainer::{Command, Event, RunState};
 use gradlab::ui::app::{Action, App, DEFAULT_GATE_BIAS, Msg, update};
 use gradlab::ui::theme::Theme;
@@ -477,8 +478,38 @@ fn path_panel_and_lesion_keys() {
         app.paths.is_none(),
         "stale decomposition dropped on a skip switch"
     );
+    let layers = vec![LayerSources {
+        layer: 0,
+        total: 1.0,
+        main: 0.5,
+        readouts: vec![],
+        aux: vec![0.6],
+    }];
+    update(
+        &mut app,
+        Msg::Trainer(Event::Sources {
+            step: 70,
+            layers: layers.clone(),
+        }),
+    );
+    assert_eq!(app.sources, Some((70, layers.clone())));
+    update(
+        &mut app,
+        Msg::Trainer(Event::Applied {
+            step: 80,
+            command: Command::SetAux(false),
+        }),
+    );
+    assert!(app.sources.is_none(), "sources of the old wiring dropped");
+    update(
+        &mut app,
+        Msg::Trainer(Event::Sources {
+            step: 80,
+            layers: layers.clone(),
+        }),
+    );
     // A restart forgets analyses of the old network.
     let experiment = load_preset("residual-deep").expect("preset");
     update(&mut app, Msg::Trainer(Event::Started(Box::new(experiment))));
-    assert!(app.paths.is_none() && app.lesion.is_none());
+    assert!(app.paths.is_none() && app.lesion.is_none() && app.sources.is_none());
 }

@@ -94,6 +94,26 @@ fn paths_app(theme: Theme) -> App {
     app
 }
 
+/// A 12-layer dense net with auxiliary heads after layers 4 and 8, analyses every 20 steps,
+/// 40 steps, the path panel open: the gradient-sources view.
+fn sources_app(theme: Theme) -> App {
+    let base = load_preset("dense-deep").expect("built-in preset");
+    let sets = [
+        "model.depth=12",
+        "model.aux.enabled=true",
+        "model.aux.every=4",
+        "path_every=20",
+    ]
+    .map(String::from);
+    let experiment = apply_overrides(&base, &sets).expect("valid overrides");
+    let mut trainer = Trainer::new(experiment.clone(), None).expect("trainer builds");
+    let mut sink = VecSink::default();
+    run_headless(&mut trainer, 40, &[], &mut sink);
+    let mut app = replay(theme, experiment, sink.events);
+    update(&mut app, Msg::Key(Action::TogglePaths));
+    app
+}
+
 fn plain_theme() -> Theme {
     Theme {
         color: true,
@@ -182,6 +202,30 @@ fn path_panel_shows_range_and_lesions() {
 }
 
 #[test]
+fn snapshot_sources_120x40() {
+    let app = sources_app(plain_theme());
+    insta::assert_snapshot!("sources_120x40", draw(&app, 120, 40).backend());
+}
+
+#[test]
+fn sources_view_names_every_head() {
+    let app = sources_app(plain_theme());
+    for (w, h) in [(80, 24), (120, 40), (200, 60)] {
+        let text = screen_text(&draw(&app, w, h));
+        assert!(text.contains("gradient sources"), "{w}×{h}:\n{text}");
+        assert!(text.contains("blocks crossed"), "{w}×{h}:\n{text}");
+        assert!(
+            !text.contains("paths by length"),
+            "dense nets have no path decomposition, {w}×{h}:\n{text}"
+        );
+    }
+    let text = screen_text(&draw(&app, 200, 60));
+    for label in ["main", "read-outs", "aux@L4", "aux@L8", "L1 ←", "90% in"] {
+        assert!(text.contains(label), "{label}:\n{text}");
+    }
+}
+
+#[test]
 fn plain_net_has_one_path() {
     let mut app = recorded_app(plain_theme());
     let experiment = load_preset("plain-deep").expect("built-in preset");
@@ -231,6 +275,7 @@ fn no_panic_at_any_size() {
         color: true,
         ascii: true,
     });
+    let sources = sources_app(plain_theme());
     for width in 1..=300u16 {
         for height in 1..=100u16 {
             // Small sizes and the layout thresholds are covered exhaustively; a lattice covers
@@ -250,6 +295,7 @@ fn no_panic_at_any_size() {
             if (exhaustive && (width + height) % 3 == 0) || (width + height) % 19 == 0 {
                 draw(&rnn, width, height);
                 draw(&paths, width, height);
+                draw(&sources, width, height);
             }
         }
     }

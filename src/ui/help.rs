@@ -47,6 +47,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         theme.dim(),
     ));
     lines.push(Line::styled(
+        " dense/aux: the path panel splits each layer's gradient by the head it came from",
+        theme.dim(),
+    ));
+    lines.push(Line::styled(
         " RNN view: bars and heat map along time t; skip keys do not apply there",
         theme.dim(),
     ));

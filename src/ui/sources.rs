@@ -93,24 +93,22 @@ fn shares(layer: &LayerSources) -> Vec<f64> {
     parts.iter().map(|p| p / total).collect()
 }
 
-/// Share of the first layer's gradient by the number of blocks it crossed: read-out r and an
-/// auxiliary head after layer r reach layer 1 through r blocks, the main head through n − 1.
-pub fn blocks_crossed(first: &LayerSources, aux_layers: &[usize]) -> Vec<f64> {
-    let depth = first
+/// Share of the first layer's gradient by the number of blocks it crossed in a net of `depth`
+/// layers: read-out r and an auxiliary head after layer r reach layer 1 through r blocks, the
+/// main head through depth − 1.
+pub fn blocks_crossed(first: &LayerSources, aux_layers: &[usize], depth: usize) -> Vec<f64> {
+    let mut by_blocks = vec![0.0; depth.max(1)];
+    let parts = first
         .readouts
-        .len()
-        .max(aux_layers.iter().map(|l| l + 1).max().unwrap_or(0))
-        + 1;
-    let mut by_blocks = vec![0.0; depth];
-    for (r, part) in first.readouts.iter().enumerate() {
-        by_blocks[r] += part;
-    }
-    for (part, &layer) in first.aux.iter().zip(aux_layers) {
-        if let Some(slot) = by_blocks.get_mut(layer) {
+        .iter()
+        .enumerate()
+        .chain(aux_layers.iter().copied().zip(&first.aux))
+        .chain([(depth.saturating_sub(1), &first.main)]);
+    for (blocks, part) in parts {
+        if let Some(slot) = by_blocks.get_mut(blocks) {
             *slot += part;
         }
     }
-    by_blocks[depth - 1] += first.main;
     let total: f64 = by_blocks.iter().sum();
     if total > 0.0 && total.is_finite() {
         by_blocks.iter_mut().for_each(|v| *v /= total);
@@ -263,7 +261,11 @@ fn render_blocks_crossed(frame: &mut Frame, area: Rect, app: &App) {
     let profile = app
         .sources
         .as_ref()
-        .and_then(|(step, layers)| layers.first().map(|l| (*step, blocks_crossed(l, &heads))))
+        .and_then(|(step, layers)| {
+            layers
+                .first()
+                .map(|l| (*step, blocks_crossed(l, &heads, layers.len())))
+        })
         .filter(|(_, p)| p.iter().sum::<f64>() > 0.0);
     let mut title = vec![Span::styled(" L1 grad by blocks crossed ", theme.title())];
     let range = profile
@@ -335,4 +337,49 @@ fn render_blocks_crossed(frame: &mut Frame, area: Rect, app: &App) {
     buf.set_stringn(inner.x, graph.y, "share", label, theme.dim());
     let last = format!("{}", profile.len() - 1);
     axis(buf, inner, graph, "blks", "0", &last, theme);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(main: f64, readouts: Vec<f64>, aux: Vec<f64>) -> LayerSources {
+        LayerSources {
+            layer: 0,
+            total: 0.0,
+            main,
+            readouts,
+            aux,
+        }
+    }
+
+    #[test]
+    fn blocks_crossed_puts_each_head_at_its_distance() {
+        // Depth 4: read-outs after layers 1..3, one auxiliary head after layer 2 (index 1),
+        // the main head after layer 4, three blocks above layer 1.
+        let first = layer(5.0, vec![1.0, 2.0, 3.0], vec![4.0]);
+        let profile = blocks_crossed(&first, &[1], 4);
+        let expected = [1.0, 6.0, 3.0, 5.0].map(|v| v / 15.0);
+        assert_eq!(profile.len(), expected.len());
+        for (got, want) in profile.iter().zip(expected) {
+            assert!((got - want).abs() < 1e-12, "{profile:?}");
+        }
+    }
+
+    #[test]
+    fn blocks_crossed_without_readouts_has_aux_and_main_only() {
+        let first = layer(1.0, Vec::new(), vec![1.0, 2.0]);
+        let profile = blocks_crossed(&first, &[3, 7], 12);
+        assert_eq!(profile.len(), 12);
+        assert!((profile[3] - 0.25).abs() < 1e-12 && (profile[7] - 0.5).abs() < 1e-12);
+        assert!((profile[11] - 0.25).abs() < 1e-12);
+        assert_eq!(profile.iter().filter(|&&v| v > 0.0).count(), 3);
+    }
+
+    #[test]
+    fn shares_sum_to_one_and_zero_stays_zero() {
+        let s = shares(&layer(1.0, vec![1.0, 2.0], vec![4.0]));
+        assert_eq!(s, vec![0.125, 0.375, 0.5]);
+        assert_eq!(shares(&layer(0.0, vec![], vec![0.0])), vec![0.0, 0.0]);
+    }
 }
