@@ -177,6 +177,11 @@ fn replay_keys_seek_and_jump_and_training_keys_are_off() {
         assert_eq!(note.as_deref(), Some(TRAINING_KEYS_OFF), "{key}");
     }
     assert_eq!(app.switches.skip, SkipMode::Plain, "r did not switch");
+    // The path panel only shows what was recorded, so it opens in a replay too.
+    press(&mut app, &mut source, KeyCode::Char('l'));
+    assert!(app.show_paths && app.outbox.is_empty());
+    press(&mut app, &mut source, KeyCode::Char('l'));
+    assert!(!app.show_paths);
 
     press(&mut app, &mut source, KeyCode::Char(']'));
     assert_eq!(app.markers.len(), 1);

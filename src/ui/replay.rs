@@ -144,7 +144,12 @@ pub const REPLAY_KEYS: &[ReplayBinding] = &[
 fn is_view_action(action: Action) -> bool {
     matches!(
         action,
-        Action::CursorUp | Action::CursorDown | Action::ToggleHelp | Action::Close | Action::Quit
+        Action::CursorUp
+            | Action::CursorDown
+            | Action::TogglePaths
+            | Action::ToggleHelp
+            | Action::Close
+            | Action::Quit
     )
 }
 
