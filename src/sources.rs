@@ -34,6 +34,25 @@ pub struct LayerSources {
     pub aux: Vec<f64>,
 }
 
+impl LayerSources {
+    /// Each part's norm as a share of the sum of the parts' norms, in the order main head,
+    /// the dense read-outs together (only if there are any), each auxiliary head. The parts
+    /// add up to the layer's gradient as vectors but are not orthogonal, so shares of the sum
+    /// of norms are what can be stacked to 100 %. All zeros when nothing reaches the layer.
+    pub fn shares(&self) -> Vec<f64> {
+        let mut parts = vec![self.main];
+        if !self.readouts.is_empty() {
+            parts.push(self.readouts.iter().sum());
+        }
+        parts.extend(&self.aux);
+        let total: f64 = parts.iter().sum();
+        if total <= 0.0 || !total.is_finite() {
+            return vec![0.0; parts.len()];
+        }
+        parts.iter().map(|p| p / total).collect()
+    }
+}
+
 /// ∂ℓ/∂output of a loss at the outputs `out` (rows × outputs), scaled by `weight`.
 fn output_gradient(out: &[f64], rows: usize, targets: &BatchTargets, weight: f64) -> Vec<f64> {
     let cols = out.len() / rows.max(1);

@@ -608,6 +608,33 @@ fn live_gradient_sources_are_recorded_as_shown() {
         .collect();
     // JSON round trip of f64 is exact (serde_json's float_roundtrip).
     assert_eq!(recorded, live);
+    let svg = scratch("sources.svg");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_gradlab"))
+        .args([
+            "plot",
+            &path.display().to_string(),
+            "--out",
+            &svg.display().to_string(),
+        ])
+        .status()
+        .expect("runs");
+    assert!(status.success());
+    let text = std::fs::read_to_string(&svg).expect("written");
+    assert!(
+        text.contains("gradient sources per layer (step 10)"),
+        "sources panel"
+    );
+    for label in [
+        "dense read-outs",
+        "aux head after layer 2",
+        "aux head after layer 4",
+    ] {
+        assert!(text.contains(label), "legend names {label}");
+    }
+    assert!(
+        !text.contains("path length"),
+        "dense nets have no path panel"
+    );
 }
 
 #[test]

@@ -2,12 +2,16 @@
 //!
 //! Panels, top to bottom: loss with a vertical marker per intervention; the layer × step heat
 //! map of log10 ‖∂L/∂h_l‖; and, when snapshots carry path-length statistics (an object with a
-//! `by_length` list of `{length, contribution}`), the contribution of each path length at the
-//! last snapshot. Steps are averaged into at most [`MAX_COLUMNS`] columns, so memory is bounded
+//! `by_length` list of `{length, contribution}`) or the recording has live path statistics, the
+//! contribution of each path length at the last measurement; when it has live gradient
+//! sources (dense read-out, auxiliary losses), the share of each layer's gradient by the head
+//! it came from at the last measurement. Steps are averaged into at most [`MAX_COLUMNS`] columns, so memory is bounded
 //! by the figure, not the recording. Text uses the embedded DejaVu Sans Mono, so no system font
 //! library is needed.
 
 use super::{Record, Recording};
+use crate::model::aux_head_layers;
+use crate::sources::LayerSources;
 use anyhow::{Context, Result, anyhow, bail};
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -35,6 +39,10 @@ struct Figure {
     markers: Vec<(u64, String)>,
     /// (path length, contribution) at the last snapshot that had them.
     paths: Vec<(f64, f64)>,
+    /// The last live gradient sources: their step and one entry per layer.
+    sources: Option<(u64, Vec<LayerSources>)>,
+    /// The layers the auxiliary heads read, for the legend.
+    aux_layers: Vec<usize>,
     preset: String,
 }
 
@@ -55,7 +63,9 @@ fn read(path: &Path) -> Result<Figure> {
     let open = || Recording::open(path).with_context(|| format!("cannot read {}", path.display()));
     let (mut first, mut last, mut count, mut layers) = (u64::MAX, 0, 0u64, 0);
     let mut markers = Vec::new();
-    let preset = open()?.header().preset.name.clone();
+    let header_preset = open()?.header().preset.clone();
+    let preset = header_preset.name.clone();
+    let aux_layers = aux_head_layers(header_preset.model.depth, header_preset.model.aux.every);
     for record in open()? {
         match record {
             Ok(Record::Snapshot(s)) => {
@@ -84,6 +94,8 @@ fn read(path: &Path) -> Result<Figure> {
         layers,
         markers,
         paths: Vec::new(),
+        sources: None,
+        aux_layers,
         preset,
     };
     for record in open()?.flatten() {
@@ -96,6 +108,10 @@ fn read(path: &Path) -> Result<Figure> {
                     .iter()
                     .map(|l| (l.length as f64, l.contribution))
                     .collect();
+                continue;
+            }
+            Record::Sources { step, layers } => {
+                figure.sources = Some((step, layers));
                 continue;
             }
             _ => continue,
@@ -134,7 +150,8 @@ fn path_contributions(value: &Value) -> Option<Vec<(f64, f64)>> {
 pub fn plot(input: &Path, output: &Path) -> Result<()> {
     register_font()?;
     let figure = read(input)?;
-    let size = (1200, if figure.paths.is_empty() { 800 } else { 1100 });
+    // 400 px for each of the two time panels, 300 for each snapshot panel under them.
+    let size = (1200, 800 + 300 * (panel_count(&figure) as u32 - 2));
     match output.extension().and_then(|e| e.to_str()) {
         Some("png") => {
             let root = BitMapBackend::new(output, size).into_drawing_area();
@@ -201,8 +218,7 @@ where
 {
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("drawing failed: {e}");
     root.fill(&WHITE).map_err(err)?;
-    let panels = if f.paths.is_empty() { 2 } else { 3 };
-    let areas = root.split_evenly((panels, 1));
+    let areas = root.split_evenly((panel_count(f), 1));
     let x_range = f.first_step as f64..(f.last_step.max(f.first_step + 1)) as f64;
 
     // Loss with intervention markers.
@@ -310,12 +326,14 @@ where
         .map_err(err)?;
     }
 
+    let mut next = 2;
     if !f.paths.is_empty() {
+        next += 1;
         let max_len = f.paths.iter().map(|p| p.0).fold(0.0, f64::max);
         let max_c = f.paths.iter().map(|p| p.1).fold(0.0, f64::max).max(1e-12);
         let mut chart = ChartBuilder::on(&areas[2])
             .caption(
-                "gradient contribution by path length (last snapshot)",
+                "gradient contribution by path length (last measurement)",
                 ("sans-serif", 22),
             )
             .margin(12)
@@ -335,5 +353,78 @@ where
             }))
             .map_err(err)?;
     }
+    if let (Some((step, layers)), Some(area)) = (&f.sources, areas.get(next)) {
+        draw_sources(area, *step, layers, &f.aux_layers).map_err(err)?;
+    }
     Ok(())
+}
+
+/// Panels in the figure: loss and heat map, then the optional path and sources panels.
+fn panel_count(f: &Figure) -> usize {
+    2 + usize::from(!f.paths.is_empty()) + usize::from(f.sources.is_some())
+}
+
+/// One 100 % stacked bar per layer: the share of its gradient from the main head, the dense
+/// read-outs and each auxiliary head.
+fn draw_sources<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    step: u64,
+    layers: &[LayerSources],
+    aux_layers: &[usize],
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    const COLOURS: [RGBColor; 6] = [
+        RGBColor(31, 119, 180),
+        RGBColor(148, 103, 189),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+        RGBColor(214, 39, 40),
+        RGBColor(140, 86, 75),
+    ];
+    let Some(first) = layers.first() else {
+        return Ok(());
+    };
+    let mut labels = vec!["main head".to_string()];
+    if !first.readouts.is_empty() {
+        labels.push("dense read-outs".into());
+    }
+    for i in 0..first.aux.len() {
+        labels.push(aux_layers.get(i).map_or_else(
+            || format!("aux head {}", i + 1),
+            |l| format!("aux head after layer {}", l + 1),
+        ));
+    }
+    let mut chart = ChartBuilder::on(area)
+        .caption(
+            format!("gradient sources per layer (step {step})"),
+            ("sans-serif", 22),
+        )
+        .margin(12)
+        .x_label_area_size(30)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.5..layers.len() as f64 + 0.5, 0.0..1.0)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_desc("layer (1 = input side)")
+        .y_desc("share of the gradient")
+        .draw()?;
+    for (i, label) in labels.iter().enumerate() {
+        let colour = COLOURS[i % COLOURS.len()];
+        let bars = layers.iter().enumerate().map(move |(l, layer)| {
+            let shares = layer.shares();
+            let below: f64 = shares.iter().take(i).sum();
+            let top = below + shares.get(i).copied().unwrap_or(0.0);
+            let x = (l + 1) as f64;
+            Rectangle::new([(x - 0.4, below), (x + 0.4, top)], colour.filled())
+        });
+        chart
+            .draw_series(bars)?
+            .label(label.clone())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], colour.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
 }

@@ -3,8 +3,7 @@
 //! blocks the gradient reaching the first layer crossed (the dense net's analogue of path
 //! length: read-out r reaches layer 1 through r blocks).
 //!
-//! Shares are of the sum of the parts' norms: the parts are vectors that add up to the layer's
-//! gradient, but they are not orthogonal, so their norms need not add up to its norm.
+//! Shares are of the sum of the parts' norms ([`LayerSources::shares`]).
 
 use super::app::App;
 use super::panel_block;
@@ -79,20 +78,6 @@ fn categories(app: &App, layer: &LayerSources) -> Vec<Category> {
     out
 }
 
-/// The parts' norms in category order (read-outs summed), as shares of their sum.
-fn shares(layer: &LayerSources) -> Vec<f64> {
-    let mut parts = vec![layer.main];
-    if !layer.readouts.is_empty() {
-        parts.push(layer.readouts.iter().sum());
-    }
-    parts.extend(&layer.aux);
-    let total: f64 = parts.iter().sum();
-    if total <= 0.0 || !total.is_finite() {
-        return vec![0.0; parts.len()];
-    }
-    parts.iter().map(|p| p / total).collect()
-}
-
 /// Share of the first layer's gradient by the number of blocks it crossed in a net of `depth`
 /// layers: read-out r and an auxiliary head after layer r reach layer 1 through r blocks, the
 /// main head through depth − 1.
@@ -141,7 +126,7 @@ fn render_layer_shares(frame: &mut Frame, area: Rect, app: &App) {
             title.push(Span::styled(format!("{} ", cat.label), theme.dim()));
         }
         // The first layer is the one the sources exist for: say who feeds it.
-        let first = shares(&layers[0]);
+        let first = layers[0].shares();
         if let Some((i, share)) = first
             .iter()
             .enumerate()
@@ -185,7 +170,7 @@ fn render_layer_shares(frame: &mut Frame, area: Rect, app: &App) {
         ..inner
     };
     let cats = categories(app, &layers[0]);
-    let per_layer: Vec<Vec<f64>> = layers.iter().map(shares).collect();
+    let per_layer: Vec<Vec<f64>> = layers.iter().map(LayerSources::shares).collect();
     for c in 0..graph.width {
         let Some(layer) = per_layer.get(item_at(c, graph.width, per_layer.len())) else {
             continue;
@@ -378,8 +363,8 @@ mod tests {
 
     #[test]
     fn shares_sum_to_one_and_zero_stays_zero() {
-        let s = shares(&layer(1.0, vec![1.0, 2.0], vec![4.0]));
+        let s = layer(1.0, vec![1.0, 2.0], vec![4.0]).shares();
         assert_eq!(s, vec![0.125, 0.375, 0.5]);
-        assert_eq!(shares(&layer(0.0, vec![], vec![0.0])), vec![0.0, 0.0]);
+        assert_eq!(layer(0.0, vec![], vec![0.0]).shares(), vec![0.0, 0.0]);
     }
 }
