@@ -51,3 +51,4 @@ shot help 120 40 plain-deep 4 '?' 1
 shot compact-80x24 80 24 plain-deep 8 r 4
 shot rnn-lstm-adding 120 40 rnn-lstm-adding 12
 shot paths-residual-deep 120 40 residual-deep 6 l 8 L 8
+shot sources-dense-aux 120 40 dense-deep 6 a 2 l 6
