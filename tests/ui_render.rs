@@ -157,6 +157,23 @@ fn snapshot_help_overlay_120x40() {
 }
 
 #[test]
+fn help_overlay_fits_80x24_with_every_key() {
+    let mut app = recorded_app(plain_theme());
+    update(&mut app, Msg::Key(Action::ToggleHelp));
+    let text = screen_text(&draw(&app, 80, 24));
+    for binding in app.keys() {
+        if !binding.key_label.is_empty() {
+            assert!(
+                text.contains(&format!("{}  ", binding.key_label)),
+                "{} missing:\n{text}",
+                binding.key_label
+            );
+        }
+    }
+    assert!(text.contains("markers:"), "legend under the keys:\n{text}");
+}
+
+#[test]
 fn snapshot_rnn_120x40() {
     let app = rnn_app(plain_theme());
     insta::assert_snapshot!("rnn_120x40", draw(&app, 120, 40).backend());
