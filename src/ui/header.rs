@@ -124,6 +124,14 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         Span::styled(" lr ", theme.dim()),
         Span::styled(format!("{:.2e}", s.lr), theme.active()),
     ];
+    // The measurement first: on an 80-column terminal the line is cut at the right edge.
+    if let Some(latest) = &app.latest {
+        second.extend([
+            sep(),
+            Span::styled("first/last ", theme.dim()),
+            ratio_span(app, latest.grad_ratio_db),
+        ]);
+    }
     if let (Some(theory), Some(e)) = (&app.theory, &app.experiment) {
         let hops = e.model.depth.saturating_sub(1) as f64;
         second.extend([
@@ -132,18 +140,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             Span::raw(fmt_value(theory.chi1)),
             Span::styled(
                 format!(
-                    " (plain: {} dB first/last)",
+                    " (plain net: {} dB)",
                     fmt_db(theory.predicted_db_per_layer * hops)
                 ),
                 theme.dim(),
             ),
-        ]);
-    }
-    if let Some(latest) = &app.latest {
-        second.extend([
-            sep(),
-            Span::styled("measured ", theme.dim()),
-            ratio_span(app, latest.grad_ratio_db),
         ]);
     }
     frame.render_widget(
