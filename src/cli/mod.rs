@@ -187,7 +187,7 @@ pub fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let result = match &cli.command {
-        Some(Commands::Compare(args)) => compare::run(&cli.preset, args),
+        Some(Commands::Compare(args)) => compare::run(&cli.preset, &cli.ui, args),
         Some(Commands::Sweep(args)) => sweep::run(args),
         Some(Commands::Presets) => list_presets(),
         Some(Commands::Run(args)) => headless::run(

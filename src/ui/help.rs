@@ -3,7 +3,7 @@
 use super::app::App;
 use super::panel_block;
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Flex, Layout, Rect};
+use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph, Wrap};
 
@@ -50,20 +50,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         " RNN view: bars and heat map along time t; skip keys do not apply there",
         theme.dim(),
     ));
-    let width = 62.min(area.width);
-    // Long lines wrap: count the rows they take so the last ones are not cut off.
-    let text_width = usize::from(width.saturating_sub(2)).max(1);
-    let rows: usize = lines
-        .iter()
-        .map(|l| l.width().div_ceil(text_width).max(1))
-        .sum();
-    let height = (rows.min(usize::from(u16::MAX - 2)) as u16 + 2).min(area.height);
-    let [popup] = Layout::vertical([Constraint::Length(height)])
-        .flex(Flex::Center)
-        .areas(area);
-    let [popup] = Layout::horizontal([Constraint::Length(width)])
-        .flex(Flex::Center)
-        .areas(popup);
+    let popup = super::popup_area(area, 62, &lines);
     frame.render_widget(Clear, popup);
     frame.render_widget(
         Paragraph::new(lines)
