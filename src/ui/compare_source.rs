@@ -128,7 +128,11 @@ impl CompareSource {
         // The thread ends after its current step; everything it sent before is shown first,
         // so the twin's copy of the history ends exactly where its network stands.
         let learner = handle.thread.join().ok().flatten();
-        pump_trainer(&handle.events, &mut self.recorder, app, feed);
+        // Its channel is closed now: that is the hand-over, not the run ending.
+        while let Ok(event) = handle.events.try_recv() {
+            record(&mut self.recorder, app, &event);
+            feed(app, event);
+        }
         let paused = app.state == crate::trainer::RunState::Paused;
         let started = learner.ok_or_else(|| "the trainer had stopped".to_string());
         let started = started.and_then(|learner| {
