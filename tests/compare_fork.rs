@@ -28,9 +28,15 @@ fn snapshots(events: Vec<Event>) -> Vec<Snapshot> {
 }
 
 /// Receives driver events until `runs[i]` holds `want[i]` snapshots each.
-fn collect(events: &std::sync::mpsc::Receiver<LockstepEvent>, runs: &mut [Vec<Snapshot>], want: &[usize]) {
+fn collect(
+    events: &std::sync::mpsc::Receiver<LockstepEvent>,
+    runs: &mut [Vec<Snapshot>],
+    want: &[usize],
+) {
     while runs.iter().zip(want).any(|(got, &n)| got.len() < n) {
-        let event = events.recv_timeout(PATIENCE).expect("the driver keeps reporting");
+        let event = events
+            .recv_timeout(PATIENCE)
+            .expect("the driver keeps reporting");
         if let LockstepEvent::Run {
             run,
             event: Event::Snapshot(s),
@@ -60,7 +66,10 @@ fn fork_keeps_the_parent_and_an_unflipped_twin_bit_identical() {
     let mut runs = vec![Vec::new(), Vec::new(), Vec::new()];
     send(LockstepCommand::Run(0, Command::Step(before as u32)));
     collect(&driver.events, &mut runs, &[before, 0, 0]);
-    send(LockstepCommand::Fork { from: 0, flip: None });
+    send(LockstepCommand::Fork {
+        from: 0,
+        flip: None,
+    });
     send(LockstepCommand::Fork {
         from: 0,
         flip: Some(Command::SetSkip(SkipMode::Residual { scale: 1.0 })),
@@ -71,11 +80,25 @@ fn fork_keeps_the_parent_and_an_unflipped_twin_bit_identical() {
     driver.thread.join().expect("driver ends cleanly");
 
     let [parent, twin, residual] = [&runs[0], &runs[1], &runs[2]];
-    assert_eq!(parent[..], alone[..before + after], "the fork changed the parent");
-    assert_eq!(twin[..], parent[before..], "an unflipped twin left its parent");
-    assert_eq!(residual[0].step, before as u64, "the twin starts at the fork step");
+    assert_eq!(
+        parent[..],
+        alone[..before + after],
+        "the fork changed the parent"
+    );
+    assert_eq!(
+        twin[..],
+        parent[before..],
+        "an unflipped twin left its parent"
+    );
+    assert_eq!(
+        residual[0].step, before as u64,
+        "the twin starts at the fork step"
+    );
     let first = |s: &Snapshot| s.layers[0].act_grad_norm;
-    let (p, r) = (first(&parent[before + after - 1]), first(&residual[after - 1]));
+    let (p, r) = (
+        first(&parent[before + after - 1]),
+        first(&residual[after - 1]),
+    );
     assert!(
         r > 10.0 * p,
         "residual twin's first-layer gradient {r:e} did not rise above the plain parent's {p:e}"
@@ -93,10 +116,17 @@ fn fork_refuses_a_fifth_run() {
     let driver = spawn_lockstep(starts, 1, true).expect("driver starts");
     driver
         .commands
-        .send(LockstepCommand::Fork { from: 1, flip: None })
+        .send(LockstepCommand::Fork {
+            from: 1,
+            flip: None,
+        })
         .expect("driver alive");
     let refusal = loop {
-        match driver.events.recv_timeout(PATIENCE).expect("driver answers") {
+        match driver
+            .events
+            .recv_timeout(PATIENCE)
+            .expect("driver answers")
+        {
             LockstepEvent::Run {
                 run: 1,
                 event: Event::Error(message),

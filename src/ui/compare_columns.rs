@@ -4,16 +4,16 @@
 //! ```text
 //! ┌ title: runs, step, layout ──────────────────────────────┐
 //! │ ▶1 plain-deep ● running     │  2 plain-deep +residual    │  run name, state, steps/s
-//! │ skip plain … first/last dB  │ skip residual … dB         │  switches, gradient ratio
+//! │ skip plain aux off lr …     │ skip residual aux off lr … │  switches
 //! │ loss chart                  │ loss chart                 │  half of the rest
 //! │ gradient bars per layer     │ gradient bars per layer    │  the other half
-//! │ paths peak · mean · range   │ paths peak · mean · range  │  one line
+//! │ first/last dB, paths        │ first/last dB, paths       │  peak, mean, 90 % range
 //! └ status line ────────────────────────────────────────────┘
 //! ```
 
 use super::app::App;
 use super::compare::CompareView;
-use super::compare_header::{name_spans, path_spans, state_spans, switch_spans};
+use super::compare_header::{name_spans, path_spans, ratio_spans, state_spans, switch_spans};
 use super::{gradient_flow, loss, paths};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -22,7 +22,7 @@ use ratatui::widgets::Paragraph;
 
 /// Lines above each column's charts: name and state, switches.
 const RUN_HEADER_ROWS: u16 = 2;
-/// Lines below each column's charts: path statistics.
+/// Lines below each column's charts: gradient ratio and path statistics.
 const RUN_FOOTER_ROWS: u16 = 1;
 
 /// Draws one column per run into `area`.
@@ -56,9 +56,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, view: &CompareView) {
         } else {
             gradient_flow::render_bars(frame, bars, &run.app);
         }
-        frame.render_widget(
-            Paragraph::new(Line::from(path_spans(theme, &run.app))),
-            footer,
-        );
+        let mut numbers = ratio_spans(theme, &run.app);
+        numbers.extend(path_spans(theme, &run.app));
+        frame.render_widget(Paragraph::new(Line::from(numbers)), footer);
     }
 }

@@ -79,7 +79,7 @@ pub fn state_spans<'a>(theme: &Theme, run: &CompareRun) -> Vec<Span<'a>> {
     ]
 }
 
-/// The run's switches and its measured first/last gradient ratio.
+/// The run's switches.
 pub fn switch_spans<'a>(theme: &Theme, app: &App) -> Vec<Span<'a>> {
     let s = &app.switches;
     let mut spans = if app.is_rnn() {
@@ -99,6 +99,12 @@ pub fn switch_spans<'a>(theme: &Theme, app: &App) -> Vec<Span<'a>> {
         Span::styled(" lr ", theme.dim()),
         Span::styled(format!("{:.1e}", s.lr), theme.text()),
     ]);
+    spans
+}
+
+/// The run's measured first/last gradient ratio in dB.
+pub fn ratio_spans<'a>(theme: &Theme, app: &App) -> Vec<Span<'a>> {
+    let mut spans = Vec::new();
     if let Some(latest) = &app.latest {
         let db = latest.grad_ratio_db;
         let style = if db.is_finite() {
@@ -118,14 +124,14 @@ pub fn switch_spans<'a>(theme: &Theme, app: &App) -> Vec<Span<'a>> {
 pub fn path_spans<'a>(theme: &Theme, app: &App) -> Vec<Span<'a>> {
     let text = match (&app.paths, app.is_rnn()) {
         (_, true) => return Vec::new(),
-        (Some((step, p)), false) => format!(
-            " paths peak {} mean {:.1} range {}–{} (step {step})",
+        (Some((_, p)), false) => format!(
+            " paths peak {} mean {:.1} 90% {}–{}",
             p.peak_length, p.mean_length, p.effective_range[0], p.effective_range[1]
         ),
         (None, false) if app.switches.skip == crate::config::SkipMode::Dense => {
-            " paths: none in dense mode".into()
+            " paths: none when dense".into()
         }
-        (None, false) => " paths: waiting for the next decomposition".into(),
+        (None, false) => " paths: –".into(),
     };
     vec![Span::styled(text, theme.dim())]
 }
@@ -136,7 +142,8 @@ pub fn overlay_line<'a>(theme: &Theme, run: &CompareRun, index: usize, focused: 
     let mut spans = vec![glyph];
     spans.extend(name_spans(theme, run, index, focused));
     spans.extend(state_spans(theme, run));
-    spans.extend(switch_spans(theme, &run.app));
+    spans.extend(ratio_spans(theme, &run.app));
     spans.extend(path_spans(theme, &run.app));
+    spans.extend(switch_spans(theme, &run.app));
     Line::from(spans)
 }
