@@ -6,13 +6,7 @@ mod tmux_support;
 
 use std::process::Command;
 use std::time::Duration;
-use tmux_support::{Session, capture, tmux, wait_for};
-
-/// The number after `label` on the screen, e.g. the first-layer ‖∂L/∂h‖.
-fn number_after(screen: &str, label: &str) -> Option<f64> {
-    let start = screen.find(label)? + label.len();
-    screen[start..].split_whitespace().next()?.parse().ok()
-}
+use tmux_support::{Session, capture, number_after, quit_and_expect_shell, tmux, wait_for};
 
 fn header_step(screen: &str) -> Option<u64> {
     let line = screen.lines().next()?;
@@ -73,45 +67,7 @@ fn residual_key_restores_gradient_flow_and_q_restores_the_terminal() {
     });
     assert!(after > before * 100.0);
 
-    tmux(&["send-keys", "-t", &name, "q"]);
-    let back = wait_for(&name, Duration::from_secs(15), |_| {
-        let alternate = tmux(&["display-message", "-p", "-t", &name, "#{alternate_on}"])?;
-        let command = tmux(&[
-            "display-message",
-            "-p",
-            "-t",
-            &name,
-            "#{pane_current_command}",
-        ])?;
-        (alternate.trim() == "0" && command.trim() != "gradlab").then_some(())
-    });
-    assert!(
-        back.is_some(),
-        "still in the dashboard after q:\n{}",
-        capture(&name)
-    );
-    tmux(&["send-keys", "-t", &name, "echo GRADLAB_EXIT=$?", "Enter"]);
-    let exit = wait_for(&name, Duration::from_secs(5), |screen| {
-        number_after(screen, "GRADLAB_EXIT=").or_else(|| {
-            let at = screen.rfind("GRADLAB_EXIT=")? + "GRADLAB_EXIT=".len();
-            screen[at..]
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect::<String>()
-                .parse()
-                .ok()
-        })
-    });
-    assert_eq!(exit, Some(0.0), "exit status:\n{}", capture(&name));
-    let screen = capture(&name);
-    assert!(
-        screen.contains("$ "),
-        "a shell prompt is visible:\n{screen}"
-    );
-    assert!(
-        !screen.contains("‖∂L/∂h_l‖"),
-        "dashboard left on the screen:\n{screen}"
-    );
+    quit_and_expect_shell(&name, "‖∂L/∂h_l‖");
     drop(session);
 }
 

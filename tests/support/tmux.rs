@@ -39,3 +39,53 @@ impl Drop for Session {
         let _ = tmux(&["kill-session", "-t", &self.0]);
     }
 }
+
+/// The number after `label` on the screen, e.g. the first-layer ‖∂L/∂h‖.
+pub fn number_after(screen: &str, label: &str) -> Option<f64> {
+    let start = screen.find(label)? + label.len();
+    screen[start..].split_whitespace().next()?.parse().ok()
+}
+
+/// Presses `q` in session `name` and checks the shell is back: alternate screen off, exit
+/// status 0, a prompt, and `dashboard_text` gone from the screen.
+pub fn quit_and_expect_shell(name: &str, dashboard_text: &str) {
+    tmux(&["send-keys", "-t", name, "q"]);
+    let back = wait_for(name, Duration::from_secs(15), |_| {
+        let alternate = tmux(&["display-message", "-p", "-t", name, "#{alternate_on}"])?;
+        let command = tmux(&[
+            "display-message",
+            "-p",
+            "-t",
+            name,
+            "#{pane_current_command}",
+        ])?;
+        (alternate.trim() == "0" && command.trim() != "gradlab").then_some(())
+    });
+    assert!(
+        back.is_some(),
+        "still in the dashboard after q:\n{}",
+        capture(name)
+    );
+    tmux(&["send-keys", "-t", name, "echo GRADLAB_EXIT=$?", "Enter"]);
+    let exit = wait_for(name, Duration::from_secs(5), |screen| {
+        number_after(screen, "GRADLAB_EXIT=").or_else(|| {
+            let at = screen.rfind("GRADLAB_EXIT=")? + "GRADLAB_EXIT=".len();
+            screen[at..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse()
+                .ok()
+        })
+    });
+    assert_eq!(exit, Some(0.0), "exit status:\n{}", capture(name));
+    let screen = capture(name);
+    assert!(
+        screen.contains("$ "),
+        "a shell prompt is visible:\n{screen}"
+    );
+    assert!(
+        !screen.contains(dashboard_text),
+        "dashboard left on the screen:\n{screen}"
+    );
+}
