@@ -185,19 +185,12 @@ pub fn draw_log_chart(
     };
 
     let (x0, x1) = chart.x;
-    let mut series: Vec<(&[(f64, f64)], Style, Marker)> = chart
-        .curves
-        .iter()
-        .map(|c| (c.points.as_slice(), c.style, c.marker))
-        .collect();
     let baseline = chart.baseline;
-    let baseline_line = baseline.map(|b| [(x0, b), (x1, b)]);
-    if let Some(line) = &baseline_line {
-        series.push((line, theme.theory(), theme.chart_marker()));
-    }
+    let baseline_line = baseline.map(|b| Curve::new(vec![(x0, b), (x1, b)], theme.theory(), theme));
+    let series: Vec<&Curve> = chart.curves.iter().chain(baseline_line.as_ref()).collect();
     let (mut lo, mut hi) = series
         .iter()
-        .flat_map(|(points, _, _)| points.iter().map(|p| p.1))
+        .flat_map(|curve| curve.points.iter().map(|p| p.1))
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), y| {
             (lo.min(y), hi.max(y))
         });
@@ -209,12 +202,12 @@ pub fn draw_log_chart(
 
     let datasets: Vec<Dataset> = series
         .iter()
-        .map(|(points, style, marker)| {
+        .map(|curve| {
             Dataset::default()
-                .marker(*marker)
+                .marker(curve.marker)
                 .graph_type(GraphType::Line)
-                .style(*style)
-                .data(points)
+                .style(curve.style)
+                .data(&curve.points)
         })
         .collect();
     let widget = Chart::new(datasets)
