@@ -5,9 +5,8 @@
 #[path = "support/tmux.rs"]
 mod tmux_support;
 
-use std::process::Command;
 use std::time::Duration;
-use tmux_support::{Session, capture, number_after, quit_and_expect_shell, tmux, wait_for};
+use tmux_support::{capture, number_after, quit_and_expect_shell, start_shell, tmux, wait_for};
 
 /// The first-layer ‖∂L/∂h‖ in each column's gradient panel title, left to right.
 fn first_layer_norms(screen: &str) -> Vec<f64> {
@@ -22,34 +21,11 @@ fn first_layer_norms(screen: &str) -> Vec<f64> {
 
 #[test]
 fn fork_key_shows_a_residual_twin_beside_the_run() {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("note: tmux is not installed; skipping the end-to-end compare test");
-        return;
-    }
-    let binary = env!("CARGO_BIN_EXE_gradlab");
     let name = format!("gradlab-fork-e2e-{}", std::process::id());
-    let session = Session(name.clone());
-    tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        &name,
-        "-x",
-        "120",
-        "-y",
-        "40",
-        "-c",
-        env!("CARGO_MANIFEST_DIR"),
-        "env PS1='$ ' sh",
-    ])
-    .expect("tmux starts");
-    tmux(&[
-        "send-keys",
-        "-t",
-        &name,
-        &format!("{binary} --preset plain-deep"),
-        "Enter",
-    ]);
+    let command = format!("{} --preset plain-deep", env!("CARGO_BIN_EXE_gradlab"));
+    let Some(session) = start_shell(&name, &command) else {
+        return;
+    };
     wait_for(&name, Duration::from_secs(60), |screen| {
         let step = number_after(screen.lines().next()?, "step ")?;
         (step >= 30.0).then_some(())

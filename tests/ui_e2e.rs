@@ -6,7 +6,7 @@ mod tmux_support;
 
 use std::process::Command;
 use std::time::Duration;
-use tmux_support::{Session, capture, number_after, quit_and_expect_shell, tmux, wait_for};
+use tmux_support::{capture, number_after, quit_and_expect_shell, start_shell, tmux, wait_for};
 
 fn header_step(screen: &str) -> Option<u64> {
     let line = screen.lines().next()?;
@@ -15,34 +15,11 @@ fn header_step(screen: &str) -> Option<u64> {
 
 #[test]
 fn residual_key_restores_gradient_flow_and_q_restores_the_terminal() {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("note: tmux is not installed; skipping the end-to-end dashboard test");
-        return;
-    }
-    let binary = env!("CARGO_BIN_EXE_gradlab");
     let name = format!("gradlab-e2e-{}", std::process::id());
-    let session = Session(name.clone());
-    tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        &name,
-        "-x",
-        "120",
-        "-y",
-        "40",
-        "-c",
-        env!("CARGO_MANIFEST_DIR"),
-        "env PS1='$ ' sh",
-    ])
-    .expect("tmux starts");
-    tmux(&[
-        "send-keys",
-        "-t",
-        &name,
-        &format!("{binary} --preset plain-deep"),
-        "Enter",
-    ]);
+    let command = format!("{} --preset plain-deep", env!("CARGO_BIN_EXE_gradlab"));
+    let Some(session) = start_shell(&name, &command) else {
+        return;
+    };
 
     let label = "‖∂L/∂h‖ first ";
     let before = wait_for(&name, Duration::from_secs(60), |screen| {

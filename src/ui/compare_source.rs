@@ -7,12 +7,11 @@
 //! `gradlab reproduce` can check. Twins are not recorded.
 
 use super::app::{App, Msg, update};
-use super::event::{EventSource, pump_trainer, record};
+use super::event::{EventSource, drain, pump_trainer, record};
 use crate::recording::Recorder;
 use crate::trainer::lockstep::{LaneStart, LockstepCommand, LockstepEvent, LockstepHandle};
 use crate::trainer::{Command, Event, TrainerHandle, lockstep::spawn_lockstep};
 use std::path::PathBuf;
-use std::sync::mpsc::TryRecvError;
 use std::time::{Duration, Instant};
 
 /// What is training right now.
@@ -171,26 +170,13 @@ impl EventSource for CompareSource {
             Driver::Lockstep(handle) => handle,
             Driver::Gone => return false,
         };
-        let mut changed = false;
-        loop {
-            match handle.events.try_recv() {
-                Ok(event) => {
-                    if let LockstepEvent::Run { run: 0, event } = &event {
-                        record(&mut self.recorder, app, event);
-                    }
-                    update(app, Msg::Lockstep(event));
-                    changed = true;
-                }
-                Err(TryRecvError::Empty) => return changed,
-                Err(TryRecvError::Disconnected) => {
-                    if !app.trainer_gone {
-                        update(app, Msg::TrainerGone);
-                        changed = true;
-                    }
-                    return changed;
-                }
+        let recorder = &mut self.recorder;
+        drain(&handle.events, app, |app, event| {
+            if let LockstepEvent::Run { run: 0, event } = &event {
+                record(recorder, app, event);
             }
-        }
+            update(app, Msg::Lockstep(event));
+        })
     }
 
     fn dispatch(&mut self, app: &mut App, feed: &mut dyn FnMut(&mut App, Event)) -> bool {

@@ -92,12 +92,20 @@ pub fn pump_trainer(
     app: &mut App,
     feed: &mut dyn FnMut(&mut App, Event),
 ) -> bool {
+    drain(events, app, |app, event| {
+        record(recorder, app, &event);
+        feed(app, event);
+    })
+}
+
+/// Passes every pending message of `events` to `take`; reports the sender's end once as
+/// `TrainerGone`. True if anything arrived.
+pub fn drain<T>(events: &Receiver<T>, app: &mut App, mut take: impl FnMut(&mut App, T)) -> bool {
     let mut changed = false;
     loop {
         match events.try_recv() {
             Ok(event) => {
-                record(recorder, app, &event);
-                feed(app, event);
+                take(app, event);
                 changed = true;
             }
             Err(TryRecvError::Empty) => return changed,

@@ -210,10 +210,15 @@ pub fn popup_area(area: Rect, width: u16, lines: &[Line]) -> Rect {
         .map(|l| l.width().div_ceil(text_width).max(1))
         .sum();
     let height = (rows.min(usize::from(u16::MAX - 2)) as u16 + 2).min(area.height);
-    let [popup] = Layout::vertical([Constraint::Length(height)])
+    centered(area, width, height)
+}
+
+/// A `width` × `height` rectangle in the middle of `area` (clipped to it).
+pub fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let [popup] = Layout::vertical([Constraint::Length(height.min(area.height))])
         .flex(Flex::Center)
         .areas(area);
-    let [popup] = Layout::horizontal([Constraint::Length(width)])
+    let [popup] = Layout::horizontal([Constraint::Length(width.min(area.width))])
         .flex(Flex::Center)
         .areas(popup);
     popup

@@ -89,3 +89,29 @@ pub fn quit_and_expect_shell(name: &str, dashboard_text: &str) {
         "dashboard left on the screen:\n{screen}"
     );
 }
+
+/// A 120×40 tmux session `name` running a plain shell in the crate folder, with `command`
+/// typed into it; None when tmux is not installed (the caller skips its test).
+pub fn start_shell(name: &str, command: &str) -> Option<Session> {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("note: tmux is not installed; skipping an end-to-end test");
+        return None;
+    }
+    let session = Session(name.to_string());
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        name,
+        "-x",
+        "120",
+        "-y",
+        "40",
+        "-c",
+        env!("CARGO_MANIFEST_DIR"),
+        "env PS1='$ ' sh",
+    ])
+    .expect("tmux starts");
+    tmux(&["send-keys", "-t", name, command, "Enter"]);
+    Some(session)
+}
