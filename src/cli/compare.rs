@@ -10,12 +10,8 @@ use clap::Args;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-/// Options of `gradlab compare` (the presets and `--set` are the global preset options).
-///
-/// On a terminal, without `--json` or `--headless`, it opens the compare view: the runs
-/// trained in lock-step without a step budget, side by side (`o` overlays them), toggles for
-/// the focused run (Tab, 1–4), `f` forks the focused run. Otherwise it trains `--steps`
-/// updates and prints a table.
+/// Options of `gradlab compare` (the presets and `--set` are the global preset options; what
+/// the compare view does is in the subcommand's help).
 #[derive(Debug, Args)]
 pub struct CompareArgs {
     /// Updates to apply to every run (default: the first preset's `steps`); table and JSON only.
