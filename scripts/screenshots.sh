@@ -52,3 +52,5 @@ shot compact-80x24 80 24 plain-deep 8 r 4
 shot rnn-lstm-adding 120 40 rnn-lstm-adding 12
 shot paths-residual-deep 120 40 residual-deep 6 l 8 L 8
 shot sources-dense-aux 120 40 dense-deep 6 a 2 l 6
+shot compare-fork 120 40 plain-deep 8 f 1 r 8
+shot compare-overlay 120 40 plain-deep 8 f 1 r 8 o 2

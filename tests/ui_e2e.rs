@@ -6,13 +6,7 @@ mod tmux_support;
 
 use std::process::Command;
 use std::time::Duration;
-use tmux_support::{Session, capture, tmux, wait_for};
-
-/// The number after `label` on the screen, e.g. the first-layer ‖∂L/∂h‖.
-fn number_after(screen: &str, label: &str) -> Option<f64> {
-    let start = screen.find(label)? + label.len();
-    screen[start..].split_whitespace().next()?.parse().ok()
-}
+use tmux_support::{capture, number_after, quit_and_expect_shell, start_shell, tmux, wait_for};
 
 fn header_step(screen: &str) -> Option<u64> {
     let line = screen.lines().next()?;
@@ -21,34 +15,11 @@ fn header_step(screen: &str) -> Option<u64> {
 
 #[test]
 fn residual_key_restores_gradient_flow_and_q_restores_the_terminal() {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("note: tmux is not installed; skipping the end-to-end dashboard test");
-        return;
-    }
-    let binary = env!("CARGO_BIN_EXE_gradlab");
     let name = format!("gradlab-e2e-{}", std::process::id());
-    let session = Session(name.clone());
-    tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        &name,
-        "-x",
-        "120",
-        "-y",
-        "40",
-        "-c",
-        env!("CARGO_MANIFEST_DIR"),
-        "env PS1='$ ' sh",
-    ])
-    .expect("tmux starts");
-    tmux(&[
-        "send-keys",
-        "-t",
-        &name,
-        &format!("{binary} --preset plain-deep"),
-        "Enter",
-    ]);
+    let command = format!("{} --preset plain-deep", env!("CARGO_BIN_EXE_gradlab"));
+    let Some(session) = start_shell(&name, &command) else {
+        return;
+    };
 
     let label = "‖∂L/∂h‖ first ";
     let before = wait_for(&name, Duration::from_secs(60), |screen| {
@@ -73,45 +44,7 @@ fn residual_key_restores_gradient_flow_and_q_restores_the_terminal() {
     });
     assert!(after > before * 100.0);
 
-    tmux(&["send-keys", "-t", &name, "q"]);
-    let back = wait_for(&name, Duration::from_secs(15), |_| {
-        let alternate = tmux(&["display-message", "-p", "-t", &name, "#{alternate_on}"])?;
-        let command = tmux(&[
-            "display-message",
-            "-p",
-            "-t",
-            &name,
-            "#{pane_current_command}",
-        ])?;
-        (alternate.trim() == "0" && command.trim() != "gradlab").then_some(())
-    });
-    assert!(
-        back.is_some(),
-        "still in the dashboard after q:\n{}",
-        capture(&name)
-    );
-    tmux(&["send-keys", "-t", &name, "echo GRADLAB_EXIT=$?", "Enter"]);
-    let exit = wait_for(&name, Duration::from_secs(5), |screen| {
-        number_after(screen, "GRADLAB_EXIT=").or_else(|| {
-            let at = screen.rfind("GRADLAB_EXIT=")? + "GRADLAB_EXIT=".len();
-            screen[at..]
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect::<String>()
-                .parse()
-                .ok()
-        })
-    });
-    assert_eq!(exit, Some(0.0), "exit status:\n{}", capture(&name));
-    let screen = capture(&name);
-    assert!(
-        screen.contains("$ "),
-        "a shell prompt is visible:\n{screen}"
-    );
-    assert!(
-        !screen.contains("‖∂L/∂h_l‖"),
-        "dashboard left on the screen:\n{screen}"
-    );
+    quit_and_expect_shell(&name, "‖∂L/∂h_l‖");
     drop(session);
 }
 

@@ -1,22 +1,28 @@
-//! `gradlab compare`: 2–4 presets trained side by side, a table or a JSON list.
+//! `gradlab compare`: 2–4 presets trained side by side: the compare view on a terminal, else
+//! a table or a JSON list.
 
-use super::{PresetArgs, base_dir_of};
+use super::{PresetArgs, UiArgs, base_dir_of};
 use crate::compare::{CompareEntry, CompareRun, run_compare};
 use crate::config::{apply_overrides, load_preset};
 use crate::report::{Analyses, RunReport};
 use anyhow::{Result, bail};
 use clap::Args;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
-/// Options of `gradlab compare` (the presets and `--set` are the global preset options).
+/// Options of `gradlab compare` (the presets and `--set` are the global preset options; what
+/// the compare view does is in the subcommand's help).
 #[derive(Debug, Args)]
 pub struct CompareArgs {
-    /// Updates to apply to every run (default: the first preset's `steps`).
+    /// Updates to apply to every run (default: the first preset's `steps`); table and JSON only.
     #[arg(long)]
     steps: Option<u64>,
     /// Print a JSON list, one `gradlab run --json` object per run plus label and throughput.
     #[arg(long)]
     json: bool,
+    /// Print the table even on a terminal instead of opening the compare view.
+    #[arg(long)]
+    headless: bool,
     /// Threads to spread the runs over (default: the number of cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -26,7 +32,7 @@ pub struct CompareArgs {
 }
 
 /// Runs the comparison and prints it.
-pub fn run(presets: &PresetArgs, args: &CompareArgs) -> Result<ExitCode> {
+pub fn run(presets: &PresetArgs, ui: &UiArgs, args: &CompareArgs) -> Result<ExitCode> {
     if !(2..=4).contains(&presets.presets.len()) {
         bail!(
             "compare takes 2 to 4 --preset options, got {}",
@@ -44,8 +50,11 @@ pub fn run(presets: &PresetArgs, args: &CompareArgs) -> Result<ExitCode> {
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    let steps = args.steps.unwrap_or(entries[0].experiment.steps as u64);
     let threads = args.threads.unwrap_or_else(super::sweep::cores);
+    if !args.json && !args.headless && std::io::stdout().is_terminal() {
+        return super::tui::compare(entries, ui, threads);
+    }
+    let steps = args.steps.unwrap_or(entries[0].experiment.steps as u64);
     eprintln!(
         "comparing {} runs for {steps} steps on {} thread(s)",
         entries.len(),

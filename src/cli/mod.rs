@@ -29,6 +29,12 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Commands {
     /// Open the live dashboard (the default when no subcommand is given).
+    ///
+    /// `f` forks the running experiment: the twin is a copy of the network at that moment
+    /// (weights, optimiser state, step, position in the data stream) with one switch flipped,
+    /// and both go on in lock-step in the compare view, so their curves branch at the fork.
+    /// With --record, the original run keeps recording into the file across the fork; twins
+    /// are not recorded.
     Tui(DashArgs),
     /// Open the dashboard on a recording: play, pause, speed, seek, jump between interventions.
     Replay(ReplayArgs),
@@ -37,6 +43,13 @@ enum Commands {
     /// List the built-in presets.
     Presets,
     /// Train 2–4 presets side by side on the same data stream and compare them.
+    ///
+    /// On a terminal this opens the compare view: the runs trained in lock-step until you quit
+    /// (no step budget), one column each (`o` overlays their loss and per-layer gradient
+    /// curves), Tab or 1–4 focus the run that toggles (p r h d a g [ ] l L) apply to, space,
+    /// n and R pause, step and reset every run together, and `f` forks the focused run (at most
+    /// four runs). With --json, --headless, or stdout not a terminal, it trains --steps updates
+    /// and prints a table (or the JSON list).
     Compare(compare::CompareArgs),
     /// Run a grid of experiments from a sweep file, in parallel, resumable.
     Sweep(sweep::SweepArgs),
@@ -187,7 +200,7 @@ pub fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let result = match &cli.command {
-        Some(Commands::Compare(args)) => compare::run(&cli.preset, args),
+        Some(Commands::Compare(args)) => compare::run(&cli.preset, &cli.ui, args),
         Some(Commands::Sweep(args)) => sweep::run(args),
         Some(Commands::Presets) => list_presets(),
         Some(Commands::Run(args)) => headless::run(

@@ -2,11 +2,16 @@
 //! whatever happens.
 
 use super::{DashArgs, PresetArgs, UiArgs};
+use crate::compare::CompareEntry;
 use crate::recording::{Header, Recorder};
-use crate::trainer::{Command, spawn_trainer};
+use crate::sweep::cores;
+use crate::trainer::lockstep::{LaneStart, spawn_lockstep};
+use crate::trainer::spawn_trainer;
 use crate::ui::app::App;
 use crate::ui::cast::{CastingWriter, SharedCast};
-use crate::ui::event::{self, EventSource, LiveSource};
+use crate::ui::compare::CompareView;
+use crate::ui::compare_source::CompareSource;
+use crate::ui::event::{self, EventSource};
 use crate::ui::playback::{self, FollowSource, ReplaySource};
 use crate::ui::theme::Theme;
 use anyhow::{Context, Result};
@@ -21,7 +26,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long to wait for the trainer to finish its current step after `Shutdown`.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(3);
@@ -92,24 +97,42 @@ pub fn run(preset: &PresetArgs, ui: &UiArgs, dash: &DashArgs) -> Result<ExitCode
     };
     let signals = watch_signals()?;
     let handle = spawn_trainer(experiment, preset.base_dir())?;
-    let mut source = LiveSource::new(&handle, recorder);
+    let mut source = CompareSource::single(handle, recorder, preset.base_dir(), cores());
     let mut app = App::new(Theme::from_env(ui.ascii));
     let result = show(&mut source, &mut app, ui, dash.cast.as_deref(), &signals);
-    let _ = handle.commands.send(Command::Shutdown);
     let signal = signal_name(signals.caught.load(Ordering::Relaxed));
     let closed = source.close_recording(signal);
-    // The trainer stops after its current step; a stuck one must not keep the shell waiting.
-    let deadline = Instant::now() + JOIN_TIMEOUT;
-    while !handle.thread.is_finished() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    if handle.thread.is_finished() {
-        let _ = handle.thread.join();
-    }
+    source.shut_down(JOIN_TIMEOUT);
     result?;
     if let (Err(e), Some(path)) = (closed, &dash.record) {
         return Err(e).with_context(|| format!("cannot write the recording {}", path.display()));
     }
+    Ok(exit_code(&signals))
+}
+
+/// Opens the compare view on `entries`, trained in lock-step over `threads` threads; refuses
+/// (exit 2) when stdout is not a terminal.
+pub fn compare(entries: Vec<CompareEntry>, ui: &UiArgs, threads: usize) -> Result<ExitCode> {
+    if let Some(code) =
+        require_terminal("Add --json or --headless to print the comparison instead.")
+    {
+        return Ok(code);
+    }
+    let signals = watch_signals()?;
+    let labels: Vec<String> = entries.iter().map(|e| e.label.clone()).collect();
+    let starts = entries
+        .into_iter()
+        .map(|entry| LaneStart::Fresh {
+            experiment: Box::new(entry.experiment),
+            base_dir: entry.base_dir,
+        })
+        .collect();
+    let mut source = CompareSource::lockstep(spawn_lockstep(starts, threads, false)?, threads);
+    let mut app = App::new(Theme::from_env(ui.ascii));
+    app.compare = Some(CompareView::new(&labels, &app));
+    let result = show(&mut source, &mut app, ui, None, &signals);
+    source.shut_down(JOIN_TIMEOUT);
+    result?;
     Ok(exit_code(&signals))
 }
 

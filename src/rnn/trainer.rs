@@ -14,7 +14,8 @@ use dfdx::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-/// A recurrent net being trained on a sequence task.
+/// A recurrent net being trained on a sequence task. Cloning is a fork (see `Trainer`).
+#[derive(Clone)]
 pub struct RnnTrainer {
     experiment: Experiment,
     dev: Cpu,
@@ -128,6 +129,10 @@ impl Learner for RnnTrainer {
 
     fn learning_rate(&self) -> f32 {
         self.learning_rate
+    }
+
+    fn fork(&self) -> Box<dyn Learner> {
+        Box::new(self.clone())
     }
 
     fn apply(&mut self, command: &Command) {

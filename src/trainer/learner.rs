@@ -26,6 +26,9 @@ pub trait Learner: Send {
     fn as_mlp(&mut self) -> Option<&mut Trainer> {
         None
     }
+    /// An independent copy at this moment: weights, optimiser state, switches, step and
+    /// position in the data stream, so the copy takes exactly the steps the original would.
+    fn fork(&self) -> Box<dyn Learner>;
 }
 
 /// Builds the trainer the experiment's model kind calls for.
@@ -62,5 +65,8 @@ impl Learner for Trainer {
     }
     fn as_mlp(&mut self) -> Option<&mut Trainer> {
         Some(self)
+    }
+    fn fork(&self) -> Box<dyn Learner> {
+        Box::new(self.clone())
     }
 }

@@ -2,6 +2,7 @@
 //! measures gradient flow. `session` drives it from commands; `sink` receives what it reports.
 
 pub mod learner;
+pub mod lockstep;
 pub mod session;
 pub mod sink;
 mod step;

@@ -301,8 +301,10 @@ pub struct TrainerHandle {
     pub commands: Sender<Command>,
     /// Events from the trainer.
     pub events: Receiver<Event>,
-    /// The thread; it ends on `Shutdown` or when `commands` is dropped.
-    pub thread: JoinHandle<()>,
+    /// The thread; it ends on `Shutdown` or when `commands` is dropped, and hands back the
+    /// network as it stands (None after a crash or a preset that did not build), so the
+    /// dashboard can fork it into a comparison.
+    pub thread: JoinHandle<Option<Box<dyn Learner>>>,
 }
 
 /// Starts a trainer thread on `experiment`, running at once.
@@ -322,6 +324,7 @@ pub fn spawn_trainer(experiment: Experiment, base_dir: Option<PathBuf>) -> Resul
                 commands: command_rx,
             };
             session.run();
+            session.trainer.take()
         })?;
     Ok(TrainerHandle {
         commands: command_tx,
@@ -457,14 +460,7 @@ impl Session {
                 return Flow::Continue;
             }
             Command::Lesion => {
-                let event = match self.trainer.as_mut().and_then(|t| t.as_mlp()) {
-                    Some(mlp) => Event::Lesion {
-                        step,
-                        intact_test_loss: mlp.evaluate_test(crate::model::Lesion(None)).0,
-                        results: lesion_all(mlp),
-                    },
-                    None => Event::Error("lesions need an MLP (this is a recurrent net)".into()),
-                };
+                let event = lesion_event(self.trainer.as_mut(), step);
                 // An analysis, not a switch: no `Applied`, so no marker on the charts.
                 return if self.sink.send(event) {
                     Flow::Continue
@@ -530,7 +526,19 @@ impl Session {
     }
 }
 
-fn panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {
+/// The answer to `Command::Lesion` for `trainer` at `step`.
+pub(crate) fn lesion_event(trainer: Option<&mut Box<dyn Learner>>, step: u64) -> Event {
+    match trainer.and_then(|t| t.as_mlp()) {
+        Some(mlp) => Event::Lesion {
+            step,
+            intact_test_loss: mlp.evaluate_test(crate::model::Lesion(None)).0,
+            results: lesion_all(mlp),
+        },
+        None => Event::Error("lesions need an MLP (this is a recurrent net)".into()),
+    }
+}
+
+pub(crate) fn panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_string()
     } else if let Some(s) = payload.downcast_ref::<String>() {

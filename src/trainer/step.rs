@@ -22,6 +22,10 @@ struct TestResult {
 }
 
 /// A network being trained on a task, with its live switches and optimiser state.
+///
+/// Cloning is a fork: dfdx tensors share their buffers until one side writes (copy on write),
+/// and the device keeps no state a step depends on (its cache is off, its rng unused).
+#[derive(Clone)]
 pub struct Trainer {
     experiment: Experiment,
     dev: Cpu,

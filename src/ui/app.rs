@@ -4,6 +4,8 @@
 //! whole dashboard can be driven by tests without a terminal. Commands for the trainer are not
 //! sent from here: `update` queues them in [`App::outbox`] and the event loop forwards them.
 
+use super::compare::{self, CompareView};
+use super::fork::{Flip, ForkRequest};
 use super::history::History;
 use super::picker::Picker;
 use super::replay::{ReplayAction, ReplayView};
@@ -14,6 +16,7 @@ use crate::paths::PathStats;
 use crate::report::LesionResult;
 use crate::sources::LayerSources;
 use crate::theory::{MeanField, mean_field};
+use crate::trainer::lockstep::LockstepEvent;
 use crate::trainer::{Command, Event, RunState};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use std::collections::VecDeque;
@@ -25,7 +28,7 @@ pub const FULL_POINTS: usize = 256;
 /// Command markers kept on the charts.
 const MAX_MARKERS: usize = 64;
 /// Learning rates the `[`/`]` keys stay within.
-const LR_RANGE: (f32, f32) = (1e-6, 10.0);
+pub const LR_RANGE: (f32, f32) = (1e-6, 10.0);
 /// Highway gate bias used when the preset was not a highway net: carry by default.
 pub const DEFAULT_GATE_BIAS: f32 = -2.0;
 
@@ -70,6 +73,16 @@ pub enum Action {
     Close,
     /// Load the preset under the picker's cursor.
     Choose,
+    /// Open the fork menu: a twin of the run with one switch flipped, side by side.
+    OpenFork,
+    /// Fork menu: make the twin with this switch flipped.
+    ForkWith(Flip),
+    /// Compare view: side by side or overlaid.
+    ToggleOverlay,
+    /// Compare view: focus the next run (toggles go to the focused run).
+    FocusNext,
+    /// Compare view: focus run n (0-based).
+    Focus(usize),
     /// Leave the dashboard.
     Quit,
 }
@@ -184,9 +197,99 @@ pub const MAIN_KEYS: &[Binding] = &[
     ),
     bind(KeyCode::Char('j'), Action::CursorDown, "", ""),
     bind(KeyCode::Char('P'), Action::OpenPicker, "P", "preset picker"),
+    bind(
+        KeyCode::Char('f'),
+        Action::OpenFork,
+        "f",
+        "fork: twin with one switch flipped, compared",
+    ),
+    bind(
+        KeyCode::Char('o'),
+        Action::ToggleOverlay,
+        "o",
+        "compare: side by side / overlaid",
+    ),
+    bind(
+        KeyCode::Tab,
+        Action::FocusNext,
+        "Tab 1-4",
+        "compare: focus a run (toggles apply to it)",
+    ),
+    bind(KeyCode::Char('1'), Action::Focus(0), "", ""),
+    bind(KeyCode::Char('2'), Action::Focus(1), "", ""),
+    bind(KeyCode::Char('3'), Action::Focus(2), "", ""),
+    bind(KeyCode::Char('4'), Action::Focus(3), "", ""),
     bind(KeyCode::Char('?'), Action::ToggleHelp, "?", "this help"),
     bind(KeyCode::Esc, Action::Close, "Esc", "close an overlay"),
     bind(KeyCode::Char('q'), Action::Quit, "q", "quit"),
+    Binding {
+        code: KeyCode::Char('c'),
+        ctrl: true,
+        action: Action::Quit,
+        key_label: "Ctrl-C",
+        help: "quit",
+    },
+];
+
+/// Keys while the fork menu is open: which switch the twin gets flipped.
+pub const FORK_KEYS: &[Binding] = &[
+    bind(
+        KeyCode::Char('r'),
+        Action::ForkWith(Flip::Residual),
+        "r",
+        "twin goes residual",
+    ),
+    bind(
+        KeyCode::Char('h'),
+        Action::ForkWith(Flip::Highway),
+        "h",
+        "twin goes highway",
+    ),
+    bind(
+        KeyCode::Char('d'),
+        Action::ForkWith(Flip::Dense),
+        "d",
+        "twin goes dense",
+    ),
+    bind(
+        KeyCode::Char('p'),
+        Action::ForkWith(Flip::Plain),
+        "p",
+        "twin goes plain",
+    ),
+    bind(
+        KeyCode::Char('a'),
+        Action::ForkWith(Flip::Aux),
+        "a",
+        "twin: auxiliary losses on/off",
+    ),
+    bind(
+        KeyCode::Char('g'),
+        Action::ForkWith(Flip::Cell),
+        "g",
+        "twin: next RNN cell",
+    ),
+    bind(
+        KeyCode::Char(']'),
+        Action::ForkWith(Flip::LrUp),
+        "]",
+        "twin: learning rate ×10",
+    ),
+    bind(
+        KeyCode::Char('['),
+        Action::ForkWith(Flip::LrDown),
+        "[",
+        "twin: learning rate ÷10",
+    ),
+    bind(
+        KeyCode::Char('='),
+        Action::ForkWith(Flip::Nothing),
+        "=",
+        "identical twin (nothing flipped)",
+    ),
+    bind(KeyCode::Esc, Action::Close, "Esc", "cancel"),
+    bind(KeyCode::Char('f'), Action::Close, "", ""),
+    bind(KeyCode::Char('q'), Action::Close, "", ""),
     Binding {
         code: KeyCode::Char('c'),
         ctrl: true,
@@ -233,6 +336,8 @@ pub enum Msg {
     TrainerGone,
     /// A replay control (play, speed, seek); only mapped from keys while replaying.
     Replay(ReplayAction),
+    /// Something the lock-step driver of the compare view reported.
+    Lockstep(LockstepEvent),
 }
 
 /// Histories of one hidden layer.
@@ -293,8 +398,9 @@ pub struct SwitchState {
     pub cell: CellKind,
 }
 
-/// The whole dashboard state.
-#[derive(Debug)]
+/// The whole dashboard state. In the compare view each run has an `App` of its own inside
+/// [`App::compare`] (cloning one is how a twin inherits its parent's history).
+#[derive(Clone, Debug)]
 pub struct App {
     /// Colours and glyphs.
     pub theme: Theme,
@@ -371,6 +477,14 @@ pub struct App {
     pub needs_full_redraw: bool,
     /// Set when the dashboard shows a recording instead of a live trainer.
     pub replay: Option<ReplayView>,
+    /// The compare view, when 2–4 runs are shown (this `App` then only holds the frame).
+    pub compare: Option<CompareView>,
+    /// The fork menu is open.
+    pub fork_menu: bool,
+    /// A fork asked for and not yet carried out (taken by the event source).
+    pub fork_request: Option<ForkRequest>,
+    /// Forks sent and not yet confirmed, oldest first (they name the twins).
+    pub forks_pending: VecDeque<ForkRequest>,
 }
 
 impl App {
@@ -421,6 +535,10 @@ impl App {
             trainer_gone: false,
             needs_full_redraw: false,
             replay: None,
+            compare: None,
+            fork_menu: false,
+            fork_request: None,
+            forks_pending: VecDeque::new(),
         }
     }
 
@@ -439,9 +557,11 @@ impl App {
             .is_some_and(|e| e.model.kind == ModelKind::Rnn)
     }
 
-    /// The keys in force: the picker's while it is open, else the main screen's.
+    /// The keys in force: the fork menu's or the picker's while open, else the main screen's.
     pub fn keys(&self) -> &'static [Binding] {
-        if self.picker.is_some() {
+        if self.fork_menu {
+            FORK_KEYS
+        } else if self.picker.is_some() {
             PICKER_KEYS
         } else {
             MAIN_KEYS
@@ -620,12 +740,35 @@ impl App {
         }
     }
 
-    fn on_key(&mut self, action: Action) {
+    pub(super) fn on_key(&mut self, action: Action) {
         self.note = None;
+        if self.compare.is_some() {
+            compare::on_key(self, action);
+            return;
+        }
         if !self.applies(action) {
             return;
         }
         match action {
+            Action::OpenFork => self.open_fork_menu(),
+            Action::ForkWith(flip) => {
+                self.fork_menu = false;
+                let parent = self
+                    .experiment
+                    .as_ref()
+                    .map_or_else(String::new, |e| e.name.clone());
+                match super::fork::request(self, &parent, 0, flip) {
+                    Ok(request) => {
+                        self.forks_pending = VecDeque::from([request.clone()]);
+                        self.fork_request = Some(request);
+                        self.note = Some("forking…".into());
+                    }
+                    Err(note) => self.note = Some(note),
+                }
+            }
+            Action::ToggleOverlay | Action::FocusNext | Action::Focus(_) => {
+                self.note = Some("a compare-view key: f forks this run into a comparison".into());
+            }
             Action::CycleCell => {
                 self.switches.cell = self.switches.cell.next();
                 self.send(Command::SetCell(self.switches.cell));
@@ -675,6 +818,7 @@ impl App {
             Action::Close => {
                 self.show_help = false;
                 self.picker = None;
+                self.fork_menu = false;
             }
             Action::Choose => {
                 let Some(picker) = self.picker.take() else {
@@ -699,7 +843,31 @@ impl App {
         }
     }
 
-    fn on_event(&mut self, event: Event) {
+    /// This run's view for its twin at a fork: the history so far, none of its pending work.
+    pub fn twin(&self) -> App {
+        let mut twin = self.clone();
+        twin.outbox.clear();
+        twin.note = None;
+        twin.error = None;
+        twin.lesion_pending = false;
+        twin.steps_per_sec = None;
+        twin.rate_sample = None;
+        twin.pending_restart = None;
+        twin
+    }
+
+    /// Opens the fork menu, unless the run cannot be forked (not running, or already four).
+    pub(super) fn open_fork_menu(&mut self) {
+        if let Some(reason) = super::fork::refusal(self) {
+            self.note = Some(reason);
+            return;
+        }
+        self.show_help = false;
+        self.picker = None;
+        self.fork_menu = true;
+    }
+
+    pub(super) fn on_event(&mut self, event: Event) {
         match event {
             Event::Started(experiment) => {
                 self.reset_history(&experiment);
@@ -795,7 +963,7 @@ impl App {
         }
     }
 
-    fn on_tick(&mut self, now: f64) {
+    pub(super) fn on_tick(&mut self, now: f64) {
         match self.rate_sample {
             None => self.rate_sample = Some((now, self.step)),
             Some((then, step)) if now - then >= 1.0 => {
@@ -814,9 +982,20 @@ pub fn update(app: &mut App, msg: Msg) {
     match msg {
         Msg::Key(action) => app.on_key(action),
         Msg::Trainer(event) => app.on_event(event),
-        Msg::Tick(now) => app.on_tick(now),
+        Msg::Tick(now) => {
+            app.on_tick(now);
+            if let Some(view) = app.compare.as_mut() {
+                view.runs.iter_mut().for_each(|run| run.app.on_tick(now));
+            }
+        }
         Msg::Replay(action) => super::replay::on_action(app, action),
+        Msg::Lockstep(event) => compare::on_lockstep(app, event),
         Msg::TrainerGone => {
+            if let Some(view) = app.compare.as_mut() {
+                view.runs
+                    .iter_mut()
+                    .for_each(|run| update(&mut run.app, Msg::TrainerGone));
+            }
             app.trainer_gone = true;
             if !matches!(app.state, RunState::Crashed(_)) {
                 app.state = RunState::Crashed("the trainer thread ended".into());

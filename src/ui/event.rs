@@ -72,30 +72,7 @@ impl<'a> LiveSource<'a> {
 
 impl EventSource for LiveSource<'_> {
     fn pump(&mut self, app: &mut App, feed: &mut dyn FnMut(&mut App, Event)) -> bool {
-        let mut changed = false;
-        loop {
-            match self.handle.events.try_recv() {
-                Ok(event) => {
-                    if let Some(recorder) = self.recorder.as_mut()
-                        && let Err(e) = recorder.record(&event)
-                    {
-                        // Training goes on; the user is told the recording stopped.
-                        app.error = Some(format!("recording stopped: {e}"));
-                        self.recorder = None;
-                    }
-                    feed(app, event);
-                    changed = true;
-                }
-                Err(TryRecvError::Empty) => return changed,
-                Err(TryRecvError::Disconnected) => {
-                    if !app.trainer_gone {
-                        update(app, Msg::TrainerGone);
-                        changed = true;
-                    }
-                    return changed;
-                }
-            }
-        }
+        pump_trainer(&self.handle.events, &mut self.recorder, app, feed)
     }
 
     fn dispatch(&mut self, app: &mut App, _feed: &mut dyn FnMut(&mut App, Event)) -> bool {
@@ -104,6 +81,52 @@ impl EventSource for LiveSource<'_> {
             let _ = self.handle.commands.send(command);
         }
         false
+    }
+}
+
+/// Passes every pending event of a trainer thread to `feed`, writing each to `recorder` first;
+/// reports the thread's end once. True if anything arrived.
+pub fn pump_trainer(
+    events: &Receiver<Event>,
+    recorder: &mut Option<Recorder>,
+    app: &mut App,
+    feed: &mut dyn FnMut(&mut App, Event),
+) -> bool {
+    drain(events, app, |app, event| {
+        record(recorder, app, &event);
+        feed(app, event);
+    })
+}
+
+/// Passes every pending message of `events` to `take`; reports the sender's end once as
+/// `TrainerGone`. True if anything arrived.
+pub fn drain<T>(events: &Receiver<T>, app: &mut App, mut take: impl FnMut(&mut App, T)) -> bool {
+    let mut changed = false;
+    loop {
+        match events.try_recv() {
+            Ok(event) => {
+                take(app, event);
+                changed = true;
+            }
+            Err(TryRecvError::Empty) => return changed,
+            Err(TryRecvError::Disconnected) => {
+                if !app.trainer_gone {
+                    update(app, Msg::TrainerGone);
+                    changed = true;
+                }
+                return changed;
+            }
+        }
+    }
+}
+
+/// Writes `event` to the recording; a failed write stops the recording, not the training.
+pub fn record(recorder: &mut Option<Recorder>, app: &mut App, event: &Event) {
+    if let Some(writer) = recorder.as_mut()
+        && let Err(e) = writer.record(event)
+    {
+        app.error = Some(format!("recording stopped: {e}"));
+        *recorder = None;
     }
 }
 

@@ -3,7 +3,7 @@
 use super::app::App;
 use super::panel_block;
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Flex, Layout, Rect};
+use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph, Wrap};
 
@@ -130,14 +130,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         }
         (lines, width)
     };
-    let rows = wrapped_rows(&lines, width);
-    let height = (rows.min(usize::from(u16::MAX - 2)) as u16 + 2).min(area.height);
-    let [popup] = Layout::vertical([Constraint::Length(height)])
-        .flex(Flex::Center)
-        .areas(area);
-    let [popup] = Layout::horizontal([Constraint::Length(width)])
-        .flex(Flex::Center)
-        .areas(popup);
+    let popup = super::popup_area(area, width, &lines);
     frame.render_widget(Clear, popup);
     frame.render_widget(
         Paragraph::new(lines)

@@ -3,10 +3,12 @@
 //! baseline (the best input-blind prediction) as a labelled horizontal line where one exists.
 
 use super::app::App;
+use super::theme::Theme;
 use super::{fmt_value, log_tick, panel_block};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
+use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Axis, Chart, Dataset, GraphType};
 
@@ -35,7 +37,7 @@ pub fn step_column(graph: Rect, (x0, x1): (f64, f64), step: f64) -> Option<u16> 
 }
 
 /// (step, log10 value) of the positive finite points: what a log axis can show.
-fn log_points(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+pub fn log_points(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
     points
         .iter()
         .filter(|(x, y)| x.is_finite() && y.is_finite() && *y > 0.0)
@@ -75,8 +77,105 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let block = panel_block(theme, Line::from(title));
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    if inner.width <= Y_GUTTER + 2 || inner.height < 3 {
+    let mut curves = vec![
+        Curve::new(
+            log_points(&app.main_loss.whole_run()),
+            theme.series(0),
+            theme,
+        ),
+        Curve::new(
+            log_points(&app.test_loss.whole_run()),
+            theme.series(1),
+            theme,
+        ),
+    ];
+    for (i, aux) in app.aux_losses.iter().enumerate() {
+        curves.push(Curve::new(
+            log_points(&aux.whole_run()),
+            theme.series(2 + i),
+            theme,
+        ));
+    }
+    let baseline = latest
+        .and_then(|s| s.baseline_loss)
+        .filter(|b| b.is_finite() && *b > 0.0)
+        .map(f64::log10);
+    let chart = LogChart {
+        curves,
+        x: step_range(app),
+        x_unit: "step",
+        baseline,
+        markers: app
+            .markers
+            .iter()
+            .map(|m| (m.step as f64, m.label.clone(), theme.marker()))
+            .collect(),
+    };
+    let Some(graph) = draw_log_chart(frame, inner, theme, &chart) else {
         return;
+    };
+    let buf = frame.buffer_mut();
+    if latest.is_some_and(|s| !s.main_loss.is_finite()) {
+        let note = format!(
+            "loss is {}",
+            fmt_value(latest.map_or(f64::NAN, |s| s.main_loss))
+        );
+        buf.set_stringn(
+            graph.x + 1,
+            graph.y + graph.height / 2,
+            note,
+            usize::from(graph.width),
+            theme.alarm(),
+        );
+    }
+}
+
+/// One line of a [`LogChart`].
+pub struct Curve {
+    /// (x, log10 value) points, finite only (see [`log_points`]).
+    pub points: Vec<(f64, f64)>,
+    /// Its colour.
+    pub style: Style,
+    /// Its point glyph.
+    pub marker: Marker,
+}
+
+impl Curve {
+    /// A curve in `style` with the theme's usual point glyph.
+    pub fn new(points: Vec<(f64, f64)>, style: Style, theme: &Theme) -> Self {
+        Self {
+            points,
+            style,
+            marker: theme.chart_marker(),
+        }
+    }
+}
+
+/// A line chart on a log y axis with labelled vertical markers: the loss panel, and the
+/// compare view's overlays.
+pub struct LogChart {
+    /// The lines, drawn in order (later ones on top).
+    pub curves: Vec<Curve>,
+    /// The x range shown.
+    pub x: (f64, f64),
+    /// What x counts, for the label at the right end (`step`, `layer`).
+    pub x_unit: &'static str,
+    /// log10 of a horizontal reference line, labelled `baseline`.
+    pub baseline: Option<f64>,
+    /// Vertical lines: x, label, style.
+    pub markers: Vec<(f64, String, Style)>,
+}
+
+/// Draws `chart` inside `inner` (a panel's inside, y labels in its gutter); returns the plot
+/// area, or None when `inner` is too small to plot in.
+pub fn draw_log_chart(
+    frame: &mut Frame,
+    inner: Rect,
+    theme: &Theme,
+    chart: &LogChart,
+) -> Option<Rect> {
+    if inner.width <= Y_GUTTER + 2 || inner.height < 3 {
+        return None;
     }
     let graph = Rect {
         x: inner.x + Y_GUTTER,
@@ -85,24 +184,13 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         height: inner.height - 1,
     };
 
-    let mut series: Vec<(Vec<(f64, f64)>, Style)> = vec![
-        (log_points(&app.main_loss.whole_run()), theme.series(0)),
-        (log_points(&app.test_loss.whole_run()), theme.series(1)),
-    ];
-    for (i, aux) in app.aux_losses.iter().enumerate() {
-        series.push((log_points(&aux.whole_run()), theme.series(2 + i)));
-    }
-    let (x0, x1) = step_range(app);
-    let baseline = latest
-        .and_then(|s| s.baseline_loss)
-        .filter(|b| b.is_finite() && *b > 0.0)
-        .map(f64::log10);
-    if let Some(b) = baseline {
-        series.push((vec![(x0, b), (x1, b)], theme.theory()));
-    }
+    let (x0, x1) = chart.x;
+    let baseline = chart.baseline;
+    let baseline_line = baseline.map(|b| Curve::new(vec![(x0, b), (x1, b)], theme.theory(), theme));
+    let series: Vec<&Curve> = chart.curves.iter().chain(baseline_line.as_ref()).collect();
     let (mut lo, mut hi) = series
         .iter()
-        .flat_map(|(points, _)| points.iter().map(|p| p.1))
+        .flat_map(|curve| curve.points.iter().map(|p| p.1))
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), y| {
             (lo.min(y), hi.max(y))
         });
@@ -114,19 +202,19 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
 
     let datasets: Vec<Dataset> = series
         .iter()
-        .map(|(points, style)| {
+        .map(|curve| {
             Dataset::default()
-                .marker(theme.chart_marker())
+                .marker(curve.marker)
                 .graph_type(GraphType::Line)
-                .style(*style)
-                .data(points)
+                .style(curve.style)
+                .data(&curve.points)
         })
         .collect();
-    let chart = Chart::new(datasets)
+    let widget = Chart::new(datasets)
         .x_axis(Axis::default().bounds([x0, x1]))
         .y_axis(Axis::default().bounds([lo, hi]))
         .legend_position(None);
-    frame.render_widget(chart, graph);
+    frame.render_widget(widget, graph);
 
     let buf = frame.buffer_mut();
     // y labels: top, middle, bottom of the log axis.
@@ -146,7 +234,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     // x labels along the bottom row.
     let bottom = inner.bottom() - 1;
     buf.set_stringn(graph.x, bottom, format!("{x0:.0}"), 10, theme.dim());
-    let right = format!("step {x1:.0}");
+    let right = format!("{} {x1:.0}", chart.x_unit);
     let right_x = graph
         .right()
         .saturating_sub(right.len() as u16)
@@ -173,20 +261,19 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             buf.set_stringn(x, row, label, usize::from(graph.width), theme.theory());
         }
     }
-    for marker in &app.markers {
-        let Some(col) = step_column(graph, (x0, x1), marker.step as f64) else {
+    for (step, label, style) in &chart.markers {
+        let Some(col) = step_column(graph, (x0, x1), *step) else {
             continue;
         };
         for row in graph.top()..graph.bottom() {
             if let Some(cell) = buf.cell_mut((col, row))
                 && cell.symbol() == " "
             {
-                cell.set_symbol(theme.vline()).set_style(theme.marker());
+                cell.set_symbol(theme.vline()).set_style(*style);
             }
         }
         // Labels go right of the line unless that would run off the panel.
         let room = usize::from(graph.right().saturating_sub(col + 1));
-        let label = &marker.label;
         let width = label.chars().count();
         let x = if width <= room || col < graph.x + width as u16 + 1 {
             col + 1
@@ -194,19 +281,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             col - width as u16
         };
         let max = usize::from(graph.right().saturating_sub(x));
-        buf.set_stringn(x, graph.top(), label, max, theme.marker());
+        buf.set_stringn(x, graph.top(), label, max, *style);
     }
-    if latest.is_some_and(|s| !s.main_loss.is_finite()) {
-        let note = format!(
-            "loss is {}",
-            fmt_value(latest.map_or(f64::NAN, |s| s.main_loss))
-        );
-        buf.set_stringn(
-            graph.x + 1,
-            graph.y + graph.height / 2,
-            note,
-            usize::from(graph.width),
-            theme.alarm(),
-        );
-    }
+    Some(graph)
 }

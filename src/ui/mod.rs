@@ -3,7 +3,13 @@
 
 pub mod app;
 pub mod cast;
+pub mod compare;
+pub mod compare_columns;
+pub mod compare_header;
+pub mod compare_overlay;
+pub mod compare_source;
 pub mod event;
+pub mod fork;
 pub mod gradient_flow;
 pub mod header;
 pub mod help;
@@ -20,7 +26,7 @@ pub mod theme;
 
 use app::App;
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 use theme::Theme;
@@ -145,6 +151,10 @@ pub fn render(frame: &mut Frame, app: &App) {
         frame.render_widget(Paragraph::new(message).style(app.theme.alarm()), area);
         return;
     };
+    if let Some(view) = &app.compare {
+        render_compare(frame, app, view);
+        return;
+    }
     header::render(frame, areas.header, app);
     loss::render(frame, areas.loss, app);
     gradient_flow::render_bars(frame, areas.bars, app);
@@ -166,6 +176,53 @@ pub fn render(frame: &mut Frame, app: &App) {
         help::render(frame, area, app);
     }
     picker::render(frame, area, app);
+    fork::render(frame, area, app);
+}
+
+/// Draws the compare view: a title line, the runs side by side or overlaid, the status line.
+fn render_compare(frame: &mut Frame, app: &App, view: &compare::CompareView) {
+    let area = frame.area();
+    let [title, body, status_area] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Fill(1),
+        Constraint::Length(STATUS_ROWS),
+    ])
+    .areas(area);
+    frame.render_widget(Paragraph::new(compare_header::title_line(app, view)), title);
+    if view.overlay {
+        compare_overlay::render(frame, body, app, view);
+    } else {
+        compare_columns::render(frame, body, app, view);
+    }
+    status::render(frame, status_area, app);
+    if app.show_help {
+        help::render(frame, area, app);
+    }
+    fork::render(frame, area, app);
+}
+
+/// A centred popup `width` wide and tall enough for `lines` once wrapped (capped at `area`).
+pub fn popup_area(area: Rect, width: u16, lines: &[Line]) -> Rect {
+    let width = width.min(area.width);
+    // Long lines wrap: count the rows they take so the last ones are not cut off.
+    let text_width = usize::from(width.saturating_sub(2)).max(1);
+    let rows: usize = lines
+        .iter()
+        .map(|l| l.width().div_ceil(text_width).max(1))
+        .sum();
+    let height = (rows.min(usize::from(u16::MAX - 2)) as u16 + 2).min(area.height);
+    centered(area, width, height)
+}
+
+/// A `width` × `height` rectangle in the middle of `area` (clipped to it).
+pub fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let [popup] = Layout::vertical([Constraint::Length(height.min(area.height))])
+        .flex(Flex::Center)
+        .areas(area);
+    let [popup] = Layout::horizontal([Constraint::Length(width.min(area.width))])
+        .flex(Flex::Center)
+        .areas(popup);
+    popup
 }
 
 /// A bordered panel with a title, in the theme's border style.

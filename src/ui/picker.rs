@@ -4,7 +4,7 @@ use super::app::App;
 use crate::config::{Experiment, builtin_presets, load_preset};
 use anyhow::Result;
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Flex, Layout, Rect};
+use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Borders, Clear, List, ListItem, ListState};
 use std::path::{Path, PathBuf};
@@ -100,12 +100,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let theme = &app.theme;
     let height = (picker.entries.len() as u16 + 4).min(area.height);
     let width = 60.min(area.width);
-    let [popup] = Layout::vertical([Constraint::Length(height)])
-        .flex(Flex::Center)
-        .areas(area);
-    let [popup] = Layout::horizontal([Constraint::Length(width)])
-        .flex(Flex::Center)
-        .areas(popup);
+    let popup = super::centered(area, width, height);
     frame.render_widget(Clear, popup);
     let items: Vec<ListItem> = picker
         .entries

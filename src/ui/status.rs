@@ -20,6 +20,7 @@ const HINTS: &[(&str, &str)] = &[
     ("R", "reset"),
     ("↑↓", "layer"),
     ("P", "presets"),
+    ("f", "fork"),
     ("?", "help"),
     ("q", "quit"),
 ];
@@ -37,17 +38,32 @@ const RNN_HINTS: &[(&str, &str)] = &[
     ("q", "quit"),
 ];
 
-/// Draws the status line.
+/// Key hints of the compare view.
+const COMPARE_HINTS: &[(&str, &str)] = &[
+    ("Tab 1-4", "focus"),
+    ("o", "overlay"),
+    ("f", "fork"),
+    ("p r h d", "skip"),
+    ("a", "aux"),
+    ("[ ]", "lr"),
+    ("space", "pause all"),
+    ("R", "reset all"),
+    ("?", "help"),
+    ("q", "quit"),
+];
+
+/// Draws the status line; in the compare view, for the focused run.
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let theme = &app.theme;
-    let line = match (&app.state, &app.error) {
+    let run = app.compare.as_ref().map_or(app, |view| &view.focused().app);
+    let line = match (&run.state, &run.error) {
         // A replay cannot reset or load: its own hints replace the live recovery keys.
         (_, None) if app.replay.is_some() => match &app.replay {
             Some(view) => Line::from(super::replay::status_spans(view, theme)),
             None => hints_line(app, usize::from(area.width)),
         },
         (RunState::Diverged(_) | RunState::Crashed(_), _) => Line::from(vec![
-            Span::styled(format!(" {} ", state_label(&app.state)), theme.alarm()),
+            Span::styled(format!(" {} ", state_label(&run.state)), theme.alarm()),
             Span::styled("— ", theme.dim()),
             Span::styled("R", theme.key()),
             Span::styled(" reset  ", theme.dim()),
@@ -74,7 +90,13 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
 /// `? help` and `q quit` always stay visible.
 fn hints_line(app: &App, width: usize) -> Line<'static> {
     let theme = &app.theme;
-    let table = if app.is_rnn() { RNN_HINTS } else { HINTS };
+    let table = if app.compare.is_some() {
+        COMPARE_HINTS
+    } else if app.is_rnn() {
+        RNN_HINTS
+    } else {
+        HINTS
+    };
     let hints: Vec<(&str, &str)> = table
         .iter()
         .map(|&(key, what)| match (theme.ascii, key) {

@@ -123,6 +123,37 @@ impl Theme {
         self.fg(SERIES[n % SERIES.len()])
     }
 
+    /// Colour of the n-th run in the compare view's overlays: far apart, none of them the
+    /// marker or theory colour.
+    pub fn run(&self, n: usize) -> Style {
+        const RUNS: [Color; 4] = [
+            Color::LightCyan,
+            Color::LightMagenta,
+            Color::LightGreen,
+            Color::LightYellow,
+        ];
+        self.fg(RUNS[n % RUNS.len()])
+    }
+
+    /// Point glyph of the n-th run in the overlays, so runs stay apart without colour too.
+    pub fn run_marker(&self, n: usize) -> symbols::Marker {
+        const UNICODE: [char; 3] = ['•', '×', '+'];
+        const ASCII: [char; 4] = ['*', 'o', 'x', '+'];
+        match (self.ascii, n % 4) {
+            (true, i) => symbols::Marker::Custom(ASCII[i]),
+            (false, 0) => symbols::Marker::Braille,
+            (false, i) => symbols::Marker::Custom(UNICODE[i - 1]),
+        }
+    }
+
+    /// The n-th run's legend glyph, matching [`Theme::run_marker`].
+    pub fn run_glyph(&self, n: usize) -> char {
+        match self.run_marker(n) {
+            symbols::Marker::Custom(c) => c,
+            _ => '⣿',
+        }
+    }
+
     /// Borders: rounded on Unicode terminals, `+--+` in ASCII mode.
     pub fn border_type(&self) -> BorderType {
         if self.ascii {

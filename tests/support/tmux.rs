@@ -39,3 +39,79 @@ impl Drop for Session {
         let _ = tmux(&["kill-session", "-t", &self.0]);
     }
 }
+
+/// The number after `label` on the screen, e.g. the first-layer ‖∂L/∂h‖.
+pub fn number_after(screen: &str, label: &str) -> Option<f64> {
+    let start = screen.find(label)? + label.len();
+    screen[start..].split_whitespace().next()?.parse().ok()
+}
+
+/// Presses `q` in session `name` and checks the shell is back: alternate screen off, exit
+/// status 0, a prompt, and `dashboard_text` gone from the screen.
+pub fn quit_and_expect_shell(name: &str, dashboard_text: &str) {
+    tmux(&["send-keys", "-t", name, "q"]);
+    let back = wait_for(name, Duration::from_secs(15), |_| {
+        let alternate = tmux(&["display-message", "-p", "-t", name, "#{alternate_on}"])?;
+        let command = tmux(&[
+            "display-message",
+            "-p",
+            "-t",
+            name,
+            "#{pane_current_command}",
+        ])?;
+        (alternate.trim() == "0" && command.trim() != "gradlab").then_some(())
+    });
+    assert!(
+        back.is_some(),
+        "still in the dashboard after q:\n{}",
+        capture(name)
+    );
+    tmux(&["send-keys", "-t", name, "echo GRADLAB_EXIT=$?", "Enter"]);
+    let exit = wait_for(name, Duration::from_secs(5), |screen| {
+        number_after(screen, "GRADLAB_EXIT=").or_else(|| {
+            let at = screen.rfind("GRADLAB_EXIT=")? + "GRADLAB_EXIT=".len();
+            screen[at..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse()
+                .ok()
+        })
+    });
+    assert_eq!(exit, Some(0.0), "exit status:\n{}", capture(name));
+    let screen = capture(name);
+    assert!(
+        screen.contains("$ "),
+        "a shell prompt is visible:\n{screen}"
+    );
+    assert!(
+        !screen.contains(dashboard_text),
+        "dashboard left on the screen:\n{screen}"
+    );
+}
+
+/// A 120×40 tmux session `name` running a plain shell in the crate folder, with `command`
+/// typed into it; None when tmux is not installed (the caller skips its test).
+pub fn start_shell(name: &str, command: &str) -> Option<Session> {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("note: tmux is not installed; skipping an end-to-end test");
+        return None;
+    }
+    let session = Session(name.to_string());
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        name,
+        "-x",
+        "120",
+        "-y",
+        "40",
+        "-c",
+        env!("CARGO_MANIFEST_DIR"),
+        "env PS1='$ ' sh",
+    ])
+    .expect("tmux starts");
+    tmux(&["send-keys", "-t", name, command, "Enter"]);
+    Some(session)
+}
