@@ -8,7 +8,9 @@
 //! lock-step; switches (skip, aux, lr, cell) and lesions act on the run they name.
 
 use super::learner::{Learner, build_learner};
-use super::session::{Command, Event, HeadlessProgress, RunState, advance_headless};
+use super::session::{
+    Command, Event, HeadlessProgress, RunState, advance_headless, analyses_now, rewires,
+};
 use super::session::{lesion_event, panic_message};
 use super::sink::VecSink;
 use crate::config::Experiment;
@@ -361,7 +363,8 @@ impl Driver {
                 if let Some(learner) = self.lanes[run].learner.as_mut() {
                     learner.apply(&command);
                 }
-                self.send(run, Event::Applied { step, command })
+                let rewired = rewires(&command);
+                self.send(run, Event::Applied { step, command }) && (!rewired || self.refresh(run))
             }
         }
     }
@@ -409,8 +412,20 @@ impl Driver {
             return false;
         }
         let state = self.state();
+        let rewired = flip.as_ref().is_some_and(rewires);
         flip.is_none_or(|command| self.send(run, Event::Applied { step, command }))
+            && (!rewired || self.refresh(run))
             && self.send(run, Event::State { step, state })
+    }
+
+    /// Path statistics and gradient sources of run `run` as wired now, as the single-run
+    /// trainer sends them after a switch; false when the dashboard is gone.
+    fn refresh(&mut self, run: usize) -> bool {
+        let events = self.lanes[run]
+            .learner
+            .as_mut()
+            .map_or_else(Vec::new, |learner| analyses_now(learner.as_mut()));
+        events.into_iter().all(|event| self.send(run, event))
     }
 
     /// One step of every live run, spread over the threads; false when the dashboard is gone.

@@ -147,7 +147,7 @@ pub fn live_analyses(trainer: &mut dyn Learner) -> Vec<Event> {
 }
 
 /// Whether `command` changes the wiring the path statistics and gradient sources describe.
-fn rewires(command: &Command) -> bool {
+pub(crate) fn rewires(command: &Command) -> bool {
     matches!(command, Command::SetSkip(_) | Command::SetAux(_))
 }
 
