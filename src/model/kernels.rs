@@ -66,6 +66,7 @@ macro_rules! multiversion {
         }
     };
 }
+pub(crate) use multiversion;
 
 multiversion! {
 /// out = φ(z) element-wise.
@@ -155,7 +156,31 @@ pub fn matmul(
     b: Operand,
     accumulate: bool,
 ) {
-    assert!(dst.len() >= m * n && a.data.len() >= m * k && b.data.len() >= k * n);
+    matmul_into(dst, n, m, n, k, a, b, accumulate);
+}
+
+/// Like `matmul`, but dst's rows are `dst_cols` apart, so the product can fill a column block
+/// of a wider matrix (the recurrent cells keep all gates of a row side by side).
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_into(
+    dst: &mut [f32],
+    dst_cols: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Operand,
+    b: Operand,
+    accumulate: bool,
+) {
+    let span = |rows: usize, cols: usize, (rs, cs): (isize, isize)| {
+        if rows == 0 || cols == 0 {
+            0
+        } else {
+            (rows - 1) * rs as usize + (cols - 1) * cs as usize + 1
+        }
+    };
+    assert!(n <= dst_cols && dst.len() >= span(m, n, (dst_cols as isize, 1)));
+    assert!(a.data.len() >= span(m, k, a.strides()) && b.data.len() >= span(k, n, b.strides()));
     let (a_rs, a_cs) = a.strides();
     let (b_rs, b_cs) = b.strides();
     // SAFETY: the asserts above bound every index gemm touches by the strides given.
@@ -166,7 +191,7 @@ pub fn matmul(
             k,
             dst.as_mut_ptr(),
             1,
-            n as isize,
+            dst_cols as isize,
             accumulate,
             a.data.as_ptr(),
             a_cs,
