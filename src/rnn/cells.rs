@@ -2,8 +2,10 @@
 //! whole batch. A row keeps its gates side by side (vanilla [a], GRU [r z n], LSTM [i f g o],
 //! each `hidden` wide); the matrix products between these passes are the caller's.
 //!
-//! Every function takes its slices whole and walks them row by row, so the compiler sees equal
-//! lengths and vectorises the inner loops (AVX2 when the CPU has it).
+//! Every function takes its slices whole and walks them row by row in zipped passes, one
+//! formula per pass: with indexed loops the compiler kept bounds checks and did not vectorise
+//! the LSTM's five activations (half of the step's time); zipped, the passes run 8 lanes wide
+//! under AVX2.
 
 use crate::model::kernels::{fast_sigmoid, fast_tanh, multiversion};
 
@@ -14,18 +16,18 @@ pub fn lstm_forward(gates: &mut [f32], c_prev: &[f32], c: &mut [f32], tanh_c: &m
     let rows = gates.chunks_exact_mut(4 * hidden).zip(c_prev.chunks_exact(hidden));
     let states = c.chunks_exact_mut(hidden).zip(tanh_c.chunks_exact_mut(hidden)).zip(h.chunks_exact_mut(hidden));
     for ((gates, c_prev), ((c, tanh_c), h)) in rows.zip(states) {
-        let (i, rest) = gates.split_at_mut(hidden);
-        let (f, rest) = rest.split_at_mut(hidden);
-        let (g, o) = rest.split_at_mut(hidden);
-        for j in 0..hidden {
-            i[j] = fast_sigmoid(i[j]);
-            f[j] = fast_sigmoid(f[j]);
-            g[j] = fast_tanh(g[j]);
-            o[j] = fast_sigmoid(o[j]);
-            c[j] = f[j] * c_prev[j] + i[j] * g[j];
-            tanh_c[j] = fast_tanh(c[j]);
-            h[j] = o[j] * tanh_c[j];
-        }
+        let (i_f, g_o) = gates.split_at_mut(2 * hidden);
+        let (g, o) = g_o.split_at_mut(hidden);
+        sigmoid_in_place(i_f);
+        tanh_in_place(g);
+        sigmoid_in_place(o);
+        let (i, f) = i_f.split_at(hidden);
+        c.iter_mut()
+            .zip(c_prev)
+            .zip(i.iter().zip(f.iter()).zip(g.iter()))
+            .for_each(|((c, &cp), ((&i, &f), &g))| *c = f * cp + i * g);
+        tanh_c.iter_mut().zip(c.iter()).for_each(|(t, &c)| *t = fast_tanh(c));
+        h.iter_mut().zip(o.iter()).zip(tanh_c.iter()).for_each(|((h, &o), &t)| *h = o * t);
     }
 }
 }
@@ -44,14 +46,23 @@ pub fn lstm_backward(gates: &[f32], c_prev: &[f32], tanh_c: &[f32], dh: &[f32], 
         let (di, rest) = dgates.split_at_mut(hidden);
         let (df, rest) = rest.split_at_mut(hidden);
         let (dg, d_o) = rest.split_at_mut(hidden);
-        for j in 0..hidden {
-            let total = dc[j] + dh[j] * o[j] * (1.0 - tanh_c[j] * tanh_c[j]);
-            di[j] = total * g[j] * i[j] * (1.0 - i[j]);
-            df[j] = total * c_prev[j] * f[j] * (1.0 - f[j]);
-            dg[j] = total * i[j] * (1.0 - g[j] * g[j]);
-            d_o[j] = dh[j] * tanh_c[j] * o[j] * (1.0 - o[j]);
-            dc[j] = total * f[j];
-        }
+        // dc becomes the total ∂L/∂c of this step first; every gate reads that.
+        dc.iter_mut()
+            .zip(dh.iter().zip(o.iter()).zip(tanh_c.iter()))
+            .for_each(|(dc, ((&dh, &o), &t))| *dc += dh * o * (1.0 - t * t));
+        d_o.iter_mut()
+            .zip(dh.iter().zip(tanh_c.iter()).zip(o.iter()))
+            .for_each(|(d, ((&dh, &t), &o))| *d = dh * t * o * (1.0 - o));
+        di.iter_mut()
+            .zip(dc.iter().zip(g.iter()).zip(i.iter()))
+            .for_each(|(d, ((&dc, &g), &i))| *d = dc * g * i * (1.0 - i));
+        dg.iter_mut()
+            .zip(dc.iter().zip(i.iter()).zip(g.iter()))
+            .for_each(|(d, ((&dc, &i), &g))| *d = dc * i * (1.0 - g * g));
+        df.iter_mut()
+            .zip(dc.iter().zip(c_prev.iter()).zip(f.iter()))
+            .for_each(|(d, ((&dc, &cp), &f))| *d = dc * cp * f * (1.0 - f));
+        dc.iter_mut().zip(f.iter()).for_each(|(dc, &f)| *dc *= f);
     }
 }
 }
@@ -62,13 +73,10 @@ multiversion! {
 pub fn gru_gates(gates: &mut [f32], h_prev: &[f32], reset_h: &mut [f32], hidden: usize) {
     let rows = gates.chunks_exact_mut(3 * hidden).zip(h_prev.chunks_exact(hidden)).zip(reset_h.chunks_exact_mut(hidden));
     for ((gates, h_prev), reset_h) in rows {
-        let (r, rest) = gates.split_at_mut(hidden);
-        let z = &mut rest[..hidden];
-        for j in 0..hidden {
-            r[j] = fast_sigmoid(r[j]);
-            z[j] = fast_sigmoid(z[j]);
-            reset_h[j] = r[j] * h_prev[j];
-        }
+        sigmoid_in_place(&mut gates[..2 * hidden]);
+        reset_h.iter_mut()
+            .zip(gates[..hidden].iter().zip(h_prev.iter()))
+            .for_each(|(rh, (&r, &h))| *rh = r * h);
     }
 }
 }
@@ -79,11 +87,10 @@ pub fn gru_state(gates: &mut [f32], h_prev: &[f32], h: &mut [f32], hidden: usize
     let rows = gates.chunks_exact_mut(3 * hidden).zip(h_prev.chunks_exact(hidden)).zip(h.chunks_exact_mut(hidden));
     for ((gates, h_prev), h) in rows {
         let (rz, n) = gates.split_at_mut(2 * hidden);
-        let z = &rz[hidden..];
-        for j in 0..hidden {
-            n[j] = fast_tanh(n[j]);
-            h[j] = n[j] + z[j] * (h_prev[j] - n[j]);
-        }
+        tanh_in_place(n);
+        h.iter_mut()
+            .zip(n.iter().zip(&rz[hidden..]).zip(h_prev.iter()))
+            .for_each(|(h, ((&n, &z), &hp))| *h = n + z * (hp - n));
     }
 }
 }
@@ -99,11 +106,13 @@ pub fn gru_backward_state(gates: &[f32], h_prev: &[f32], dh: &[f32], dgates: &mu
         let n = &gates[2 * hidden..];
         let (_, rest) = dgates.split_at_mut(hidden);
         let (dz, dn) = rest.split_at_mut(hidden);
-        for j in 0..hidden {
-            dz[j] = dh[j] * (h_prev[j] - n[j]) * z[j] * (1.0 - z[j]);
-            dn[j] = dh[j] * (1.0 - z[j]) * (1.0 - n[j] * n[j]);
-            dh_prev[j] = dh[j] * z[j];
-        }
+        dz.iter_mut()
+            .zip(dh.iter().zip(h_prev.iter()).zip(n.iter().zip(z.iter())))
+            .for_each(|(d, ((&dh, &hp), (&n, &z)))| *d = dh * (hp - n) * z * (1.0 - z));
+        dn.iter_mut()
+            .zip(dh.iter().zip(z.iter()).zip(n.iter()))
+            .for_each(|(d, ((&dh, &z), &n))| *d = dh * (1.0 - z) * (1.0 - n * n));
+        dh_prev.iter_mut().zip(dh.iter().zip(z.iter())).for_each(|(d, (&dh, &z))| *d = dh * z);
     }
 }
 }
@@ -117,10 +126,12 @@ pub fn gru_backward_reset(gates: &[f32], h_prev: &[f32], d_reset_h: &[f32], dgat
     for ((gates, dgates), ((h_prev, d_reset_h), dh_prev)) in rows.zip(vectors) {
         let r = &gates[..hidden];
         let dr = &mut dgates[..hidden];
-        for j in 0..hidden {
-            dr[j] = d_reset_h[j] * h_prev[j] * r[j] * (1.0 - r[j]);
-            dh_prev[j] += d_reset_h[j] * r[j];
-        }
+        dr.iter_mut()
+            .zip(d_reset_h.iter().zip(h_prev.iter()).zip(r.iter()))
+            .for_each(|(d, ((&drh, &hp), &r))| *d = drh * hp * r * (1.0 - r));
+        dh_prev.iter_mut()
+            .zip(d_reset_h.iter().zip(r.iter()))
+            .for_each(|(d, (&drh, &r))| *d += drh * r);
     }
 }
 }
@@ -132,6 +143,16 @@ pub fn vanilla_backward(h: &[f32], dh: &[f32], dgates: &mut [f32]) {
         *d = g * (1.0 - y * y);
     }
 }
+}
+
+#[inline(always)]
+fn sigmoid_in_place(values: &mut [f32]) {
+    values.iter_mut().for_each(|v| *v = fast_sigmoid(*v));
+}
+
+#[inline(always)]
+fn tanh_in_place(values: &mut [f32]) {
+    values.iter_mut().for_each(|v| *v = fast_tanh(*v));
 }
 
 /// Mean of gate `index`'s block (`hidden` wide) over every row of `gates` (`gate_count` blocks

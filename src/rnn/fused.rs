@@ -20,7 +20,9 @@ use super::params::GateParams;
 use super::workspace::{Buffers, Workspace};
 use crate::config::{Activation, CellKind};
 use crate::model::Matrix;
-use crate::model::kernels::{Operand, activate, add_column_sums, fill_rows, matmul, matmul_into};
+use crate::model::kernels::{
+    FlushSubnormals, Operand, activate, add_column_sums, fill_rows, matmul, matmul_into,
+};
 use crate::tasks::sequence::SeqBatch;
 use dfdx::prelude::*;
 
@@ -115,7 +117,10 @@ pub fn fused_unroll<T: Tape<f32, Cpu>>(
     let (h0, mut tape) = h0.split_tape();
     let mut buffers = workspace.take();
     pack(gates, dims, &mut buffers);
-    forward(cell, dims, &batch.inputs, &h0, &mut buffers);
+    {
+        let _flush = FlushSubnormals::new();
+        forward(cell, dims, &batch.inputs, &h0, &mut buffers);
+    }
 
     let dev = h0.device().clone();
     let state = dims.state();
@@ -143,6 +148,7 @@ pub fn fused_unroll<T: Tape<f32, Cpu>>(
         tape.add_backward_op(move |grads| {
             let mut buffers = buffers;
             let (h0, hidden_states, gates) = &ids;
+            let _flush = FlushSubnormals::new();
             let result = backward(cell, dims, &mut buffers, grads, h0, hidden_states, gates);
             workspace.give(buffers);
             result
