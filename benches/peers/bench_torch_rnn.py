@@ -17,14 +17,16 @@ marked values.
 "gn" variant (gradlab's metrics on): per step also reads ||dL/dh_t|| for every t (retain_grad)
 and the mean of the shown gate at every t (LSTM forget, GRU update), pulled to Python floats.
 
-Usage: python bench_torch_rnn.py [--threads 2] [--reps 3] [--seconds 0.5] [--lengths 50,200]
+Usage: python bench_torch_rnn.py [--threads 1] [--reps 3] [--seconds 0.5] [--lengths 50,200]
        [--cells vanilla,gru,lstm] [--json OUT]
 """
 import argparse, statistics, time, json
 import torch
 
 p = argparse.ArgumentParser()
-p.add_argument("--threads", type=int, default=2)
+# One thread: these products are 64x64x256; with two, OpenMP's hand-offs cost more than they
+# save, and when the other core is busy a step took 60x longer (measured on the 2-core box).
+p.add_argument("--threads", type=int, default=1)
 p.add_argument("--reps", type=int, default=3)
 p.add_argument("--seconds", type=float, default=0.5, help="wall time of one rep")
 p.add_argument("--warmup", type=int, default=5)
