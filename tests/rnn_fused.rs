@@ -141,22 +141,40 @@ fn the_fused_recurrence_matches_dfdx_ops_for_every_cell_and_task() {
             }
             assert_eq!(fused.gate_means.len(), reference.gate_means.len());
             assert_eq!(fused.gate_means.is_empty(), cell == CellKind::Vanilla);
-            for (t, (a, b)) in fused.gate_means.iter().zip(&reference.gate_means).enumerate() {
+            for (t, (a, b)) in fused
+                .gate_means
+                .iter()
+                .zip(&reference.gate_means)
+                .enumerate()
+            {
                 assert!((a - b).abs() < 1e-6, "{label} gate mean at {t}: {a} vs {b}");
             }
             // Only the active cell's parameters and the head take part.
             let first: usize = gate_counts[..cell as usize].iter().sum::<usize>() * 3;
             let active = first..first + 3 * gate_counts[cell as usize];
             let head = gate_counts.iter().sum::<usize>() * 3;
-            for (p, (a, b)) in fused.param_grads.iter().zip(&reference.param_grads).enumerate() {
+            for (p, (a, b)) in fused
+                .param_grads
+                .iter()
+                .zip(&reference.param_grads)
+                .enumerate()
+            {
                 if active.contains(&p) || p >= head {
                     assert_close(&format!("{label} param {p}"), a, b);
                 } else {
-                    assert!(a.iter().all(|&g| g == 0.0), "{label} param {p} of another cell");
+                    assert!(
+                        a.iter().all(|&g| g == 0.0),
+                        "{label} param {p} of another cell"
+                    );
                 }
             }
             assert_eq!(fused.hidden_grads.len(), batch.steps);
-            for (t, (a, b)) in fused.hidden_grads.iter().zip(&reference.hidden_grads).enumerate() {
+            for (t, (a, b)) in fused
+                .hidden_grads
+                .iter()
+                .zip(&reference.hidden_grads)
+                .enumerate()
+            {
                 assert_close(&format!("{label} ∂L/∂h_{}", t + 1), a, b);
             }
         }

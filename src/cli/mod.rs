@@ -329,7 +329,8 @@ fn run_peers(
         "{:<10} {:>12} {:>8} {:>10} {:>10} {:>10} {:>9} {:>9}",
         "model", "depth/length", "metrics", "gradlab", "pytorch", "jax", "×pytorch", "×jax"
     );
-    let cell = |v: Option<f64>, digits: usize| v.map_or("–".to_string(), |v| format!("{v:.digits$}"));
+    let cell =
+        |v: Option<f64>, digits: usize| v.map_or("–".to_string(), |v| format!("{v:.digits$}"));
     for r in results
         .iter()
         .filter(|r| r.torch_steps_per_sec.or(r.jax_steps_per_sec).is_some())

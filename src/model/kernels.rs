@@ -157,6 +157,19 @@ impl Drop for FlushSubnormals {
     }
 }
 
+multiversion! {
+/// dst (rows × n) += a (rows × k) · b (k × n) for a k of a few: one axpy per input column.
+/// gemm packs both operands for blocks that a product this thin never fills (a recurrent
+/// net's 2 inputs against 256 gate columns ran at a tenth of gemm's usual speed).
+pub fn add_thin_product(dst: &mut [f32], a: &[f32], b: &[f32], k: usize, n: usize) {
+    for (row, a_row) in dst.chunks_exact_mut(n).zip(a.chunks_exact(k)) {
+        for (&a_value, b_row) in a_row.iter().zip(b.chunks_exact(n)) {
+            row.iter_mut().zip(b_row).for_each(|(d, &b)| *d += a_value * b);
+        }
+    }
+}
+}
+
 /// A row-major matrix operand, optionally read transposed.
 #[derive(Clone, Copy)]
 pub struct Operand<'a> {

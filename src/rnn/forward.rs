@@ -59,7 +59,15 @@ pub fn unroll<T: Tape<f32, Cpu>>(
     batch: &SeqBatch,
     h0: Taped<T>,
 ) -> RnnPass<T> {
-    unroll_with(RnnOps::Fused, &Workspace::default(), params, cell, dev, batch, h0)
+    unroll_with(
+        RnnOps::Fused,
+        &Workspace::default(),
+        params,
+        cell,
+        dev,
+        batch,
+        h0,
+    )
 }
 
 /// Runs `cell` over `batch` with `ops`; the fused op keeps its buffers in `workspace`.

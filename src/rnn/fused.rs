@@ -21,12 +21,17 @@ use super::workspace::{Buffers, Workspace};
 use crate::config::{Activation, CellKind};
 use crate::model::Matrix;
 use crate::model::kernels::{
-    FlushSubnormals, Operand, activate, add_column_sums, fill_rows, matmul, matmul_into,
+    FlushSubnormals, Operand, activate, add_column_sums, add_thin_product, fill_rows, matmul,
+    matmul_into,
 };
 use crate::tasks::sequence::SeqBatch;
 use dfdx::prelude::*;
 
 type Taped<T> = Tensor<(usize, usize), f32, Cpu, T>;
+
+/// Input widths up to which x·W is a few axpys rather than a gemm call (the sequence tasks
+/// have 2 to 10 input features).
+const THIN: usize = 16;
 
 /// What the fused unroll hands to the output head.
 pub struct FusedUnroll<T> {
@@ -189,15 +194,20 @@ fn forward(cell: CellKind, dims: Dims, inputs: &[f32], h0: &Matrix, buffers: &mu
     states.resize((steps + 1) * state, 0.0);
     fill_rows(acts, b);
     // Every step's x_t·W in one product: the inputs are time-major, so the rows line up.
-    matmul(
-        acts,
-        steps * rows,
-        width,
-        input_dims,
-        Operand::plain(inputs, input_dims),
-        Operand::plain(w, width),
-        true,
-    );
+    if input_dims <= THIN {
+        add_thin_product(acts, inputs, w, input_dims, width);
+    } else {
+        let x = Operand::plain(inputs, input_dims);
+        matmul(
+            acts,
+            steps * rows,
+            width,
+            input_dims,
+            x,
+            Operand::plain(w, width),
+            true,
+        );
+    }
     h0.copy_into(&mut states[..state]);
     if cell == CellKind::Lstm {
         cells.clear();
@@ -215,7 +225,15 @@ fn forward(cell: CellKind, dims: Dims, inputs: &[f32], h0: &Matrix, buffers: &mu
         let prev = Operand::plain(h_prev, hidden);
         match cell {
             CellKind::Vanilla => {
-                matmul(a, rows, hidden, hidden, prev, Operand::plain(u, width), true);
+                matmul(
+                    a,
+                    rows,
+                    hidden,
+                    hidden,
+                    prev,
+                    Operand::plain(u, width),
+                    true,
+                );
                 activate(Activation::Tanh, a, h);
             }
             CellKind::Lstm => {
@@ -231,7 +249,16 @@ fn forward(cell: CellKind, dims: Dims, inputs: &[f32], h0: &Matrix, buffers: &mu
                 gru_gates(a, h_prev, rh, hidden);
                 let u_n = Operand::plain(&u[2 * hidden..], width);
                 let rh = Operand::plain(rh, hidden);
-                matmul_into(&mut a[2 * hidden..], width, rows, hidden, hidden, rh, u_n, true);
+                matmul_into(
+                    &mut a[2 * hidden..],
+                    width,
+                    rows,
+                    hidden,
+                    hidden,
+                    rh,
+                    u_n,
+                    true,
+                );
                 gru_state(a, h_prev, h, hidden);
             }
         }
@@ -284,7 +311,10 @@ fn backward(
     d_reset_h.resize(state, 0.0);
     for t in (0..steps).rev() {
         let total = grads.get_or_alloc_mut(&hidden_states[t])?;
-        total.iter_mut().zip(carry.iter()).for_each(|(g, &c)| *g += c);
+        total
+            .iter_mut()
+            .zip(carry.iter())
+            .for_each(|(g, &c)| *g += c);
         dh.copy_from_slice(total);
         let a = &acts[t * block..(t + 1) * block];
         let da = &mut dacts[t * block..(t + 1) * block];
@@ -293,13 +323,29 @@ fn backward(
         match cell {
             CellKind::Vanilla => {
                 vanilla_backward(&states[(t + 1) * state..(t + 2) * state], dh, da);
-                matmul(carry, rows, hidden, width, Operand::plain(da, width), u_t, false);
+                matmul(
+                    carry,
+                    rows,
+                    hidden,
+                    width,
+                    Operand::plain(da, width),
+                    u_t,
+                    false,
+                );
             }
             CellKind::Lstm => {
                 let c_prev = &cells[t * state..(t + 1) * state];
                 let tc = &tanh_c[t * state..(t + 1) * state];
                 lstm_backward(a, c_prev, tc, dh, dc, da, hidden);
-                matmul(carry, rows, hidden, width, Operand::plain(da, width), u_t, false);
+                matmul(
+                    carry,
+                    rows,
+                    hidden,
+                    width,
+                    Operand::plain(da, width),
+                    u_t,
+                    false,
+                );
             }
             CellKind::Gru => {
                 gru_backward_state(a, h_prev, dh, da, carry, hidden);
@@ -337,7 +383,16 @@ fn backward(
     let h_prev_all = Operand::transposed(&states[..steps * state], hidden);
     if cell == CellKind::Gru {
         // The candidate's U multiplies r⊙h_{t-1}, not h_{t-1}.
-        matmul_into(du, width, hidden, 2 * hidden, all_rows, h_prev_all, da_all, false);
+        matmul_into(
+            du,
+            width,
+            hidden,
+            2 * hidden,
+            all_rows,
+            h_prev_all,
+            da_all,
+            false,
+        );
         let rh_all = Operand::transposed(reset_h, hidden);
         let da_n = Operand::plain(&dacts[2 * hidden..], width);
         matmul_into(
@@ -356,8 +411,20 @@ fn backward(
     add_column_sums(dacts, width, db);
 
     for (g, gate) in gates.iter().enumerate() {
-        add_block(grads.get_or_alloc_mut(&gate.input_weight)?, dw, width, g, hidden);
-        add_block(grads.get_or_alloc_mut(&gate.recurrent_weight)?, du, width, g, hidden);
+        add_block(
+            grads.get_or_alloc_mut(&gate.input_weight)?,
+            dw,
+            width,
+            g,
+            hidden,
+        );
+        add_block(
+            grads.get_or_alloc_mut(&gate.recurrent_weight)?,
+            du,
+            width,
+            g,
+            hidden,
+        );
         add_block(grads.get_or_alloc_mut(&gate.bias)?, db, width, g, hidden);
     }
     Ok(())
