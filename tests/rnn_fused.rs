@@ -1,6 +1,7 @@
 //! The fused recurrence against the unroll built from dfdx's own ops: same loss, outputs, gate
 //! means, ∂L/∂θ and ∂L/∂h_t, for every cell and task, on shapes big enough for gemm's blocked
-//! paths; and buffers reused across steps change nothing.
+//! paths; the untaped (evaluation) pass, which keeps no traces, agrees bit for bit with the
+//! taped one; and buffers reused across steps change nothing.
 
 use dfdx::prelude::*;
 use gradlab::config::{
@@ -51,6 +52,21 @@ fn run(
         param_grads,
         hidden_grads,
     }
+}
+
+/// Loss, outputs and gate means of the untaped pass (what test-set evaluation runs).
+fn evaluate(
+    workspace: &Workspace,
+    params: &RnnParams,
+    cell: CellKind,
+    batch: &SeqBatch,
+) -> (f32, Vec<Vec<f32>>, Vec<f64>) {
+    let dev = Cpu::default();
+    let hidden = params.head_weight.shape().0;
+    let h0: Tensor<(usize, usize), f32, Cpu> = dev.zeros_like(&(batch.rows, hidden));
+    let pass = unroll_with(RnnOps::Fused, workspace, params, cell, &dev, batch, h0);
+    let outputs = pass.outputs.iter().map(|o| o.as_vec()).collect();
+    (pass.loss.array(), outputs, pass.gate_means)
 }
 
 fn setup(cell: CellKind, spec: &TaskSpec, hidden: usize, rows: usize) -> (RnnParams, SeqBatch) {
@@ -168,6 +184,12 @@ fn the_fused_recurrence_matches_dfdx_ops_for_every_cell_and_task() {
                     );
                 }
             }
+            let untaped = evaluate(&workspace, &params, cell, &batch);
+            assert_eq!(
+                untaped,
+                (fused.loss, fused.outputs.clone(), fused.gate_means.clone()),
+                "{label}: the untaped pass"
+            );
             assert_eq!(fused.hidden_grads.len(), batch.steps);
             for (t, (a, b)) in fused
                 .hidden_grads

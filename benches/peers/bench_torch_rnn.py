@@ -73,7 +73,9 @@ def make_params(cell):
 def forward(cell, params, x, keep):
     w, u, b, w_out, b_out = params
     T = x.shape[0]
-    xw = (x.reshape(T * B, DIN) @ w + b).reshape(T, B, -1)
+    # unbind, not xw[t]: each indexing op's backward writes a zero tensor of xw's full size,
+    # which made the step quadratic in T.
+    xw = (x.reshape(T * B, DIN) @ w + b).reshape(T, B, -1).unbind(0)
     h = torch.zeros(B, H)
     c = torch.zeros(B, H)
     hs, shown = [], []
@@ -81,9 +83,9 @@ def forward(cell, params, x, keep):
         if cell == "vanilla":
             h = torch.tanh(xw[t] + h @ u)
         elif cell == "gru":
-            rz = torch.sigmoid(xw[t, :, :2 * H] + h @ u[:, :2 * H])
+            rz = torch.sigmoid(xw[t][:, :2 * H] + h @ u[:, :2 * H])
             r, z = rz[:, :H], rz[:, H:]
-            n = torch.tanh(xw[t, :, 2 * H:] + (r * h) @ u[:, 2 * H:])
+            n = torch.tanh(xw[t][:, 2 * H:] + (r * h) @ u[:, 2 * H:])
             h = n + z * (h - n)
             shown.append(z)
         else:

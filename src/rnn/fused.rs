@@ -122,10 +122,10 @@ pub fn fused_unroll<T: Tape<f32, Cpu>>(
     let (h0, mut tape) = h0.split_tape();
     let mut buffers = workspace.take();
     pack(gates, dims, &mut buffers);
-    {
+    let gate_means = {
         let _flush = FlushSubnormals::new();
-        forward(cell, dims, &batch.inputs, &h0, &mut buffers);
-    }
+        forward(cell, dims, &batch.inputs, &h0, &mut buffers, T::OWNS_TAPE)
+    };
 
     let dev = h0.device().clone();
     let state = dims.state();
@@ -133,15 +133,6 @@ pub fn fused_unroll<T: Tape<f32, Cpu>>(
         .chunks_exact(state)
         .map(|h| dev.tensor_from_vec(h.to_vec(), (rows, hidden)))
         .collect();
-    let gate_means = match cell {
-        CellKind::Vanilla => Vec::new(),
-        // Both shown gates sit in block 1: the LSTM's f of [i f g o], the GRU's z of [r z n].
-        CellKind::Gru | CellKind::Lstm => buffers
-            .acts
-            .chunks_exact(dims.gate_block())
-            .map(|step| gate_mean(step, dims.gates, 1, hidden))
-            .collect(),
-    };
 
     // A zero-length sequence leaves h_0 as the last state, as dfdx's unroll does.
     let last = hidden_states.last().unwrap_or(&h0).clone();
@@ -168,15 +159,52 @@ pub fn fused_unroll<T: Tape<f32, Cpu>>(
     }
 }
 
-/// The forward recurrence: fills `states` (h_0..h_T), `acts` (gate activations per step) and
-/// the cell's own traces.
-fn forward(cell: CellKind, dims: Dims, inputs: &[f32], h0: &Matrix, buffers: &mut Buffers) {
+/// dst (m × n) += x (m × k) · w (k × n): axpys for thin inputs, gemm otherwise.
+fn add_input_products(dst: &mut [f32], x: &[f32], w: &[f32], m: usize, k: usize, n: usize) {
+    if k <= THIN {
+        add_thin_product(dst, x, w, k, n);
+    } else {
+        matmul(
+            dst,
+            m,
+            n,
+            k,
+            Operand::plain(x, k),
+            Operand::plain(w, n),
+            true,
+        );
+    }
+}
+
+/// Slots `from` (read) and `to` (written) of a buffer of `len`-sized slots.
+fn slot_pair(buffer: &mut [f32], len: usize, from: usize, to: usize) -> (&[f32], &mut [f32]) {
+    if from < to {
+        let (low, high) = buffer.split_at_mut(to * len);
+        (&low[from * len..(from + 1) * len], &mut high[..len])
+    } else {
+        let (low, high) = buffer.split_at_mut(from * len);
+        (&high[..len], &mut low[to * len..(to + 1) * len])
+    }
+}
+
+/// The forward recurrence: fills `states` (h_0..h_T) and returns the shown gate's mean per
+/// step. With `keep` it also keeps every step's gate activations and the cell's own traces
+/// for the backward pass; without (evaluation), one step's worth is reused, so the 512-sequence
+/// test set at T = 200 needs a few megabytes instead of a few hundred.
+fn forward(
+    cell: CellKind,
+    dims: Dims,
+    inputs: &[f32],
+    h0: &Matrix,
+    buffers: &mut Buffers,
+    keep: bool,
+) -> Vec<f64> {
     let Dims {
         steps,
         rows,
         inputs: input_dims,
         hidden,
-        ..
+        gates,
     } = dims;
     let (state, block, width) = (dims.state(), dims.gate_block(), dims.packed());
     let Buffers {
@@ -190,38 +218,35 @@ fn forward(cell: CellKind, dims: Dims, inputs: &[f32], h0: &Matrix, buffers: &mu
         reset_h,
         ..
     } = buffers;
-    acts.resize(steps * block, 0.0);
+    let traced = if keep { steps } else { 1 };
+    acts.resize(traced * block, 0.0);
     states.resize((steps + 1) * state, 0.0);
-    fill_rows(acts, b);
-    // Every step's x_t·W in one product: the inputs are time-major, so the rows line up.
-    if input_dims <= THIN {
-        add_thin_product(acts, inputs, w, input_dims, width);
-    } else {
-        let x = Operand::plain(inputs, input_dims);
-        matmul(
-            acts,
-            steps * rows,
-            width,
-            input_dims,
-            x,
-            Operand::plain(w, width),
-            true,
-        );
+    if keep {
+        // Every step's x_t·W at once: the inputs are time-major, so the rows line up.
+        fill_rows(acts, b);
+        add_input_products(acts, inputs, w, steps * rows, input_dims, width);
     }
     h0.copy_into(&mut states[..state]);
     if cell == CellKind::Lstm {
         cells.clear();
-        cells.resize((steps + 1) * state, 0.0);
-        tanh_c.resize(steps * state, 0.0);
+        cells.resize((traced + 1) * state, 0.0);
+        tanh_c.resize(traced * state, 0.0);
     }
     if cell == CellKind::Gru {
-        reset_h.resize(steps * state, 0.0);
+        reset_h.resize(traced * state, 0.0);
     }
+    let mut gate_means = Vec::with_capacity(steps);
     for t in 0..steps {
+        let slot = if keep { t } else { 0 };
         let (done, next) = states.split_at_mut((t + 1) * state);
         let h_prev = &done[t * state..];
         let h = &mut next[..state];
-        let a = &mut acts[t * block..(t + 1) * block];
+        let a = &mut acts[slot * block..(slot + 1) * block];
+        if !keep {
+            fill_rows(a, b);
+            let x = &inputs[t * rows * input_dims..(t + 1) * rows * input_dims];
+            add_input_products(a, x, w, rows, input_dims, width);
+        }
         let prev = Operand::plain(h_prev, hidden);
         match cell {
             CellKind::Vanilla => {
@@ -238,12 +263,17 @@ fn forward(cell: CellKind, dims: Dims, inputs: &[f32], h0: &Matrix, buffers: &mu
             }
             CellKind::Lstm => {
                 matmul(a, rows, width, hidden, prev, Operand::plain(u, width), true);
-                let (c_done, c_next) = cells.split_at_mut((t + 1) * state);
-                let tc = &mut tanh_c[t * state..(t + 1) * state];
-                lstm_forward(a, &c_done[t * state..], &mut c_next[..state], tc, h, hidden);
+                let (from, to) = if keep {
+                    (t, t + 1)
+                } else {
+                    (t % 2, (t + 1) % 2)
+                };
+                let (c_prev, c) = slot_pair(cells, state, from, to);
+                let tc = &mut tanh_c[slot * state..(slot + 1) * state];
+                lstm_forward(a, c_prev, c, tc, h, hidden);
             }
             CellKind::Gru => {
-                let rh = &mut reset_h[t * state..(t + 1) * state];
+                let rh = &mut reset_h[slot * state..(slot + 1) * state];
                 let u_rz = Operand::plain(u, width);
                 matmul_into(a, width, rows, 2 * hidden, hidden, prev, u_rz, true);
                 gru_gates(a, h_prev, rh, hidden);
@@ -262,7 +292,12 @@ fn forward(cell: CellKind, dims: Dims, inputs: &[f32], h0: &Matrix, buffers: &mu
                 gru_state(a, h_prev, h, hidden);
             }
         }
+        if cell != CellKind::Vanilla {
+            // Both shown gates sit in block 1: the LSTM's f of [i f g o], the GRU's z of [r z n].
+            gate_means.push(gate_mean(a, gates, 1, hidden));
+        }
     }
+    gate_means
 }
 
 /// Backprop through time: ∂L/∂h_t (head's share plus the recurrent share) left on every h_t,
