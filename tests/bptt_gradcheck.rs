@@ -1,10 +1,11 @@
 //! Finite-difference checks of backprop through time for every cell: ∂L/∂θ of the active
-//! cell and the head, and ∂L/∂h_t at every t, against an independent f64 implementation.
+//! cell and the head, and ∂L/∂h_t at every t, against an independent f64 implementation;
+//! for the fused recurrence training runs and for the dfdx-op reference.
 
 use gradlab::config::{
     CellKind, InitSpec, ModelKind, ModelSpec, SkipMode, TaskSpec, WeightDistribution,
 };
-use gradlab::rnn::{init_rnn_params, rnn_backprop};
+use gradlab::rnn::{RnnOps, init_rnn_params, rnn_backprop_with};
 use gradlab::tasks::sequence::{SeqBatch, SeqTargets, SeqTask};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -116,7 +117,7 @@ fn cross_entropy(logits: &[f64], label: usize) -> f64 {
     lse - logits[label]
 }
 
-fn check(cell: CellKind, spec: TaskSpec) {
+fn check(ops: RnnOps, cell: CellKind, spec: TaskSpec) {
     let task = SeqTask::new(&spec, 1).expect("task");
     let batch = task.sample(3, &mut StdRng::seed_from_u64(2));
     let outputs = match batch.targets {
@@ -175,11 +176,11 @@ fn check(cell: CellKind, spec: TaskSpec) {
         outputs,
     };
     let oracle = build(&values);
-    let result = rnn_backprop(&mut params, cell, &dev, &batch);
+    let result = rnn_backprop_with(ops, &mut params, cell, &dev, &batch);
     let reference = oracle.loss(cell, &batch, None);
     assert!(
         (f64::from(result.loss) - reference).abs() < 1e-5 * reference.max(1.0),
-        "{cell:?}: loss {} vs {reference}",
+        "{ops:?} {cell:?}: loss {} vs {reference}",
         result.loss
     );
 
@@ -194,7 +195,7 @@ fn check(cell: CellKind, spec: TaskSpec) {
             let err = (f64::from(a) - n).abs();
             assert!(
                 err <= 2e-3 * n.abs() + 1e-4 * scale + 1e-7,
-                "{cell:?} {what}[{i}]: {a:e} vs {n:e}"
+                "{ops:?} {cell:?} {what}[{i}]: {a:e} vs {n:e}"
             );
         }
     };
@@ -257,9 +258,11 @@ fn bptt_gradients_match_finite_differences_for_every_cell_and_task() {
             test_points: 4,
         },
     ];
-    for cell in CellKind::ALL {
-        for spec in &tasks {
-            check(cell, spec.clone());
+    for ops in [RnnOps::Fused, RnnOps::Dfdx] {
+        for cell in CellKind::ALL {
+            for spec in &tasks {
+                check(ops, cell, spec.clone());
+            }
         }
     }
 }

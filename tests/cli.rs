@@ -220,3 +220,51 @@ fn json_splits_each_layers_gradient_by_source_for_aux_and_dense_nets() {
     let json: serde_json::Value = serde_json::from_slice(&main_only.stdout).expect("JSON");
     assert!(json.get("sources").is_none(), "a plain net has one source");
 }
+
+#[test]
+fn bench_json_lists_mlp_and_recurrent_rows_by_the_contract() {
+    let out = gradlab(&[
+        "bench",
+        "--json",
+        "--no-peers",
+        "--depths",
+        "2",
+        "--lengths",
+        "6",
+        "--seconds",
+        "0.1",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("a JSON list");
+    // plain, residual, highway at depth 2 and vanilla, GRU, LSTM at T = 6, metrics on and off.
+    assert_eq!(rows.len(), 12);
+    let mut seen = std::collections::BTreeSet::new();
+    for row in &rows {
+        let model = row["model"].as_str().expect("model");
+        let recurrent = ["vanilla", "gru", "lstm"].contains(&model);
+        if recurrent {
+            assert_eq!(row["length"], 6, "{row}");
+            assert!(row.get("depth").is_none(), "{row}");
+            assert_eq!(
+                (row["width"].as_u64(), row["batch"].as_u64()),
+                (Some(64), Some(64))
+            );
+        } else {
+            assert!(["plain", "residual", "highway"].contains(&model), "{row}");
+            assert_eq!(row["depth"], 2, "{row}");
+            assert!(row.get("length").is_none(), "{row}");
+        }
+        let metrics = row["metrics"].as_bool().expect("metrics");
+        assert!(
+            row["steps_per_sec"].as_f64().is_some_and(|s| s > 0.0),
+            "{row}"
+        );
+        assert!(row.get("torch_steps_per_sec").is_none() && row.get("ratio_jax").is_none());
+        seen.insert((model.to_string(), metrics));
+    }
+    assert_eq!(seen.len(), 12, "every model with metrics on and off");
+}

@@ -35,19 +35,62 @@ pub struct BenchResult {
     /// JAX jit on the same configuration, when measured in the same run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jax_steps_per_sec: Option<f64>,
+    /// gradlab's steps/s over PyTorch's (above 1: gradlab is faster).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio_torch: Option<f64>,
+    /// gradlab's steps/s over JAX's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio_jax: Option<f64>,
 }
 
 impl BenchResult {
-    /// Attaches a peer's figure for the same model, depth and metrics setting.
+    /// A result with no peer figures attached yet.
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        model: &str,
+        depth: Option<usize>,
+        length: Option<usize>,
+        width: usize,
+        batch: usize,
+        metrics: bool,
+        (steps_per_sec, steps): (f64, u64),
+    ) -> Self {
+        Self {
+            model: model.into(),
+            depth,
+            length,
+            width,
+            batch,
+            metrics,
+            steps_per_sec,
+            steps,
+            torch_steps_per_sec: None,
+            jax_steps_per_sec: None,
+            ratio_torch: None,
+            ratio_jax: None,
+        }
+    }
+
+    /// Attaches a peer's figure for the same model, depth or length, and metrics setting.
     pub fn attach(&mut self, peer: &peers::PeerResult) {
-        let same =
-            Some(peer.depth) == self.depth && peer.arch == self.model && peer.gn == self.metrics;
-        if !same {
+        let same_size = match (peer.depth, peer.length) {
+            (Some(depth), None) => self.depth == Some(depth),
+            (None, Some(length)) => self.length == Some(length),
+            _ => false,
+        };
+        if !same_size || peer.arch != self.model || peer.gn != self.metrics {
             return;
         }
+        let ratio = (peer.steps_per_s > 0.0).then(|| self.steps_per_sec / peer.steps_per_s);
         match peer.fw.as_str() {
-            "torch" => self.torch_steps_per_sec = Some(peer.steps_per_s),
-            "jax" => self.jax_steps_per_sec = Some(peer.steps_per_s),
+            "torch" => {
+                self.torch_steps_per_sec = Some(peer.steps_per_s);
+                self.ratio_torch = ratio;
+            }
+            "jax" => {
+                self.jax_steps_per_sec = Some(peer.steps_per_s);
+                self.ratio_jax = ratio;
+            }
             _ => {}
         }
     }
@@ -129,19 +172,17 @@ pub fn measure(
         ],
     )?;
     let mut trainer = build_learner(experiment, None)?;
-    let (steps_per_sec, steps) = time_steps(trainer.as_mut(), min_time);
-    Ok(BenchResult {
-        model: model_name(skip).into(),
-        depth: Some(depth),
-        length: None,
-        width: 64,
-        batch: 128,
+    let timing = time_steps(trainer.as_mut(), min_time);
+    let name = model_name(skip);
+    Ok(BenchResult::new(
+        name,
+        Some(depth),
+        None,
+        64,
+        128,
         metrics,
-        steps_per_sec,
-        steps,
-        torch_steps_per_sec: None,
-        jax_steps_per_sec: None,
-    })
+        timing,
+    ))
 }
 
 /// Measures one recurrent configuration: hidden 64, batch 64, Adam, on the adding problem.
@@ -165,19 +206,16 @@ pub fn measure_rnn(
         ],
     )?;
     let mut trainer = build_learner(experiment, None)?;
-    let (steps_per_sec, steps) = time_steps(trainer.as_mut(), min_time);
-    Ok(BenchResult {
-        model: cell.label().into(),
-        depth: None,
-        length: Some(length),
-        width: 64,
-        batch: 64,
+    let timing = time_steps(trainer.as_mut(), min_time);
+    Ok(BenchResult::new(
+        cell.label(),
+        None,
+        Some(length),
+        64,
+        64,
         metrics,
-        steps_per_sec,
-        steps,
-        torch_steps_per_sec: None,
-        jax_steps_per_sec: None,
-    })
+        timing,
+    ))
 }
 
 /// Runs every configuration of `plan`, calling `report` after each.

@@ -53,7 +53,8 @@ enum Commands {
     Compare(compare::CompareArgs),
     /// Run a grid of experiments from a sweep file, in parallel, resumable.
     Sweep(sweep::SweepArgs),
-    /// Measure training steps/s of plain, residual and highway nets at several depths.
+    /// Measure training steps/s of plain, residual and highway nets at several depths and of the
+    /// recurrent cells at several sequence lengths, against PyTorch and JAX when installed.
     Bench(BenchArgs),
     /// Re-run a recording's preset with its commands and compare every snapshot.
     Reproduce(recordings::ReproduceArgs),
@@ -269,10 +270,7 @@ fn bench(args: &BenchArgs) -> Result<ExitCode> {
             println!(
                 "{:<10} {:>12} {:>5} {:>5} {:>8} {:>12.1}",
                 r.model,
-                r.depth
-                    .map(|d| format!("depth {d}"))
-                    .or(r.length.map(|t| format!("T {t}")))
-                    .unwrap_or_default(),
+                size_label(r),
                 r.width,
                 r.batch,
                 if r.metrics { "on" } else { "off" },
@@ -282,7 +280,7 @@ fn bench(args: &BenchArgs) -> Result<ExitCode> {
     })?;
     let mut results = results;
     if !args.no_peers {
-        run_peers(&plan.depths, &mut results, args.json);
+        run_peers(&plan, &mut results, args.json);
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&results)?);
@@ -290,20 +288,43 @@ fn bench(args: &BenchArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// "depth 8" or "T 50": the size column of the bench tables.
+fn size_label(r: &crate::bench::BenchResult) -> String {
+    r.depth
+        .map(|d| format!("depth {d}"))
+        .or(r.length.map(|t| format!("T {t}")))
+        .unwrap_or_default()
+}
+
 /// Runs the PyTorch and JAX references that are installed and prints gradlab against them.
-fn run_peers(depths: &[usize], results: &mut [crate::bench::BenchResult], quiet: bool) {
-    use crate::bench::peers::{has_python_module, peers_dir, run_peer};
+fn run_peers(
+    plan: &crate::bench::BenchPlan,
+    results: &mut [crate::bench::BenchResult],
+    quiet: bool,
+) {
+    use crate::bench::peers::{PEER_SCRIPTS, has_python_module, peers_dir, run_peer};
     let Some(dir) = peers_dir() else {
         eprintln!("note: benches/peers not found; no PyTorch/JAX comparison");
         return;
     };
     let mut any = false;
-    for (module, script) in [("torch", "bench_torch.py"), ("jax", "bench_jax.py")] {
-        if !has_python_module(module) {
-            eprintln!("note: python3 cannot import {module}; `pip install {module}` to compare");
+    for script in PEER_SCRIPTS {
+        let sizes = if script.recurrent {
+            &plan.lengths
+        } else {
+            &plan.depths
+        };
+        if sizes.is_empty() {
             continue;
         }
-        match run_peer(&dir, script, depths, 200) {
+        if !has_python_module(script.module) {
+            eprintln!(
+                "note: python3 cannot import {0}; `pip install {0}` to compare",
+                script.module
+            );
+            continue;
+        }
+        match run_peer(&dir, script, sizes, plan.min_time.as_secs_f64()) {
             Ok(peers) => {
                 any = true;
                 for peer in &peers {
@@ -318,27 +339,25 @@ fn run_peers(depths: &[usize], results: &mut [crate::bench::BenchResult], quiet:
     }
     println!();
     println!(
-        "{:<10} {:>5} {:>8} {:>10} {:>10} {:>10} {:>9} {:>9}",
-        "model", "depth", "metrics", "gradlab", "pytorch", "jax", "×pytorch", "×jax"
+        "{:<10} {:>12} {:>8} {:>10} {:>10} {:>10} {:>9} {:>9}",
+        "model", "depth/length", "metrics", "gradlab", "pytorch", "jax", "×pytorch", "×jax"
     );
-    let cell = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.1}"));
+    let cell =
+        |v: Option<f64>, digits: usize| v.map_or("–".to_string(), |v| format!("{v:.digits$}"));
     for r in results
         .iter()
         .filter(|r| r.torch_steps_per_sec.or(r.jax_steps_per_sec).is_some())
     {
-        let ratio = |peer: Option<f64>| {
-            peer.map_or("–".to_string(), |p| format!("{:.2}", r.steps_per_sec / p))
-        };
         println!(
-            "{:<10} {:>5} {:>8} {:>10.1} {:>10} {:>10} {:>9} {:>9}",
+            "{:<10} {:>12} {:>8} {:>10.1} {:>10} {:>10} {:>9} {:>9}",
             r.model,
-            r.depth.unwrap_or_default(),
+            size_label(r),
             if r.metrics { "on" } else { "off" },
             r.steps_per_sec,
-            cell(r.torch_steps_per_sec),
-            cell(r.jax_steps_per_sec),
-            ratio(r.torch_steps_per_sec),
-            ratio(r.jax_steps_per_sec),
+            cell(r.torch_steps_per_sec, 1),
+            cell(r.jax_steps_per_sec, 1),
+            cell(r.ratio_torch, 2),
+            cell(r.ratio_jax, 2),
         );
     }
 }

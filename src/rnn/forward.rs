@@ -1,9 +1,14 @@
 //! Backprop through time: the recurrent net unrolled over the sequence on dfdx's tape.
 //!
 //! As in the MLP, the tape rides on the left operand and every hidden state is kept as a
-//! tape-less copy with the same id, so ∂L/∂h_t can be read after `backward`.
+//! tape-less copy with the same id, so ∂L/∂h_t can be read after `backward`. Training runs the
+//! recurrence as one fused op (`super::fused`); the version built from dfdx's own ops stays as
+//! the reference it is tested against.
 
+use super::cells::gate_mean;
+use super::fused::fused_unroll;
 use super::params::{GateParams, RnnParams};
+use super::workspace::Workspace;
 use crate::config::CellKind;
 use crate::model::Matrix;
 use crate::tasks::sequence::{SeqBatch, SeqTargets};
@@ -17,8 +22,18 @@ pub struct RnnPass<T> {
     pub outputs: Vec<Matrix>,
     /// Hidden states h_1..h_T, tape-less copies sharing the taped ids.
     pub hidden: Vec<Matrix>,
-    /// Per step, the gate whose mean the lab shows: LSTM forget gate or GRU update gate.
-    pub gates: Vec<Matrix>,
+    /// Per step, the mean of the gate the lab shows: LSTM forget gate or GRU update gate
+    /// (empty for the vanilla cell).
+    pub gate_means: Vec<f64>,
+}
+
+/// Which implementation runs the recurrence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RnnOps {
+    /// The whole unroll as one hand-written tape op (`super::fused`): what training uses.
+    Fused,
+    /// dfdx's own ops, about 20 per time step: the reference the fused op is tested against.
+    Dfdx,
 }
 
 type Taped<T> = Tensor<(usize, usize), f32, Cpu, T>;
@@ -35,8 +50,47 @@ fn gate_pre<T: Tape<f32, Cpu>>(gate: &GateParams, x: &Matrix, h: &Matrix, tape: 
     xw + hu + gate.bias.clone().broadcast_like::<_, Axis<0>>(&shape)
 }
 
-/// Runs `cell` over `batch`; `h0` carries the tape in (use `leaky_traced` to train).
+/// Runs `cell` over `batch` with the fused op; `h0` carries the tape in (use `leaky_traced` to
+/// train).
 pub fn unroll<T: Tape<f32, Cpu>>(
+    params: &RnnParams,
+    cell: CellKind,
+    dev: &Cpu,
+    batch: &SeqBatch,
+    h0: Taped<T>,
+) -> RnnPass<T> {
+    unroll_with(
+        RnnOps::Fused,
+        &Workspace::default(),
+        params,
+        cell,
+        dev,
+        batch,
+        h0,
+    )
+}
+
+/// Runs `cell` over `batch` with `ops`; the fused op keeps its buffers in `workspace`.
+pub fn unroll_with<T: Tape<f32, Cpu>>(
+    ops: RnnOps,
+    workspace: &Workspace,
+    params: &RnnParams,
+    cell: CellKind,
+    dev: &Cpu,
+    batch: &SeqBatch,
+    h0: Taped<T>,
+) -> RnnPass<T> {
+    match ops {
+        RnnOps::Fused => {
+            let run = fused_unroll(&params.cell(cell).gates, cell, batch, h0, workspace);
+            readout(params, dev, batch, run.last, &run.hidden, run.gate_means)
+        }
+        RnnOps::Dfdx => unroll_dfdx(params, cell, dev, batch, h0),
+    }
+}
+
+/// The recurrence from dfdx's own ops.
+fn unroll_dfdx<T: Tape<f32, Cpu>>(
     params: &RnnParams,
     cell: CellKind,
     dev: &Cpu,
@@ -90,7 +144,11 @@ pub fn unroll<T: Tape<f32, Cpu>>(
         };
         hidden.push(h.retaped::<NoneTape>());
     }
-    readout(params, dev, batch, h, &hidden, shown_gates)
+    let gate_means = shown_gates
+        .iter()
+        .map(|gate| gate_mean(&gate.as_vec(), 1, 0, hidden_size))
+        .collect();
+    readout(params, dev, batch, h, &hidden, gate_means)
 }
 
 /// The output head on the scored steps, and the loss.
@@ -100,7 +158,7 @@ fn readout<T: Tape<f32, Cpu>>(
     batch: &SeqBatch,
     last: Taped<T>,
     hidden: &[Matrix],
-    gates: Vec<Matrix>,
+    gate_means: Vec<f64>,
 ) -> RnnPass<T> {
     let head = |h: Taped<T>| {
         let out = h.matmul(params.head_weight.clone());
@@ -128,7 +186,7 @@ fn readout<T: Tape<f32, Cpu>>(
                 loss,
                 outputs,
                 hidden: hidden.to_vec(),
-                gates,
+                gate_means,
             }
         }
         SeqTargets::FinalClass(labels) => {
@@ -139,7 +197,7 @@ fn readout<T: Tape<f32, Cpu>>(
                 loss,
                 outputs,
                 hidden: hidden.to_vec(),
-                gates,
+                gate_means,
             }
         }
         SeqTargets::TailClasses { steps, labels } => {
@@ -167,7 +225,7 @@ fn readout<T: Tape<f32, Cpu>>(
                 loss,
                 outputs,
                 hidden: hidden.to_vec(),
-                gates,
+                gate_means,
             }
         }
     }
@@ -184,8 +242,19 @@ pub struct RnnBackprop {
     pub hidden_grads: Vec<Vec<f32>>,
 }
 
-/// Runs `cell` over `batch` with the tape and collects every gradient.
+/// Runs `cell` over `batch` with the tape (fused, as training does) and collects every gradient.
 pub fn rnn_backprop(
+    params: &mut RnnParams,
+    cell: CellKind,
+    dev: &Cpu,
+    batch: &SeqBatch,
+) -> RnnBackprop {
+    rnn_backprop_with(RnnOps::Fused, params, cell, dev, batch)
+}
+
+/// `rnn_backprop` with the chosen implementation of the recurrence.
+pub fn rnn_backprop_with(
+    ops: RnnOps,
     params: &mut RnnParams,
     cell: CellKind,
     dev: &Cpu,
@@ -193,7 +262,8 @@ pub fn rnn_backprop(
 ) -> RnnBackprop {
     let hidden_size = params.head_weight.shape().0;
     let h0: Matrix = dev.zeros_like(&(batch.rows, hidden_size));
-    let pass = unroll(params, cell, dev, batch, h0.leaky_traced());
+    let workspace = Workspace::default();
+    let pass = unroll_with(ops, &workspace, params, cell, dev, batch, h0.leaky_traced());
     let loss = pass.loss.retaped::<NoneTape>().array();
     let hidden = pass.hidden;
     let mut grads = pass.loss.backward();

@@ -1,9 +1,14 @@
 //! The recurrent lab: vanilla, GRU and LSTM cells trained by backprop through time.
 
+mod cells;
 pub mod forward;
+pub mod fused;
 pub mod params;
 mod trainer;
+pub mod workspace;
 
-pub use forward::{RnnBackprop, RnnPass, rnn_backprop, unroll};
+pub use forward::{
+    RnnBackprop, RnnOps, RnnPass, rnn_backprop, rnn_backprop_with, unroll, unroll_with,
+};
 pub use params::{CellParams, GateParams, RnnParams, init_rnn_params};
 pub use trainer::RnnTrainer;

@@ -1,8 +1,9 @@
 //! Training a recurrent net: fresh sequences every step, backprop through time, per-time-step
 //! gradient and gate metrics, live cell switching.
 
-use super::forward::{RnnPass, unroll};
+use super::forward::{RnnOps, RnnPass, unroll_with};
 use super::params::{RnnParams, init_rnn_params};
+use super::workspace::Workspace;
 use crate::config::{CellKind, Experiment};
 use crate::metrics::{Divergence, Snapshot, TimestepMetrics, gradient_ratios, l2_norm};
 use crate::model::Matrix;
@@ -29,6 +30,7 @@ pub struct RnnTrainer {
     divergence: Option<Divergence>,
     last_test: Option<(f64, Option<f64>)>,
     scratch: Vec<f32>,
+    workspace: Workspace,
 }
 
 impl RnnTrainer {
@@ -57,6 +59,7 @@ impl RnnTrainer {
             divergence: None,
             last_test: None,
             scratch: Vec::new(),
+            workspace: Workspace::default(),
         })
     }
 
@@ -79,12 +82,22 @@ impl RnnTrainer {
         self.experiment.model.width
     }
 
+    /// The fused unroll of the cell in effect, on the trainer's buffers.
+    fn unroll<T: Tape<f32, Cpu>>(
+        &self,
+        batch: &SeqBatch,
+        h0: Tensor<(usize, usize), f32, Cpu, T>,
+    ) -> RnnPass<T> {
+        let (params, cell, dev) = (&self.params, self.cell, &self.dev);
+        unroll_with(RnnOps::Fused, &self.workspace, params, cell, dev, batch, h0)
+    }
+
     /// Loss and accuracy on the fixed test set.
     pub fn evaluate_test(&self) -> (f64, Option<f64>) {
         let h0: Matrix = self
             .dev
             .zeros_like(&(self.task.test.rows, self.hidden_size()));
-        let pass = unroll(&self.params, self.cell, &self.dev, &self.task.test, h0);
+        let pass = self.unroll(&self.task.test, h0);
         let loss = f64::from(pass.loss.array());
         (loss, accuracy(&pass, &self.task.test))
     }
@@ -152,19 +165,13 @@ impl Learner for RnnTrainer {
         }
         let batch = self.task.sample(self.experiment.batch, &mut self.batches);
         let h0: Matrix = self.dev.zeros_like(&(batch.rows, self.hidden_size()));
-        let pass = unroll(
-            &self.params,
-            self.cell,
-            &self.dev,
-            &batch,
-            h0.leaky_traced(),
-        );
+        let pass = self.unroll(&batch, h0.leaky_traced());
         let loss = pass.loss.retaped::<NoneTape>().array();
         let train_accuracy = accuracy(&pass, &batch);
         let RnnPass {
             loss: taped_loss,
             hidden,
-            gates,
+            gate_means,
             ..
         } = pass;
         let mut grads = taped_loss.backward();
@@ -181,17 +188,12 @@ impl Learner for RnnTrainer {
 
         let mut timesteps = Vec::new();
         if measure || !loss.is_finite() || !grad_norm.is_finite() {
-            let mut scratch = std::mem::take(&mut self.scratch);
             for (index, h) in hidden.iter().enumerate() {
                 let hidden_grad_norm = grads
                     .get_or_alloc_mut(h)
                     .map(|g| l2_norm(g))
                     .unwrap_or(f64::NAN);
-                let gate_mean = gates.get(index).map(|gate| {
-                    scratch.resize(gate.shape().0 * gate.shape().1, 0.0);
-                    gate.copy_into(&mut scratch);
-                    scratch.iter().map(|&v| f64::from(v)).sum::<f64>() / scratch.len().max(1) as f64
-                });
+                let gate_mean = gate_means.get(index).copied();
                 timesteps.push(TimestepMetrics {
                     t: index + 1,
                     hidden_grad_norm,
@@ -199,7 +201,6 @@ impl Learner for RnnTrainer {
                     update_gate_mean: gate_mean.filter(|_| active_cell == CellKind::Gru),
                 });
             }
-            self.scratch = scratch;
         }
 
         if !loss.is_finite() || !grad_norm.is_finite() {
