@@ -494,8 +494,9 @@ fn plot_writes_a_valid_png_and_svg() {
     let mut reader = decoder.read_info().expect("png header");
     let mut buf = vec![0; reader.output_buffer_size()];
     let info = reader.next_frame(&mut buf).expect("png decodes");
-    // Three panels: loss, heat map, and the live path decomposition the run recorded.
-    assert_eq!((info.width, info.height), (1200, 1100));
+    // Four panels: loss, heat map, the live path decomposition the run recorded, and the
+    // gradient sources measured when the auxiliary losses came on at step 20.
+    assert_eq!((info.width, info.height), (1200, 1400));
     // Not a blank image: the heat map paints many colours.
     let colours: std::collections::HashSet<&[u8]> = buf.chunks(3).collect();
     assert!(colours.len() > 20, "{} colours", colours.len());
@@ -509,6 +510,7 @@ fn plot_writes_a_valid_png_and_svg() {
         "intervention markers are labelled"
     );
     assert!(doc.descendants().filter(|n| n.has_tag_name("rect")).count() > 100);
+    assert!(svg.contains("gradient sources per layer (step 20)"));
 
     let bad = gradlab(&[
         "plot",
