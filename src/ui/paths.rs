@@ -59,6 +59,17 @@ pub(super) fn waiting(app: &App) -> String {
     format!("waiting for the first measurement (every {every} steps)")
 }
 
+/// The bars' area inside a panel: right of the label gutter, above the axis row; None when
+/// the panel is narrower than the gutter or lower than `min_height` rows.
+pub(super) fn graph_area(inner: Rect, min_height: u16) -> Option<Rect> {
+    (inner.width > GUTTER + 1 && inner.height >= min_height).then(|| Rect {
+        x: inner.x + GUTTER,
+        width: inner.width - GUTTER,
+        height: inner.height - 1,
+        ..inner
+    })
+}
+
 /// The item of `count` under column `c` of `width`.
 pub(super) fn item_at(c: u16, width: u16, count: usize) -> usize {
     (usize::from(c) * count / usize::from(width.max(1))).min(count.saturating_sub(1))
@@ -164,14 +175,8 @@ fn render_paths(frame: &mut Frame, area: Rect, app: &App) {
         }
         return;
     }
-    if inner.width <= GUTTER + 1 || inner.height < 3 {
+    let Some(graph) = graph_area(inner, 3) else {
         return;
-    }
-    let graph = Rect {
-        x: inner.x + GUTTER,
-        width: inner.width - GUTTER,
-        height: inner.height - 1,
-        ..inner
     };
     let top_rows = graph.height / 2;
     let bottom_rows = graph.height - top_rows;
@@ -323,14 +328,8 @@ fn render_lesion(frame: &mut Frame, area: Rect, app: &App) {
         );
         return;
     }
-    if results.is_empty() || inner.width <= GUTTER + 1 || inner.height < 2 {
+    let Some(graph) = graph_area(inner, 2).filter(|_| !results.is_empty()) else {
         return;
-    }
-    let graph = Rect {
-        x: inner.x + GUTTER,
-        width: inner.width - GUTTER,
-        height: inner.height - 1,
-        ..inner
     };
     let finite: Vec<f64> = results
         .iter()

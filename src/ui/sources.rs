@@ -7,7 +7,7 @@
 
 use super::app::App;
 use super::panel_block;
-use super::paths::{GUTTER, item_at, vbar, waiting};
+use super::paths::{GUTTER, graph_area, item_at, vbar, waiting};
 use super::theme::Theme;
 use crate::config::SkipMode;
 use crate::model::aux_head_layers;
@@ -160,14 +160,8 @@ fn render_layer_shares(frame: &mut Frame, area: Rect, app: &App) {
         );
         return;
     };
-    if inner.width <= GUTTER + 1 || inner.height < 2 {
+    let Some(graph) = graph_area(inner, 2) else {
         return;
-    }
-    let graph = Rect {
-        x: inner.x + GUTTER,
-        width: inner.width - GUTTER,
-        height: inner.height - 1,
-        ..inner
     };
     let cats = categories(app, &layers[0]);
     let per_layer: Vec<Vec<f64>> = layers.iter().map(LayerSources::shares).collect();
@@ -285,14 +279,8 @@ fn render_blocks_crossed(frame: &mut Frame, area: Rect, app: &App) {
         );
         return;
     };
-    if inner.width <= GUTTER + 1 || inner.height < 2 {
+    let Some(graph) = graph_area(inner, 2) else {
         return;
-    }
-    let graph = Rect {
-        x: inner.x + GUTTER,
-        width: inner.width - GUTTER,
-        height: inner.height - 1,
-        ..inner
     };
     let top = profile.iter().copied().fold(0.0f64, f64::max).max(1e-12);
     for c in 0..graph.width {
