@@ -53,10 +53,18 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     }
 }
 
-/// The line shown while no measurement under the current switches has arrived.
-pub(super) fn waiting(app: &App) -> String {
+/// Writes, on the panel's first row, that no measurement under the current switches has
+/// arrived yet.
+pub(super) fn show_waiting(buf: &mut Buffer, inner: Rect, app: &App) {
     let every = app.experiment.as_ref().map_or(0, |e| e.path_every);
-    format!("waiting for the first measurement (every {every} steps)")
+    let text = format!("waiting for the first measurement (every {every} steps)");
+    buf.set_stringn(
+        inner.x,
+        inner.y,
+        text,
+        usize::from(inner.width),
+        app.theme.dim(),
+    );
 }
 
 /// The bars' area inside a panel: right of the label gutter, above the axis row; None when
@@ -136,7 +144,7 @@ fn render_paths(frame: &mut Frame, area: Rect, app: &App) {
     let buf = frame.buffer_mut();
     let width = usize::from(inner.width);
     let Some((_, stats)) = &app.paths else {
-        buf.set_stringn(inner.x, inner.y, waiting(app), width, theme.dim());
+        show_waiting(buf, inner, app);
         return;
     };
     if single_path(stats) {

@@ -7,7 +7,7 @@
 
 use super::app::App;
 use super::panel_block;
-use super::paths::{GUTTER, graph_area, item_at, vbar, waiting};
+use super::paths::{GUTTER, graph_area, item_at, show_waiting, vbar};
 use super::theme::Theme;
 use crate::config::SkipMode;
 use crate::model::aux_head_layers;
@@ -151,13 +151,7 @@ fn render_layer_shares(frame: &mut Frame, area: Rect, app: &App) {
     }
     let buf = frame.buffer_mut();
     let Some((_, layers)) = measured else {
-        buf.set_stringn(
-            inner.x,
-            inner.y,
-            waiting(app),
-            usize::from(inner.width),
-            theme.dim(),
-        );
+        show_waiting(buf, inner, app);
         return;
     };
     let Some(graph) = graph_area(inner, 2) else {
@@ -270,13 +264,7 @@ fn render_blocks_crossed(frame: &mut Frame, area: Rect, app: &App) {
     }
     let buf = frame.buffer_mut();
     let (Some((_, profile)), Some((lo, hi))) = (profile, range) else {
-        buf.set_stringn(
-            inner.x,
-            inner.y,
-            waiting(app),
-            usize::from(inner.width),
-            theme.dim(),
-        );
+        show_waiting(buf, inner, app);
         return;
     };
     let Some(graph) = graph_area(inner, 2) else {
