@@ -1,7 +1,8 @@
 //! Streams a recording through the reader and prints what it holds, the way replay reads it:
 //! `cargo run --release --example read_recording -- FILE`.
 
-use gradlab::recording::{Record, Recording};
+use gradlab::protocol::Event;
+use gradlab::recording::Recording;
 
 fn main() -> anyhow::Result<()> {
     let path = std::env::args()
@@ -11,12 +12,12 @@ fn main() -> anyhow::Result<()> {
     let mut recording = Recording::open(path.as_ref())?;
     let (mut snapshots, mut commands, mut errors, mut last_loss) = (0u64, 0u64, 0u64, f64::NAN);
     for record in recording.by_ref() {
-        match record {
-            Ok(Record::Snapshot(s)) => {
+        match record.map(|line| line.event) {
+            Ok(Event::Snapshot(s)) => {
                 snapshots += 1;
-                last_loss = s.snapshot.loss;
+                last_loss = s.loss;
             }
-            Ok(Record::Command { .. }) => commands += 1,
+            Ok(Event::Applied { .. }) => commands += 1,
             Ok(_) => {}
             Err(e) => {
                 errors += 1;

@@ -3,8 +3,8 @@
 
 use gradlab::config::{apply_overrides, load_preset};
 use gradlab::metrics::{LayerMetrics, Snapshot, gradient_ratios};
+use gradlab::protocol::{Command, Event, RunState};
 use gradlab::recording::{Header, Recorder};
-use gradlab::trainer::{Command, Event, RunState};
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -52,6 +52,7 @@ fn main() -> anyhow::Result<()> {
                     act_grad_norm: n,
                     act_rms: 0.5 + 1e-3 * index as f64,
                     gate_mean: None,
+                    gate_bias_mean: None,
                     update_ratio: 1e-3 / (1.0 + t),
                 })
                 .collect(),

@@ -2,18 +2,20 @@
 //!
 //! The MLP trainers draw their batches and initial weights from the seed alone, so runs that
 //! share a seed and a model shape start from the same weights and see the same batches; what
-//! differs is only what the presets (or their overrides) change. Each run is stepped with
-//! [`advance_headless`], the loop body of a lone headless run, so a run in a comparison takes
-//! exactly the steps it would take alone.
+//! differs is only what the presets (or their overrides) change. Each run is a lane of the
+//! one [`Driver`], stepped by the function a lone run is stepped by, so a run in a comparison
+//! takes exactly the steps it would take alone.
 
 use crate::config::Experiment;
+use crate::learner::build_learner;
 use crate::metrics::Snapshot;
+use crate::protocol::{Event, LaneEvent};
 use crate::report::{Analyses, RunReport, build_report};
-use crate::trainer::{HeadlessProgress, LastSnapshot, Learner, advance_headless, build_learner};
+use crate::trainer::{Driver, LaneStart};
 use anyhow::{Context, Result, anyhow};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// One configuration of a comparison: a label for the table and the experiment to run.
 #[derive(Clone, Debug)]
@@ -40,19 +42,9 @@ pub struct CompareRun {
     pub report: RunReport,
 }
 
-/// A run being advanced in lock-step with others on one thread.
-struct Lane {
-    index: usize,
-    learner: Box<dyn Learner>,
-    sink: LastSnapshot,
-    done: Option<Option<Box<Snapshot>>>,
-    busy: Duration,
-}
-
-/// Trains every entry for `steps` updates, `threads` at a time, and reports each.
-///
-/// Runs are dealt round-robin to at most `threads` threads (each trainer is single-threaded);
-/// on a thread its runs take one step each in turn. Results do not depend on `threads`.
+/// Trains every entry for `steps` updates in lock-step on one [`Driver`], dealing each round
+/// over at most `threads` threads (each trainer is single-threaded), and reports each. Results
+/// do not depend on `threads`.
 pub fn run_compare(
     entries: &[CompareEntry],
     steps: u64,
@@ -60,79 +52,50 @@ pub fn run_compare(
     analyses: &Analyses,
 ) -> Result<Vec<CompareRun>> {
     let threads = threads.clamp(1, entries.len().max(1));
-    let mut groups: Vec<Vec<Lane>> = (0..threads).map(|_| Vec::new()).collect();
-    for (index, entry) in entries.iter().enumerate() {
+    let mut driver = Driver::new(threads, false);
+    // A run that diverges has no final measurement; its newest snapshot stands in.
+    let mut newest: Vec<Option<Snapshot>> = vec![None; entries.len()];
+    let mut discard = |lane_event: LaneEvent| {
+        if let (Event::Snapshot(s), Some(slot)) =
+            (lane_event.event, newest.get_mut(lane_event.lane))
+        {
+            *slot = Some(*s);
+        }
+        true
+    };
+    for entry in entries {
         let learner = build_learner(entry.experiment.clone(), entry.base_dir.as_deref())
             .with_context(|| format!("cannot build {}", entry.label))?;
-        groups[index % threads].push(Lane {
-            index,
-            learner,
-            sink: LastSnapshot::default(),
-            done: None,
-            busy: Duration::ZERO,
-        });
+        let start =
+            LaneStart::running(learner, entry.base_dir.clone()).with_budget(steps, Vec::new());
+        driver.add(start, &mut discard);
     }
     let started = Instant::now();
-    let finished: Vec<Vec<Lane>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = groups
-            .into_iter()
-            .enumerate()
-            .map(|(t, lanes)| {
-                std::thread::Builder::new()
-                    .name(format!("gradlab-compare-{t}"))
-                    .spawn_scoped(scope, move || step_in_turn(lanes, steps))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| {
-                handle
-                    .map_err(|e| anyhow!("cannot start a compare thread: {e}"))?
-                    .join()
-                    .map_err(|_| anyhow!("a compare thread panicked"))
-            })
-            .collect::<Result<Vec<_>>>()
-    })?;
+    while driver.wants_steps() {
+        driver.round(&mut discard);
+    }
     let wall = started.elapsed().as_secs_f64();
-    let mut lanes: Vec<Lane> = finished.into_iter().flatten().collect();
-    lanes.sort_by_key(|lane| lane.index);
-    lanes
+    driver
+        .finish()
         .into_iter()
-        .map(|mut lane| {
-            let label = entries[lane.index].label.clone();
+        .zip(entries)
+        .zip(newest)
+        .map(|((lane, entry), newest)| {
+            let label = entry.label.clone();
+            let mut learner = lane
+                .learner
+                .ok_or_else(|| anyhow!("{label}: the run crashed"))?;
             let snapshot = lane
-                .done
-                .flatten()
-                .map(|s| *s)
-                .or(lane.sink.0.take())
+                .last
+                .or(newest)
                 .ok_or_else(|| anyhow!("{label}: the run produced no measurement"))?;
-            let taken = lane.learner.step() as f64;
+            let taken = learner.step() as f64;
             Ok(CompareRun {
                 steps_per_sec: taken / wall.max(1e-9),
                 busy_steps_per_sec: taken / lane.busy.as_secs_f64().max(1e-9),
-                report: build_report(lane.learner.as_mut(), snapshot, analyses),
+                report: build_report(learner.as_mut(), snapshot, analyses),
                 label,
             })
         })
         .collect()
-}
-
-/// One step of each unfinished run in turn, until all are done.
-fn step_in_turn(mut lanes: Vec<Lane>, steps: u64) -> Vec<Lane> {
-    let mut cursors = vec![0usize; lanes.len()];
-    while lanes.iter().any(|lane| lane.done.is_none()) {
-        for (lane, cursor) in lanes.iter_mut().zip(&mut cursors) {
-            if lane.done.is_some() {
-                continue;
-            }
-            let start = Instant::now();
-            let progress =
-                advance_headless(lane.learner.as_mut(), steps, &[], cursor, &mut lane.sink);
-            lane.busy += start.elapsed();
-            if let HeadlessProgress::Done(last) = progress {
-                lane.done = Some(last);
-            }
-        }
-    }
-    lanes
 }

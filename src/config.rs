@@ -193,6 +193,11 @@ pub struct ModelSpec {
     /// Recurrent cell in effect at step 0 (switchable live; recurrent nets only).
     #[serde(default)]
     pub cell: CellKind,
+    /// Initial bias b_T of every highway gate, whatever the skip mode at step 0, so that
+    /// switching to highway later finds gates that start where the preset says (−2 carries
+    /// about 88 % of the input through at the start). Trained like any bias from step 0.
+    #[serde(default = "default_gate_bias", deserialize_with = "bounds::gate_bias")]
+    pub gate_bias: f32,
     /// Initial bias of the LSTM forget gate (1.0 keeps memory open at the start).
     #[serde(
         default = "default_forget_bias",
@@ -209,6 +214,9 @@ fn default_activation() -> Activation {
 }
 fn default_skip() -> SkipMode {
     SkipMode::Plain
+}
+fn default_gate_bias() -> f32 {
+    -2.0
 }
 fn default_forget_bias() -> f32 {
     1.0
@@ -320,11 +328,9 @@ pub enum SkipMode {
         #[serde(deserialize_with = "bounds::scale")]
         scale: f32,
     },
-    /// h' = T⊙f(h) + (1−T)⊙h with T = σ(W_T h + b_T); b_T starts at `gate_bias`.
-    Highway {
-        #[serde(deserialize_with = "bounds::gate_bias")]
-        gate_bias: f32,
-    },
+    /// h' = T⊙f(h) + (1−T)⊙h with T = σ(W_T h + b_T); b_T starts at `model.gate_bias`
+    /// and is trained from there (the gates exist from step 0 in every mode).
+    Highway,
     /// A plain chain whose every hidden layer is also read out by the output head.
     Dense,
 }
@@ -336,7 +342,7 @@ impl SkipMode {
             SkipMode::Plain => "plain".into(),
             SkipMode::Residual { scale } if *scale == 1.0 => "residual".into(),
             SkipMode::Residual { scale } => format!("residual×{scale}"),
-            SkipMode::Highway { gate_bias } => format!("highway(b={gate_bias})"),
+            SkipMode::Highway => "highway".into(),
             SkipMode::Dense => "dense".into(),
         }
     }

@@ -20,6 +20,10 @@ pub struct LayerMetrics {
     pub act_rms: f64,
     /// Mean highway gate T_l (null unless the skip mode is highway).
     pub gate_mean: Option<f64>,
+    /// Mean highway gate bias b_T of the layer as trained so far (null unless the skip mode
+    /// is highway): what the gate's bias really is, not what it was initialised to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate_bias_mean: Option<f64>,
     /// ‖ΔW_l‖ / ‖W_l‖ of the update just applied (0 when no update was applied).
     #[serde(deserialize_with = "null_as_nan")]
     pub update_ratio: f64,

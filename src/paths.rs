@@ -132,7 +132,7 @@ impl PathNetwork {
         let kind = match skip {
             SkipMode::Plain | SkipMode::Dense => BlockKind::Plain,
             SkipMode::Residual { scale } => BlockKind::Residual(f64::from(scale)),
-            SkipMode::Highway { .. } => BlockKind::Highway,
+            SkipMode::Highway => BlockKind::Highway,
         };
         let (dims, width) = *params.input_weight.shape();
         if dims == 0 || !x.len().is_multiple_of(dims) {

@@ -2,13 +2,15 @@
 //! the mean-field prediction for the preset's initialisation, and single-block lesions.
 
 use crate::config::{Experiment, SkipMode};
+use crate::learner::Learner;
 use crate::metrics::Snapshot;
+use crate::model::Trainer;
 use crate::model::{BatchTargets, Lesion, Matrix, Switches, backprop};
 use crate::paths::{PathNetwork, PathStats};
+use crate::protocol::LesionResult;
 use crate::sources::{LayerSources, source_gradients, summarise_sources};
 use crate::tasks::TaskKind;
 use crate::theory::mean_field;
-use crate::trainer::{Learner, Trainer};
 use dfdx::prelude::{Cpu, TensorFromVec};
 use serde::{Deserialize, Serialize};
 
@@ -54,17 +56,6 @@ impl TheoryReport {
             critical_weight_var: finite(mf.critical_weight_var),
         }
     }
-}
-
-/// The test-set result with one block removed (the `"lesion"` list).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LesionResult {
-    /// The removed block (hidden layer index, 0 = closest to the input).
-    pub block: usize,
-    /// Test loss without it (non-finite prints as `null`).
-    pub test_loss: f64,
-    /// Test accuracy without it (null for regression).
-    pub test_accuracy: Option<f64>,
 }
 
 /// Evaluates the test set once per block with that block removed (Veit's lesion experiment).

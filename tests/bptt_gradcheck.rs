@@ -137,6 +137,7 @@ fn check(ops: RnnOps, cell: CellKind, spec: TaskSpec) {
         skip: SkipMode::Plain,
         aux: Default::default(),
         cell,
+        gate_bias: -1.0,
         forget_bias: 1.0,
     };
     let dev = dfdx::prelude::Cpu::default();

@@ -4,8 +4,9 @@
 
 use gradlab::config::{Experiment, SkipMode, apply_overrides, load_preset};
 use gradlab::metrics::Snapshot;
-use gradlab::trainer::lockstep::{LaneStart, LockstepCommand, LockstepEvent, spawn_lockstep};
-use gradlab::trainer::{Command, Event, Trainer, VecSink, run_headless};
+use gradlab::model::Trainer;
+use gradlab::protocol::{Command, Event, LaneEvent};
+use gradlab::trainer::{LaneStart, VecSink, run_headless, spawn_driver};
 use std::time::Duration;
 
 /// Generous: this bounds a hang, it does not measure speed.
@@ -29,7 +30,7 @@ fn snapshots(events: Vec<Event>) -> Vec<Snapshot> {
 
 /// Receives driver events until `runs[i]` holds `want[i]` snapshots each.
 fn collect(
-    events: &std::sync::mpsc::Receiver<LockstepEvent>,
+    events: &std::sync::mpsc::Receiver<LaneEvent>,
     runs: &mut [Vec<Snapshot>],
     want: &[usize],
 ) {
@@ -37,8 +38,8 @@ fn collect(
         let event = events
             .recv_timeout(PATIENCE)
             .expect("the driver keeps reporting");
-        if let LockstepEvent::Run {
-            run,
+        if let LaneEvent {
+            lane: run,
             event: Event::Snapshot(s),
         } = event
             && run < runs.len()
@@ -56,27 +57,25 @@ fn fork_keeps_the_parent_and_an_unflipped_twin_bit_identical() {
     run_headless(&mut lone, (before + after) as u64, &[], &mut sink);
     let alone = snapshots(sink.events);
 
-    let start = LaneStart::Fresh {
-        experiment: Box::new(experiment()),
-        base_dir: None,
-    };
+    let start = LaneStart::fresh(experiment(), None);
     // Paused, so steps are taken only when asked and the fork lands on a known step.
-    let driver = spawn_lockstep(vec![start], 2, true).expect("driver starts");
-    let send = |c| driver.commands.send(c).expect("driver alive");
+    let driver = spawn_driver(vec![start], 2, true).expect("driver starts");
+    let send = |lane, command| driver.send(lane, command);
     let mut runs = vec![Vec::new(), Vec::new(), Vec::new()];
-    send(LockstepCommand::Run(0, Command::Step(before as u32)));
+    send(0, Command::Step(before as u32));
     collect(&driver.events, &mut runs, &[before, 0, 0]);
-    send(LockstepCommand::Fork {
-        from: 0,
-        flip: None,
-    });
-    send(LockstepCommand::Fork {
-        from: 0,
-        flip: Some(Command::SetSkip(SkipMode::Residual { scale: 1.0 })),
-    });
-    send(LockstepCommand::Run(0, Command::Step(after as u32)));
+    send(0, Command::Fork { flip: None });
+    send(
+        0,
+        Command::Fork {
+            flip: Some(Box::new(Command::SetSkip(SkipMode::Residual {
+                scale: 1.0,
+            }))),
+        },
+    );
+    send(0, Command::Step(after as u32));
     collect(&driver.events, &mut runs, &[before + after, after, after]);
-    send(LockstepCommand::Shutdown);
+    send(0, Command::Shutdown);
     driver.thread.join().expect("driver ends cleanly");
 
     let [parent, twin, residual] = [&runs[0], &runs[1], &runs[2]];
@@ -108,37 +107,28 @@ fn fork_keeps_the_parent_and_an_unflipped_twin_bit_identical() {
 #[test]
 fn fork_refuses_a_fifth_run() {
     let starts = (0..4)
-        .map(|_| LaneStart::Fresh {
-            experiment: Box::new(experiment()),
-            base_dir: None,
-        })
+        .map(|_| LaneStart::fresh(experiment(), None))
         .collect();
-    let driver = spawn_lockstep(starts, 1, true).expect("driver starts");
-    driver
-        .commands
-        .send(LockstepCommand::Fork {
-            from: 1,
-            flip: None,
-        })
-        .expect("driver alive");
+    let driver = spawn_driver(starts, 1, true).expect("driver starts");
+    driver.send(1, Command::Fork { flip: None });
     let refusal = loop {
         match driver
             .events
             .recv_timeout(PATIENCE)
             .expect("driver answers")
         {
-            LockstepEvent::Run {
-                run: 1,
-                event: Event::Error(message),
+            LaneEvent {
+                lane: 1,
+                event: Event::Error { message },
             } => break message,
-            LockstepEvent::Forked { .. } => panic!("a fifth run was forked"),
+            LaneEvent {
+                event: Event::Forked { .. },
+                ..
+            } => panic!("a fifth run was forked"),
             _ => {}
         }
     };
     assert!(refusal.contains("at most 4"), "{refusal}");
-    driver
-        .commands
-        .send(LockstepCommand::Shutdown)
-        .expect("driver alive");
+    driver.send(0, Command::Shutdown);
     driver.thread.join().expect("driver ends cleanly");
 }

@@ -4,10 +4,11 @@
 use gradlab::compare::{CompareEntry, run_compare};
 use gradlab::config::{Experiment, apply_overrides, load_preset};
 use gradlab::model::MlpParams;
+use gradlab::model::Trainer;
 use gradlab::report::Analyses;
 use gradlab::sweep::run::{list_commands, pending_jobs, read_result, result_path, run_jobs};
 use gradlab::sweep::{load_sweep, parse_sweep};
-use gradlab::trainer::{Trainer, VecSink, run_headless};
+use gradlab::trainer::{VecSink, run_headless};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
@@ -67,7 +68,7 @@ const GRID: &str = r#"Sweep(
     set: ["model.width=8", "task.points=120", "test_every=5"],
     grid: {
         "model.depth": ["2", "3"],
-        "model.skip": ["Plain", "Highway(gate_bias: -2.0)"],
+        "model.skip": ["Plain", "Highway"],
         "seed": ["1", "2"],
     },
     steps: 5,
@@ -83,21 +84,17 @@ fn the_grid_expands_to_the_cartesian_product_first_axis_slowest() {
         [
             "depth-2__skip-Plain__seed-1",
             "depth-2__skip-Plain__seed-2",
-            "depth-2__skip-Highway_gate_bias_-2.0__seed-1",
-            "depth-2__skip-Highway_gate_bias_-2.0__seed-2",
+            "depth-2__skip-Highway__seed-1",
+            "depth-2__skip-Highway__seed-2",
             "depth-3__skip-Plain__seed-1",
             "depth-3__skip-Plain__seed-2",
-            "depth-3__skip-Highway_gate_bias_-2.0__seed-1",
-            "depth-3__skip-Highway_gate_bias_-2.0__seed-2",
+            "depth-3__skip-Highway__seed-1",
+            "depth-3__skip-Highway__seed-2",
         ]
     );
     assert_eq!(
         sweep.jobs[2].overrides,
-        [
-            "model.depth=2",
-            "model.skip=Highway(gate_bias: -2.0)",
-            "seed=1"
-        ]
+        ["model.depth=2", "model.skip=Highway", "seed=1"]
     );
     let experiment = sweep.experiment(&sweep.jobs[7]).expect("applies");
     assert_eq!(experiment.model.depth, 3);

@@ -4,7 +4,9 @@
 use gradlab::config::{Experiment, SkipMode, apply_overrides, load_preset};
 use gradlab::metrics::Snapshot;
 use gradlab::model::MlpParams;
-use gradlab::trainer::{Command, Event, RunState, Trainer, VecSink, run_headless, spawn_trainer};
+use gradlab::model::Trainer;
+use gradlab::protocol::{Command, Event, LaneEvent, RunState};
+use gradlab::trainer::{LaneStart, VecSink, run_headless, spawn_driver};
 use std::time::Duration;
 
 fn preset(name: &str, sets: &[&str]) -> Experiment {
@@ -79,7 +81,7 @@ fn toggling_any_switch_keeps_every_weight() {
     run_headless(&mut trainer, 5, &[], &mut VecSink::default()).expect("runs");
     let toggles = [
         SkipMode::Residual { scale: 1.0 },
-        SkipMode::Highway { gate_bias: -2.0 },
+        SkipMode::Highway,
         SkipMode::Dense,
         SkipMode::Plain,
     ];
@@ -181,14 +183,14 @@ fn a_diverging_run_reports_the_step_and_the_layer() {
 }
 
 fn wait_for(
-    events: &std::sync::mpsc::Receiver<Event>,
+    events: &std::sync::mpsc::Receiver<LaneEvent>,
     what: &str,
     pred: impl Fn(&Event) -> bool,
 ) -> Vec<Event> {
     let mut seen = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while std::time::Instant::now() < deadline {
-        if let Ok(event) = events.recv_timeout(Duration::from_millis(100)) {
+        if let Ok(LaneEvent { event, .. }) = events.recv_timeout(Duration::from_millis(100)) {
             let done = pred(&event);
             seen.push(event);
             if done {
@@ -201,13 +203,21 @@ fn wait_for(
 
 #[test]
 fn the_trainer_thread_obeys_commands_and_reports_them_with_their_step() {
-    let handle = spawn_trainer(preset("plain-deep", &["model.depth=4"]), None).expect("spawns");
+    let handle = spawn_driver(
+        vec![LaneStart::fresh(
+            preset("plain-deep", &["model.depth=4"]),
+            None,
+        )],
+        1,
+        false,
+    )
+    .expect("spawns");
     wait_for(
         &handle.events,
         "a snapshot",
         |e| matches!(e, Event::Snapshot(s) if s.step >= 3),
     );
-    handle.commands.send(Command::Pause).expect("send");
+    handle.send(0, Command::Pause);
     let seen = wait_for(&handle.events, "pause", |e| {
         matches!(
             e,
@@ -221,11 +231,8 @@ fn the_trainer_thread_obeys_commands_and_reports_them_with_their_step() {
         Some(Event::State { step, .. }) => *step,
         _ => unreachable!(),
     };
-    handle
-        .commands
-        .send(Command::SetSkip(SkipMode::Residual { scale: 1.0 }))
-        .expect("send");
-    handle.commands.send(Command::Step(2)).expect("send");
+    handle.send(0, Command::SetSkip(SkipMode::Residual { scale: 1.0 }));
+    handle.send(0, Command::Step(2));
     let seen = wait_for(
         &handle.events,
         "two steps",
@@ -256,7 +263,7 @@ fn the_trainer_thread_obeys_commands_and_reports_them_with_their_step() {
     assert_eq!(last.skip, "residual");
     // Paused again after the two steps: nothing more arrives.
     std::thread::sleep(Duration::from_millis(300));
-    let extra: Vec<Event> = handle.events.try_iter().collect();
+    let extra: Vec<Event> = handle.events.try_iter().map(|e| e.event).collect();
     assert!(
         extra
             .iter()
@@ -264,11 +271,11 @@ fn the_trainer_thread_obeys_commands_and_reports_them_with_their_step() {
         "{extra:?}"
     );
 
-    handle.commands.send(Command::Reset).expect("send");
+    handle.send(0, Command::Reset);
     wait_for(&handle.events, "restart", |e| {
-        matches!(e, Event::Started(_))
+        matches!(e, Event::Started { .. })
     });
-    handle.commands.send(Command::Shutdown).expect("send");
+    handle.send(0, Command::Shutdown);
     handle.thread.join().expect("the thread ends cleanly");
 }
 
@@ -279,23 +286,27 @@ fn a_preset_that_cannot_build_is_an_error_event_not_a_dead_thread() {
         path: "/nonexistent/data.csv".into(),
         classification: true,
     };
-    let handle = spawn_trainer(preset("plain-deep", &["model.depth=3"]), None).expect("spawns");
-    handle
-        .commands
-        .send(Command::LoadPreset(Box::new(bad)))
-        .expect("send");
-    let seen = wait_for(&handle.events, "an error", |e| matches!(e, Event::Error(_)));
+    let handle = spawn_driver(
+        vec![LaneStart::fresh(
+            preset("plain-deep", &["model.depth=3"]),
+            None,
+        )],
+        1,
+        false,
+    )
+    .expect("spawns");
+    handle.send(0, Command::LoadPreset(Box::new(bad)));
+    let seen = wait_for(&handle.events, "an error", |e| {
+        matches!(e, Event::Error { .. })
+    });
     assert!(
         seen.iter()
-            .any(|e| matches!(e, Event::Error(m) if m.contains("data.csv")))
+            .any(|e| matches!(e, Event::Error { message: m } if m.contains("data.csv")))
     );
-    handle
-        .commands
-        .send(Command::LoadPreset(Box::new(preset(
-            "plain-deep",
-            &["model.depth=3"],
-        ))))
-        .expect("send");
+    handle.send(
+        0,
+        Command::LoadPreset(Box::new(preset("plain-deep", &["model.depth=3"]))),
+    );
     wait_for(&handle.events, "a fresh start", |e| {
         matches!(e, Event::Snapshot(_))
     });

@@ -55,7 +55,7 @@ fn the_fused_block_matches_dfdx_ops_in_every_mode() {
         SkipMode::Plain,
         SkipMode::Residual { scale: 1.0 },
         SkipMode::Residual { scale: 0.5 },
-        SkipMode::Highway { gate_bias: -1.0 },
+        SkipMode::Highway,
         SkipMode::Dense,
     ];
     for act in Activation::ALL {

@@ -3,9 +3,11 @@
 //! `PROPTEST_CASES=100000 cargo test --release --test fuzz_recording` runs a longer campaign.
 
 use gradlab::config::{apply_overrides, builtin_presets, load_preset, parse_preset};
+use gradlab::model::Trainer;
+use gradlab::protocol::Command;
 use gradlab::recording::writer::Tee;
 use gradlab::recording::{Follower, Header, Recorder, Recording};
-use gradlab::trainer::{Command, Trainer, VecSink, run_headless};
+use gradlab::trainer::{VecSink, run_headless};
 use proptest::prelude::*;
 use std::io::Cursor;
 use std::sync::OnceLock;

@@ -12,7 +12,7 @@ const SKIPS: [SkipMode; 5] = [
     SkipMode::Plain,
     SkipMode::Residual { scale: 1.0 },
     SkipMode::Residual { scale: 0.5 },
-    SkipMode::Highway { gate_bias: -1.0 },
+    SkipMode::Highway,
     SkipMode::Dense,
 ];
 

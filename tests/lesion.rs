@@ -2,8 +2,9 @@
 
 use gradlab::config::{Experiment, apply_overrides, load_preset};
 use gradlab::model::Lesion;
-use gradlab::report::{LesionResult, lesion_all};
-use gradlab::trainer::Trainer;
+use gradlab::model::Trainer;
+use gradlab::protocol::LesionResult;
+use gradlab::report::lesion_all;
 
 fn preset(name: &str, sets: &[&str]) -> Experiment {
     let experiment = load_preset(name).expect("built-in preset");

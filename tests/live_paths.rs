@@ -3,11 +3,13 @@
 
 use gradlab::config::SkipMode;
 use gradlab::config::{Experiment, apply_overrides, load_preset};
+use gradlab::learner::Learner;
+use gradlab::model::Trainer;
+use gradlab::protocol::{Command, Event};
 use gradlab::report::layer_sources;
 use gradlab::rnn::RnnTrainer;
 use gradlab::trainer::{
-    Command, Event, LIVE_PATH_ROWS, LIVE_PATH_SAMPLES, Learner, Trainer, VecSink, analyses_now,
-    run_headless, spawn_trainer,
+    LIVE_PATH_ROWS, LIVE_PATH_SAMPLES, LaneStart, VecSink, analyses_now, run_headless, spawn_driver,
 };
 use std::time::{Duration, Instant};
 
@@ -140,16 +142,17 @@ fn plain_nets_without_aux_get_no_sources() {
 #[test]
 fn lesion_command_is_answered_with_one_result_per_block() {
     let experiment = preset("residual-deep", &["model.depth=5", "model.width=16"]);
-    let handle = spawn_trainer(experiment, None).expect("spawns");
-    handle.commands.send(Command::Pause).expect("trainer alive");
-    handle
-        .commands
-        .send(Command::Lesion)
-        .expect("trainer alive");
+    let handle = spawn_driver(vec![LaneStart::fresh(experiment, None)], 1, false).expect("spawns");
+    handle.send(0, Command::Pause);
+    handle.send(0, Command::Lesion);
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut results = None;
     while Instant::now() < deadline {
-        match handle.events.recv_timeout(Duration::from_secs(1)) {
+        match handle
+            .events
+            .recv_timeout(Duration::from_secs(1))
+            .map(|e| e.event)
+        {
             Ok(Event::Lesion { results: r, .. }) => {
                 results = Some(r);
                 break;
@@ -161,7 +164,7 @@ fn lesion_command_is_answered_with_one_result_per_block() {
             Ok(_) | Err(_) => {}
         }
     }
-    let _ = handle.commands.send(Command::Shutdown);
+    handle.send(0, Command::Shutdown);
     let _ = handle.thread.join();
     let results = results.expect("Lesion event within 60 s");
     assert_eq!(results.len(), 5);

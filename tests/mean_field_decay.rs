@@ -39,6 +39,7 @@ fn measured_chi1(act: Activation, weight_var: f32, bias_var: f32) -> f64 {
             weight: 0.3,
         },
         cell: Default::default(),
+        gate_bias: -1.0,
         forget_bias: 1.0,
     };
     let switches = Switches {

@@ -28,6 +28,7 @@ fn model(depth: usize, width: usize, weight_var: f32, skip: SkipMode) -> ModelSp
             weight: 0.3,
         },
         cell: Default::default(),
+        gate_bias: -1.0,
         forget_bias: 1.0,
     }
 }
@@ -43,11 +44,7 @@ struct Setup {
 
 fn setup(depth: usize, width: usize, dims: usize, skip: SkipMode, seed: u64) -> Setup {
     let spec = model(depth, width, 1.0, skip);
-    let gate_bias = match skip {
-        SkipMode::Highway { gate_bias } => gate_bias,
-        _ => -1.0,
-    };
-    let mut params = params_for(&spec, dims, 3, gate_bias, seed);
+    let mut params = params_for(&spec, dims, 3, spec.gate_bias, seed);
     let batch = Batch::random(5, dims, 3, true, seed + 100);
     let dev = dfdx::prelude::Cpu::default();
     let (x, targets) = batch.tensors(&dev);
@@ -138,15 +135,12 @@ fn all_paths_sum_to_the_dfdx_gradient_scaled_residual() {
 
 #[test]
 fn all_paths_sum_to_the_dfdx_gradient_highway() {
-    check_oracle(9, SkipMode::Highway { gate_bias: -1.0 });
+    check_oracle(9, SkipMode::Highway);
 }
 
 #[test]
 fn enumerating_every_k_subset_gives_the_exact_per_length_means() {
-    for skip in [
-        SkipMode::Residual { scale: 1.0 },
-        SkipMode::Highway { gate_bias: -1.0 },
-    ] {
+    for skip in [SkipMode::Residual { scale: 1.0 }, SkipMode::Highway] {
         let s = setup(8, 8, 4, skip, 5);
         let exact = s.net.exact_grad_per_path(&s.upstream);
         // 70 = C(8, 4) is the most paths of any length: every length is enumerated.

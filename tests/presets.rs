@@ -2,7 +2,8 @@
 
 use gradlab::config::ModelKind;
 use gradlab::config::{apply_overrides, builtin_presets, load_preset, parse_preset};
-use gradlab::trainer::{VecSink, build_learner, run_headless};
+use gradlab::learner::build_learner;
+use gradlab::trainer::{VecSink, run_headless};
 use std::fs;
 
 #[test]

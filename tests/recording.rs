@@ -1,11 +1,13 @@
 //! Recordings end to end: write, read back, survive kills and signals, reproduce, export, plot.
 
 use gradlab::config::{Experiment, SkipMode, apply_overrides, load_preset};
+use gradlab::learner::build_learner;
 use gradlab::metrics::Snapshot;
+use gradlab::protocol::{Command, Event, RunState};
 use gradlab::recording::cast::CastWriter;
 use gradlab::recording::writer::Tee;
-use gradlab::recording::{Follower, Header, Record, Recorder, Recording, RecordingError};
-use gradlab::trainer::{Command, Event, RunState, VecSink, build_learner, run_headless};
+use gradlab::recording::{Follower, Header, Recorder, Recording, RecordingError};
+use gradlab::trainer::{VecSink, run_headless};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -51,18 +53,21 @@ fn record(
     seen.events
 }
 
-fn read_all(path: &Path) -> (Header, Vec<Record>, Option<u64>) {
+fn read_all(path: &Path) -> (Header, Vec<Event>, Option<u64>) {
     let mut recording = Recording::open(path).expect("opens");
     let header = recording.header().clone();
-    let records: Vec<Record> = recording.by_ref().map(|r| r.expect("record")).collect();
+    let records: Vec<Event> = recording
+        .by_ref()
+        .map(|r| r.expect("record").event)
+        .collect();
     (header, records, recording.truncated().map(|t| t.line))
 }
 
-fn snapshots(records: &[Record]) -> Vec<Snapshot> {
+fn snapshots(records: &[Event]) -> Vec<Snapshot> {
     records
         .iter()
         .filter_map(|r| match r {
-            Record::Snapshot(s) => Some(s.snapshot.clone()),
+            Event::Snapshot(s) => Some((**s).clone()),
             _ => None,
         })
         .collect()
@@ -77,7 +82,7 @@ fn round_trip_keeps_preset_commands_snapshots_and_state() {
     let (header, records, truncated) = read_all(&path);
     assert_eq!(truncated, None);
     assert_eq!(header.format, "gradlab-recording");
-    assert_eq!(header.version, 1);
+    assert_eq!(header.version, gradlab::recording::VERSION);
     assert_eq!(
         header.preset, experiment,
         "the preset as loaded, --set included"
@@ -99,11 +104,7 @@ fn round_trip_keeps_preset_commands_snapshots_and_state() {
     let commands: Vec<(u64, Command, String)> = records
         .iter()
         .filter_map(|r| match r {
-            Record::Command {
-                step,
-                command,
-                label,
-            } => Some((*step, command.clone(), label.clone())),
+            Event::Applied { step, command } => Some((*step, command.clone(), command.label())),
             _ => None,
         })
         .collect();
@@ -117,7 +118,7 @@ fn round_trip_keeps_preset_commands_snapshots_and_state() {
     assert_eq!(commands, expected);
     assert_eq!(
         records.last(),
-        Some(&Record::State {
+        Some(&Event::State {
             step: 40,
             state: RunState::Finished
         })
@@ -132,7 +133,12 @@ fn round_trip_keeps_preset_commands_snapshots_and_state() {
     let value: serde_json::Value = serde_json::from_str(line).expect("json");
     assert!(value.get("loss").is_some_and(|l| l.is_f64()));
     assert!(value.get("layers").is_some_and(|l| l.is_array()));
-    assert!(text.contains("\"label\":\"skip → residual\""));
+    assert_eq!(
+        value.get("run"),
+        Some(&serde_json::json!(1)),
+        "every line names its run"
+    );
+    assert!(text.contains("{\"run\":1,\"type\":\"command\",\"step\":10,\"command\":{\"set_skip\":{\"Residual\":{\"scale\":1.0}}}}"));
 }
 
 #[test]
@@ -152,7 +158,7 @@ fn non_finite_numbers_read_back_as_nan() {
     assert!(!last.loss.is_finite(), "written as null, read as NaN");
     assert!(matches!(
         records.last(),
-        Some(Record::State {
+        Some(Event::State {
             state: RunState::Diverged(_),
             ..
         })
@@ -193,7 +199,7 @@ fn seeking_to_a_remembered_offset_reads_the_same_records() {
     }
     let (offset, line) = index[7];
     recording.seek(offset, line).expect("seek");
-    let rest: Vec<Record> = recording.by_ref().map(|r| r.expect("record")).collect();
+    let rest: Vec<_> = recording.by_ref().map(|r| r.expect("record")).collect();
     assert_eq!(rest, all[7..]);
 }
 
@@ -266,7 +272,7 @@ fn follower_picks_up_appended_lines_and_completes_a_partial_one() {
     // The first line after the header is the live path decomposition at step 0.
     assert!(matches!(
         follower.poll(),
-        Some(Ok(Record::Snapshot(_) | Record::Paths { .. }))
+        Some(Ok(line)) if matches!(line.event, Event::Snapshot(_) | Event::Paths { .. })
     ));
     assert!(follower.poll().is_none());
     for line in &lines[2..] {
@@ -313,7 +319,7 @@ fn follow_until(path: &Path, want: usize) -> (Follower, usize) {
     while seen < want {
         assert!(Instant::now() < deadline, "only {seen} snapshots arrived");
         match follower.wait(Duration::from_millis(200), Duration::from_millis(20)) {
-            Some(Ok(Record::Snapshot(_))) => seen += 1,
+            Some(Ok(line)) if matches!(line.event, Event::Snapshot(_)) => seen += 1,
             Some(Ok(_)) | None => {}
             Some(Err(e)) => panic!("{e}"),
         }
@@ -343,13 +349,13 @@ fn follow_another_process_then_sigterm_closes_the_file_with_a_final_line() {
         let (_, records, truncated) = read_all(&path);
         assert_eq!(truncated, None, "{name}: closed cleanly");
         match records.last() {
-            Some(Record::Interrupted { signal, step }) => {
-                assert_eq!(signal, name);
+            Some(Event::Ended { reason, step }) => {
+                assert_eq!(reason, name);
                 assert!(*step >= 20);
             }
             other => panic!("{name}: last record {other:?}"),
         }
-        assert_eq!(last.as_ref(), records.last());
+        assert_eq!(last.map(|line| line.event).as_ref(), records.last());
     }
 }
 
@@ -363,7 +369,7 @@ fn kill_9_while_recording_keeps_every_complete_line() {
     let mut recording = Recording::open(&path).expect("still reads");
     let mut snapshots = 0;
     for record in recording.by_ref() {
-        if let Record::Snapshot(_) = record.expect("every complete line parses") {
+        if let Event::Snapshot(_) = record.expect("every complete line parses").event {
             snapshots += 1;
         }
     }
@@ -604,7 +610,7 @@ fn live_gradient_sources_are_recorded_as_shown() {
     let recorded: Vec<_> = records
         .iter()
         .filter_map(|r| match r {
-            Record::Sources { step, layers } => Some((*step, layers.clone())),
+            Event::Sources { step, layers } => Some((*step, layers.clone())),
             _ => None,
         })
         .collect();
@@ -657,7 +663,7 @@ fn live_path_statistics_are_recorded_replayed_and_plotted() {
     let recorded: Vec<(u64, usize)> = records
         .iter()
         .filter_map(|r| match r {
-            Record::Paths { step, stats } => Some((*step, stats.by_length.len())),
+            Event::Paths { step, stats } => Some((*step, stats.by_length.len())),
             _ => None,
         })
         .collect();

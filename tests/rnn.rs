@@ -2,8 +2,9 @@
 //! cells switch live without losing weights, and the JSON carries the time axis.
 
 use gradlab::config::{CellKind, load_preset};
+use gradlab::protocol::Command;
 use gradlab::rnn::RnnTrainer;
-use gradlab::trainer::{Command, Learner, VecSink, run_headless};
+use gradlab::trainer::{VecSink, run_headless};
 
 fn trained(preset: &str, steps: u64) -> gradlab::metrics::Snapshot {
     let experiment = load_preset(preset).expect("built-in");

@@ -90,6 +90,7 @@ fn setup(cell: CellKind, spec: &TaskSpec, hidden: usize, rows: usize) -> (RnnPar
         skip: SkipMode::Plain,
         aux: Default::default(),
         cell,
+        gate_bias: -1.0,
         forget_bias: 1.0,
     };
     let dev = Cpu::default();

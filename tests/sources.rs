@@ -68,7 +68,7 @@ fn the_sources_add_up_to_the_whole_gradient_in_every_mode() {
     for skip in [
         SkipMode::Plain,
         SkipMode::Residual { scale: 1.0 },
-        SkipMode::Highway { gate_bias: -1.0 },
+        SkipMode::Highway,
         SkipMode::Dense,
     ] {
         for aux in [false, true] {

@@ -3,10 +3,10 @@
 use gradlab::config::{CellKind, SkipMode, load_preset};
 use gradlab::metrics::{Divergence, LayerMetrics, Snapshot, TimestepMetrics};
 use gradlab::paths::PathStats;
-use gradlab::report::LesionResult;
+use gradlab::protocol::LesionResult;
+use gradlab::protocol::{Command, Event, RunState};
 use gradlab::sources::LayerSources;
-use gradlab::trainer::{Command, Event, RunState};
-use gradlab::ui::app::{Action, App, DEFAULT_GATE_BIAS, Msg, update};
+use gradlab::ui::app::{Action, App, Msg, update};
 use gradlab::ui::theme::Theme;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
@@ -20,7 +20,12 @@ fn theme() -> Theme {
 fn started(preset: &str) -> App {
     let mut app = App::new(theme());
     let experiment = load_preset(preset).expect("built-in preset parses");
-    update(&mut app, Msg::Trainer(Event::Started(Box::new(experiment))));
+    update(
+        &mut app,
+        Msg::Trainer(Event::Started {
+            preset: Box::new(experiment),
+        }),
+    );
     app
 }
 
@@ -32,6 +37,7 @@ fn snapshot(step: u64, first: f64, depth: usize) -> Snapshot {
             act_grad_norm: if index == 0 { first } else { 1e-2 },
             act_rms: 0.5,
             gate_mean: None,
+            gate_bias_mean: None,
             update_ratio: 1e-4,
         })
         .collect();
@@ -108,34 +114,10 @@ fn skip_keys_send_commands_and_update_the_switches() {
     assert_eq!(app.switches.skip, SkipMode::Residual { scale: 1.0 });
     app.outbox.clear();
     update(&mut app, Msg::Key(Action::Highway));
-    assert_eq!(
-        app.outbox,
-        vec![Command::SetSkip(SkipMode::Highway {
-            gate_bias: DEFAULT_GATE_BIAS
-        })]
-    );
+    assert_eq!(app.outbox, vec![Command::SetSkip(SkipMode::Highway)]);
     update(&mut app, Msg::Key(Action::Dense));
     update(&mut app, Msg::Key(Action::Plain));
     assert_eq!(app.outbox.last(), Some(&Command::SetSkip(SkipMode::Plain)));
-}
-
-#[test]
-fn highway_key_keeps_a_highway_presets_gate_bias() {
-    let mut app = started("highway-deep");
-    let SkipMode::Highway { gate_bias } = app
-        .experiment
-        .as_ref()
-        .map(|e| e.model.skip)
-        .unwrap_or(SkipMode::Plain)
-    else {
-        panic!("highway-deep is a highway preset");
-    };
-    update(&mut app, Msg::Key(Action::Plain));
-    update(&mut app, Msg::Key(Action::Highway));
-    assert_eq!(
-        app.outbox.last(),
-        Some(&Command::SetSkip(SkipMode::Highway { gate_bias }))
-    );
 }
 
 #[test]
@@ -213,7 +195,12 @@ fn started_resets_history_and_applied_adds_markers() {
             command: Command::Reset,
         }),
     );
-    update(&mut app, Msg::Trainer(Event::Started(Box::new(experiment))));
+    update(
+        &mut app,
+        Msg::Trainer(Event::Started {
+            preset: Box::new(experiment),
+        }),
+    );
     assert!(app.first_grad.is_empty() && app.loss.is_empty());
     assert_eq!(app.step, 0);
     assert_eq!(
@@ -510,6 +497,11 @@ fn path_panel_and_lesion_keys() {
     );
     // A restart forgets analyses of the old network.
     let experiment = load_preset("residual-deep").expect("preset");
-    update(&mut app, Msg::Trainer(Event::Started(Box::new(experiment))));
+    update(
+        &mut app,
+        Msg::Trainer(Event::Started {
+            preset: Box::new(experiment),
+        }),
+    );
     assert!(app.paths.is_none() && app.lesion.is_none() && app.sources.is_none());
 }

@@ -3,8 +3,10 @@
 //! of both layouts rendered into ratatui's `TestBackend`.
 
 use gradlab::config::{Experiment, SkipMode, apply_overrides, load_preset};
-use gradlab::trainer::lockstep::LockstepEvent;
-use gradlab::trainer::{Command, Event, Learner, RunState, Trainer, VecSink, run_headless};
+use gradlab::learner::Learner;
+use gradlab::model::Trainer;
+use gradlab::protocol::{Command, Event, LaneEvent, RunState};
+use gradlab::trainer::{Driver, LaneStart, VecSink, run_headless};
 use gradlab::ui::app::{Action, App, FORK_KEYS, MAIN_KEYS, Msg, PICKER_KEYS, update};
 use gradlab::ui::fork::Flip;
 use gradlab::ui::render;
@@ -43,15 +45,24 @@ fn live(events: Vec<Event>) -> impl Iterator<Item = Event> {
 /// to step 40: the same events every time, and no wall-clock values (no `Tick`).
 fn compare_app(theme: Theme) -> App {
     let experiment = experiment();
-    let mut parent = Trainer::new(experiment.clone(), None).expect("trainer builds");
     let mut app = App::new(theme);
-    update(&mut app, Msg::Trainer(Event::Started(Box::new(experiment))));
+    let started = Event::Started {
+        preset: Box::new(experiment.clone()),
+    };
+    update(&mut app, Msg::Trainer(started));
     let mut sink = VecSink::default();
-    gradlab::trainer::run_headless(&mut parent, 20, &[], &mut VecSink::default());
-    // The headless run's closing measurement is not a step: rebuild and step to 20 with events.
-    let mut parent = Trainer::new(parent.experiment().clone(), None).expect("trainer builds");
-    for _ in 0..20 {
-        gradlab::trainer::advance_headless(&mut parent, 20, &[], &mut 0, &mut sink);
+    // Twenty steps on the driver, with their events and without a closing measurement.
+    let mut parent = Trainer::new(experiment.clone(), None).expect("trainer builds");
+    {
+        let mut driver = Driver::new(1, false);
+        let mut out = |e: LaneEvent| {
+            sink.events.push(e.event);
+            true
+        };
+        driver.add(LaneStart::running(Box::new(&mut parent), None), &mut out);
+        for _ in 0..20 {
+            driver.round(&mut out);
+        }
     }
     live(std::mem::take(&mut sink.events)).for_each(|e| update(&mut app, Msg::Trainer(e)));
     update(&mut app, Msg::Key(Action::OpenFork));
@@ -62,10 +73,13 @@ fn compare_app(theme: Theme) -> App {
     twin.apply(&flip);
     update(
         &mut app,
-        Msg::Lockstep(LockstepEvent::Forked {
-            from: 0,
-            run: 1,
-            step: 20,
+        Msg::Lane(LaneEvent {
+            lane: 1,
+            event: Event::Forked {
+                from: 0,
+                step: 20,
+                flip: None,
+            },
         }),
     );
     let applied = Event::Applied {
@@ -74,8 +88,8 @@ fn compare_app(theme: Theme) -> App {
     };
     update(
         &mut app,
-        Msg::Lockstep(LockstepEvent::Run {
-            run: 1,
+        Msg::Lane(LaneEvent {
+            lane: 1,
             event: applied,
         }),
     );
@@ -84,13 +98,18 @@ fn compare_app(theme: Theme) -> App {
     run_headless(twin.as_mut(), 40, &[], &mut twin_sink);
     for (run, events) in [(0, sink.events), (1, twin_sink.events)] {
         for event in live(events) {
-            update(&mut app, Msg::Lockstep(LockstepEvent::Run { run, event }));
+            update(&mut app, Msg::Lane(LaneEvent { lane: run, event }));
         }
-        let busy = LockstepEvent::Busy {
-            run,
+        let busy = Event::Throughput {
             steps_per_sec: 100.0 + run as f64,
         };
-        update(&mut app, Msg::Lockstep(busy));
+        update(
+            &mut app,
+            Msg::Lane(LaneEvent {
+                lane: run,
+                event: busy,
+            }),
+        );
     }
     app
 }
@@ -132,7 +151,9 @@ fn fork_menu_maps_its_own_keys_and_closes() {
     let mut app = App::new(theme());
     update(
         &mut app,
-        Msg::Trainer(Event::Started(Box::new(experiment()))),
+        Msg::Trainer(Event::Started {
+            preset: Box::new(experiment()),
+        }),
     );
     update(&mut app, Msg::Key(Action::OpenFork));
     assert!(app.fork_menu);
@@ -169,7 +190,12 @@ fn stopped_or_rnn_runs_refuse_what_does_not_apply() {
     update(&mut app, Msg::Key(Action::OpenFork));
     assert!(!app.fork_menu, "nothing to fork before the run starts");
     let rnn = load_preset("rnn-lstm-adding").expect("built-in preset");
-    update(&mut app, Msg::Trainer(Event::Started(Box::new(rnn))));
+    update(
+        &mut app,
+        Msg::Trainer(Event::Started {
+            preset: Box::new(rnn),
+        }),
+    );
     update(&mut app, Msg::Key(Action::OpenFork));
     update(&mut app, Msg::Key(Action::ForkWith(Flip::Residual)));
     assert!(app.fork_request.is_none());
@@ -210,7 +236,7 @@ fn forked_twin_inherits_history_and_toggles_follow_the_focus() {
     assert_eq!(view.runs[1].app.outbox, vec![Command::SetAux(true)]);
     assert!(matches!(
         view.runs[0].app.outbox[..],
-        [Command::SetSkip(SkipMode::Highway { .. })]
+        [Command::SetSkip(SkipMode::Highway)]
     ));
     update(&mut app, Msg::Key(Action::FocusNext));
     update(&mut app, Msg::Key(Action::ToggleOverlay));
@@ -235,10 +261,13 @@ fn a_fifth_run_is_refused_with_a_note() {
         assert!(app.fork_request.take().is_some());
         update(
             &mut app,
-            Msg::Lockstep(LockstepEvent::Forked {
-                from: 1,
-                run,
-                step: 40,
+            Msg::Lane(LaneEvent {
+                lane: run,
+                event: Event::Forked {
+                    from: 1,
+                    step: 40,
+                    flip: None,
+                },
             }),
         );
     }

@@ -2,11 +2,14 @@
 //! panic at any size.
 
 use gradlab::config::{CellKind, SkipMode, apply_overrides, load_preset};
+use gradlab::learner::Learner;
 use gradlab::metrics::Divergence;
 use gradlab::model::Lesion;
+use gradlab::model::Trainer;
+use gradlab::protocol::{Command, Event, RunState};
 use gradlab::report::lesion_all;
 use gradlab::rnn::RnnTrainer;
-use gradlab::trainer::{Command, Event, Learner, RunState, Trainer, VecSink, run_headless};
+use gradlab::trainer::{VecSink, run_headless};
 use gradlab::ui::app::{Action, App, Msg, update};
 use gradlab::ui::render;
 use gradlab::ui::theme::Theme;
@@ -22,7 +25,12 @@ fn recorded_app(theme: Theme) -> App {
     let schedule = [(25, Command::SetSkip(SkipMode::Residual { scale: 1.0 }))];
     run_headless(&mut trainer, 40, &schedule, &mut sink);
     let mut app = App::new(theme);
-    update(&mut app, Msg::Trainer(Event::Started(Box::new(experiment))));
+    update(
+        &mut app,
+        Msg::Trainer(Event::Started {
+            preset: Box::new(experiment),
+        }),
+    );
     for event in sink.events {
         // The headless run ends in `Finished`; the dashboard never sees that state live.
         if !matches!(
@@ -45,7 +53,12 @@ fn recorded_app(theme: Theme) -> App {
 /// Feeds a headless run's events to a fresh dashboard, leaving out the final `Finished`.
 fn replay(theme: Theme, experiment: gradlab::config::Experiment, events: Vec<Event>) -> App {
     let mut app = App::new(theme);
-    update(&mut app, Msg::Trainer(Event::Started(Box::new(experiment))));
+    update(
+        &mut app,
+        Msg::Trainer(Event::Started {
+            preset: Box::new(experiment),
+        }),
+    );
     for event in events {
         if !matches!(
             event,

@@ -3,12 +3,15 @@
 //! writes a valid asciicast, and the real binary replays in tmux.
 
 use gradlab::config::{Experiment, SkipMode, apply_overrides, load_preset};
+use gradlab::learner::build_learner;
+use gradlab::protocol::{Command, Event};
 use gradlab::recording::writer::Tee;
 use gradlab::recording::{Header, Recorder};
-use gradlab::trainer::{Command, Event, VecSink, build_learner, run_headless, spawn_trainer};
+use gradlab::trainer::{LaneStart, VecSink, run_headless, spawn_driver};
 use gradlab::ui::app::{App, Msg, update};
 use gradlab::ui::cast::{CastingWriter, SharedCast};
-use gradlab::ui::event::{EventSource, LiveSource, feed_with_cast};
+use gradlab::ui::event::{EventSource, feed_with_cast};
+use gradlab::ui::live::LiveSource;
 use gradlab::ui::playback::{FollowSource, ReplaySource, apply};
 use gradlab::ui::replay::TRAINING_KEYS_OFF;
 use gradlab::ui::theme::Theme;
@@ -61,7 +64,9 @@ fn record(path: &Path, steps: u64) -> Vec<Event> {
         &mut Tee(&mut recorder, &mut seen),
     );
     recorder.close().expect("close");
-    let mut events = vec![Event::Started(Box::new(experiment))];
+    let mut events = vec![Event::Started {
+        preset: Box::new(experiment),
+    }];
     events.extend(seen.events);
     events
 }
@@ -73,7 +78,7 @@ fn event_step(event: &Event) -> Option<u64> {
         Event::Paths { step, .. } | Event::Sources { step, .. } | Event::Lesion { step, .. } => {
             Some(*step)
         }
-        Event::Started(_) | Event::Error(_) => None,
+        _ => None,
     }
 }
 
@@ -286,8 +291,8 @@ fn cast_holds_header_output_resize_and_a_marker_for_a_toggle_key() {
     terminal.flush().expect("flush");
     cast.resize(90, 20);
 
-    let handle = spawn_trainer(small(4), None).expect("trainer");
-    let mut source = LiveSource::new(&handle, None);
+    let handle = spawn_driver(vec![LaneStart::fresh(small(4), None)], 1, false).expect("trainer");
+    let mut source = LiveSource::new(handle, None);
     let mut app = app();
     let mut feed = feed_with_cast(Some(&cast));
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -301,10 +306,9 @@ fn cast_holds_header_output_resize_and_a_marker_for_a_toggle_key() {
         source.pump(&mut app, &mut feed);
         std::thread::sleep(Duration::from_millis(5));
     }
-    let _ = handle.commands.send(Command::Shutdown);
     drop(feed);
+    source.shut_down(Duration::from_secs(20));
     cast.close().expect("cast closes");
-    let _ = handle.thread.join();
 
     let text = std::fs::read_to_string(&path).expect("cast file");
     let mut lines = text.lines();

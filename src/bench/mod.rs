@@ -3,7 +3,8 @@
 pub mod peers;
 
 use crate::config::{CellKind, SkipMode, apply_overrides, load_preset};
-use crate::trainer::{Learner, VecSink, build_learner, run_headless};
+use crate::learner::{Learner, build_learner};
+use crate::trainer::{VecSink, run_headless};
 use anyhow::Result;
 use serde::Serialize;
 use std::time::{Duration, Instant};
@@ -116,7 +117,7 @@ impl Default for BenchPlan {
             models: vec![
                 SkipMode::Plain,
                 SkipMode::Residual { scale: 1.0 },
-                SkipMode::Highway { gate_bias: -2.0 },
+                SkipMode::Highway,
             ],
             lengths: vec![50, 200],
             min_time: Duration::from_secs(2),
@@ -128,7 +129,7 @@ fn model_name(skip: SkipMode) -> &'static str {
     match skip {
         SkipMode::Plain => "plain",
         SkipMode::Residual { .. } => "residual",
-        SkipMode::Highway { .. } => "highway",
+        SkipMode::Highway => "highway",
         SkipMode::Dense => "dense",
     }
 }

@@ -1,11 +1,14 @@
 //! `gradlab run`: training without a screen, with a progress display and a summary.
 
 use super::PresetArgs;
+use crate::learner::build_learner;
 use crate::metrics::Snapshot;
+use crate::protocol::LesionResult;
+use crate::protocol::{Event, RunState};
 use crate::recording::writer::Tee;
 use crate::recording::{Header, Recorder};
-use crate::report::{Analyses, LesionResult, build_report};
-use crate::trainer::{Event, MetricsSink, RunState, build_learner, run_headless_until};
+use crate::report::{Analyses, build_report};
+use crate::trainer::{MetricsSink, run_headless_until};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
@@ -111,12 +114,15 @@ pub fn run(
     }
     if let (Some(mut recorder), Some(path)) = (recorder, record) {
         let caught = signal.load(Ordering::Relaxed);
-        let outcome = if caught != 0 {
-            recorder.interrupted(signal_name(caught))
+        let reason = if caught != 0 {
+            signal_name(caught)
+        } else if trainer.divergence().is_some() {
+            "diverged"
         } else {
-            Ok(())
+            "finished"
         };
-        outcome
+        recorder
+            .end(reason)
             .and_then(|()| recorder.close())
             .with_context(|| format!("cannot write the recording {}", path.display()))?;
         if caught != 0 {

@@ -5,13 +5,12 @@ use super::{DashArgs, PresetArgs, UiArgs};
 use crate::compare::CompareEntry;
 use crate::recording::{Header, Recorder};
 use crate::sweep::cores;
-use crate::trainer::lockstep::{LaneStart, spawn_lockstep};
-use crate::trainer::spawn_trainer;
+use crate::trainer::{LaneStart, spawn_driver};
 use crate::ui::app::App;
 use crate::ui::cast::{CastingWriter, SharedCast};
 use crate::ui::compare::CompareView;
-use crate::ui::compare_source::CompareSource;
 use crate::ui::event::{self, EventSource};
+use crate::ui::live::LiveSource;
 use crate::ui::playback::{self, FollowSource, ReplaySource};
 use crate::ui::theme::Theme;
 use anyhow::{Context, Result};
@@ -96,12 +95,18 @@ pub fn run(preset: &PresetArgs, ui: &UiArgs, dash: &DashArgs) -> Result<ExitCode
         None => None,
     };
     let signals = watch_signals()?;
-    let handle = spawn_trainer(experiment, preset.base_dir())?;
-    let mut source = CompareSource::single(handle, recorder, preset.base_dir(), cores());
+    let start = LaneStart::fresh(experiment, preset.base_dir());
+    let mut source = LiveSource::new(spawn_driver(vec![start], cores(), false)?, recorder);
     let mut app = App::new(Theme::from_env(ui.ascii));
     let result = show(&mut source, &mut app, ui, dash.cast.as_deref(), &signals);
     let signal = signal_name(signals.caught.load(Ordering::Relaxed));
-    let closed = source.close_recording(signal);
+    let reason = match (&signal, &app.state) {
+        (Some(signal), _) => signal.to_string(),
+        (None, crate::protocol::RunState::Crashed(why)) => format!("the trainer crashed: {why}"),
+        (None, _) if result.is_err() => "the dashboard failed".to_string(),
+        (None, _) => "quit".to_string(),
+    };
+    let closed = source.close_recording(&reason);
     source.shut_down(JOIN_TIMEOUT);
     result?;
     if let (Err(e), Some(path)) = (closed, &dash.record) {
@@ -122,12 +127,9 @@ pub fn compare(entries: Vec<CompareEntry>, ui: &UiArgs, threads: usize) -> Resul
     let labels: Vec<String> = entries.iter().map(|e| e.label.clone()).collect();
     let starts = entries
         .into_iter()
-        .map(|entry| LaneStart::Fresh {
-            experiment: Box::new(entry.experiment),
-            base_dir: entry.base_dir,
-        })
+        .map(|entry| LaneStart::fresh(entry.experiment, entry.base_dir))
         .collect();
-    let mut source = CompareSource::lockstep(spawn_lockstep(starts, threads, false)?, threads);
+    let mut source = LiveSource::new(spawn_driver(starts, threads, false)?, None);
     let mut app = App::new(Theme::from_env(ui.ascii));
     app.compare = Some(CompareView::new(&labels, &app));
     let result = show(&mut source, &mut app, ui, None, &signals);

@@ -127,7 +127,7 @@ fn dfdx_block<T: Tape<f32, Cpu>>(
             );
             f + scaled
         }
-        SkipMode::Highway { .. } => {
+        SkipMode::Highway => {
             let f = activate(
                 act,
                 affine(h_prev.clone().put_tape(tape), &layer.weight, &layer.bias),
@@ -175,7 +175,7 @@ pub fn forward_with<T: Tape<f32, Cpu>>(
                     let kind = match switches.skip {
                         SkipMode::Plain | SkipMode::Dense => BlockKind::Plain,
                         SkipMode::Residual { scale } => BlockKind::Residual { scale },
-                        SkipMode::Highway { .. } => BlockKind::Highway,
+                        SkipMode::Highway => BlockKind::Highway,
                     };
                     let (out, gate) = fused_block(h, layer, act, kind);
                     gates.extend(gate);

@@ -5,8 +5,10 @@ pub mod fused;
 pub mod kernels;
 pub mod ops;
 pub mod params;
+pub mod trainer;
 
 pub use forward::{BatchTargets, BlockOps, ForwardPass, Lesion, Switches, forward, forward_with};
 pub use params::{AuxHead, HiddenLayer, Matrix, MlpParams, Vector, aux_head_layers, init_params};
 pub mod backprop;
 pub use backprop::{Backprop, backprop};
+pub use trainer::Trainer;

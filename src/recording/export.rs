@@ -3,8 +3,9 @@
 //! Two streaming passes: the first finds how many layer and auxiliary-loss columns the widest
 //! snapshot needs (a `load` can change the depth mid-recording), the second writes rows.
 
-use super::{Record, Recording};
+use super::Recording;
 use crate::metrics::Snapshot;
+use crate::protocol::Event;
 use anyhow::{Context, Result};
 use std::fmt::Write as _;
 use std::fs::File;
@@ -58,9 +59,9 @@ pub fn export_csv(input: &Path, output: &Path) -> Result<u64> {
         || Recording::open(input).with_context(|| format!("cannot read {}", input.display()));
     let (mut layers, mut aux) = (0, 0);
     for record in open()? {
-        if let Ok(Record::Snapshot(s)) = record {
-            layers = layers.max(s.snapshot.layers.len());
-            aux = aux.max(s.snapshot.aux_losses.len());
+        if let Ok(Event::Snapshot(s)) = record.map(|line| line.event) {
+            layers = layers.max(s.layers.len());
+            aux = aux.max(s.aux_losses.len());
         }
     }
     let file =
@@ -72,11 +73,11 @@ pub fn export_csv(input: &Path, output: &Path) -> Result<u64> {
     let mut last_command = String::new();
     let mut row = String::new();
     for record in recording.by_ref() {
-        match record {
-            Ok(Record::Command { label, .. }) => last_command = label,
-            Ok(Record::Snapshot(s)) => {
+        match record.map(|line| line.event) {
+            Ok(Event::Applied { command, .. }) => last_command = command.label(),
+            Ok(Event::Snapshot(s)) => {
                 row.clear();
-                write_row(&mut row, &s.snapshot, &last_command, layers, aux);
+                write_row(&mut row, &s, &last_command, layers, aux);
                 writeln!(out, "{row}")?;
                 rows += 1;
             }

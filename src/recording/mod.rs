@@ -1,32 +1,36 @@
-//! Recordings: a run's complete lab notebook as JSON Lines.
+//! Recordings: a session's complete lab notebook as JSON Lines.
 //!
 //! ```text
-//! {"format":"gradlab-recording","version":1,"gradlab_version":"0.1.0","preset":{…},"seed":7,…}
-//! {"type":"command","step":200,"command":{"set_skip":{"Residual":{"scale":1.0}}},"label":"skip → residual"}
-//! {"type":"snapshot","preset":"plain-deep","step":200,"loss":0.69,…,"layers":[…]}
-//! {"type":"state","step":1000,"state":"finished"}
+//! {"format":"gradlab-recording","version":2,"gradlab_version":"0.1.0","preset":{…},"seed":7,…}
+//! {"run":1,"type":"started","preset":{…}}
+//! {"run":1,"type":"command","step":200,"command":{"set_skip":"Residual"}}
+//! {"run":1,"type":"snapshot","preset":"plain-deep","step":200,"loss":0.69,…,"layers":[…]}
+//! {"run":1,"type":"ended","step":1000,"reason":"reset"}
+//! {"run":2,"type":"started","preset":{…}}
+//! …
+//! {"run":2,"type":"ended","step":350,"reason":"quit"}
 //! ```
 //!
-//! The first line is a [`Header`]; every later line is one [`Record`] tagged by `type`. A
-//! snapshot line is the `--json` object with `"type":"snapshot"` added, so
+//! The first line is a [`Header`]; every later line is a [`crate::protocol::Line`]: one
+//! [`crate::protocol::Event`] (the very type the driver sends the dashboard) with the number of
+//! the run it belongs to. A reset or a loaded preset starts the next run; every orderly end
+//! writes an `ended` line, so a file without one was cut (SIGKILL, power loss). A snapshot
+//! line is the `--json` object with `run` and `"type":"snapshot"` added, so
 //! `jq 'select(.type=="snapshot") | .loss'` works. Non-finite numbers are written as `null`.
 //!
-//! [`writer`] appends records with a bounded flush delay, [`reader`] streams them back one line
-//! at a time (whole files or, with [`reader::Follower`], files still being written).
+//! [`writer`] appends lines with a bounded flush delay, [`reader`] streams them back one line
+//! at a time (whole files or, with [`reader::Follower`], files still being written). Files of
+//! version 1 (no runs) are converted line by line at the reader's edge, in [`legacy`].
 
 pub mod cast;
 pub mod export;
+mod legacy;
 pub mod plot;
 pub mod reader;
 pub mod reproduce;
 pub mod writer;
 
 use crate::config::Experiment;
-use crate::metrics::Snapshot;
-use crate::paths::PathStats;
-use crate::report::LesionResult;
-use crate::sources::LayerSources;
-use crate::trainer::{Command, Event, RunState};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -38,7 +42,10 @@ pub use writer::Recorder;
 pub const FORMAT: &str = "gradlab-recording";
 
 /// The newest format version this build writes and reads.
-pub const VERSION: u64 = 1;
+///
+/// Adding a field or an event type does not change it (readers ignore what they do not
+/// know); a change of meaning does. Version 1 had no runs: [`legacy`] converts its lines.
+pub const VERSION: u64 = 2;
 
 /// The first line of a recording: what was run, where and when.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -75,168 +82,6 @@ impl Header {
             host: host_name(),
             steps,
         }
-    }
-}
-
-/// One line after the header, as read back.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum Record {
-    /// A (new) experiment started: after `reset` or `load`, history starts again.
-    Started {
-        /// The experiment now running.
-        preset: Box<Experiment>,
-    },
-    /// A command took effect at `step`.
-    Command {
-        /// The first step the command influences.
-        step: u64,
-        /// The command.
-        command: Command,
-        /// Its short label, for markers.
-        label: String,
-    },
-    /// A metrics snapshot: the `--json` object.
-    Snapshot(Box<SnapshotRecord>),
-    /// The run state changed.
-    State {
-        /// Updates applied when it changed.
-        step: u64,
-        /// The new state.
-        state: RunState,
-    },
-    /// The trainer reported an error it survived.
-    Error {
-        /// The error in words.
-        message: String,
-    },
-    /// The recording process was stopped by a signal; the last line of such a file.
-    Interrupted {
-        /// Updates applied when the run stopped.
-        step: u64,
-        /// The signal's name, e.g. `SIGTERM`.
-        signal: String,
-    },
-    /// A live path-length decomposition (every `path_every` steps).
-    Paths {
-        /// Updates applied before the measurement.
-        step: u64,
-        /// The decomposition.
-        stats: Box<PathStats>,
-    },
-    /// Single-block lesions evaluated on request.
-    Lesion {
-        /// Updates applied when the lesions were evaluated.
-        step: u64,
-        /// Test loss of the intact network at that step.
-        intact_test_loss: f64,
-        /// One result per block, input side first.
-        results: Vec<LesionResult>,
-    },
-    /// Where each layer's gradient came from (dense read-outs, auxiliary heads), live.
-    Sources {
-        /// Updates applied before the measurement.
-        step: u64,
-        /// One entry per hidden layer, input side first.
-        layers: Vec<LayerSources>,
-    },
-    /// A record type from a newer writer of the same version: skipped by readers.
-    #[serde(other)]
-    Unknown,
-}
-
-/// A snapshot line: the snapshot plus any fields this build does not know (kept for replay).
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-pub struct SnapshotRecord {
-    /// The snapshot.
-    #[serde(flatten)]
-    pub snapshot: Snapshot,
-    /// Fields beyond `Snapshot`'s, e.g. path-length statistics added by later builds.
-    #[serde(flatten)]
-    pub extra: serde_json::Map<String, serde_json::Value>,
-}
-
-impl Record {
-    /// Whether this record ends a run (nothing follows it in a headless recording).
-    pub fn is_terminal(&self) -> bool {
-        matches!(
-            self,
-            Record::Interrupted { .. }
-                | Record::State {
-                    state: RunState::Finished,
-                    ..
-                }
-        )
-    }
-}
-
-/// One line to write, borrowing from the event so recording never clones a snapshot.
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum RecordOut<'a> {
-    Started {
-        preset: &'a Experiment,
-    },
-    Command {
-        step: u64,
-        command: &'a Command,
-        label: String,
-    },
-    Snapshot(&'a Snapshot),
-    State {
-        step: u64,
-        state: &'a RunState,
-    },
-    Error {
-        message: &'a str,
-    },
-    Interrupted {
-        step: u64,
-        signal: &'a str,
-    },
-    Paths {
-        step: u64,
-        stats: &'a PathStats,
-    },
-    Lesion {
-        step: u64,
-        intact_test_loss: f64,
-        results: &'a [LesionResult],
-    },
-    Sources {
-        step: u64,
-        layers: &'a [LayerSources],
-    },
-}
-
-impl<'a> RecordOut<'a> {
-    /// The line for `event`: every event the dashboard can show, so a recording is complete.
-    fn from_event(event: &'a Event) -> Option<Self> {
-        Some(match event {
-            Event::Paths { step, stats } => RecordOut::Paths { step: *step, stats },
-            Event::Sources { step, layers } => RecordOut::Sources {
-                step: *step,
-                layers,
-            },
-            Event::Lesion {
-                step,
-                intact_test_loss,
-                results,
-            } => RecordOut::Lesion {
-                step: *step,
-                intact_test_loss: *intact_test_loss,
-                results,
-            },
-            Event::Started(preset) => RecordOut::Started { preset },
-            Event::Snapshot(snapshot) => RecordOut::Snapshot(snapshot),
-            Event::State { step, state } => RecordOut::State { step: *step, state },
-            Event::Applied { step, command } => RecordOut::Command {
-                step: *step,
-                command,
-                label: command.label(),
-            },
-            Event::Error(message) => RecordOut::Error { message },
-        })
     }
 }
 

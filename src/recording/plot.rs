@@ -9,13 +9,13 @@
 //! by the figure, not the recording. Text uses the embedded DejaVu Sans Mono, so no system font
 //! library is needed.
 
-use super::{Record, Recording};
+use super::Recording;
 use crate::model::aux_head_layers;
+use crate::protocol::Event;
 use crate::sources::LayerSources;
 use anyhow::{Context, Result, anyhow, bail};
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use serde_json::Value;
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -67,15 +67,15 @@ fn read(path: &Path) -> Result<Figure> {
     let preset = header_preset.name.clone();
     let aux_layers = aux_head_layers(header_preset.model.depth, header_preset.model.aux.every);
     for record in open()? {
-        match record {
-            Ok(Record::Snapshot(s)) => {
-                first = first.min(s.snapshot.step);
-                last = last.max(s.snapshot.step);
-                layers = layers.max(s.snapshot.layers.len());
+        match record.map(|line| line.event) {
+            Ok(Event::Snapshot(s)) => {
+                first = first.min(s.step);
+                last = last.max(s.step);
+                layers = layers.max(s.layers.len());
                 count += 1;
             }
-            Ok(Record::Command { step, label, .. }) if markers.len() < MAX_MARKERS => {
-                markers.push((step, label));
+            Ok(Event::Applied { step, command }) if markers.len() < MAX_MARKERS => {
+                markers.push((step, command.label()));
             }
             Ok(_) => {}
             Err(e) if !e.is_fatal() => eprintln!("gradlab: {}: {e}", path.display()),
@@ -99,10 +99,10 @@ fn read(path: &Path) -> Result<Figure> {
         preset,
     };
     for record in open()?.flatten() {
-        let s = match record {
-            Record::Snapshot(s) => s,
+        let s = match record.event {
+            Event::Snapshot(s) => s,
             // The newest live decomposition is the one drawn.
-            Record::Paths { stats, .. } => {
+            Event::Paths { stats, .. } => {
                 figure.paths = stats
                     .by_length
                     .iter()
@@ -110,40 +110,26 @@ fn read(path: &Path) -> Result<Figure> {
                     .collect();
                 continue;
             }
-            Record::Sources { step, layers } => {
+            Event::Sources { step, layers } => {
                 figure.sources = Some((step, layers));
                 continue;
             }
             _ => continue,
         };
-        let c = figure.column(s.snapshot.step);
-        if s.snapshot.loss.is_finite() {
-            figure.loss[c].0 += s.snapshot.loss;
+        let c = figure.column(s.step);
+        if s.loss.is_finite() {
+            figure.loss[c].0 += s.loss;
             figure.loss[c].1 += 1;
         }
-        for (l, layer) in s.snapshot.layers.iter().enumerate() {
+        for (l, layer) in s.layers.iter().enumerate() {
             let v = layer.act_grad_norm.log10();
             if v.is_finite() {
                 figure.heat[c][l].0 += v;
                 figure.heat[c][l].1 += 1;
             }
         }
-        if let Some(paths) = s.extra.values().find_map(path_contributions) {
-            figure.paths = paths;
-        }
     }
     Ok(figure)
-}
-
-/// Finds `{"by_length":[{"length":k,"contribution":c},…]}` in a snapshot's extra fields.
-fn path_contributions(value: &Value) -> Option<Vec<(f64, f64)>> {
-    let list = value.get("by_length")?.as_array()?;
-    let points: Vec<(f64, f64)> = list
-        .iter()
-        .filter_map(|e| Some((e.get("length")?.as_f64()?, e.get("contribution")?.as_f64()?)))
-        .filter(|(_, c)| c.is_finite())
-        .collect();
-    (!points.is_empty()).then_some(points)
 }
 
 /// Draws the figure for the recording at `input` into `output` (`.png` or `.svg`).

@@ -3,7 +3,9 @@
 //! [`Recording`] reads a finished (or killed) file to its end; [`Follower`] watches a file that
 //! another process is still appending to, like `tail -f`.
 
-use super::{FORMAT, Header, Record, RecordingError, VERSION};
+use super::legacy::{V1Lines, upgrade_experiment};
+use super::{FORMAT, Header, RecordingError, VERSION};
+use crate::protocol::{Event, Line};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::Path;
@@ -22,7 +24,7 @@ pub struct TruncatedTail {
 }
 
 /// What reading one line produced.
-enum Line {
+enum Chunk {
     /// A complete line (without its newline) is in the buffer.
     Complete,
     /// The line was longer than [`MAX_LINE`]; it was skipped up to its newline.
@@ -56,7 +58,7 @@ impl<R: BufRead> Lines<R> {
     }
 
     /// Reads up to the next newline; a partial line stays in `line` and continues next call.
-    fn next(&mut self) -> Result<Line, RecordingError> {
+    fn next(&mut self) -> Result<Chunk, RecordingError> {
         loop {
             let available = match self.source.fill_buf() {
                 Ok(b) => b,
@@ -64,7 +66,7 @@ impl<R: BufRead> Lines<R> {
                 Err(e) => return Err(e.into()),
             };
             if available.is_empty() {
-                return Ok(Line::End);
+                return Ok(Chunk::End);
             }
             let newline = available.iter().position(|&b| b == b'\n');
             let take = newline.map_or(available.len(), |i| i + 1);
@@ -82,9 +84,9 @@ impl<R: BufRead> Lines<R> {
             if newline.is_some() {
                 self.number += 1;
                 if std::mem::take(&mut self.skipping) {
-                    return Ok(Line::TooLong);
+                    return Ok(Chunk::TooLong);
                 }
-                return Ok(Line::Complete);
+                return Ok(Chunk::Complete);
             }
         }
     }
@@ -108,8 +110,14 @@ fn parse_header(line: &[u8]) -> Result<Header, RecordingError> {
             ));
         }
     }
+    let mut value = value;
     match value.get("version").and_then(|v| v.as_u64()) {
         Some(found) if found > VERSION => return Err(RecordingError::NewerVersion { found }),
+        Some(1) => {
+            if let Some(preset) = value.get_mut("preset") {
+                upgrade_experiment(preset);
+            }
+        }
         Some(_) => {}
         None => {
             return Err(RecordingError::NotARecording(
@@ -121,11 +129,28 @@ fn parse_header(line: &[u8]) -> Result<Header, RecordingError> {
         .map_err(|e| RecordingError::NotARecording(format!("bad header: {e}")))
 }
 
-fn parse_record(line: &[u8], number: u64) -> Result<Record, RecordingError> {
-    serde_json::from_slice(line).map_err(|e| RecordingError::Corrupt {
+/// Parses one line after the header; version-1 lines go through `legacy`.
+fn parse_record(
+    line: &[u8],
+    number: u64,
+    legacy: Option<&mut V1Lines>,
+) -> Result<Line, RecordingError> {
+    let corrupt = |e: serde_json::Error| RecordingError::Corrupt {
         line: number,
         message: e.to_string(),
-    })
+    };
+    match legacy {
+        None => serde_json::from_slice(line).map_err(corrupt),
+        Some(v1) => {
+            let value = serde_json::from_slice(line).map_err(corrupt)?;
+            v1.convert(value).map_err(corrupt)
+        }
+    }
+}
+
+/// The converter a recording of this header's version needs, if any.
+fn legacy_for(header: &Header) -> Option<V1Lines> {
+    (header.version < 2).then(V1Lines::default)
 }
 
 fn is_blank(line: &[u8]) -> bool {
@@ -134,12 +159,13 @@ fn is_blank(line: &[u8]) -> bool {
 
 /// A recording read from start to end, one record at a time.
 ///
-/// Iterate it for `Result<Record, RecordingError>`: a corrupt line yields an error naming its
+/// Iterate it for `Result<Line, RecordingError>`: a corrupt line yields an error naming its
 /// line and reading goes on with the next. An incomplete last line is not an error: iteration
 /// ends before it and [`Recording::truncated`] reports it.
 pub struct Recording<R> {
     lines: Lines<R>,
     header: Header,
+    legacy: Option<V1Lines>,
     truncated: Option<TruncatedTail>,
     done: bool,
 }
@@ -179,17 +205,17 @@ impl<R: BufRead> Recording<R> {
         let mut lines = Lines::new(source);
         let header = loop {
             match lines.next()? {
-                Line::Complete if is_blank(&lines.line) => lines.line.clear(),
-                Line::Complete => break parse_header(&lines.line)?,
-                Line::TooLong => {
+                Chunk::Complete if is_blank(&lines.line) => lines.line.clear(),
+                Chunk::Complete => break parse_header(&lines.line)?,
+                Chunk::TooLong => {
                     return Err(RecordingError::NotARecording(
                         "the first line is not a header (too long)".into(),
                     ));
                 }
-                Line::End if is_blank(&lines.line) => return Err(RecordingError::Empty),
+                Chunk::End if is_blank(&lines.line) => return Err(RecordingError::Empty),
                 // A header without its newline: the writer died right after it, or the file
                 // was cut; the header alone is still a valid (empty) recording.
-                Line::End => {
+                Chunk::End => {
                     lines.number += 1;
                     break parse_header(&lines.line)?;
                 }
@@ -198,6 +224,7 @@ impl<R: BufRead> Recording<R> {
         lines.line.clear();
         Ok(Self {
             lines,
+            legacy: legacy_for(&header),
             header,
             truncated: None,
             done: false,
@@ -221,7 +248,7 @@ impl<R: BufRead> Recording<R> {
 }
 
 impl<R: BufRead> Iterator for Recording<R> {
-    type Item = Result<Record, RecordingError>;
+    type Item = Result<Line, RecordingError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         while !self.done {
@@ -234,20 +261,20 @@ impl<R: BufRead> Iterator for Recording<R> {
             };
             let number = self.lines.number;
             let record = match outcome {
-                Line::Complete if is_blank(&self.lines.line) => continue,
-                Line::Complete => parse_record(&self.lines.line, number),
-                Line::TooLong => Err(RecordingError::Corrupt {
+                Chunk::Complete if is_blank(&self.lines.line) => continue,
+                Chunk::Complete => parse_record(&self.lines.line, number, self.legacy.as_mut()),
+                Chunk::TooLong => Err(RecordingError::Corrupt {
                     line: number,
                     message: format!("longer than {MAX_LINE} bytes"),
                 }),
-                Line::End => {
+                Chunk::End => {
                     self.done = true;
                     if is_blank(&self.lines.line) {
                         return None;
                     }
                     // A complete object without its newline is kept; anything else is the
                     // torn write of a killed process.
-                    match parse_record(&self.lines.line, number + 1) {
+                    match parse_record(&self.lines.line, number + 1, self.legacy.as_mut()) {
                         Ok(record) => Ok(record),
                         Err(_) => {
                             self.truncated = Some(TruncatedTail {
@@ -261,7 +288,10 @@ impl<R: BufRead> Iterator for Recording<R> {
             };
             self.lines.line.clear();
             match record {
-                Ok(Record::Unknown) => continue,
+                Ok(Line {
+                    event: Event::Unknown,
+                    ..
+                }) => continue,
                 other => return Some(other),
             }
         }
@@ -277,6 +307,7 @@ impl<R: BufRead> Iterator for Recording<R> {
 pub struct Follower {
     lines: Lines<BufReader<File>>,
     header: Option<Header>,
+    legacy: Option<V1Lines>,
     ended: bool,
 }
 
@@ -287,6 +318,7 @@ impl Follower {
         Ok(Self {
             lines: Lines::new(BufReader::with_capacity(1 << 16, file)),
             header: None,
+            legacy: None,
             ended: false,
         })
     }
@@ -296,7 +328,7 @@ impl Follower {
         self.header.as_ref()
     }
 
-    /// Whether a closing record (finished or interrupted) has been read.
+    /// Whether the last run's `ended` line has been read.
     pub fn ended(&self) -> bool {
         self.ended
     }
@@ -305,20 +337,20 @@ impl Follower {
     ///
     /// A fatal error (not a recording, newer version, file replaced) should end following; a
     /// corrupt line can be skipped by polling again.
-    pub fn poll(&mut self) -> Option<Result<Record, RecordingError>> {
+    pub fn poll(&mut self) -> Option<Result<Line, RecordingError>> {
         loop {
             match self.lines.next() {
                 Err(e) => return Some(Err(e)),
-                Ok(Line::End) => {
+                Ok(Chunk::End) => {
                     return self.check_shrunk().err().map(Err);
                 }
-                Ok(Line::TooLong) => {
+                Ok(Chunk::TooLong) => {
                     return Some(Err(RecordingError::Corrupt {
                         line: self.lines.number,
                         message: format!("longer than {MAX_LINE} bytes"),
                     }));
                 }
-                Ok(Line::Complete) => {
+                Ok(Chunk::Complete) => {
                     let line = std::mem::take(&mut self.lines.line);
                     if is_blank(&line) {
                         continue;
@@ -326,16 +358,26 @@ impl Follower {
                     if self.header.is_none() {
                         match parse_header(&line) {
                             Ok(header) => {
+                                self.legacy = legacy_for(&header);
                                 self.header = Some(header);
                                 continue;
                             }
                             Err(e) => return Some(Err(e)),
                         }
                     }
-                    match parse_record(&line, self.lines.number) {
-                        Ok(Record::Unknown) => continue,
+                    match parse_record(&line, self.lines.number, self.legacy.as_mut()) {
+                        Ok(Line {
+                            event: Event::Unknown,
+                            ..
+                        }) => continue,
                         Ok(record) => {
-                            self.ended |= record.is_terminal();
+                            // A later run (a reset) may follow an end only in files that
+                            // were appended to; its `started` line means live again.
+                            if record.event.ends_run() {
+                                self.ended = true;
+                            } else if matches!(record.event, Event::Started { .. }) {
+                                self.ended = false;
+                            }
                             return Some(Ok(record));
                         }
                         Err(e) => return Some(Err(e)),
@@ -350,7 +392,7 @@ impl Follower {
         &mut self,
         timeout: Duration,
         interval: Duration,
-    ) -> Option<Result<Record, RecordingError>> {
+    ) -> Option<Result<Line, RecordingError>> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(item) = self.poll() {

@@ -4,9 +4,11 @@
 //! The recording is streamed twice (once for the schedule, once in step with the re-run), so a
 //! long recording is compared in constant memory.
 
-use super::{Record, Recording};
+use super::Recording;
+use crate::learner::build_learner;
 use crate::metrics::Snapshot;
-use crate::trainer::{Command, Event, MetricsSink, RunState, build_learner, run_headless};
+use crate::protocol::{Command, Event, RunState};
+use crate::trainer::{MetricsSink, run_headless};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 use std::io::BufRead;
@@ -59,20 +61,20 @@ fn plan<R: BufRead>(recording: Recording<R>) -> Result<Plan> {
     let mut finished = None;
     let mut started = 0;
     for record in recording {
-        match record? {
-            Record::Command { step, command, .. } => match command {
+        match record?.event {
+            Event::Applied { step, command } => match command {
                 Command::Reset | Command::LoadPreset(_) => bail!(
                     "the recording restarts training at step {step} ({}); reproduce replays one run only",
                     command.label()
                 ),
                 _ => schedule.push((step, command)),
             },
-            Record::Snapshot(s) => last_snapshot = Some(s.snapshot.step),
-            Record::State {
+            Event::Snapshot(s) => last_snapshot = Some(s.step),
+            Event::State {
                 step,
                 state: RunState::Finished,
             } => finished = Some(step),
-            Record::Started { .. } => {
+            Event::Started { .. } => {
                 started += 1;
                 if started > 1 {
                     bail!("the recording holds more than one run; reproduce replays one run only");
@@ -112,7 +114,7 @@ pub fn reproduce(path: &Path, base_dir: Option<&Path>) -> Result<Report> {
     let mut report = sink.report;
     report.missing += u64::from(sink.pending.is_some());
     for record in sink.recorded {
-        if let Record::Snapshot(_) = record? {
+        if let Event::Snapshot(_) = record?.event {
             report.missing += 1;
         }
     }
@@ -134,8 +136,8 @@ impl<R: BufRead> Comparer<R> {
             return Ok(Some(s));
         }
         for record in self.recorded.by_ref() {
-            if let Record::Snapshot(s) = record? {
-                return Ok(Some(s.snapshot));
+            if let Event::Snapshot(s) = record?.event {
+                return Ok(Some(*s));
             }
         }
         Ok(None)

@@ -5,8 +5,10 @@
 //! shows is in the file (in the OS page cache, which survives `kill -9`) within ~250 ms even
 //! when the trainer stalls, and the writer never makes one syscall per snapshot.
 
-use super::{Header, RecordOut};
-use crate::trainer::{Event, MetricsSink};
+use super::Header;
+use crate::protocol::Event;
+use crate::trainer::MetricsSink;
+use serde::Serialize;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
@@ -49,6 +51,11 @@ pub struct Recorder {
     flusher: Option<JoinHandle<()>>,
     /// Updates applied as of the newest event, for the closing line.
     step: u64,
+    /// The run being written: 0 before the first `started`, then 1, 2, … (a reset or a
+    /// loaded preset starts the next).
+    run: u32,
+    /// The newest line already said the run ended (a finished headless run).
+    ended: bool,
     line: Vec<u8>,
 }
 
@@ -89,38 +96,55 @@ impl Recorder {
             stop,
             flusher: Some(flusher),
             step: 0,
+            run: 0,
+            ended: false,
             line: Vec::with_capacity(1 << 14),
         })
     }
 
-    /// Appends one event; state changes and errors are flushed before returning.
+    /// Appends one event as a line of the current run; state changes and errors are flushed
+    /// before returning. Throughput reports are left out: they describe the machine, not the
+    /// run, and would make two recordings of one seed differ.
     pub fn record(&mut self, event: &Event) -> io::Result<()> {
         match event {
-            Event::Snapshot(s) => self.step = s.step,
-            Event::State { step, .. }
-            | Event::Applied { step, .. }
-            | Event::Paths { step, .. }
-            | Event::Sources { step, .. }
-            | Event::Lesion { step, .. } => self.step = *step,
-            Event::Started(_) | Event::Error(_) => {}
+            Event::Throughput { .. } | Event::Unknown => return Ok(()),
+            Event::Started { .. } => self.run += 1,
+            _ => {}
         }
-        let Some(record) = RecordOut::from_event(event) else {
+        if let Some(step) = event.step() {
+            self.step = step;
+        }
+        self.ended = event.ends_run();
+        let urgent = matches!(
+            event,
+            Event::State { .. } | Event::Error { .. } | Event::Ended { .. }
+        );
+        self.write(event, urgent)
+    }
+
+    /// Writes the line that says the run ended (`reason`: `quit`, a signal's name, …) and
+    /// flushes; nothing when the newest line already ended it.
+    pub fn end(&mut self, reason: &str) -> io::Result<()> {
+        if self.ended {
             return Ok(());
+        }
+        let event = Event::Ended {
+            step: self.step,
+            reason: reason.into(),
         };
-        let urgent = matches!(event, Event::State { .. } | Event::Error(_));
-        self.write(&record, urgent)
+        self.write(&event, true)?;
+        self.ended = true;
+        Ok(())
     }
 
-    /// Writes the closing line of a run stopped by `signal` and flushes.
-    pub fn interrupted(&mut self, signal: &str) -> io::Result<()> {
-        let step = self.step;
-        self.write(&RecordOut::Interrupted { step, signal }, true)
-    }
-
-    fn write(&mut self, record: &RecordOut<'_>, flush: bool) -> io::Result<()> {
+    fn write(&mut self, event: &Event, flush: bool) -> io::Result<()> {
         // Serialising outside the lock keeps the flusher from waiting on JSON formatting.
         self.line.clear();
-        serde_json::to_writer(&mut self.line, record)?;
+        let line = LineOut {
+            run: self.run.max(1),
+            event,
+        };
+        serde_json::to_writer(&mut self.line, &line)?;
         self.line.push(b'\n');
         let mut output = lock(&self.output);
         if let Some(kind) = output.failed {
@@ -171,6 +195,14 @@ impl MetricsSink for Recorder {
     fn send(&mut self, event: Event) -> bool {
         self.record(&event).is_ok()
     }
+}
+
+/// A [`crate::protocol::Line`] borrowing its event, so recording never clones a snapshot.
+#[derive(Serialize)]
+struct LineOut<'a> {
+    run: u32,
+    #[serde(flatten)]
+    event: &'a Event,
 }
 
 /// The flusher never panics while holding the lock, but a poisoned lock still holds the data.

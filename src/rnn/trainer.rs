@@ -8,8 +8,8 @@ use crate::config::{CellKind, Experiment};
 use crate::metrics::{Divergence, Snapshot, TimestepMetrics, gradient_ratios, l2_norm};
 use crate::model::Matrix;
 use crate::optim::Optimizer;
+use crate::protocol::Command;
 use crate::tasks::sequence::{SeqBatch, SeqKind, SeqTargets, SeqTask};
-use crate::trainer::{Command, Learner};
 use anyhow::Result;
 use dfdx::prelude::*;
 use rand::SeedableRng;
@@ -127,28 +127,30 @@ fn accuracy<T>(pass: &RnnPass<T>, batch: &SeqBatch) -> Option<f64> {
     Some(correct as f64 / total.max(1) as f64)
 }
 
-impl Learner for RnnTrainer {
-    fn experiment(&self) -> &Experiment {
+/// What the driver needs of a recurrent run (the `Learner` trait delegates here).
+impl RnnTrainer {
+    /// The experiment as loaded.
+    pub fn experiment(&self) -> &Experiment {
         &self.experiment
     }
 
-    fn step(&self) -> u64 {
+    /// Updates applied so far.
+    pub fn step(&self) -> u64 {
         self.step
     }
 
-    fn divergence(&self) -> Option<&Divergence> {
+    /// The divergence, once NaN/Inf appeared.
+    pub fn divergence(&self) -> Option<&Divergence> {
         self.divergence.as_ref()
     }
 
-    fn learning_rate(&self) -> f32 {
+    /// Learning rate in effect.
+    pub fn learning_rate(&self) -> f32 {
         self.learning_rate
     }
 
-    fn fork(&self) -> Box<dyn Learner> {
-        Box::new(self.clone())
-    }
-
-    fn apply(&mut self, command: &Command) {
+    /// Applies a switch command (cell, learning rate); others are ignored.
+    pub fn apply(&mut self, command: &Command) {
         match command {
             Command::SetCell(cell) => self.cell = *cell,
             Command::SetLearningRate(lr) => self.learning_rate = *lr,
@@ -156,7 +158,8 @@ impl Learner for RnnTrainer {
         }
     }
 
-    fn train_step(&mut self, update: bool, measure: bool) -> Option<Snapshot> {
+    /// Measures the next batch and, with `update`, applies the optimiser.
+    pub fn train_step(&mut self, update: bool, measure: bool) -> Option<Snapshot> {
         if self.divergence.is_some() {
             return None;
         }

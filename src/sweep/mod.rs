@@ -9,7 +9,7 @@
 //!     set: ["task.points=600"],            // applied to every run, before the grid
 //!     grid: {
 //!         "model.depth": ["10", "50"],
-//!         "model.skip": ["Plain", "Highway(gate_bias: -2.0)"],
+//!         "model.skip": ["Plain", "Highway"],
 //!     },
 //!     steps: 300,
 //!     out: "results/highway",             // relative to the working directory

@@ -5,10 +5,12 @@
 //! interrupted sweep, or one whose jobs a scheduler ran from `--list`, resumes where it was.
 
 use super::{Sweep, SweepJob};
+use crate::learner::build_learner;
+use crate::protocol::Event;
 use crate::recording::writer::Tee;
-use crate::recording::{Header, Record, Recorder, Recording};
+use crate::recording::{Header, Recorder, Recording};
 use crate::report::{Analyses, RunReport, build_report};
-use crate::trainer::{LastSnapshot, build_learner, run_headless_until};
+use crate::trainer::{LastSnapshot, run_headless_until};
 use anyhow::{Context, Result, anyhow};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -130,13 +132,19 @@ pub fn run_job(sweep: &Sweep, job: &SweepJob, stop: &AtomicBool) -> Result<Optio
     };
     if stop.load(Ordering::Relaxed) && finished.is_none() {
         recorder
-            .interrupted("SIGINT")
+            .end("SIGINT")
             .and_then(|()| recorder.close())
             .with_context(|| format!("cannot write {}", record.display()))?;
         return Ok(None);
     }
+    let reason = if finished.is_some() {
+        "finished"
+    } else {
+        "diverged"
+    };
     recorder
-        .close()
+        .end(reason)
+        .and_then(|()| recorder.close())
         .with_context(|| format!("cannot write {}", record.display()))?;
     let snapshot = finished
         .or(last.0)
@@ -173,11 +181,11 @@ pub fn tail_loss(out: &Path, id: &str, fraction: f64) -> Option<f64> {
     let from = steps * (1.0 - fraction);
     let (mut sum, mut n) = (0.0, 0usize);
     for record in recording.flatten() {
-        if let Record::Snapshot(s) = record
-            && (s.snapshot.step as f64) >= from
-            && s.snapshot.loss.is_finite()
+        if let Event::Snapshot(s) = record.event
+            && (s.step as f64) >= from
+            && s.loss.is_finite()
         {
-            sum += s.snapshot.loss;
+            sum += s.loss;
             n += 1;
         }
     }

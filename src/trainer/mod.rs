@@ -1,16 +1,15 @@
-//! The trainer: owns the network and the device, runs steps, applies live switches and
-//! measures gradient flow. `session` drives it from commands; `sink` receives what it reports.
+//! Driving networks: the one [`Driver`] that advances 1–4 runs in lock-step (the dashboard,
+//! forks, the compare view, headless runs, comparisons and sweeps), the step function every
+//! run goes through ([`lane`]), the live analyses, and the sinks events go to.
 
-pub mod learner;
-pub mod lockstep;
-pub mod session;
+pub mod analyses;
+pub mod driver;
+pub mod headless;
+pub mod lane;
 pub mod sink;
-mod step;
 
-pub use learner::{Learner, build_learner};
-pub use session::{
-    Command, Event, HeadlessProgress, LIVE_PATH_ROWS, LIVE_PATH_SAMPLES, RunState, TrainerHandle,
-    advance_headless, analyses_now, live_analyses, run_headless, run_headless_until, spawn_trainer,
-};
+pub use analyses::{LIVE_PATH_ROWS, LIVE_PATH_SAMPLES, analyses_now, live_analyses};
+pub use driver::{Driver, DriverHandle, FinishedLane, spawn_driver};
+pub use headless::{run_headless, run_headless_until};
+pub use lane::{LaneStart, Origin};
 pub use sink::{ChannelSink, LastSnapshot, MetricsSink, VecSink};
-pub use step::Trainer;

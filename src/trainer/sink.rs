@@ -1,6 +1,6 @@
 //! Where the trainer's events go: a channel (dashboard), a vector (tests) or a printer (CLI).
 
-use super::session::Event;
+use crate::protocol::Event;
 use std::sync::mpsc::Sender;
 
 /// Receives every event the trainer produces, in order.

@@ -13,11 +13,10 @@ use super::theme::Theme;
 use crate::config::{CellKind, Experiment, ModelKind, SkipMode};
 use crate::metrics::Snapshot;
 use crate::paths::PathStats;
-use crate::report::LesionResult;
+use crate::protocol::LesionResult;
+use crate::protocol::{Command, Event, LaneEvent, RunState};
 use crate::sources::LayerSources;
 use crate::theory::{MeanField, mean_field};
-use crate::trainer::lockstep::LockstepEvent;
-use crate::trainer::{Command, Event, RunState};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use std::collections::VecDeque;
 
@@ -29,8 +28,6 @@ pub const FULL_POINTS: usize = 256;
 const MAX_MARKERS: usize = 64;
 /// Learning rates the `[`/`]` keys stay within.
 pub const LR_RANGE: (f32, f32) = (1e-6, 10.0);
-/// Highway gate bias used when the preset was not a highway net: carry by default.
-pub const DEFAULT_GATE_BIAS: f32 = -2.0;
 
 /// What a key asks for. Kept separate from [`Msg`] so the key table can be a `const`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -336,8 +333,8 @@ pub enum Msg {
     TrainerGone,
     /// A replay control (play, speed, seek); only mapped from keys while replaying.
     Replay(ReplayAction),
-    /// Something the lock-step driver of the compare view reported.
-    Lockstep(LockstepEvent),
+    /// Something a lane of the driver reported, in the compare view (or its first fork).
+    Lane(LaneEvent),
 }
 
 /// Histories of one hidden layer.
@@ -464,6 +461,8 @@ pub struct App {
     pub error: Option<String>,
     /// Steps per second, measured over about a second (None until measured).
     pub steps_per_sec: Option<f64>,
+    /// Steps per second of the time this run's own steps took (what it would do alone).
+    pub busy_steps_per_sec: Option<f64>,
     rate_sample: Option<(f64, u64)>,
     /// A restart was just requested: label for the marker at step 0 of the new run.
     pending_restart: Option<Marker>,
@@ -528,6 +527,7 @@ impl App {
             picker: None,
             error: None,
             steps_per_sec: None,
+            busy_steps_per_sec: None,
             rate_sample: None,
             pending_restart: None,
             outbox: Vec::new(),
@@ -581,14 +581,6 @@ impl App {
             .iter()
             .find(|b| b.code == key.code && b.ctrl == ctrl)
             .map(|b| Msg::Key(b.action))
-    }
-
-    /// The gate bias `h` switches to: the preset's own if it was a highway net.
-    pub fn highway_gate_bias(&self) -> f32 {
-        match self.experiment.as_ref().map(|e| e.model.skip) {
-            Some(SkipMode::Highway { gate_bias }) => gate_bias,
-            _ => DEFAULT_GATE_BIAS,
-        }
     }
 
     fn reset_history(&mut self, experiment: &Experiment) {
@@ -781,9 +773,7 @@ impl App {
             }
             Action::Plain => self.set_skip(SkipMode::Plain),
             Action::Residual => self.set_skip(SkipMode::Residual { scale: 1.0 }),
-            Action::Highway => self.set_skip(SkipMode::Highway {
-                gate_bias: self.highway_gate_bias(),
-            }),
+            Action::Highway => self.set_skip(SkipMode::Highway),
             Action::Dense => self.set_skip(SkipMode::Dense),
             Action::ToggleAux => {
                 self.switches.aux = !self.switches.aux;
@@ -869,7 +859,7 @@ impl App {
 
     pub(super) fn on_event(&mut self, event: Event) {
         match event {
-            Event::Started(experiment) => {
+            Event::Started { preset: experiment } => {
                 self.reset_history(&experiment);
                 self.switches = SwitchState {
                     skip: experiment.model.skip,
@@ -942,10 +932,12 @@ impl App {
                     });
                 }
             }
-            Event::Error(message) => {
+            Event::Error { message } => {
                 self.lesion_pending = false;
                 self.error = Some(message);
             }
+            Event::Ended { .. } | Event::Forked { .. } | Event::Unknown => {}
+            Event::Throughput { steps_per_sec } => self.busy_steps_per_sec = Some(steps_per_sec),
             Event::Paths { step, stats } => self.paths = Some((step, *stats)),
             Event::Sources { step, layers } => self.sources = Some((step, layers)),
             Event::Lesion {
@@ -989,7 +981,7 @@ pub fn update(app: &mut App, msg: Msg) {
             }
         }
         Msg::Replay(action) => super::replay::on_action(app, action),
-        Msg::Lockstep(event) => compare::on_lockstep(app, event),
+        Msg::Lane(event) => compare::on_lane(app, event),
         Msg::TrainerGone => {
             if let Some(view) = app.compare.as_mut() {
                 view.runs

@@ -3,7 +3,7 @@
 //! of [`super::app::update`], which stays the only entry point.
 
 use super::app::{Action, App, Msg, update};
-use crate::trainer::lockstep::LockstepEvent;
+use crate::protocol::{Event, LaneEvent};
 
 /// One run of the compare view.
 #[derive(Clone, Debug)]
@@ -12,8 +12,6 @@ pub struct CompareRun {
     pub label: String,
     /// Its dashboard state: history, switches, run state, outbox.
     pub app: App,
-    /// Steps per second of the time its own steps took (what it would do alone).
-    pub busy_steps_per_sec: Option<f64>,
     /// The step it was forked from its parent at (None for a run started as itself).
     pub forked_at: Option<u64>,
 }
@@ -38,7 +36,6 @@ impl CompareView {
                 .map(|label| CompareRun {
                     label: label.clone(),
                     app: App::new(template.theme),
-                    busy_steps_per_sec: None,
                     forked_at: None,
                 })
                 .collect(),
@@ -109,22 +106,11 @@ pub(super) fn on_key(app: &mut App, action: Action) {
     }
 }
 
-/// An event of the lock-step driver.
-pub(super) fn on_lockstep(app: &mut App, event: LockstepEvent) {
+/// An event of one lane of the driver.
+pub(super) fn on_lane(app: &mut App, lane_event: LaneEvent) {
+    let LaneEvent { lane, event } = lane_event;
     match event {
-        LockstepEvent::Run { run, event } => match app.compare.as_mut() {
-            Some(view) => {
-                if let Some(run) = view.runs.get_mut(run) {
-                    update(&mut run.app, Msg::Trainer(event));
-                    // A crash report went to stderr over the screen: the frame repaints it.
-                    app.needs_full_redraw |= std::mem::take(&mut run.app.needs_full_redraw);
-                }
-            }
-            // The dashboard's own run, handed to the driver, before its twin is announced.
-            None if run == 0 => update(app, Msg::Trainer(event)),
-            None => {}
-        },
-        LockstepEvent::Forked { from, run, step } => {
+        Event::Forked { from, step, .. } => {
             if app.compare.is_none() {
                 enter(app);
             }
@@ -147,17 +133,23 @@ pub(super) fn on_lockstep(app: &mut App, event: LockstepEvent) {
             view.runs.push(CompareRun {
                 label,
                 app: twin,
-                busy_steps_per_sec: None,
                 forked_at: Some(step),
             });
-            view.focus = run.min(view.runs.len() - 1);
+            view.focus = lane.min(view.runs.len() - 1);
             app.note = None;
         }
-        LockstepEvent::Busy { run, steps_per_sec } => {
-            if let Some(run) = app.compare.as_mut().and_then(|view| view.runs.get_mut(run)) {
-                run.busy_steps_per_sec = Some(steps_per_sec);
+        event => match app.compare.as_mut() {
+            Some(view) => {
+                if let Some(run) = view.runs.get_mut(lane) {
+                    update(&mut run.app, Msg::Trainer(event));
+                    // A crash report went to stderr over the screen: the frame repaints it.
+                    app.needs_full_redraw |= std::mem::take(&mut run.app.needs_full_redraw);
+                }
             }
-        }
+            // The dashboard's own run, before its twin is announced.
+            None if lane == 0 => update(app, Msg::Trainer(event)),
+            None => {}
+        },
     }
 }
 
@@ -181,7 +173,6 @@ fn enter(app: &mut App) {
         runs: vec![CompareRun {
             label,
             app: run,
-            busy_steps_per_sec: None,
             forked_at: None,
         }],
         focus: 0,

@@ -5,7 +5,7 @@ use super::app::App;
 use super::compare::{CompareRun, CompareView};
 use super::header::{fmt_db, state_label};
 use super::theme::Theme;
-use crate::trainer::RunState;
+use crate::protocol::RunState;
 use ratatui::text::{Line, Span};
 
 /// The first line: how many runs, the lock-step's step, the layout and its keys.
@@ -71,6 +71,7 @@ pub fn state_spans<'a>(theme: &Theme, run: &CompareRun) -> Vec<Span<'a>> {
         .steps_per_sec
         .map_or_else(|| "–".into(), |r| format!("{r:.1}"));
     let alone = run
+        .app
         .busy_steps_per_sec
         .map_or_else(|| "–".into(), |r| format!("{r:.0}"));
     vec![

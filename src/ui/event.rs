@@ -2,15 +2,14 @@
 //! at a capped rate, read keys. It never blocks the trainer: events arrive over an unbounded
 //! channel and commands are sent without waiting.
 //!
-//! Where events come from is an [`EventSource`]: a live trainer ([`LiveSource`], optionally
-//! recording everything it passes on), or a recording ([`super::playback::ReplaySource`],
+//! Where events come from is an [`EventSource`]: the live driver
+//! ([`super::live::LiveSource`], optionally recording what it passes on), or a recording ([`super::playback::ReplaySource`],
 //! [`super::playback::FollowSource`]). Either way they reach the same `update`.
 
 use super::app::{App, Msg, update};
 use super::cast::SharedCast;
 use super::render;
-use crate::recording::Recorder;
-use crate::trainer::{Event, TrainerHandle};
+use crate::protocol::Event;
 use anyhow::Result;
 use ratatui::Terminal;
 use ratatui::backend::Backend;
@@ -34,70 +33,6 @@ pub trait EventSource {
     fn dispatch(&mut self, app: &mut App, feed: &mut dyn FnMut(&mut App, Event)) -> bool;
 }
 
-/// Drains every pending trainer event into `app`; false if nothing arrived.
-pub fn drain_events(app: &mut App, handle: &TrainerHandle) -> bool {
-    LiveSource::new(handle, None).pump(app, &mut |app, event| {
-        update(app, Msg::Trainer(event));
-    })
-}
-
-/// A trainer thread, and optionally a recording of every event the dashboard takes in.
-pub struct LiveSource<'a> {
-    handle: &'a TrainerHandle,
-    recorder: Option<Recorder>,
-}
-
-impl<'a> LiveSource<'a> {
-    /// Events from `handle`; each one is also written to `recorder` before it is shown.
-    pub fn new(handle: &'a TrainerHandle, recorder: Option<Recorder>) -> Self {
-        Self { handle, recorder }
-    }
-
-    /// Writes `interrupted` when a signal ended the dashboard, then flushes and closes the
-    /// recording. Call it after the loop, whatever ended it.
-    pub fn close_recording(&mut self, signal: Option<&str>) -> std::io::Result<()> {
-        let Some(mut recorder) = self.recorder.take() else {
-            return Ok(());
-        };
-        // Events the trainer sent after the last frame were not shown, but they happened.
-        while let Ok(event) = self.handle.events.try_recv() {
-            recorder.record(&event)?;
-        }
-        if let Some(signal) = signal {
-            recorder.interrupted(signal)?;
-        }
-        recorder.close()
-    }
-}
-
-impl EventSource for LiveSource<'_> {
-    fn pump(&mut self, app: &mut App, feed: &mut dyn FnMut(&mut App, Event)) -> bool {
-        pump_trainer(&self.handle.events, &mut self.recorder, app, feed)
-    }
-
-    fn dispatch(&mut self, app: &mut App, _feed: &mut dyn FnMut(&mut App, Event)) -> bool {
-        for command in std::mem::take(&mut app.outbox) {
-            // A send fails only once the trainer is gone, which `pump` reports.
-            let _ = self.handle.commands.send(command);
-        }
-        false
-    }
-}
-
-/// Passes every pending event of a trainer thread to `feed`, writing each to `recorder` first;
-/// reports the thread's end once. True if anything arrived.
-pub fn pump_trainer(
-    events: &Receiver<Event>,
-    recorder: &mut Option<Recorder>,
-    app: &mut App,
-    feed: &mut dyn FnMut(&mut App, Event),
-) -> bool {
-    drain(events, app, |app, event| {
-        record(recorder, app, &event);
-        feed(app, event);
-    })
-}
-
 /// Passes every pending message of `events` to `take`; reports the sender's end once as
 /// `TrainerGone`. True if anything arrived.
 pub fn drain<T>(events: &Receiver<T>, app: &mut App, mut take: impl FnMut(&mut App, T)) -> bool {
@@ -117,16 +52,6 @@ pub fn drain<T>(events: &Receiver<T>, app: &mut App, mut take: impl FnMut(&mut A
                 return changed;
             }
         }
-    }
-}
-
-/// Writes `event` to the recording; a failed write stops the recording, not the training.
-pub fn record(recorder: &mut Option<Recorder>, app: &mut App, event: &Event) {
-    if let Some(writer) = recorder.as_mut()
-        && let Err(e) = writer.record(event)
-    {
-        app.error = Some(format!("recording stopped: {e}"));
-        *recorder = None;
     }
 }
 

@@ -7,8 +7,7 @@
 use super::app::{App, FORK_KEYS, LR_RANGE};
 use super::panel_block;
 use crate::config::SkipMode;
-use crate::trainer::lockstep::MAX_RUNS;
-use crate::trainer::{Command, RunState};
+use crate::protocol::{Command, MAX_LANES as MAX_RUNS, RunState};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -76,9 +75,7 @@ impl Flip {
         Ok(match self {
             Flip::Plain => skip(SkipMode::Plain),
             Flip::Residual => skip(SkipMode::Residual { scale: 1.0 }),
-            Flip::Highway => skip(SkipMode::Highway {
-                gate_bias: run.highway_gate_bias(),
-            }),
+            Flip::Highway => skip(SkipMode::Highway),
             Flip::Dense => skip(SkipMode::Dense),
             Flip::Aux => (
                 Some(Command::SetAux(!s.aux)),

@@ -3,7 +3,7 @@
 use super::app::App;
 use super::fmt_value;
 use crate::config::{OptimizerSpec, TaskSpec};
-use crate::trainer::RunState;
+use crate::protocol::RunState;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};

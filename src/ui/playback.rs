@@ -11,8 +11,9 @@ use super::app::{App, Msg, update};
 use super::event::EventSource;
 use super::replay::{ReplayRequest, ReplayView};
 use crate::config::Experiment;
-use crate::recording::{Follower, Record, Recording, RecordingError};
-use crate::trainer::{Command, Event};
+use crate::protocol::Line;
+use crate::protocol::{Command, Event};
+use crate::recording::{Follower, Recording, RecordingError};
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
@@ -29,43 +30,6 @@ pub const CONTEXT_SNAPSHOTS: u64 = 2 * super::app::RECENT_POINTS as u64;
 const FOLLOW_BATCH: usize = 5_000;
 /// Longest a follow source spends reading per frame.
 const FOLLOW_BUDGET: Duration = Duration::from_millis(30);
-
-/// A recorded record as the event the trainer sent; None for records that are not events.
-pub fn record_to_event(record: Record) -> Option<Event> {
-    match record {
-        Record::Started { preset } => Some(Event::Started(preset)),
-        Record::Command { step, command, .. } => Some(Event::Applied { step, command }),
-        Record::Snapshot(s) => Some(Event::Snapshot(Box::new(s.snapshot))),
-        Record::State { step, state } => Some(Event::State { step, state }),
-        Record::Error { message } => Some(Event::Error(message)),
-        Record::Paths { step, stats } => Some(Event::Paths { step, stats }),
-        Record::Sources { step, layers } => Some(Event::Sources { step, layers }),
-        Record::Lesion {
-            step,
-            intact_test_loss,
-            results,
-        } => Some(Event::Lesion {
-            step,
-            intact_test_loss,
-            results,
-        }),
-        Record::Interrupted { .. } | Record::Unknown => None,
-    }
-}
-
-/// The step a record belongs to, for stopping a replay at a step.
-fn record_step(record: &Record) -> Option<u64> {
-    match record {
-        Record::Command { step, .. }
-        | Record::State { step, .. }
-        | Record::Interrupted { step, .. }
-        | Record::Paths { step, .. }
-        | Record::Sources { step, .. }
-        | Record::Lesion { step, .. } => Some(*step),
-        Record::Snapshot(s) => Some(s.snapshot.step),
-        Record::Started { .. } | Record::Error { .. } | Record::Unknown => None,
-    }
-}
 
 /// One run inside a recording: the header's, then one per reset or preset load.
 #[derive(Clone, Debug, PartialEq)]
@@ -154,11 +118,11 @@ impl RecordingIndex {
                 }
             };
             let run = index.runs.len() - 1;
-            if let Some(step) = record_step(&record) {
+            if let Some(step) = record.event.step() {
                 index.runs[run].last_step = index.runs[run].last_step.max(step);
             }
-            match record {
-                Record::Started { .. } => {
+            match record.event {
+                Event::Started { .. } => {
                     let first = &mut index.runs[0];
                     if run == 0 && !first.has_started && offset == first.offset {
                         first.has_started = true;
@@ -172,7 +136,7 @@ impl RecordingIndex {
                         ordinal = 0;
                     }
                 }
-                Record::Snapshot(s) => {
+                Event::Snapshot(s) => {
                     let due = index
                         .points
                         .last()
@@ -181,7 +145,7 @@ impl RecordingIndex {
                         index.points.push(IndexPoint {
                             offset,
                             line,
-                            step: s.snapshot.step,
+                            step: s.step,
                             run,
                             ordinal,
                         });
@@ -189,7 +153,7 @@ impl RecordingIndex {
                     ordinal += 1;
                     index.snapshots += 1;
                 }
-                Record::Command { step, command, .. } if !matches!(command, Command::Step(_)) => {
+                Event::Applied { step, command } if !matches!(command, Command::Step(_)) => {
                     index.markers.push(MarkerPoint {
                         offset,
                         end: reading.offset(),
@@ -228,7 +192,7 @@ enum Stop {
 
 /// A record read but not yet applied, with where its line starts.
 struct Pending {
-    record: Record,
+    record: Line,
     offset: u64,
 }
 
@@ -331,9 +295,9 @@ impl ReplaySource {
                 return fed;
             };
             let boundary =
-                matches!(next.record, Record::Started { .. }) && next.offset != run_offset;
+                matches!(next.record.event, Event::Started { .. }) && next.offset != run_offset;
             let due = match stop {
-                Stop::Step(step) => record_step(&next.record).is_none_or(|s| s <= step),
+                Stop::Step(step) => next.record.event.step().is_none_or(|s| s <= step),
                 Stop::Offset(offset) => next.offset <= offset,
             };
             if boundary || !due {
@@ -342,17 +306,13 @@ impl ReplaySource {
             let Some(Pending { record, .. }) = self.pending.take() else {
                 return fed;
             };
-            if let Record::Interrupted { step, signal } = &record
+            if let Event::Ended { step, reason } = &record.event
                 && let Some(view) = app.replay.as_mut()
             {
-                view.note = Some(format!(
-                    "the recorded run was stopped by {signal} at step {step}"
-                ));
+                view.note = Some(format!("the recorded run ended at step {step}: {reason}"));
             }
-            if let Some(event) = record_to_event(record) {
-                feed(app, event);
-                fed = true;
-            }
+            feed(app, record.event);
+            fed = true;
         }
     }
 
@@ -382,7 +342,7 @@ impl ReplaySource {
                 .cloned()
         });
         app.error = None;
-        app.state = crate::trainer::RunState::Running;
+        app.state = crate::protocol::RunState::Running;
         self.pending = None;
         self.at_end = false;
         self.run = run;
@@ -390,13 +350,16 @@ impl ReplaySource {
             let preset = if info.has_started {
                 self.reading.seek(info.offset, info.line)?;
                 match self.reading.next() {
-                    Some(Ok(Record::Started { preset })) => preset,
+                    Some(Ok(Line {
+                        event: Event::Started { preset },
+                        ..
+                    })) => preset,
                     _ => Box::new(self.header_preset.clone()),
                 }
             } else {
                 Box::new(self.header_preset.clone())
             };
-            feed(app, Event::Started(preset));
+            feed(app, Event::Started { preset });
         }
         match from {
             Some(point) => {
@@ -538,8 +501,8 @@ impl EventSource for ReplaySource {
         let mut changed = self.feed_until(app, feed, Stop::Step(self.clock as u64));
         let run_done = self.clock >= self.index.runs[self.run].last_step as f64;
         let next_run = matches!(
-            self.pending.as_ref().map(|p| &p.record),
-            Some(Record::Started { .. })
+            self.pending.as_ref().map(|p| &p.record.event),
+            Some(Event::Started { .. })
         );
         if run_done && next_run && self.run + 1 < self.index.runs.len() {
             self.run += 1;
@@ -605,7 +568,12 @@ impl FollowSource {
             && let Some(header) = self.follower.header()
         {
             self.started = true;
-            feed(app, Event::Started(Box::new(header.preset.clone())));
+            feed(
+                app,
+                Event::Started {
+                    preset: Box::new(header.preset.clone()),
+                },
+            );
         }
     }
 }
@@ -637,13 +605,13 @@ impl EventSource for FollowSource {
                     continue;
                 }
             };
-            if let Some(step) = record_step(&record)
+            if let Some(step) = record.event.step()
                 && let Some(view) = app.replay.as_mut()
             {
                 view.last_step = view.last_step.max(step);
             }
             self.seen += 1;
-            if matches!(record, Record::Started { .. })
+            if matches!(record.event, Event::Started { .. })
                 && self.seen > 1
                 && let Some(view) = app.replay.as_mut()
             {
@@ -651,15 +619,13 @@ impl EventSource for FollowSource {
                 view.runs += 1;
                 view.run += 1;
             }
-            if let Record::Interrupted { step, signal } = &record
+            if let Event::Ended { step, reason } = &record.event
                 && let Some(view) = app.replay.as_mut()
             {
-                view.note = Some(format!("the run was stopped by {signal} at step {step}"));
+                view.note = Some(format!("the run ended at step {step}: {reason}"));
             }
-            if let Some(event) = record_to_event(record) {
-                feed(app, event);
-                changed = true;
-            }
+            feed(app, record.event);
+            changed = true;
             if Instant::now() >= deadline {
                 break;
             }

@@ -2,7 +2,7 @@
 
 use super::app::App;
 use super::header::state_label;
-use crate::trainer::RunState;
+use crate::protocol::RunState;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};

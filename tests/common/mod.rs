@@ -35,6 +35,7 @@ pub fn small_model(
             weight: 0.3,
         },
         cell: Default::default(),
+        gate_bias: -1.0,
         forget_bias: 1.0,
     }
 }
@@ -240,7 +241,7 @@ impl Reference {
                     .zip(&h)
                     .map(|(f, h)| f64::from(scale) * h + f)
                     .collect(),
-                SkipMode::Highway { .. } => {
+                SkipMode::Highway => {
                     let mut g = matmul(&h, rows, self.width, gw, self.width);
                     add_bias(&mut g, gb);
                     g.iter()

@@ -1,9 +1,9 @@
-//! What the session needs of any trainable network, MLP or recurrent.
+//! What the driver needs of any trainable network, MLP or recurrent.
 
-use super::session::Command;
-use super::step::Trainer;
 use crate::config::{Experiment, ModelKind};
 use crate::metrics::{Divergence, Snapshot};
+use crate::model::Trainer;
+use crate::protocol::Command;
 use crate::rnn::RnnTrainer;
 use anyhow::Result;
 use std::path::Path;
@@ -65,6 +65,30 @@ impl Learner for Trainer {
     }
     fn as_mlp(&mut self) -> Option<&mut Trainer> {
         Some(self)
+    }
+    fn fork(&self) -> Box<dyn Learner> {
+        Box::new(self.clone())
+    }
+}
+
+impl Learner for RnnTrainer {
+    fn experiment(&self) -> &Experiment {
+        RnnTrainer::experiment(self)
+    }
+    fn step(&self) -> u64 {
+        RnnTrainer::step(self)
+    }
+    fn divergence(&self) -> Option<&Divergence> {
+        RnnTrainer::divergence(self)
+    }
+    fn train_step(&mut self, update: bool, measure: bool) -> Option<Snapshot> {
+        RnnTrainer::train_step(self, update, measure)
+    }
+    fn apply(&mut self, command: &Command) {
+        RnnTrainer::apply(self, command)
+    }
+    fn learning_rate(&self) -> f32 {
+        RnnTrainer::learning_rate(self)
     }
     fn fork(&self) -> Box<dyn Learner> {
         Box::new(self.clone())

@@ -59,10 +59,7 @@ impl Trainer {
         let task = build_task(&experiment.task, experiment.seed, base_dir)?;
         let dev = Cpu::default();
         let mut rng = StdRng::seed_from_u64(experiment.seed);
-        let gate_bias = match experiment.model.skip {
-            SkipMode::Highway { gate_bias } => gate_bias,
-            _ => -1.0,
-        };
+        let gate_bias = experiment.model.gate_bias;
         let mut params = init_params(
             &dev,
             &experiment.model,
@@ -328,7 +325,7 @@ impl Trainer {
     fn is_active(&self, role: ParamRole) -> bool {
         let depth = self.params.layers.len();
         match role {
-            ParamRole::Gate(_) => matches!(self.switches.skip, SkipMode::Highway { .. }),
+            ParamRole::Gate(_) => matches!(self.switches.skip, SkipMode::Highway),
             ParamRole::Readout(l) => matches!(self.switches.skip, SkipMode::Dense) && l + 1 < depth,
             ParamRole::Aux(_) => self.switches.aux_enabled,
             _ => true,
@@ -420,12 +417,17 @@ impl Trainer {
                     gate.copy_into(&mut scratch);
                     scratch.iter().map(|&v| f64::from(v)).sum::<f64>() / scratch.len().max(1) as f64
                 });
+                let gate_bias_mean = gate_mean.and_then(|_| {
+                    let bias = self.params.layers.get(index)?.gate_bias.as_vec();
+                    Some(bias.iter().map(|&b| f64::from(b)).sum::<f64>() / bias.len().max(1) as f64)
+                });
                 LayerMetrics {
                     index,
                     weight_grad_norm: weight_norms.get(index).copied().unwrap_or(f64::NAN),
                     act_grad_norm,
                     act_rms,
                     gate_mean,
+                    gate_bias_mean,
                     update_ratio: 0.0,
                 }
             })

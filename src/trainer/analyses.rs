@@ -1,0 +1,70 @@
+//! The live analyses a run sends besides its snapshots: path statistics and gradient sources
+//! on the `path_every` cadence (and at once after a rewiring switch), and lesions on request.
+
+use crate::learner::Learner;
+use crate::protocol::Event;
+use crate::report::{layer_sources, lesion_all, path_stats};
+
+/// Training rows the live path statistics run on: fewer than `gradlab run --json` uses, so
+/// they stay cheap enough to compute every `path_every` steps.
+pub const LIVE_PATH_ROWS: usize = 8;
+/// Random paths per length for the live path statistics.
+pub const LIVE_PATH_SAMPLES: usize = 4;
+
+/// The live analyses due before the next step: on the experiment's `path_every` cadence, an
+/// MLP's path statistics and (dense or auxiliary nets) its gradient sources.
+pub fn live_analyses(trainer: &mut dyn Learner) -> Vec<Event> {
+    let every = trainer.experiment().path_every.max(1) as u64;
+    if !trainer.step().is_multiple_of(every) {
+        return Vec::new();
+    }
+    analyses_now(trainer)
+}
+
+/// The path statistics and gradient sources of the network as it is now, whatever the
+/// cadence: sent right after a switch changes so the panel never shows the old wiring.
+pub fn analyses_now(trainer: &mut dyn Learner) -> Vec<Event> {
+    let step = trainer.step();
+    if trainer.divergence().is_some() {
+        return Vec::new();
+    }
+    let seed = trainer.experiment().seed ^ step;
+    let Some(mlp) = trainer.as_mlp() else {
+        return Vec::new();
+    };
+    let mut events = Vec::new();
+    // A net that has gone non-finite has no meaningful decomposition; the divergence event
+    // says what happened.
+    if let Some(stats) = path_stats(mlp, LIVE_PATH_ROWS, LIVE_PATH_SAMPLES, seed).filter(|s| {
+        s.by_length
+            .iter()
+            .all(|l| l.contribution.is_finite() && l.grad_per_path.is_finite())
+    }) {
+        events.push(Event::Paths {
+            step,
+            stats: Box::new(stats),
+        });
+    }
+    if let Some(layers) = layer_sources(mlp, LIVE_PATH_ROWS).filter(|layers| {
+        layers.iter().all(|l| {
+            l.total.is_finite()
+                && l.main.is_finite()
+                && l.readouts.iter().chain(&l.aux).all(|v| v.is_finite())
+        })
+    }) {
+        events.push(Event::Sources { step, layers });
+    }
+    events
+}
+
+/// The answer to `Command::Lesion` for `trainer` at `step`.
+pub fn lesion_event(trainer: Option<&mut dyn Learner>, step: u64) -> Event {
+    match trainer.and_then(|t| t.as_mlp()) {
+        Some(mlp) => Event::Lesion {
+            step,
+            intact_test_loss: mlp.evaluate_test(crate::model::Lesion(None)).0,
+            results: lesion_all(mlp),
+        },
+        None => Event::error("lesions need an MLP (this is a recurrent net)"),
+    }
+}

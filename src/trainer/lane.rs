@@ -1,0 +1,348 @@
+//! One run of the driver: its network, what it was started from, and the one function that
+//! steps it ([`Lane::advance`]), with panic capture.
+
+use super::analyses::{analyses_now, lesion_event, live_analyses};
+use crate::config::Experiment;
+use crate::learner::{Learner, build_learner};
+use crate::metrics::Snapshot;
+use crate::protocol::{Command, Event, RunState};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Where a lane's network comes from.
+pub enum Origin<'a> {
+    /// Built from an experiment at step 0 (announced with `Started`).
+    Fresh(Box<Experiment>),
+    /// A network already built, possibly trained for some steps (borrowed by headless runs
+    /// whose caller inspects the network afterwards).
+    Running(Box<dyn Learner + 'a>),
+}
+
+/// How one run of the driver begins.
+pub struct LaneStart<'a> {
+    /// The network.
+    pub origin: Origin<'a>,
+    /// Folder relative CSV task paths are resolved against (for building and resets).
+    pub base_dir: Option<PathBuf>,
+    /// Headless runs: updates to take before the final measurement (None: run until stopped).
+    pub budget: Option<u64>,
+    /// Headless runs: commands to apply at given steps, in step order.
+    pub schedule: Vec<(u64, Command)>,
+}
+
+impl<'a> LaneStart<'a> {
+    /// A run of `experiment` from step 0.
+    pub fn fresh(experiment: Experiment, base_dir: Option<PathBuf>) -> Self {
+        Self {
+            origin: Origin::Fresh(Box::new(experiment)),
+            base_dir,
+            budget: None,
+            schedule: Vec::new(),
+        }
+    }
+
+    /// A run of a network that already exists.
+    pub fn running(learner: Box<dyn Learner + 'a>, base_dir: Option<PathBuf>) -> Self {
+        Self {
+            origin: Origin::Running(learner),
+            base_dir,
+            budget: None,
+            schedule: Vec::new(),
+        }
+    }
+
+    /// Stops after `steps` updates with one final measurement, applying `schedule` on the way.
+    pub fn with_budget(mut self, steps: u64, schedule: Vec<(u64, Command)>) -> Self {
+        self.budget = Some(steps);
+        self.schedule = schedule;
+        self
+    }
+}
+
+/// One run: its network and everything needed to restart or fork it.
+pub(super) struct Lane<'a> {
+    pub(super) learner: Option<Box<dyn Learner + 'a>>,
+    pub(super) experiment: Experiment,
+    pub(super) base_dir: Option<PathBuf>,
+    /// Switches flipped at forks, re-applied after a reset so a twin stays a twin.
+    pub(super) flips: Vec<Command>,
+    budget: Option<u64>,
+    schedule: Vec<(u64, Command)>,
+    next_command: usize,
+    /// Diverged, crashed or finished: no steps until a reset.
+    pub(super) stopped: bool,
+    /// The final measurement of a finished headless run.
+    pub(super) last: Option<Snapshot>,
+    /// Events not yet sent, in order.
+    pub(super) pending: Vec<Event>,
+    busy: Duration,
+    busy_steps: u64,
+    /// Time its own steps took, over its whole life.
+    pub(super) busy_total: Duration,
+}
+
+impl<'a> Lane<'a> {
+    /// A lane for `start`; a fresh one is built by the caller with [`Lane::restart`].
+    pub(super) fn new(start: LaneStart<'a>) -> Self {
+        let (learner, experiment) = match start.origin {
+            Origin::Running(learner) => {
+                let experiment = learner.experiment().clone();
+                (Some(learner), experiment)
+            }
+            Origin::Fresh(experiment) => (None, *experiment),
+        };
+        Self {
+            learner,
+            experiment,
+            base_dir: start.base_dir,
+            flips: Vec::new(),
+            budget: start.budget,
+            schedule: start.schedule,
+            next_command: 0,
+            stopped: false,
+            last: None,
+            pending: Vec::new(),
+            busy: Duration::ZERO,
+            busy_steps: 0,
+            busy_total: Duration::ZERO,
+        }
+    }
+
+    /// A twin of this lane as it stands, with `flip` applied to the twin.
+    pub(super) fn fork(&self, flip: Option<&Command>) -> Option<Lane<'static>> {
+        let mut twin = self.learner.as_ref()?.fork();
+        let mut flips = self.flips.clone();
+        if let Some(flip) = flip {
+            twin.apply(flip);
+            flips.push(flip.clone());
+        }
+        let mut lane = Lane::new(LaneStart::running(twin, self.base_dir.clone()));
+        lane.flips = flips;
+        Some(lane)
+    }
+
+    /// Updates applied so far (0 without a network).
+    pub(super) fn step(&self) -> u64 {
+        self.learner.as_ref().map_or(0, |l| l.step())
+    }
+
+    /// Whether the lane takes steps in the next round.
+    pub(super) fn is_live(&self) -> bool {
+        self.learner.is_some() && !self.stopped
+    }
+
+    /// Builds the network from the experiment at step 0 and re-applies the fork flips;
+    /// queues `Started` (or the error) and the state.
+    pub(super) fn restart(&mut self, state: RunState) {
+        self.stopped = false;
+        self.next_command = 0;
+        self.last = None;
+        let built = guard(|| build_learner(self.experiment.clone(), self.base_dir.as_deref()))
+            .and_then(|built| built.map_err(|e| format!("{e:#}")));
+        match built {
+            Ok(mut learner) => {
+                self.pending.push(Event::Started {
+                    preset: Box::new(self.experiment.clone()),
+                });
+                for flip in &self.flips {
+                    learner.apply(flip);
+                    self.pending.push(Event::Applied {
+                        step: 0,
+                        command: flip.clone(),
+                    });
+                }
+                self.learner = Some(learner);
+                self.pending.push(Event::State { step: 0, state });
+            }
+            Err(error) => {
+                self.learner = None;
+                self.stopped = true;
+                self.pending.push(Event::error(error.clone()));
+                self.pending.push(Event::State {
+                    step: 0,
+                    state: RunState::Crashed(error),
+                });
+            }
+        }
+    }
+
+    /// Applies a switch and queues `Applied`, then fresh analyses if it rewired the net.
+    pub(super) fn switch(&mut self, command: Command) {
+        let step = self.step();
+        let rewired = command.rewires();
+        self.with_learner(|learner, pending| {
+            learner.apply(&command);
+            pending.push(Event::Applied { step, command });
+            // The panels drop their analyses when the wiring changes; refresh them now
+            // rather than leave them empty until the next `path_every` step.
+            if rewired {
+                pending.extend(analyses_now(learner));
+            }
+        });
+    }
+
+    /// Queues the answer to a lesion request.
+    pub(super) fn lesion(&mut self) {
+        let step = self.step();
+        if self.learner.is_none() {
+            self.pending.push(lesion_event(None, step));
+            return;
+        }
+        self.with_learner(|learner, pending| pending.push(lesion_event(Some(learner), step)));
+    }
+
+    /// Queues path statistics and sources of the net as wired now.
+    pub(super) fn refresh(&mut self) {
+        self.with_learner(|learner, pending| pending.extend(analyses_now(learner)));
+    }
+
+    /// One step: scheduled commands due, analyses due, a training step (or, once the budget
+    /// is spent, the final measurement). A panic stops this lane only.
+    pub(super) fn advance(&mut self) {
+        if !self.is_live() {
+            return;
+        }
+        let start = Instant::now();
+        let outcome = {
+            let Lane {
+                learner,
+                budget,
+                schedule,
+                next_command,
+                pending,
+                ..
+            } = self;
+            let Some(learner) = learner.as_mut() else {
+                return;
+            };
+            guard(|| step_once(learner.as_mut(), *budget, schedule, next_command, pending))
+        };
+        self.busy += start.elapsed();
+        self.busy_total += start.elapsed();
+        self.busy_steps += 1;
+        match outcome {
+            Ok(Progress::Running) => {}
+            Ok(Progress::Done(last)) => {
+                self.stopped = true;
+                self.last = last.map(|s| *s);
+            }
+            Err(message) => self.crash(message),
+        }
+    }
+
+    /// Runs `f` on the network with panic capture; a panic becomes a crash of this lane.
+    fn with_learner(&mut self, f: impl FnOnce(&mut dyn Learner, &mut Vec<Event>)) {
+        let Some(learner) = self.learner.as_mut() else {
+            return;
+        };
+        let pending = &mut self.pending;
+        if let Err(message) = guard(|| f(learner.as_mut(), pending)) {
+            self.crash(message);
+        }
+    }
+
+    fn crash(&mut self, message: String) {
+        let step = self.step();
+        self.learner = None;
+        self.stopped = true;
+        self.pending.push(Event::State {
+            step,
+            state: RunState::Crashed(message),
+        });
+    }
+
+    /// Steps per busy second since the last call, if any step was taken.
+    pub(super) fn take_rate(&mut self) -> Option<f64> {
+        if self.busy_steps == 0 {
+            return None;
+        }
+        let rate = self.busy_steps as f64 / self.busy.as_secs_f64().max(1e-9);
+        self.busy = Duration::ZERO;
+        self.busy_steps = 0;
+        Some(rate)
+    }
+}
+
+/// Where a lane stands after one call of [`step_once`].
+enum Progress {
+    /// More steps to take.
+    Running,
+    /// The run ended: its final snapshot, or None when it diverged.
+    Done(Option<Box<Snapshot>>),
+}
+
+/// The one step function every run goes through, live or headless: scheduled commands due
+/// at this step, analyses on their cadence, then a training step; with a budget spent, one
+/// final measurement without an update and `Finished`.
+fn step_once(
+    learner: &mut dyn Learner,
+    budget: Option<u64>,
+    schedule: &[(u64, Command)],
+    next_command: &mut usize,
+    pending: &mut Vec<Event>,
+) -> Progress {
+    if let Some(divergence) = learner.divergence() {
+        pending.push(Event::State {
+            step: learner.step(),
+            state: RunState::Diverged(divergence.clone()),
+        });
+        return Progress::Done(None);
+    }
+    if budget.is_some_and(|steps| learner.step() >= steps) {
+        let last = learner.train_step(false, true);
+        if let Some(snapshot) = &last {
+            pending.push(Event::Snapshot(Box::new(snapshot.clone())));
+        }
+        pending.push(Event::State {
+            step: learner.step(),
+            state: RunState::Finished,
+        });
+        return Progress::Done(last.map(Box::new));
+    }
+    while let Some((_, command)) = schedule
+        .get(*next_command)
+        .filter(|(at, _)| *at <= learner.step())
+    {
+        *next_command += 1;
+        learner.apply(command);
+        pending.push(Event::Applied {
+            step: learner.step(),
+            command: command.clone(),
+        });
+        // As a live switch does: analyses of the new wiring right away.
+        if command.rewires() {
+            pending.extend(analyses_now(learner));
+        }
+    }
+    pending.extend(live_analyses(learner));
+    let every = learner.experiment().metrics_every as u64;
+    let measure = learner.step().is_multiple_of(every);
+    if let Some(snapshot) = learner.train_step(true, measure) {
+        pending.push(Event::Snapshot(Box::new(snapshot)));
+    }
+    if let Some(divergence) = learner.divergence() {
+        pending.push(Event::State {
+            step: learner.step(),
+            state: RunState::Diverged(divergence.clone()),
+        });
+        return Progress::Done(None);
+    }
+    Progress::Running
+}
+
+/// Runs `f`, turning a panic into its message.
+fn guard<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| panic_message(&payload))
+}
+
+/// The text of a panic payload.
+pub(crate) fn panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "the trainer panicked".to_string()
+    }
+}
