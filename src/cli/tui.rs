@@ -6,12 +6,13 @@ use crate::compare::CompareEntry;
 use crate::recording::{Header, Recorder};
 use crate::sweep::cores;
 use crate::trainer::{LaneStart, spawn_driver};
-use crate::ui::app::App;
+use crate::protocol::RunState;
+use crate::ui::app::{App, Msg};
 use crate::ui::cast::{CastingWriter, SharedCast};
-use crate::ui::compare::CompareView;
 use crate::ui::event::{self, EventSource};
+use crate::ui::follow::FollowSource;
 use crate::ui::live::LiveSource;
-use crate::ui::playback::{self, FollowSource, ReplaySource};
+use crate::ui::playback::ReplaySource;
 use crate::ui::theme::Theme;
 use anyhow::{Context, Result};
 use ratatui::crossterm::cursor::Show;
@@ -23,8 +24,7 @@ use ratatui::{Terminal, backend::CrosstermBackend};
 use std::io::{IsTerminal, Stdout};
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::Duration;
 
 /// How long to wait for the trainer to finish its current step after `Shutdown`.
@@ -42,38 +42,40 @@ fn require_terminal(instead: &str) -> Option<ExitCode> {
     Some(ExitCode::from(2))
 }
 
-/// What SIGTERM, SIGHUP and SIGINT set: the loop stops between two frames and everything is
-/// closed in order; the number says which signal, for the recording's last line.
-struct Signals {
-    stop: Arc<AtomicBool>,
-    caught: Arc<AtomicUsize>,
+/// Turns SIGTERM, SIGHUP, SIGINT and SIGTSTP into messages in the dashboard's inbox: the
+/// loop stops (or suspends) between two frames and everything is closed in order.
+fn watch_signals(inbox: Sender<Msg>) -> Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGTSTP};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGHUP, SIGINT, SIGTSTP])
+        .context("cannot install signal handlers")?;
+    std::thread::Builder::new()
+        .name("gradlab-signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                let name = match signal {
+                    SIGINT => "SIGINT",
+                    SIGTERM => "SIGTERM",
+                    SIGHUP => "SIGHUP",
+                    SIGTSTP => "SIGTSTP",
+                    _ => continue,
+                };
+                if inbox.send(Msg::Signal(name)).is_err() {
+                    return;
+                }
+            }
+        })?;
+    Ok(())
 }
 
-fn watch_signals() -> Result<Signals> {
-    let signals = Signals {
-        stop: Arc::new(AtomicBool::new(false)),
-        caught: Arc::new(AtomicUsize::new(0)),
-    };
-    for signal in [
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-        signal_hook::consts::SIGINT,
-    ] {
-        signal_hook::flag::register_usize(signal, Arc::clone(&signals.caught), signal as usize)
-            .context("cannot install signal handlers")?;
-        signal_hook::flag::register(signal, Arc::clone(&signals.stop))
-            .context("cannot install signal handlers")?;
-    }
-    Ok(signals)
-}
-
-fn signal_name(signal: usize) -> Option<&'static str> {
-    match signal as i32 {
-        0 => None,
-        signal_hook::consts::SIGINT => Some("SIGINT"),
-        signal_hook::consts::SIGTERM => Some("SIGTERM"),
-        signal_hook::consts::SIGHUP => Some("SIGHUP"),
-        _ => Some("a signal"),
+/// The shell convention for "ended by signal N".
+fn exit_code(app: &App) -> ExitCode {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    match app.ended_by {
+        Some("SIGINT") => ExitCode::from(128 + SIGINT as u8),
+        Some("SIGTERM") => ExitCode::from(128 + SIGTERM as u8),
+        Some("SIGHUP") => ExitCode::from(128 + SIGHUP as u8),
+        _ if app.recording_failed.is_some() => ExitCode::from(1),
+        _ => ExitCode::SUCCESS,
     }
 }
 
@@ -94,25 +96,33 @@ pub fn run(preset: &PresetArgs, ui: &UiArgs, dash: &DashArgs) -> Result<ExitCode
         ),
         None => None,
     };
-    let signals = watch_signals()?;
+    let (inbox_tx, inbox) = channel();
+    watch_signals(inbox_tx.clone())?;
     let start = LaneStart::fresh(experiment, preset.base_dir());
-    let mut source = LiveSource::new(spawn_driver(vec![start], cores(), false)?, recorder);
+    let driver = spawn_driver(vec![start], cores(), false)?;
+    let mut source = LiveSource::start(driver, recorder, inbox_tx.clone())?;
     let mut app = App::new(Theme::from_env(ui.ascii));
-    let result = show(&mut source, &mut app, ui, dash.cast.as_deref(), &signals);
-    let signal = signal_name(signals.caught.load(Ordering::Relaxed));
-    let reason = match (&signal, &app.state) {
+    let result = show(&mut source, &mut app, &inbox, inbox_tx, ui, dash.cast.as_deref());
+    let reason = match (app.ended_by, &app.run().state) {
         (Some(signal), _) => signal.to_string(),
-        (None, crate::protocol::RunState::Crashed(why)) => format!("the trainer crashed: {why}"),
+        (None, RunState::Crashed(why)) => format!("the trainer crashed: {why}"),
         (None, _) if result.is_err() => "the dashboard failed".to_string(),
         (None, _) => "quit".to_string(),
     };
-    let closed = source.close_recording(&reason);
-    source.shut_down(JOIN_TIMEOUT);
+    let closed = source.close(&reason, &inbox, JOIN_TIMEOUT);
     result?;
-    if let (Err(e), Some(path)) = (closed, &dash.record) {
-        return Err(e).with_context(|| format!("cannot write the recording {}", path.display()));
+    if let Some(path) = &dash.record {
+        if let Err(e) = closed {
+            return Err(e).with_context(|| format!("cannot write the recording {}", path.display()));
+        }
+        if let Some(why) = &app.recording_failed {
+            eprintln!(
+                "gradlab: the recording {} stopped early: {why}; it holds the run up to that point",
+                path.display()
+            );
+        }
     }
-    Ok(exit_code(&signals))
+    Ok(exit_code(&app))
 }
 
 /// Opens the compare view on `entries`, trained in lock-step over `threads` threads; refuses
@@ -123,19 +133,20 @@ pub fn compare(entries: Vec<CompareEntry>, ui: &UiArgs, threads: usize) -> Resul
     {
         return Ok(code);
     }
-    let signals = watch_signals()?;
-    let labels: Vec<String> = entries.iter().map(|e| e.label.clone()).collect();
+    let (inbox_tx, inbox) = channel();
+    watch_signals(inbox_tx.clone())?;
+    let labels: Vec<Option<String>> = entries.iter().map(|e| Some(e.label.clone())).collect();
     let starts = entries
         .into_iter()
         .map(|entry| LaneStart::fresh(entry.experiment, entry.base_dir))
         .collect();
-    let mut source = LiveSource::new(spawn_driver(starts, threads, false)?, None);
-    let mut app = App::new(Theme::from_env(ui.ascii));
-    app.compare = Some(CompareView::new(&labels, &app));
-    let result = show(&mut source, &mut app, ui, None, &signals);
-    source.shut_down(JOIN_TIMEOUT);
+    let driver = spawn_driver(starts, threads, false)?;
+    let mut source = LiveSource::start(driver, None, inbox_tx.clone())?;
+    let mut app = App::with_runs(Theme::from_env(ui.ascii), labels);
+    let result = show(&mut source, &mut app, &inbox, inbox_tx, ui, None);
+    let _ = source.close("quit", &inbox, JOIN_TIMEOUT);
     result?;
-    Ok(exit_code(&signals))
+    Ok(exit_code(&app))
 }
 
 /// Opens the dashboard on a recording: played with seeking, or followed while it grows.
@@ -147,43 +158,40 @@ pub fn replay(file: &Path, follow: bool, ui: &UiArgs, cast: Option<&Path>) -> Re
     if let Some(code) = require_terminal(&instead) {
         return Ok(code);
     }
-    let signals = watch_signals()?;
-    let mut app = App::new(Theme::from_env(ui.ascii));
+    let (inbox_tx, inbox) = channel();
+    watch_signals(inbox_tx.clone())?;
+    let theme = Theme::from_env(ui.ascii);
+    let mut app;
     if follow {
-        let mut source = FollowSource::open(file)
-            .with_context(|| format!("cannot follow {}", file.display()))?;
-        app.replay = Some(FollowSource::view(file));
-        show(&mut source, &mut app, ui, cast, &signals)?;
+        let mut source = FollowSource::open(file);
+        app = App::replaying(theme, FollowSource::view(file));
+        show(&mut source, &mut app, &inbox, inbox_tx, ui, cast)?;
     } else {
         // Indexing reads the whole file once: done before the screen opens, so a bad file
         // is reported on a normal terminal.
         let mut source = ReplaySource::open(file)
             .with_context(|| format!("cannot replay {}", file.display()))?;
-        app.replay = Some(source.view());
-        source
-            .start(&mut app, &mut playback::apply)
+        app = App::replaying(theme, source.view());
+        let first = source
+            .start()
             .with_context(|| format!("cannot replay {}", file.display()))?;
-        show(&mut source, &mut app, ui, cast, &signals)?;
+        for msg in first {
+            event::apply(&mut app, &mut source, msg);
+        }
+        show(&mut source, &mut app, &inbox, inbox_tx, ui, cast)?;
     }
-    Ok(exit_code(&signals))
+    Ok(exit_code(&app))
 }
 
-fn exit_code(signals: &Signals) -> ExitCode {
-    match signals.caught.load(Ordering::Relaxed) {
-        0 => ExitCode::SUCCESS,
-        // The shell convention for "ended by signal N".
-        signal => ExitCode::from(128 + signal as u8),
-    }
-}
-
-/// Draws `app` fed by `source` until quit or a signal; the terminal is restored on every
-/// path out, and the cast closed.
+/// Draws `app` fed by `source` and the inbox until quit or a signal; the terminal is restored
+/// on every path out, and the cast closed.
 fn show(
     source: &mut dyn EventSource,
     app: &mut App,
+    inbox: &Receiver<Msg>,
+    inbox_tx: Sender<Msg>,
     ui: &UiArgs,
     cast_path: Option<&Path>,
-    signals: &Signals,
 ) -> Result<()> {
     let cast = match cast_path {
         Some(path) => {
@@ -197,14 +205,8 @@ fn show(
     };
     install_panic_hook();
     let mut screen = Screen::enter(cast.clone())?;
-    let result = event::run(
-        &mut screen.terminal,
-        app,
-        source,
-        &signals.stop,
-        ui.fps,
-        cast.as_ref(),
-    );
+    event::spawn_input_reader(inbox_tx)?;
+    let result = event::run(&mut screen, app, source, inbox, ui.fps, cast.as_ref());
     drop(screen);
     if let (Some(cast), Some(path)) = (cast, cast_path)
         && let Err(e) = cast.close()
@@ -240,6 +242,26 @@ impl Screen {
                 Err(error).context("cannot draw on this terminal")
             }
         }
+    }
+}
+
+impl event::Screen<CrosstermBackend<CastingWriter<Stdout>>> for Screen {
+    fn terminal(&mut self) -> &mut DashTerminal {
+        &mut self.terminal
+    }
+
+    /// Restores the shell's terminal, stops the process as SIGTSTP's default action would
+    /// (the shell's `fg` continues it), then takes the terminal back.
+    fn suspend(&mut self) -> Result<()> {
+        restore_terminal();
+        signal_hook::low_level::emulate_default_handler(signal_hook::consts::SIGTSTP)
+            .context("cannot suspend")?;
+        enable_raw_mode().context("cannot switch the terminal back to raw mode")?;
+        execute!(std::io::stdout(), EnterAlternateScreen)
+            .context("cannot reopen the alternate screen")?;
+        let _ = self.terminal.hide_cursor();
+        self.terminal.clear()?;
+        Ok(())
     }
 }
 

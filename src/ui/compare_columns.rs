@@ -12,7 +12,6 @@
 //! ```
 
 use super::app::App;
-use super::compare::CompareView;
 use super::compare_header::{name_spans, path_spans, ratio_spans, state_spans, switch_spans};
 use super::{gradient_flow, loss, paths};
 use ratatui::Frame;
@@ -26,13 +25,10 @@ const RUN_HEADER_ROWS: u16 = 2;
 const RUN_FOOTER_ROWS: u16 = 1;
 
 /// Draws one column per run into `area`.
-pub fn render(frame: &mut Frame, area: Rect, app: &App, view: &CompareView) {
-    if view.runs.is_empty() {
-        return;
-    }
-    let columns = Layout::horizontal(vec![Constraint::Fill(1); view.runs.len()]).split(area);
-    for (index, (run, &column)) in view.runs.iter().zip(columns.iter()).enumerate() {
-        let focused = index == view.focus;
+pub fn render(frame: &mut Frame, area: Rect, app: &App) {
+    let columns = Layout::horizontal(vec![Constraint::Fill(1); app.runs.len()]).split(area);
+    for (index, (run, &column)) in app.runs.iter().zip(columns.iter()).enumerate() {
+        let focused = index == app.focus;
         let theme = &app.theme;
         let [header, loss_area, bars, footer] = Layout::vertical([
             Constraint::Length(RUN_HEADER_ROWS),
@@ -46,18 +42,18 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, view: &CompareView) {
         frame.render_widget(
             Paragraph::new(vec![
                 Line::from(first),
-                Line::from(switch_spans(theme, &run.app)),
+                Line::from(switch_spans(theme, run)),
             ]),
             header,
         );
-        loss::render(frame, loss_area, &run.app);
-        if run.app.show_paths && !run.app.is_rnn() {
-            paths::render(frame, bars, &run.app);
+        loss::render(frame, loss_area, run, theme);
+        if run.show_paths && !run.is_rnn() {
+            paths::render(frame, bars, run, theme);
         } else {
-            gradient_flow::render_bars(frame, bars, &run.app);
+            gradient_flow::render_bars(frame, bars, run, theme);
         }
-        let mut numbers = ratio_spans(theme, &run.app);
-        numbers.extend(path_spans(theme, &run.app));
+        let mut numbers = ratio_spans(theme, run);
+        numbers.extend(path_spans(theme, run));
         frame.render_widget(Paragraph::new(Line::from(numbers)), footer);
     }
 }

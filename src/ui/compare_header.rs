@@ -2,35 +2,37 @@
 //! ratio, path statistics and throughput, shared by the side-by-side and overlay layouts.
 
 use super::app::App;
-use super::compare::{CompareRun, CompareView};
 use super::header::{fmt_db, state_label};
+use super::keymap::{self, Action, Context};
+use super::run_view::RunView;
 use super::theme::Theme;
-use crate::protocol::RunState;
+use crate::protocol::{RunState, Switch};
 use ratatui::text::{Line, Span};
 
 /// The first line: how many runs, the lock-step's step, the layout and its keys.
-pub fn title_line<'a>(app: &App, view: &CompareView) -> Line<'a> {
+pub fn title_line<'a>(app: &App) -> Line<'a> {
     let theme = &app.theme;
     let sep = || Span::styled(if theme.ascii { " | " } else { " │ " }, theme.dim());
-    let step = view.runs.iter().map(|r| r.app.step).max().unwrap_or(0);
-    let layout = if view.overlay {
+    let step = app.runs.iter().map(|r| r.step).max().unwrap_or(0);
+    let layout = if app.overlaid {
         "overlaid"
     } else {
         "side by side"
     };
+    let key = |action| keymap::label_of(Context::Main, action).unwrap_or_default();
     Line::from(vec![
         Span::styled(" gradlab compare", theme.title()),
         sep(),
-        Span::raw(format!("{} runs in lock-step", view.runs.len())),
+        Span::raw(format!("{} runs in lock-step", app.runs.len())),
         sep(),
         Span::raw(format!("step {step}")),
         sep(),
         Span::styled(layout, theme.active()),
-        Span::styled(" (o)", theme.key()),
+        Span::styled(format!(" ({})", key(Action::ToggleOverlay)), theme.key()),
         sep(),
-        Span::styled("Tab 1-4", theme.key()),
+        Span::styled(key(Action::FocusNext), theme.key()),
         Span::styled(" focus ", theme.dim()),
-        Span::styled("f", theme.key()),
+        Span::styled(key(Action::OpenFork), theme.key()),
         Span::styled(" fork", theme.dim()),
     ])
 }
@@ -38,7 +40,7 @@ pub fn title_line<'a>(app: &App, view: &CompareView) -> Line<'a> {
 /// `▶1 label` for the focused run, ` 2 label` otherwise; the focused one reversed.
 pub fn name_spans<'a>(
     theme: &Theme,
-    run: &CompareRun,
+    run: &RunView,
     index: usize,
     focused: bool,
 ) -> Vec<Span<'a>> {
@@ -54,13 +56,13 @@ pub fn name_spans<'a>(
     };
     vec![
         Span::styled(format!("{pointer}{} ", index + 1), theme.key()),
-        Span::styled(run.label.clone(), style),
+        Span::styled(run.name(), style),
     ]
 }
 
 /// The run's state and throughput: wall steps/s and, from the driver, steps/s alone.
-pub fn state_spans<'a>(theme: &Theme, run: &CompareRun) -> Vec<Span<'a>> {
-    let app = &run.app;
+pub fn state_spans<'a>(theme: &Theme, run: &RunView) -> Vec<Span<'a>> {
+    let app = run;
     let state_style = match app.state {
         RunState::Running => theme.healthy(),
         RunState::Paused | RunState::Finished => theme.paused(),
@@ -71,7 +73,6 @@ pub fn state_spans<'a>(theme: &Theme, run: &CompareRun) -> Vec<Span<'a>> {
         .steps_per_sec
         .map_or_else(|| "–".into(), |r| format!("{r:.1}"));
     let alone = run
-        .app
         .busy_steps_per_sec
         .map_or_else(|| "–".into(), |r| format!("{r:.0}"));
     vec![
@@ -80,31 +81,25 @@ pub fn state_spans<'a>(theme: &Theme, run: &CompareRun) -> Vec<Span<'a>> {
     ]
 }
 
-/// The run's switches.
-pub fn switch_spans<'a>(theme: &Theme, app: &App) -> Vec<Span<'a>> {
-    let s = &app.switches;
-    let mut spans = if app.is_rnn() {
-        vec![
-            Span::styled(" cell ", theme.dim()),
-            Span::styled(s.cell.label(), theme.text()),
-        ]
-    } else {
-        vec![
-            Span::styled(" skip ", theme.dim()),
-            Span::styled(s.skip.label(), theme.text()),
-            Span::styled(" aux ", theme.dim()),
-            Span::styled(if s.aux { "on" } else { "off" }, theme.text()),
-        ]
+/// The run's switches, each that applies to its kind of net.
+pub fn switch_spans<'a>(theme: &Theme, run: &RunView) -> Vec<Span<'a>> {
+    let Some(kind) = run.kind() else {
+        return Vec::new();
     };
-    spans.extend([
-        Span::styled(" lr ", theme.dim()),
-        Span::styled(format!("{:.1e}", s.lr), theme.text()),
-    ]);
-    spans
+    Switch::ALL
+        .iter()
+        .filter(|switch| switch.applies_to(kind))
+        .flat_map(|&switch| {
+            [
+                Span::styled(format!(" {} ", switch.name()), theme.dim()),
+                Span::styled(run.switches.value(switch), theme.text()),
+            ]
+        })
+        .collect()
 }
 
 /// The run's measured first/last gradient ratio in dB.
-pub fn ratio_spans<'a>(theme: &Theme, app: &App) -> Vec<Span<'a>> {
+pub fn ratio_spans<'a>(theme: &Theme, app: &RunView) -> Vec<Span<'a>> {
     let mut spans = Vec::new();
     if let Some(latest) = &app.latest {
         let db = latest.grad_ratio_db;
@@ -122,7 +117,7 @@ pub fn ratio_spans<'a>(theme: &Theme, app: &App) -> Vec<Span<'a>> {
 }
 
 /// The newest path-length statistics: peak, mean and the range holding 90 % of the gradient.
-pub fn path_spans<'a>(theme: &Theme, app: &App) -> Vec<Span<'a>> {
+pub fn path_spans<'a>(theme: &Theme, app: &RunView) -> Vec<Span<'a>> {
     let text = match (&app.paths, app.is_rnn()) {
         (_, true) => return Vec::new(),
         (Some((_, p)), false) => format!(
@@ -138,13 +133,13 @@ pub fn path_spans<'a>(theme: &Theme, app: &App) -> Vec<Span<'a>> {
 }
 
 /// One compact line per run for the overlay: glyph in the run's colour, then everything above.
-pub fn overlay_line<'a>(theme: &Theme, run: &CompareRun, index: usize, focused: bool) -> Line<'a> {
+pub fn overlay_line<'a>(theme: &Theme, run: &RunView, index: usize, focused: bool) -> Line<'a> {
     let glyph = Span::styled(format!("{} ", theme.run_glyph(index)), theme.run(index));
     let mut spans = vec![glyph];
     spans.extend(name_spans(theme, run, index, focused));
     spans.extend(state_spans(theme, run));
-    spans.extend(ratio_spans(theme, &run.app));
-    spans.extend(path_spans(theme, &run.app));
-    spans.extend(switch_spans(theme, &run.app));
+    spans.extend(ratio_spans(theme, run));
+    spans.extend(path_spans(theme, run));
+    spans.extend(switch_spans(theme, run));
     Line::from(spans)
 }

@@ -12,7 +12,6 @@
 //! ```
 
 use super::app::App;
-use super::compare::CompareView;
 use super::compare_header::overlay_line;
 use super::loss::{Curve, LogChart, draw_log_chart, log_points, step_range};
 use super::panel_block;
@@ -25,13 +24,13 @@ use ratatui::widgets::Paragraph;
 const STACK_BELOW_WIDTH: u16 = 100;
 
 /// Draws the run lines and the two overlaid charts into `area`.
-pub fn render(frame: &mut Frame, area: Rect, app: &App, view: &CompareView) {
+pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let theme = &app.theme;
-    let lines: Vec<Line> = view
+    let lines: Vec<Line> = app
         .runs
         .iter()
         .enumerate()
-        .map(|(i, run)| overlay_line(theme, run, i, i == view.focus))
+        .map(|(i, run)| overlay_line(theme, run, i, i == app.focus))
         .collect();
     let [legend, charts] =
         Layout::vertical([Constraint::Length(lines.len() as u16), Constraint::Fill(1)]).areas(area);
@@ -41,12 +40,12 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, view: &CompareView) {
     } else {
         Layout::horizontal([Constraint::Fill(1), Constraint::Fill(1)]).areas(charts)
     };
-    render_losses(frame, loss_area, app, view);
-    render_gradients(frame, grads_area, app, view);
+    render_losses(frame, loss_area, app);
+    render_gradients(frame, grads_area, app);
 }
 
 /// Every run's main loss over the whole run; forks and commands as markers in the run's colour.
-fn render_losses(frame: &mut Frame, area: Rect, app: &App, view: &CompareView) {
+fn render_losses(frame: &mut Frame, area: Rect, app: &App) {
     let theme = &app.theme;
     let block = panel_block(theme, " loss (log), every run ");
     let inner = block.inner(area);
@@ -54,16 +53,16 @@ fn render_losses(frame: &mut Frame, area: Rect, app: &App, view: &CompareView) {
     let mut curves = Vec::new();
     let mut markers: Vec<(f64, String, ratatui::style::Style)> = Vec::new();
     let (mut x0, mut x1) = (f64::INFINITY, f64::NEG_INFINITY);
-    for (i, run) in view.runs.iter().enumerate() {
+    for (i, run) in app.runs.iter().enumerate() {
         let style = theme.run(i);
         curves.push(Curve {
-            points: log_points(&run.app.main_loss.whole_run()),
+            points: log_points(&run.main_loss.whole_run()),
             style,
             marker: theme.run_marker(i),
         });
-        let (a, b) = step_range(&run.app);
+        let (a, b) = step_range(run);
         (x0, x1) = (x0.min(a), x1.max(b));
-        for marker in &run.app.markers {
+        for marker in &run.markers {
             let step = marker.step as f64;
             // A twin inherits its parent's markers: draw each command once.
             if !markers
@@ -88,9 +87,9 @@ fn render_losses(frame: &mut Frame, area: Rect, app: &App, view: &CompareView) {
 }
 
 /// Every run's newest ‖∂L/∂h_l‖ per layer (‖∂L/∂h_t‖ per time step for recurrent nets).
-fn render_gradients(frame: &mut Frame, area: Rect, app: &App, view: &CompareView) {
+fn render_gradients(frame: &mut Frame, area: Rect, app: &App) {
     let theme = &app.theme;
-    let rnn = view.runs.iter().any(|r| r.app.is_rnn());
+    let rnn = app.runs.iter().any(|r| r.is_rnn());
     let (title, unit) = if rnn {
         (" ‖∂L/∂h_t‖ per time step (log), newest ", "t")
     } else {
@@ -100,13 +99,13 @@ fn render_gradients(frame: &mut Frame, area: Rect, app: &App, view: &CompareView
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let mut depth = 1usize;
-    let curves = view
+    let curves = app
         .runs
         .iter()
         .enumerate()
         .map(|(i, run)| {
-            let norms: Vec<f64> = run.app.latest.as_ref().map_or_else(Vec::new, |s| {
-                if run.app.is_rnn() {
+            let norms: Vec<f64> = run.latest.as_ref().map_or_else(Vec::new, |s| {
+                if run.is_rnn() {
                     s.timesteps.iter().map(|t| t.hidden_grad_norm).collect()
                 } else {
                     s.layers.iter().map(|l| l.act_grad_norm).collect()

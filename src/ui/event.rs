@@ -1,97 +1,104 @@
-//! The dashboard loop: take in events from a source, forward what the keys asked for, redraw
-//! at a capped rate, read keys. It never blocks the trainer: events arrive over an unbounded
-//! channel and commands are sent without waiting.
-//!
-//! Where events come from is an [`EventSource`]: the live driver
-//! ([`super::live::LiveSource`], optionally recording what it passes on), or a recording ([`super::playback::ReplaySource`],
-//! [`super::playback::FollowSource`]). Either way they reach the same `update`.
+//! The dashboard loop: one inbox of [`Msg`]s (keys from the input thread, driver events,
+//! signals), a clock tick each turn, `update` for every message, the effects it returns
+//! carried out by an [`EventSource`], and a redraw at a capped rate. It never blocks the
+//! driver: events arrive over an unbounded channel and commands are sent without waiting.
 
-use super::app::{App, Msg, update};
+use super::app::{App, Effect, Msg, update};
 use super::cast::SharedCast;
 use super::render;
-use crate::protocol::Event;
+use crate::protocol::{Event, LaneEvent};
 use anyhow::Result;
 use ratatui::Terminal;
 use ratatui::backend::Backend;
 use ratatui::crossterm::event::{self, Event as TermEvent};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError, channel};
+use std::collections::VecDeque;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::time::{Duration, Instant};
 
-/// Longest the loop sleeps waiting for a key, so signals and trainer events are seen quickly
-/// even at a low frame rate.
+/// Longest the loop sleeps waiting for a message, so ticks (rates, replay) keep coming even at
+/// a low frame rate.
 const MAX_IDLE: Duration = Duration::from_millis(100);
 
-/// Where the dashboard's events come from, and where its requests go.
+/// Carries out what `update` asks for and watches what it is told: a live driver (optionally
+/// recording), or a recording played back or followed.
 pub trait EventSource {
-    /// Passes every event that is due to `feed` (which applies it to `app`); true if
-    /// anything may have changed on screen.
-    fn pump(&mut self, app: &mut App, feed: &mut dyn FnMut(&mut App, Event)) -> bool;
+    /// Carries out one effect; the messages it produces are applied next, in order.
+    fn perform(&mut self, effect: Effect) -> Vec<Msg>;
 
-    /// Carries out what `update` queued: trainer commands, or seeks in a recording. True if
-    /// anything may have changed on screen.
-    fn dispatch(&mut self, app: &mut App, feed: &mut dyn FnMut(&mut App, Event)) -> bool;
-}
-
-/// Passes every pending message of `events` to `take`; reports the sender's end once as
-/// `TrainerGone`. True if anything arrived.
-pub fn drain<T>(events: &Receiver<T>, app: &mut App, mut take: impl FnMut(&mut App, T)) -> bool {
-    let mut changed = false;
-    loop {
-        match events.try_recv() {
-            Ok(event) => {
-                take(app, event);
-                changed = true;
-            }
-            Err(TryRecvError::Empty) => return changed,
-            Err(TryRecvError::Disconnected) => {
-                if !app.trainer_gone {
-                    update(app, Msg::TrainerGone);
-                    changed = true;
-                }
-                return changed;
-            }
-        }
+    /// Sees each message before `update` takes it (a live source records its run's events);
+    /// returns messages to apply after it (e.g. that the recording stopped).
+    fn observe(&mut self, _msg: &Msg) -> Vec<Msg> {
+        Vec::new()
     }
 }
 
-/// Reads terminal input on its own thread.
+/// What applying a message led to.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Effects only the terminal can carry out (suspending), which no source can.
+    pub own: Vec<Effect>,
+    /// Messages applied, the first one included.
+    pub messages: usize,
+}
+
+/// Applies `msg` and everything it leads to.
+pub fn apply(app: &mut App, source: &mut dyn EventSource, msg: Msg) -> Outcome {
+    let mut outcome = Outcome::default();
+    let own = &mut outcome.own;
+    let mut queue = VecDeque::from([msg]);
+    while let Some(msg) = queue.pop_front() {
+        outcome.messages += 1;
+        let after = source.observe(&msg);
+        for effect in update(app, msg) {
+            match effect {
+                Effect::Suspend => own.push(effect),
+                other => queue.extend(source.perform(other)),
+            }
+        }
+        queue.extend(after);
+    }
+    outcome
+}
+
+/// Reads terminal input on its own thread into the inbox.
 ///
 /// crossterm 0.29 spins inside `event::poll` once the terminal is gone (a read returning 0 or
 /// EIO never leaves its inner loop), which is exactly what a dropped SSH connection does. With
-/// the reads on this thread, the loop below still sees the SIGHUP flag and exits, and the
-/// process ends with it.
-fn spawn_input_reader() -> Result<Receiver<TermEvent>> {
-    let (tx, rx) = channel();
+/// the reads on this thread the loop keeps running, and a failed read is a hang-up.
+pub fn spawn_input_reader(inbox: Sender<Msg>) -> Result<()> {
     std::thread::Builder::new()
         .name("gradlab-input".into())
         .spawn(move || {
-            while let Ok(event) = event::read() {
-                if tx.send(event).is_err() {
+            loop {
+                let msg = match event::read() {
+                    Ok(TermEvent::Key(key)) => Msg::Input(key),
+                    Ok(TermEvent::Resize(width, height)) => Msg::Resized { width, height },
+                    Ok(_) => continue,
+                    Err(_) => Msg::Signal("SIGHUP"),
+                };
+                let hung_up = msg == Msg::Signal("SIGHUP");
+                if inbox.send(msg).is_err() || hung_up {
                     return;
                 }
             }
         })?;
-    Ok(rx)
+    Ok(())
 }
 
-/// The feed the loop uses: applies one event; an applied command also becomes a marker in
-/// the cast.
-pub fn feed_with_cast(cast: Option<&SharedCast>) -> impl FnMut(&mut App, Event) + '_ {
-    move |app, event| {
-        if let (Some(cast), Event::Applied { command, .. }) = (cast, &event) {
-            cast.marker(&command.label());
-        }
-        update(app, Msg::Trainer(event));
-    }
+/// What the loop asks of the real terminal besides drawing.
+pub trait Screen<B: Backend> {
+    /// The terminal to draw on.
+    fn terminal(&mut self) -> &mut Terminal<B>;
+    /// Hands the terminal back to the shell until the process is resumed, then takes it again.
+    fn suspend(&mut self) -> Result<()>;
 }
 
-/// Runs the dashboard until the user quits or `stop` is raised (SIGTERM, SIGHUP, SIGINT).
+/// Runs the dashboard until the user quits, a signal stops it, or the inbox closes.
 pub fn run<B: Backend>(
-    terminal: &mut Terminal<B>,
+    screen: &mut dyn Screen<B>,
     app: &mut App,
     source: &mut dyn EventSource,
-    stop: &AtomicBool,
+    inbox: &Receiver<Msg>,
     fps: u32,
     cast: Option<&SharedCast>,
 ) -> Result<()>
@@ -102,19 +109,44 @@ where
     let start = Instant::now();
     let mut next_draw = start;
     let mut dirty = true;
-    let input = spawn_input_reader()?;
-    let mut feed = feed_with_cast(cast);
     loop {
-        dirty |= source.pump(app, &mut feed);
-        let rate_before = app.steps_per_sec;
-        update(app, Msg::Tick(start.elapsed().as_secs_f64()));
-        dirty |= app.steps_per_sec != rate_before;
-        dirty |= source.dispatch(app, &mut feed);
-        if app.quit || stop.load(Ordering::Relaxed) {
+        let timeout = if dirty {
+            next_draw.saturating_duration_since(Instant::now())
+        } else {
+            frame_time.min(MAX_IDLE)
+        };
+        let mut own = Vec::new();
+        match inbox.recv_timeout(timeout) {
+            Ok(msg) => {
+                own.extend(take(app, source, cast, msg));
+                // Everything pending is applied before the next frame.
+                loop {
+                    match inbox.try_recv() {
+                        Ok(msg) => own.extend(take(app, source, cast, msg)),
+                        Err(TryRecvError::Empty) => break,
+                        Err(TryRecvError::Disconnected) => return Ok(()),
+                    }
+                }
+                dirty = true;
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+        }
+        let before = rates(app);
+        let tick = apply(app, source, Msg::Tick(start.elapsed().as_secs_f64()));
+        dirty |= tick.messages > 1 || before != rates(app);
+        own.extend(tick.own);
+        if app.quit {
             return Ok(());
+        }
+        if own.contains(&Effect::Suspend) {
+            screen.suspend()?;
+            app.needs_full_redraw = true;
+            dirty = true;
         }
         let now = Instant::now();
         if dirty && now >= next_draw {
+            let terminal = screen.terminal();
             if std::mem::take(&mut app.needs_full_redraw) {
                 terminal.clear()?;
             }
@@ -122,27 +154,33 @@ where
             dirty = false;
             next_draw = now + frame_time;
         }
-        let timeout = if dirty {
-            next_draw.saturating_duration_since(Instant::now())
-        } else {
-            frame_time.min(MAX_IDLE)
-        };
-        match input.recv_timeout(timeout) {
-            Ok(TermEvent::Key(key)) => {
-                if let Some(msg) = app.key_to_msg(key) {
-                    update(app, msg);
-                    dirty = true;
-                }
-            }
-            Ok(TermEvent::Resize(width, height)) => {
-                if let Some(cast) = cast {
-                    cast.resize(width, height);
-                }
-                dirty = true;
-            }
-            Ok(_) | Err(RecvTimeoutError::Timeout) => {}
-            // The terminal can no longer be read: treat it like a hang-up.
-            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+    }
+}
+
+/// The figures a tick can change without any event: each run's measured rate.
+fn rates(app: &App) -> Vec<Option<u64>> {
+    app.runs
+        .iter()
+        .map(|r| r.steps_per_sec.map(|v| v.to_bits()))
+        .collect()
+}
+
+/// Applies one inbox message; a resize and an applied command also go to the cast.
+fn take(
+    app: &mut App,
+    source: &mut dyn EventSource,
+    cast: Option<&SharedCast>,
+    msg: Msg,
+) -> Vec<Effect> {
+    if let Some(cast) = cast {
+        match &msg {
+            Msg::Resized { width, height } => cast.resize(*width, *height),
+            Msg::Lane(LaneEvent {
+                event: Event::Applied { command, .. },
+                ..
+            }) => cast.marker(&command.label()),
+            _ => {}
         }
     }
+    apply(app, source, msg).own
 }

@@ -3,7 +3,7 @@
 //! quantity over the whole run. Recurrent nets get the same panels along time: ‖∂L/∂h_t‖ per
 //! time step and a time × step heat map.
 
-use super::app::App;
+use super::run_view::RunView;
 use super::header::fmt_db;
 use super::history::History;
 use super::loss::{step_column, step_range};
@@ -99,9 +99,9 @@ struct BarsSpec<'a> {
 }
 
 /// Draws the gradient bars: per layer with the theory line, or per time step for an RNN.
-pub fn render_bars(frame: &mut Frame, area: Rect, app: &App) {
-    let latest = app.latest.as_ref();
-    let spec = if app.is_rnn() {
+pub fn render_bars(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) {
+    let latest = run.latest.as_ref();
+    let spec = if run.is_rnn() {
         BarsSpec {
             title: " ‖∂L/∂h_t‖ per time step (log) ",
             prefix: "t",
@@ -119,13 +119,13 @@ pub fn render_bars(frame: &mut Frame, area: Rect, app: &App) {
             norms: latest.map_or_else(Vec::new, |s| {
                 s.layers.iter().map(|l| l.act_grad_norm).collect()
             }),
-            chi1: app
+            chi1: run
                 .theory
                 .map(|t| t.chi1)
                 .filter(|c| c.is_finite() && *c > 0.0),
         }
     };
-    draw_bars(frame, area, app, &spec);
+    draw_bars(frame, area, run, theme, &spec);
 }
 
 /// Predicted ‖∂L/∂h_l‖ for a plain net, anchored at the last layer: each layer back
@@ -136,14 +136,13 @@ pub fn theory_norms(chi1: f64, last: f64, depth: usize) -> Vec<f64> {
         .collect()
 }
 
-fn draw_bars(frame: &mut Frame, area: Rect, app: &App, spec: &BarsSpec) {
-    let theme = &app.theme;
+fn draw_bars(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme, spec: &BarsSpec) {
     let norms = &spec.norms;
     let last = norms.last().copied().unwrap_or(f64::NAN);
     let mut title = vec![Span::styled(spec.title, theme.title())];
-    if let Some(&cursor_norm) = norms.get(app.cursor) {
+    if let Some(&cursor_norm) = norms.get(run.cursor) {
         title.push(Span::styled(
-            format!("{}{} ", spec.prefix, app.cursor + 1),
+            format!("{}{} ", spec.prefix, run.cursor + 1),
             theme.key(),
         ));
         title.push(Span::styled(
@@ -196,7 +195,7 @@ fn draw_bars(frame: &mut Frame, area: Rect, app: &App, spec: &BarsSpec) {
         }
         let norm = norms[layer];
         let style = regime_style(theme, regime(norm, last));
-        let style = if layer == app.cursor {
+        let style = if layer == run.cursor {
             style.patch(theme.cursor())
         } else {
             style
@@ -255,7 +254,7 @@ fn draw_bars(frame: &mut Frame, area: Rect, app: &App, spec: &BarsSpec) {
     let out = format!("{depth}");
     let out_x = graph.right().saturating_sub(out.len() as u16).max(graph.x);
     buf.set_stringn(out_x, bottom, out, usize::from(graph.width), theme.dim());
-    if let Some(c) = (0..graph.width).find(|&c| layer_at(c, graph.width, depth) == app.cursor) {
+    if let Some(c) = (0..graph.width).find(|&c| layer_at(c, graph.width, depth) == run.cursor) {
         let caret = if theme.ascii { "^" } else { "▲" };
         buf.set_string(graph.x + c, bottom, caret, theme.key());
     }
@@ -281,9 +280,8 @@ fn draw_bars(frame: &mut Frame, area: Rect, app: &App, spec: &BarsSpec) {
 /// Draws the heat map: rows are layers (input at the top) or time steps (t = 1 at the top),
 /// columns are steps over the whole run, colour is log10 of the gradient norm. Command markers
 /// are ticks on the top border.
-pub fn render_heat(frame: &mut Frame, area: Rect, app: &App) {
-    let theme = &app.theme;
-    let rnn = app.is_rnn();
+pub fn render_heat(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) {
+    let rnn = run.is_rnn();
     let (what, note, prefix, gutter) = if rnn {
         (
             " ‖∂L/∂h_t‖: time × step ",
@@ -300,9 +298,9 @@ pub fn render_heat(frame: &mut Frame, area: Rect, app: &App) {
         )
     };
     let histories: Vec<&History> = if rnn {
-        app.timesteps.iter().collect()
+        run.timesteps.iter().collect()
     } else {
-        app.layers.iter().map(|l| &l.act_grad).collect()
+        run.layers.iter().map(|l| &l.act_grad).collect()
     };
     let block = panel_block(
         theme,
@@ -322,7 +320,7 @@ pub fn render_heat(frame: &mut Frame, area: Rect, app: &App) {
         width: inner.width - gutter,
         ..inner
     };
-    let (x0, x1) = step_range(app);
+    let (x0, x1) = step_range(run);
     // Half blocks give two layer rows per cell when colour can tell them apart.
     let half_blocks = theme.color && !theme.ascii;
     let virtual_rows = graph.height * if half_blocks { 2 } else { 1 };
@@ -402,7 +400,7 @@ pub fn render_heat(frame: &mut Frame, area: Rect, app: &App) {
             }
         }
         let layer = rows[usize::from(cell_row) * if half_blocks { 2 } else { 1 }];
-        let label_style = if layer == app.cursor {
+        let label_style = if layer == run.cursor {
             theme.key()
         } else {
             theme.dim()
@@ -428,7 +426,7 @@ pub fn render_heat(frame: &mut Frame, area: Rect, app: &App) {
             );
         }
     }
-    for marker in &app.markers {
+    for marker in &run.markers {
         if let Some(col) = step_column(graph, (x0, x1), marker.step as f64) {
             // Only over the border line, never over the title text.
             let on_border = buf

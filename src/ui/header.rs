@@ -1,9 +1,12 @@
 //! Header: what is running, how fast, in which state, and the switches with their keys.
 
 use super::app::App;
+use super::keymap;
+use super::run_view::RunView;
+use super::theme::Theme;
 use super::fmt_value;
 use crate::config::{OptimizerSpec, TaskSpec};
-use crate::protocol::RunState;
+use crate::protocol::{RunState, Switch};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -43,16 +46,16 @@ pub fn state_label(state: &RunState) -> String {
     }
 }
 
-/// Draws the two header lines.
+/// Draws the two header lines for the focused run.
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
-    let theme = &app.theme;
+    let (run, theme) = (app.run(), &app.theme);
     let bar = if theme.ascii { " | " } else { " │ " };
     let sep = || Span::styled(bar, theme.dim());
-    let rate = match app.steps_per_sec {
+    let rate = match run.steps_per_sec {
         Some(rate) => format!("{rate:.1} steps/s"),
         None => "– steps/s".into(),
     };
-    let state_style = match app.state {
+    let state_style = match run.state {
         RunState::Running => theme.healthy(),
         RunState::Paused | RunState::Finished => theme.paused(),
         RunState::Diverged(_) | RunState::Crashed(_) => theme.alarm(),
@@ -60,32 +63,32 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let bullet = if theme.ascii { "* " } else { "● " };
     // The state comes first after the name: it is what must survive a narrow terminal.
     let mut first = vec![Span::styled(" gradlab", theme.title()), sep()];
-    match &app.experiment {
+    match &run.experiment {
         Some(e) => first.push(Span::styled(e.name.clone(), theme.active())),
         None => first.push(Span::styled("starting…", theme.dim())),
     }
-    if let Some(view) = &app.replay {
+    if let Some(view) = app.replay() {
         first.push(sep());
-        first.extend(super::replay::header_spans(view, app.step, theme));
+        first.extend(super::replay::header_spans(view, run.step, theme));
     }
     first.extend([
         sep(),
-        Span::styled(format!("{bullet}{}", state_label(&app.state)), state_style),
+        Span::styled(format!("{bullet}{}", state_label(&run.state)), state_style),
         sep(),
-        Span::raw(format!("step {}", app.step)),
+        Span::raw(format!("step {}", run.step)),
         sep(),
         Span::styled(rate, theme.dim()),
     ]);
-    if let Some(e) = &app.experiment {
+    if let Some(e) = &run.experiment {
         let optimizer = match e.optimizer {
             OptimizerSpec::Sgd { .. } => "SGD",
             OptimizerSpec::Adam { .. } => "Adam",
         };
         let activation = format!("{:?}", e.model.activation).to_lowercase();
-        let model = if app.is_rnn() {
+        let model = if run.is_rnn() {
             format!(
                 "RNN {} hidden {} {optimizer}",
-                app.switches.cell.label(),
+                run.switches.cell.label(),
                 e.model.width
             )
         } else {
@@ -101,38 +104,40 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             Span::raw(model),
         ]);
     }
-
-    let s = &app.switches;
-    if app.is_rnn() {
-        let second = rnn_switches(app, &sep);
-        frame.render_widget(
-            Paragraph::new(vec![Line::from(first), Line::from(second)]),
-            area,
-        );
-        return;
-    }
-    let mut second = vec![
-        Span::styled(" p r h d", theme.key()),
-        Span::styled(" skip ", theme.dim()),
-        Span::styled(s.skip.label(), theme.active()),
-        sep(),
-        Span::styled("a", theme.key()),
-        Span::styled(" aux ", theme.dim()),
-        Span::styled(if s.aux { "on" } else { "off" }, theme.active()),
-        sep(),
-        Span::styled("[ ]", theme.key()),
-        Span::styled(" lr ", theme.dim()),
-        Span::styled(format!("{:.2e}", s.lr), theme.active()),
-    ];
+    let mut second = switch_spans(run, theme, &sep);
     // The measurement first: on an 80-column terminal the line is cut at the right edge.
-    if let Some(latest) = &app.latest {
-        second.extend([
-            sep(),
-            Span::styled("first/last ", theme.dim()),
-            ratio_span(app, latest.grad_ratio_db),
-        ]);
+    if let Some(latest) = &run.latest {
+        if run.is_rnn() {
+            if let Some(baseline) = latest.baseline_loss {
+                second.extend([
+                    sep(),
+                    Span::styled("baseline ", theme.dim()),
+                    Span::styled(fmt_value(baseline), theme.theory()),
+                ]);
+            }
+            second.extend([
+                sep(),
+                Span::styled("‖∂L/∂h_1‖/‖∂L/∂h_T‖ ", theme.dim()),
+                ratio_span(theme, latest.grad_ratio_db),
+            ]);
+        } else {
+            second.extend([
+                sep(),
+                Span::styled("first/last ", theme.dim()),
+                ratio_span(theme, latest.grad_ratio_db),
+            ]);
+        }
+        let gate_biases: Vec<f64> = latest.layers.iter().filter_map(|l| l.gate_bias_mean).collect();
+        if !gate_biases.is_empty() {
+            let mean = gate_biases.iter().sum::<f64>() / gate_biases.len() as f64;
+            second.extend([
+                sep(),
+                Span::styled("gate bias now ", theme.dim()),
+                Span::raw(format!("{mean:+.2}")),
+            ]);
+        }
     }
-    if let (Some(theory), Some(e)) = (&app.theory, &app.experiment) {
+    if let (Some(theory), Some(e), false) = (&run.theory, &run.experiment, run.is_rnn()) {
         let hops = e.model.depth.saturating_sub(1) as f64;
         second.extend([
             sep(),
@@ -153,43 +158,34 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     );
 }
 
-/// A measured first/last ratio in dB, in the alarm colour when it is NaN/Inf.
-fn ratio_span<'a>(app: &App, db: f64) -> Span<'a> {
-    let style = if db.is_finite() {
-        app.theme.text()
-    } else {
-        app.theme.alarm()
+/// The switches that apply to the run, each with the keys that move it (from the keymap).
+fn switch_spans<'a>(run: &RunView, theme: &Theme, sep: &dyn Fn() -> Span<'a>) -> Vec<Span<'a>> {
+    let Some(kind) = run.kind() else {
+        return Vec::new();
     };
-    Span::styled(format!("{} dB", fmt_db(db)), style)
-}
-
-/// The second header line of the RNN view: cell, learning rate, baseline, measured ratio.
-fn rnn_switches<'a>(app: &App, sep: &dyn Fn() -> Span<'a>) -> Vec<Span<'a>> {
-    let theme = &app.theme;
-    let mut spans = vec![
-        Span::styled(" g", theme.key()),
-        Span::styled(" cell ", theme.dim()),
-        Span::styled(app.switches.cell.label(), theme.active()),
-        sep(),
-        Span::styled("[ ]", theme.key()),
-        Span::styled(" lr ", theme.dim()),
-        Span::styled(format!("{:.2e}", app.switches.lr), theme.active()),
-    ];
-    if let Some(latest) = &app.latest {
-        if let Some(baseline) = latest.baseline_loss {
-            spans.extend([
-                sep(),
-                Span::styled("baseline ", theme.dim()),
-                Span::styled(fmt_value(baseline), theme.theory()),
-            ]);
+    let mut spans = Vec::new();
+    for switch in Switch::ALL.into_iter().filter(|s| s.applies_to(kind)) {
+        if !spans.is_empty() {
+            spans.push(sep());
         }
+        let keys = keymap::switch_keys(switch, theme.ascii);
         spans.extend([
-            sep(),
-            Span::styled("‖∂L/∂h_1‖/‖∂L/∂h_T‖ ", theme.dim()),
-            ratio_span(app, latest.grad_ratio_db),
+            Span::styled(format!(" {keys}"), theme.key()),
+            Span::styled(format!(" {} ", switch.name()), theme.dim()),
+            Span::styled(run.switches.value(switch), theme.active()),
         ]);
     }
     spans
+}
+
+/// A measured first/last ratio in dB, in the alarm colour when it is NaN/Inf.
+fn ratio_span<'a>(theme: &Theme, db: f64) -> Span<'a> {
+    let style = if db.is_finite() {
+        theme.text()
+    } else {
+        theme.alarm()
+    };
+    Span::styled(format!("{} dB", fmt_db(db)), style)
 }
 
 /// Decibels with one decimal, NaN/Inf spelled out.

@@ -1,6 +1,7 @@
 //! The `?` overlay: every key from the key table, and how to read the panels.
 
 use super::app::App;
+use super::keymap;
 use super::panel_block;
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -12,22 +13,15 @@ const ONE_COLUMN_WIDTH: u16 = 62;
 /// Width of the two-column overlay used when one column does not fit the height.
 const TWO_COLUMN_WIDTH: u16 = 80;
 
-/// A key label as drawn: arrows spelled out in ASCII mode.
-fn key_text(key_label: &str, ascii: bool) -> String {
-    if ascii {
-        key_label
-            .replace('↑', "Up")
-            .replace('↓', "Down")
-            .replace('←', "Left")
-            .replace('→', "Right")
-    } else {
-        key_label.to_string()
-    }
-}
-
 /// One key's row: the key right-aligned in 7 columns, then what it does; with a `column`
 /// width, cut or padded to exactly that many columns.
-fn key_spans(key: &str, help: &str, column: Option<usize>, app: &App) -> Vec<Span<'static>> {
+fn key_spans(
+    key: &str,
+    help: &str,
+    works: bool,
+    column: Option<usize>,
+    app: &App,
+) -> Vec<Span<'static>> {
     let key = format!(" {key:>7}  ");
     let help = match column {
         None => help.to_string(),
@@ -42,7 +36,15 @@ fn key_spans(key: &str, help: &str, column: Option<usize>, app: &App) -> Vec<Spa
             }
         }
     };
-    vec![Span::styled(key, app.theme.key()), Span::raw(help)]
+    // Keys that do nothing on this screen are listed dimmed, so every key stays discoverable.
+    if works {
+        vec![Span::styled(key, app.theme.key()), Span::raw(help)]
+    } else {
+        vec![
+            Span::styled(key, app.theme.dim()),
+            Span::styled(help, app.theme.dim()),
+        ]
+    }
 }
 
 /// How to read the panels, below the keys.
@@ -68,7 +70,7 @@ fn legend(app: &App) -> Vec<Line<'static>> {
             theme.dim(),
         ),
         Line::styled(
-            " RNN view: bars and heat map along time t; skip keys do not apply there",
+            " RNN view: bars and heat map along time t; dimmed keys do not apply here",
             theme.dim(),
         ),
     ]
@@ -86,14 +88,11 @@ fn wrapped_rows(lines: &[Line], width: u16) -> usize {
 /// Draws the help overlay centred on `area`: one column of keys and the legend when that fits
 /// the height, otherwise (e.g. 80×24) the keys in two columns and as much legend as fits.
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
-    let keys: Vec<(String, &str)> = super::replay::help_rows(app)
-        .into_iter()
-        .map(|(label, help)| (key_text(label, app.theme.ascii), help))
-        .collect();
+    let keys = keymap::help_rows(&app.contexts(), &app.situation(), app.theme.ascii);
     let width = ONE_COLUMN_WIDTH.min(area.width);
     let mut lines: Vec<Line> = keys
         .iter()
-        .map(|(key, help)| Line::from(key_spans(key, help, None, app)))
+        .map(|(key, help, works)| Line::from(key_spans(key, help, *works, None, app)))
         .collect();
     lines.push(Line::raw(""));
     lines.extend(legend(app));
@@ -107,8 +106,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         let mut lines: Vec<Line> = (0..half)
             .map(|row| {
                 let mut spans = Vec::new();
-                for (key, help) in [keys.get(row), keys.get(row + half)].into_iter().flatten() {
-                    spans.extend(key_spans(key, help, Some(column), app));
+                for (key, help, works) in [keys.get(row), keys.get(row + half)].into_iter().flatten() {
+                    spans.extend(key_spans(key, help, *works, Some(column), app));
                 }
                 Line::from(spans)
             })

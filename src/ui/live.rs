@@ -1,100 +1,127 @@
-//! The live dashboard's event source: the one driver, with one lane for a single run and a
-//! lane more for each fork (or several from the start, for `gradlab compare`).
+//! The live dashboard's source: the one driver (one lane for a single run, a lane more for
+//! each fork, several from the start for `gradlab compare`), the preset files the picker
+//! reads, and the recording of lane 0.
 //!
 //! With `--record FILE`, the run the dashboard started with (lane 0) is recorded, across
-//! forks: the driver steps it exactly as it would step it alone, so the recording stays
-//! what `gradlab reproduce` can check. Twins are not recorded.
+//! forks: the driver steps it exactly as it would step it alone, so the recording stays what
+//! `gradlab reproduce` can check. Twins are not recorded.
 
-use super::app::{App, Msg, update};
-use super::event::{EventSource, drain};
-use crate::protocol::{Command, Event, LaneEvent};
+use super::app::{Effect, Msg};
+use super::event::EventSource;
+use super::picker::{Picker, PresetSource};
+use crate::protocol::{Command, LaneCommand, LaneEvent};
 use crate::recording::Recorder;
 use crate::trainer::DriverHandle;
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, Sender};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// A running driver and the recording of its first lane.
+/// Where the picker looks for preset files besides the built-in ones.
+const PRESET_FOLDER: &str = "presets";
+
+/// A running driver, its events forwarded into the dashboard's inbox.
 pub struct LiveSource {
-    driver: DriverHandle,
+    commands: Sender<LaneCommand>,
+    driver: JoinHandle<()>,
+    forwarder: JoinHandle<()>,
     recorder: Option<Recorder>,
+    preset_folder: PathBuf,
 }
 
 impl LiveSource {
-    /// The dashboard on `driver`, recording lane 0 to `recorder`.
-    pub fn new(driver: DriverHandle, recorder: Option<Recorder>) -> Self {
-        Self { driver, recorder }
+    /// The dashboard on `driver`: its events go to `inbox` as `Msg::Lane` (and
+    /// `Msg::DriverGone` when it ends); lane 0 is recorded to `recorder`.
+    pub fn start(
+        driver: DriverHandle,
+        recorder: Option<Recorder>,
+        inbox: Sender<Msg>,
+    ) -> std::io::Result<Self> {
+        let DriverHandle {
+            commands,
+            events,
+            thread,
+        } = driver;
+        let forwarder = std::thread::Builder::new()
+            .name("gradlab-forward".into())
+            .spawn(move || {
+                for event in events {
+                    if inbox.send(Msg::Lane(event)).is_err() {
+                        return;
+                    }
+                }
+                let _ = inbox.send(Msg::DriverGone);
+            })?;
+        Ok(Self {
+            commands,
+            driver: thread,
+            forwarder,
+            recorder,
+            preset_folder: PathBuf::from(PRESET_FOLDER),
+        })
     }
 
-    /// Writes the line that ends the run (`reason`: `quit`, a signal's name), then flushes
-    /// and closes the recording. Call it after the loop, whatever ended it.
-    pub fn close_recording(&mut self, reason: &str) -> std::io::Result<()> {
-        let Some(mut recorder) = self.recorder.take() else {
+    /// Stops the driver (waiting up to `timeout` for its current step), records what lane 0
+    /// sent that was not shown yet, writes the line that ends the run (`reason`: `quit`, a
+    /// signal's name) and closes the recording.
+    pub fn close(self, reason: &str, inbox: &Receiver<Msg>, timeout: Duration) -> std::io::Result<()> {
+        let _ = self.commands.send(LaneCommand {
+            lane: 0,
+            command: Command::Shutdown,
+        });
+        let deadline = Instant::now() + timeout;
+        while !self.driver.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let finished = self.driver.is_finished();
+        if finished {
+            let _ = self.driver.join();
+            let _ = self.forwarder.join();
+        }
+        let Some(mut recorder) = self.recorder else {
             return Ok(());
         };
         // Events sent after the last frame were not shown, but they happened.
-        while let Ok(lane_event) = self.driver.events.try_recv() {
-            if lane_event.lane == 0 {
-                recorder.record(&lane_event.event)?;
+        for msg in inbox.try_iter() {
+            if let Msg::Lane(LaneEvent { lane: 0, event }) = msg {
+                recorder.record(&event)?;
             }
         }
         recorder.end(reason)?;
         recorder.close()
     }
-
-    /// Asks the driver to stop and waits up to `timeout` for it; a driver stuck in a long
-    /// step must not keep the shell waiting.
-    pub fn shut_down(self, timeout: Duration) {
-        self.driver.send(0, Command::Shutdown);
-        let deadline = Instant::now() + timeout;
-        while !self.driver.thread.is_finished() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        if self.driver.thread.is_finished() {
-            let _ = self.driver.thread.join();
-        }
-    }
 }
 
 impl EventSource for LiveSource {
-    fn pump(&mut self, app: &mut App, feed: &mut dyn FnMut(&mut App, Event)) -> bool {
-        let recorder = &mut self.recorder;
-        drain(&self.driver.events, app, |app, lane_event: LaneEvent| {
-            if lane_event.lane == 0 {
-                record(recorder, app, &lane_event.event);
+    fn perform(&mut self, effect: Effect) -> Vec<Msg> {
+        match effect {
+            Effect::Send(command) => {
+                // A send fails only once the driver is gone, which the forwarder reports.
+                let _ = self.commands.send(command);
+                Vec::new()
             }
-            if app.compare.is_none() && lane_event.lane == 0 {
-                feed(app, lane_event.event);
-            } else {
-                update(app, Msg::Lane(lane_event));
+            Effect::DiscoverPresets => vec![Msg::Presets(Picker::discover(&self.preset_folder))],
+            Effect::LoadPreset(source) => {
+                let loaded = PresetSource::load(&source).map_err(|e| format!("{e:#}"));
+                vec![Msg::PresetLoaded(loaded.map(Box::new))]
             }
-        })
+            Effect::Replay(_) | Effect::Suspend => Vec::new(),
+        }
     }
 
-    fn dispatch(&mut self, app: &mut App, _feed: &mut dyn FnMut(&mut App, Event)) -> bool {
-        // Before the twin is announced the dashboard's own run still lives in `app`.
-        for command in std::mem::take(&mut app.outbox) {
-            self.driver.send(0, command);
-        }
-        if let Some(view) = app.compare.as_mut() {
-            for (lane, state) in view.runs.iter_mut().enumerate() {
-                for command in std::mem::take(&mut state.app.outbox) {
-                    self.driver.send(lane, command);
-                }
+    fn observe(&mut self, msg: &Msg) -> Vec<Msg> {
+        let (Some(recorder), Msg::Lane(LaneEvent { lane: 0, event })) = (&mut self.recorder, msg)
+        else {
+            return Vec::new();
+        };
+        match recorder.record(event) {
+            Ok(()) => Vec::new(),
+            Err(e) => {
+                // A failed write stops the recording, not the training; the user is told at
+                // once and again on the way out.
+                self.recorder = None;
+                vec![Msg::RecordingStopped(e.to_string())]
             }
         }
-        if let Some(request) = app.fork_request.take() {
-            let flip = request.flip.map(Box::new);
-            self.driver.send(request.from, Command::Fork { flip });
-        }
-        false
-    }
-}
-
-/// Writes `event` to the recording; a failed write stops the recording, not the training.
-pub fn record(recorder: &mut Option<Recorder>, app: &mut App, event: &Event) {
-    if let Some(writer) = recorder.as_mut()
-        && let Err(e) = writer.record(event)
-    {
-        app.error = Some(format!("recording stopped: {e}"));
-        *recorder = None;
     }
 }

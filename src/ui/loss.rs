@@ -2,7 +2,7 @@
 //! with a labelled vertical line where each command took effect, and the task's trivial
 //! baseline (the best input-blind prediction) as a labelled horizontal line where one exists.
 
-use super::app::App;
+use super::run_view::RunView;
 use super::theme::Theme;
 use super::{fmt_value, log_tick, panel_block};
 use ratatui::Frame;
@@ -16,14 +16,14 @@ use ratatui::widgets::{Axis, Chart, Dataset, GraphType};
 const Y_GUTTER: u16 = 6;
 
 /// Step range shown by the whole-run panels (loss chart and heat map), so markers line up.
-pub fn step_range(app: &App) -> (f64, f64) {
-    let first = app
+pub fn step_range(run: &RunView) -> (f64, f64) {
+    let first = run
         .main_loss
         .full()
         .first()
-        .or(app.main_loss.recent().first());
-    let x0 = first.map_or(0.0, |p| p.0).min(app.step as f64);
-    let x1 = (app.step as f64).max(x0 + 1.0);
+        .or(run.main_loss.recent().first());
+    let x0 = first.map_or(0.0, |p| p.0).min(run.step as f64);
+    let x1 = (run.step as f64).max(x0 + 1.0);
     (x0, x1)
 }
 
@@ -46,9 +46,8 @@ pub fn log_points(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
 }
 
 /// Draws the loss chart.
-pub fn render(frame: &mut Frame, area: Rect, app: &App) {
-    let theme = &app.theme;
-    let latest = app.latest.as_ref();
+pub fn render(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) {
+    let latest = run.latest.as_ref();
     let mut title = vec![Span::styled(" loss (log) ", theme.title())];
     if let Some(s) = latest {
         title.extend(super::value_spans(
@@ -79,17 +78,17 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_widget(block, area);
     let mut curves = vec![
         Curve::new(
-            log_points(&app.main_loss.whole_run()),
+            log_points(&run.main_loss.whole_run()),
             theme.series(0),
             theme,
         ),
         Curve::new(
-            log_points(&app.test_loss.whole_run()),
+            log_points(&run.test_loss.whole_run()),
             theme.series(1),
             theme,
         ),
     ];
-    for (i, aux) in app.aux_losses.iter().enumerate() {
+    for (i, aux) in run.aux_losses.iter().enumerate() {
         curves.push(Curve::new(
             log_points(&aux.whole_run()),
             theme.series(2 + i),
@@ -102,10 +101,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         .map(f64::log10);
     let chart = LogChart {
         curves,
-        x: step_range(app),
+        x: step_range(run),
         x_unit: "step",
         baseline,
-        markers: app
+        markers: run
             .markers
             .iter()
             .map(|m| (m.step as f64, m.label.clone(), theme.marker()))

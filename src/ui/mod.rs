@@ -1,30 +1,35 @@
-//! The dashboard: state and messages (`app`), the terminal loop (`event`), and one file per
-//! panel, drawn by [`render`].
+//! The dashboard, Elm-style: state, messages and the one `update` (`app`, each run's state in
+//! `run_view`), the one keymap (`keymap`), the terminal loop and its sources (`event`; `live`
+//! for the driver, `playback` and `follow` for recordings), and one file per panel, drawn by
+//! [`render`] from one run's view and the theme.
 
 pub mod app;
 pub mod cast;
-pub mod compare;
 pub mod compare_columns;
 pub mod compare_header;
 pub mod compare_overlay;
 pub mod event;
+pub mod follow;
 pub mod fork;
 pub mod gradient_flow;
 pub mod header;
 pub mod help;
 pub mod history;
+pub mod keymap;
 pub mod live;
 pub mod loss;
 pub mod paths;
 pub mod picker;
 pub mod playback;
 pub mod replay;
+pub mod replay_index;
+pub mod run_view;
 pub mod sources;
 pub mod sparklines;
 pub mod status;
 pub mod theme;
 
-use app::App;
+use app::{App, Overlay};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::text::{Line, Span};
@@ -151,36 +156,43 @@ pub fn render(frame: &mut Frame, app: &App) {
         frame.render_widget(Paragraph::new(message).style(app.theme.alarm()), area);
         return;
     };
-    if let Some(view) = &app.compare {
-        render_compare(frame, app, view);
-        return;
+    if app.is_compare() {
+        render_compare(frame, app);
+    } else {
+        render_single(frame, app, &areas);
     }
+    match &app.overlay {
+        Overlay::None => {}
+        Overlay::Help => help::render(frame, area, app),
+        Overlay::Picker(picker) => picker::render(frame, area, picker, &app.theme),
+        Overlay::ForkMenu => fork::render(frame, area, app),
+    }
+}
+
+/// Draws the single-run dashboard into `areas`.
+fn render_single(frame: &mut Frame, app: &App, areas: &Areas) {
+    let (run, theme) = (app.run(), &app.theme);
     header::render(frame, areas.header, app);
-    loss::render(frame, areas.loss, app);
-    gradient_flow::render_bars(frame, areas.bars, app);
-    if app.show_paths && !app.is_rnn() {
+    loss::render(frame, areas.loss, run, theme);
+    gradient_flow::render_bars(frame, areas.bars, run, theme);
+    if run.show_paths && !run.is_rnn() {
         // Compact: the heat map is too short for two bar charts, so the path panel takes the
         // sparkline rows too.
         if areas.heat.x == areas.sparklines.x {
-            paths::render(frame, areas.heat.union(areas.sparklines), app);
+            paths::render(frame, areas.heat.union(areas.sparklines), run, theme);
         } else {
-            paths::render(frame, areas.heat, app);
-            sparklines::render(frame, areas.sparklines, app);
+            paths::render(frame, areas.heat, run, theme);
+            sparklines::render(frame, areas.sparklines, run, theme);
         }
     } else {
-        gradient_flow::render_heat(frame, areas.heat, app);
-        sparklines::render(frame, areas.sparklines, app);
+        gradient_flow::render_heat(frame, areas.heat, run, theme);
+        sparklines::render(frame, areas.sparklines, run, theme);
     }
     status::render(frame, areas.status, app);
-    if app.show_help {
-        help::render(frame, area, app);
-    }
-    picker::render(frame, area, app);
-    fork::render(frame, area, app);
 }
 
 /// Draws the compare view: a title line, the runs side by side or overlaid, the status line.
-fn render_compare(frame: &mut Frame, app: &App, view: &compare::CompareView) {
+fn render_compare(frame: &mut Frame, app: &App) {
     let area = frame.area();
     let [title, body, status_area] = Layout::vertical([
         Constraint::Length(1),
@@ -188,17 +200,13 @@ fn render_compare(frame: &mut Frame, app: &App, view: &compare::CompareView) {
         Constraint::Length(STATUS_ROWS),
     ])
     .areas(area);
-    frame.render_widget(Paragraph::new(compare_header::title_line(app, view)), title);
-    if view.overlay {
-        compare_overlay::render(frame, body, app, view);
+    frame.render_widget(Paragraph::new(compare_header::title_line(app)), title);
+    if app.overlaid {
+        compare_overlay::render(frame, body, app);
     } else {
-        compare_columns::render(frame, body, app, view);
+        compare_columns::render(frame, body, app);
     }
     status::render(frame, status_area, app);
-    if app.show_help {
-        help::render(frame, area, app);
-    }
-    fork::render(frame, area, app);
 }
 
 /// A centred popup `width` wide and tall enough for `lines` once wrapped (capped at `area`).

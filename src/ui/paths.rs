@@ -3,7 +3,8 @@
 //! by removing each block in turn. Under dense read-out or auxiliary losses the panel also
 //! shows where each layer's gradient comes from (`sources`).
 
-use super::app::App;
+use super::run_view::RunView;
+use super::theme::Theme;
 use super::sources;
 use super::{fmt_value, panel_block};
 use crate::config::SkipMode;
@@ -32,38 +33,38 @@ enum View {
 /// Draws the path panel: the path-length decomposition (not under dense read-out, which
 /// has no skip branches to decompose), the gradient sources (dense read-out or auxiliary
 /// losses) and, once lesions were asked for, the lesion view, stacked top to bottom.
-pub fn render(frame: &mut Frame, area: Rect, app: &App) {
+pub fn render(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) {
     let mut views = Vec::with_capacity(3);
-    if !matches!(app.switches.skip, SkipMode::Dense) {
+    if !matches!(run.switches.skip, SkipMode::Dense) {
         views.push(View::Paths);
     }
-    if sources::applies(app) {
+    if sources::applies(run) {
         views.push(View::Sources);
     }
-    if app.lesion.is_some() || app.lesion_pending {
+    if run.lesion.is_some() || run.lesion_pending {
         views.push(View::Lesion);
     }
     let areas = Layout::vertical(views.iter().map(|_| Constraint::Fill(1))).split(area);
     for (view, &area) in views.iter().zip(areas.iter()) {
         match view {
-            View::Paths => render_paths(frame, area, app),
-            View::Sources => sources::render(frame, area, app),
-            View::Lesion => render_lesion(frame, area, app),
+            View::Paths => render_paths(frame, area, run, theme),
+            View::Sources => sources::render(frame, area, run, theme),
+            View::Lesion => render_lesion(frame, area, run, theme),
         }
     }
 }
 
 /// Writes, on the panel's first row, that no measurement under the current switches has
 /// arrived yet.
-pub(super) fn show_waiting(buf: &mut Buffer, inner: Rect, app: &App) {
-    let every = app.experiment.as_ref().map_or(0, |e| e.path_every);
+pub(super) fn show_waiting(buf: &mut Buffer, inner: Rect, run: &RunView, theme: &Theme) {
+    let every = run.experiment.as_ref().map_or(0, |e| e.path_every);
     let text = format!("waiting for the first measurement (every {every} steps)");
     buf.set_stringn(
         inner.x,
         inner.y,
         text,
         usize::from(inner.width),
-        app.theme.dim(),
+        theme.dim(),
     );
 }
 
@@ -116,10 +117,9 @@ fn single_path(stats: &PathStats) -> bool {
     stats.by_length.len() == 1
 }
 
-fn render_paths(frame: &mut Frame, area: Rect, app: &App) {
-    let theme = &app.theme;
+fn render_paths(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) {
     let mut title = vec![Span::styled(" paths by length ", theme.title())];
-    if let Some((step, stats)) = &app.paths {
+    if let Some((step, stats)) = &run.paths {
         if single_path(stats) {
             title.push(Span::styled(format!("(step {step}) "), theme.dim()));
         } else {
@@ -143,8 +143,8 @@ fn render_paths(frame: &mut Frame, area: Rect, app: &App) {
     }
     let buf = frame.buffer_mut();
     let width = usize::from(inner.width);
-    let Some((_, stats)) = &app.paths else {
-        show_waiting(buf, inner, app);
+    let Some((_, stats)) = &run.paths else {
+        show_waiting(buf, inner, run, theme);
         return;
     };
     if single_path(stats) {
@@ -282,9 +282,8 @@ fn render_paths(frame: &mut Frame, area: Rect, app: &App) {
     }
 }
 
-fn render_lesion(frame: &mut Frame, area: Rect, app: &App) {
-    let theme = &app.theme;
-    let intact = app
+fn render_lesion(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) {
+    let intact = run
         .lesion
         .as_ref()
         .map(|l| l.intact_test_loss)
@@ -299,7 +298,7 @@ fn render_lesion(frame: &mut Frame, area: Rect, app: &App) {
             Span::styled(format!("{} ", fmt_value(intact)), theme.theory()),
         ]);
     }
-    let results = app.lesion.as_ref().map_or(&[][..], |l| &l.results[..]);
+    let results = run.lesion.as_ref().map_or(&[][..], |l| &l.results[..]);
     let worst = results
         .iter()
         .filter(|r| r.test_loss.is_finite())
@@ -313,7 +312,7 @@ fn render_lesion(frame: &mut Frame, area: Rect, app: &App) {
             ),
         ]);
     }
-    if let Some(lesion) = &app.lesion {
+    if let Some(lesion) = &run.lesion {
         title.push(Span::styled(
             format!("(step {}) ", lesion.step),
             theme.dim(),
@@ -326,7 +325,7 @@ fn render_lesion(frame: &mut Frame, area: Rect, app: &App) {
         return;
     }
     let buf = frame.buffer_mut();
-    if app.lesion_pending {
+    if run.lesion_pending {
         buf.set_stringn(
             inner.x,
             inner.y,

@@ -1,6 +1,6 @@
 //! The preset picker: built-in presets plus `.ron` files in `./presets`, loaded on Enter.
 
-use super::app::App;
+use super::theme::Theme;
 use crate::config::{Experiment, builtin_presets, load_preset};
 use anyhow::Result;
 use ratatui::Frame;
@@ -72,12 +72,14 @@ impl Picker {
         };
     }
 
-    /// Parses the highlighted preset.
-    pub fn load_selected(&self) -> Result<Experiment> {
-        match self.entries.get(self.selected) {
-            Some(PresetSource::Builtin(name)) => load_preset(name),
-            Some(PresetSource::File(path)) => load_preset(&path.to_string_lossy()),
-            None => Err(anyhow::anyhow!("no preset to load")),
+}
+
+impl PresetSource {
+    /// Parses the preset.
+    pub fn load(&self) -> Result<Experiment> {
+        match self {
+            PresetSource::Builtin(name) => load_preset(name),
+            PresetSource::File(path) => load_preset(&path.to_string_lossy()),
         }
     }
 }
@@ -93,11 +95,7 @@ fn is_builtin_copy(path: &Path) -> bool {
 }
 
 /// Draws the picker as a centred overlay.
-pub fn render(frame: &mut Frame, area: Rect, app: &App) {
-    let Some(picker) = &app.picker else {
-        return;
-    };
-    let theme = &app.theme;
+pub fn render(frame: &mut Frame, area: Rect, picker: &Picker, theme: &Theme) {
     let height = (picker.entries.len() as u16 + 4).min(area.height);
     let width = 60.min(area.width);
     let popup = super::centered(area, width, height);

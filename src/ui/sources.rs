@@ -5,7 +5,7 @@
 //!
 //! Shares are of the sum of the parts' norms ([`LayerSources::shares`]).
 
-use super::app::App;
+use super::run_view::RunView;
 use super::panel_block;
 use super::paths::{GUTTER, graph_area, item_at, show_waiting, vbar};
 use super::theme::Theme;
@@ -25,8 +25,8 @@ const RANGE_MASS: f64 = 0.9;
 const MIN_ROWS_FOR_TWO_VIEWS: u16 = 10;
 
 /// Whether the sources view belongs in the path panel under these switches.
-pub fn applies(app: &App) -> bool {
-    matches!(app.switches.skip, SkipMode::Dense) || app.switches.aux
+pub fn applies(run: &RunView) -> bool {
+    matches!(run.switches.skip, SkipMode::Dense) || run.switches.aux
 }
 
 /// One source of gradient, as drawn.
@@ -48,9 +48,8 @@ fn glyph(theme: &Theme, n: usize) -> &'static str {
 }
 
 /// The categories of a stack: main head, the dense read-outs together, each auxiliary head.
-fn categories(app: &App, layer: &LayerSources) -> Vec<Category> {
-    let theme = &app.theme;
-    let heads = app.experiment.as_ref().map_or_else(Vec::new, |e| {
+fn categories(run: &RunView, theme: &Theme, layer: &LayerSources) -> Vec<Category> {
+    let heads = run.experiment.as_ref().map_or_else(Vec::new, |e| {
         aux_head_layers(e.model.depth, e.model.aux.every)
     });
     let mut out = vec![Category {
@@ -103,24 +102,23 @@ pub fn blocks_crossed(first: &LayerSources, aux_layers: &[usize], depth: usize) 
 
 /// Draws the sources view: under dense read-out the blocks-crossed profile over the per-layer
 /// shares, otherwise the per-layer shares alone.
-pub fn render(frame: &mut Frame, area: Rect, app: &App) {
-    let dense = matches!(app.switches.skip, SkipMode::Dense);
+pub fn render(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) {
+    let dense = matches!(run.switches.skip, SkipMode::Dense);
     if dense && area.height >= MIN_ROWS_FOR_TWO_VIEWS {
         let [top, bottom] =
             Layout::vertical([Constraint::Percentage(50), Constraint::Fill(1)]).areas(area);
-        render_blocks_crossed(frame, top, app);
-        render_layer_shares(frame, bottom, app);
+        render_blocks_crossed(frame, top, run, theme);
+        render_layer_shares(frame, bottom, run, theme);
     } else {
-        render_layer_shares(frame, area, app);
+        render_layer_shares(frame, area, run, theme);
     }
 }
 
-fn render_layer_shares(frame: &mut Frame, area: Rect, app: &App) {
-    let theme = &app.theme;
+fn render_layer_shares(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) {
     let mut title = vec![Span::styled(" gradient sources ", theme.title())];
-    let measured = app.sources.as_ref().filter(|(_, l)| !l.is_empty());
+    let measured = run.sources.as_ref().filter(|(_, l)| !l.is_empty());
     if let Some((step, layers)) = measured {
-        let cats = categories(app, &layers[0]);
+        let cats = categories(run, theme, &layers[0]);
         for cat in &cats {
             title.push(Span::styled(cat.glyph, cat.style));
             title.push(Span::styled(format!("{} ", cat.label), theme.dim()));
@@ -151,13 +149,13 @@ fn render_layer_shares(frame: &mut Frame, area: Rect, app: &App) {
     }
     let buf = frame.buffer_mut();
     let Some((_, layers)) = measured else {
-        show_waiting(buf, inner, app);
+        show_waiting(buf, inner, run, theme);
         return;
     };
     let Some(graph) = graph_area(inner, 2) else {
         return;
     };
-    let cats = categories(app, &layers[0]);
+    let cats = categories(run, theme, &layers[0]);
     let per_layer: Vec<Vec<f64>> = layers.iter().map(LayerSources::shares).collect();
     for c in 0..graph.width {
         let Some(layer) = per_layer.get(item_at(c, graph.width, per_layer.len())) else {
@@ -222,16 +220,15 @@ fn axis(
     buf.set_stringn(x, row, last, last.len(), theme.dim());
 }
 
-fn render_blocks_crossed(frame: &mut Frame, area: Rect, app: &App) {
-    let theme = &app.theme;
-    let heads = app.experiment.as_ref().map_or_else(Vec::new, |e| {
-        if app.switches.aux {
+fn render_blocks_crossed(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) {
+    let heads = run.experiment.as_ref().map_or_else(Vec::new, |e| {
+        if run.switches.aux {
             aux_head_layers(e.model.depth, e.model.aux.every)
         } else {
             Vec::new()
         }
     });
-    let profile = app
+    let profile = run
         .sources
         .as_ref()
         .and_then(|(step, layers)| {
@@ -264,7 +261,7 @@ fn render_blocks_crossed(frame: &mut Frame, area: Rect, app: &App) {
     }
     let buf = frame.buffer_mut();
     let (Some((_, profile)), Some((lo, hi))) = (profile, range) else {
-        show_waiting(buf, inner, app);
+        show_waiting(buf, inner, run, theme);
         return;
     };
     let Some(graph) = graph_area(inner, 2) else {

@@ -3,7 +3,8 @@
 //! Recurrent nets: the same along time, the gate (LSTM forget, GRU update) at the first and
 //! last time step, and the loss.
 
-use super::app::App;
+use super::run_view::RunView;
+use super::theme::Theme;
 use super::header::fmt_db;
 use super::history::History;
 use super::{fmt_value, panel_block};
@@ -57,9 +58,8 @@ fn bars(history: &History, width: usize, log: bool) -> Vec<u64> {
 }
 
 /// The RNN view's series: gradient at t = 1 and t = T, their ratio, gates and loss.
-fn rnn_series(app: &App) -> Vec<Series<'_>> {
-    let theme = &app.theme;
-    let latest = app.latest.as_ref();
+fn rnn_series<'a>(run: &'a RunView, theme: &Theme) -> Vec<Series<'a>> {
+    let latest = run.latest.as_ref();
     let steps = latest.map_or(&[][..], |s| &s.timesteps[..]);
     let value = |v: f64| (fmt_value(v), v.is_finite());
     let t_last = steps.len();
@@ -68,7 +68,7 @@ fn rnn_series(app: &App) -> Vec<Series<'_>> {
     let (first_value, first_finite) = value(grad(steps.first()));
     let (last_value, last_finite) = value(grad(steps.last()));
     let ratio = latest.map_or(f64::NAN, |s| s.grad_ratio_db);
-    let gate_name = match app.switches.cell {
+    let gate_name = match run.switches.cell {
         crate::config::CellKind::Lstm => Some("forget f"),
         crate::config::CellKind::Gru => Some("update z"),
         crate::config::CellKind::Vanilla => None,
@@ -81,7 +81,7 @@ fn rnn_series(app: &App) -> Vec<Series<'_>> {
             label: "‖∂L/∂h_t‖ t=1".into(),
             value: first_value,
             value_finite: first_finite,
-            history: Some(&app.first_grad),
+            history: Some(&run.first_grad),
             log: true,
             style: theme.vanishing(),
         },
@@ -89,7 +89,7 @@ fn rnn_series(app: &App) -> Vec<Series<'_>> {
             label: format!("‖∂L/∂h_t‖ t={t_last}"),
             value: last_value,
             value_finite: last_finite,
-            history: Some(&app.last_grad),
+            history: Some(&run.last_grad),
             log: true,
             style: theme.healthy(),
         },
@@ -97,14 +97,14 @@ fn rnn_series(app: &App) -> Vec<Series<'_>> {
             label: "h_1/h_T dB".into(),
             value: fmt_db(ratio),
             value_finite: ratio.is_finite(),
-            history: Some(&app.ratio_db),
+            history: Some(&run.ratio_db),
             log: false,
             style: theme.series(0),
         },
     ];
     for (at, history, t, style) in [
-        ("t=1", &app.gate_first, steps.first(), 1),
-        ("t=T", &app.gate_last, steps.last(), 2),
+        ("t=1", &run.gate_first, steps.first(), 1),
+        ("t=T", &run.gate_last, steps.last(), 2),
     ] {
         series.push(match (gate_name, gate_at(t)) {
             (Some(name), Some(g)) => {
@@ -134,7 +134,7 @@ fn rnn_series(app: &App) -> Vec<Series<'_>> {
         label: "loss".into(),
         value: loss_value,
         value_finite: loss_finite,
-        history: Some(&app.main_loss),
+        history: Some(&run.main_loss),
         log: true,
         style: theme.series(3),
     });
@@ -142,14 +142,13 @@ fn rnn_series(app: &App) -> Vec<Series<'_>> {
 }
 
 /// Draws the sparkline panel.
-pub fn render(frame: &mut Frame, area: Rect, app: &App) {
-    if app.is_rnn() {
-        let title = Line::from(Span::styled(" recent (time axis) ", app.theme.title()));
-        draw_panel(frame, area, app, title, &rnn_series(app));
+pub fn render(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) {
+    if run.is_rnn() {
+        let title = Line::from(Span::styled(" recent (time axis) ", theme.title()));
+        draw_panel(frame, area, run, theme, title, &rnn_series(run, theme));
         return;
     }
-    let theme = &app.theme;
-    let latest = app.latest.as_ref();
+    let latest = run.latest.as_ref();
     let layer_value = |i: Option<usize>, f: LayerField| {
         latest
             .and_then(|s| i.and_then(|i| s.layers.get(i)))
@@ -158,9 +157,9 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let depth = latest.map_or(0, |s| s.layers.len());
     let first = (depth > 0).then_some(0);
     let last = depth.checked_sub(1);
-    let cursor = (app.cursor < depth).then_some(app.cursor);
-    let c = app.cursor + 1;
-    let cursor_layer = app.layers.get(app.cursor);
+    let cursor = (run.cursor < depth).then_some(run.cursor);
+    let c = run.cursor + 1;
+    let cursor_layer = run.layers.get(run.cursor);
     let gate = latest.and_then(|s| {
         let gates: Vec<f64> = s.layers.iter().filter_map(|l| l.gate_mean).collect();
         (!gates.is_empty()).then(|| gates.iter().sum::<f64>() / gates.len() as f64)
@@ -175,7 +174,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
                 label: "‖∂L/∂h‖ first".into(),
                 value,
                 value_finite,
-                history: Some(&app.first_grad),
+                history: Some(&run.first_grad),
                 log: true,
                 style: theme.vanishing(),
             }
@@ -187,7 +186,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
                 label: "‖∂L/∂h‖ last".into(),
                 value,
                 value_finite,
-                history: Some(&app.last_grad),
+                history: Some(&run.last_grad),
                 log: true,
                 style: theme.healthy(),
             }
@@ -196,7 +195,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             label: "first/last dB".into(),
             value: fmt_db(ratio),
             value_finite: ratio.is_finite(),
-            history: Some(&app.ratio_db),
+            history: Some(&run.ratio_db),
             log: false,
             style: theme.series(0),
         },
@@ -207,7 +206,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
                     label: "gate mean T".into(),
                     value,
                     value_finite,
-                    history: Some(&app.gate_mean),
+                    history: Some(&run.gate_mean),
                     log: false,
                     style: theme.series(1),
                 }
@@ -249,12 +248,12 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         Span::styled(" recent ", theme.title()),
         Span::styled(format!("(cursor: layer {c}, ↑↓ moves) "), theme.dim()),
     ]);
-    draw_panel(frame, area, app, title, &series);
+    draw_panel(frame, area, run, theme, title, &series);
 }
 
 /// The bordered panel with `series` laid out in one or two columns.
-fn draw_panel(frame: &mut Frame, area: Rect, app: &App, title: Line, series: &[Series]) {
-    let block = panel_block(&app.theme, title);
+fn draw_panel(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme, title: Line, series: &[Series]) {
+    let block = panel_block(theme, title);
     let inner = block.inner(area);
     frame.render_widget(block, area);
     if inner.width < 4 || inner.height == 0 {
@@ -283,13 +282,12 @@ fn draw_panel(frame: &mut Frame, area: Rect, app: &App, title: Line, series: &[S
                 height,
                 ..*column
             };
-            draw_series(frame, row, app, s);
+            draw_series(frame, row, theme, s);
         }
     }
 }
 
-fn draw_series(frame: &mut Frame, row: Rect, app: &App, s: &Series) {
-    let theme = &app.theme;
+fn draw_series(frame: &mut Frame, row: Rect, theme: &Theme, s: &Series) {
     let label = Line::from(vec![
         Span::styled(format!("{} ", s.label), theme.dim()),
         Span::styled(

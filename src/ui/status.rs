@@ -1,116 +1,74 @@
-//! Status line: the keys, or what went wrong and how to get out of it.
+//! Status line: the keys in force (from the keymap), or what went wrong and how to get out.
 
 use super::app::App;
 use super::header::state_label;
+use super::keymap::{self, Action, Context};
 use crate::protocol::RunState;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-/// Key hints in the order a first-time user needs them.
-const HINTS: &[(&str, &str)] = &[
-    ("p r h d", "skip"),
-    ("a", "aux"),
-    ("l", "paths"),
-    ("L", "lesion"),
-    ("[ ]", "lr"),
-    ("space", "pause"),
-    ("n", "step"),
-    ("R", "reset"),
-    ("↑↓", "layer"),
-    ("P", "presets"),
-    ("f", "fork"),
-    ("?", "help"),
-    ("q", "quit"),
-];
-
-/// Key hints of the RNN view.
-const RNN_HINTS: &[(&str, &str)] = &[
-    ("g", "cell"),
-    ("[ ]", "lr"),
-    ("space", "pause"),
-    ("n", "step"),
-    ("R", "reset"),
-    ("↑↓", "time step"),
-    ("P", "presets"),
-    ("?", "help"),
-    ("q", "quit"),
-];
-
-/// Key hints of the compare view.
-const COMPARE_HINTS: &[(&str, &str)] = &[
-    ("Tab 1-4", "focus"),
-    ("o", "overlay"),
-    ("f", "fork"),
-    ("p r h d", "skip"),
-    ("a", "aux"),
-    ("[ ]", "lr"),
-    ("space", "pause all"),
-    ("R", "reset all"),
-    ("?", "help"),
-    ("q", "quit"),
-];
-
 /// Draws the status line; in the compare view, for the focused run.
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let theme = &app.theme;
-    let run = app.compare.as_ref().map_or(app, |view| &view.focused().app);
-    let line = match (&run.state, &run.error) {
-        // A replay cannot reset or load: its own hints replace the live recovery keys.
-        (_, None) if app.replay.is_some() => match &app.replay {
-            Some(view) => Line::from(super::replay::status_spans(view, theme)),
-            None => hints_line(app, usize::from(area.width)),
-        },
-        (RunState::Diverged(_) | RunState::Crashed(_), _) => Line::from(vec![
+    let run = app.run();
+    let key = |action| keymap::label_of(Context::Main, action).unwrap_or_default();
+    let help = key(Action::ToggleHelp);
+    let line = if let Some(why) = &app.recording_failed {
+        Line::from(vec![
+            Span::styled(" recording stopped: ", theme.alarm()),
+            Span::styled(why.clone(), theme.alarm()),
+            Span::styled(" — training goes on, unrecorded", theme.dim()),
+        ])
+    } else if let Some(note) = app.replay().and_then(|v| v.note.clone()).or(app.note.clone()) {
+        Line::from(vec![
+            Span::styled(format!(" {note}"), theme.paused()),
+            Span::styled(format!("  ({help} lists the keys)"), theme.dim()),
+        ])
+    } else if app.replay().is_none()
+        && matches!(run.state, RunState::Diverged(_) | RunState::Crashed(_))
+    {
+        let mut spans = vec![
             Span::styled(format!(" {} ", state_label(&run.state)), theme.alarm()),
             Span::styled("— ", theme.dim()),
-            Span::styled("R", theme.key()),
+            Span::styled(key(Action::Reset), theme.key()),
             Span::styled(" reset  ", theme.dim()),
-            Span::styled("P", theme.key()),
-            Span::styled(" other preset  ", theme.dim()),
-            Span::styled("q", theme.key()),
+        ];
+        if !app.is_compare() {
+            spans.extend([
+                Span::styled(key(Action::OpenPicker), theme.key()),
+                Span::styled(" other preset  ", theme.dim()),
+            ]);
+        }
+        spans.extend([
+            Span::styled(key(Action::Quit), theme.key()),
             Span::styled(" quit", theme.dim()),
-        ]),
-        (_, Some(error)) => Line::from(vec![
+        ]);
+        Line::from(spans)
+    } else if let Some(error) = &run.error {
+        Line::from(vec![
             Span::styled(" error: ", theme.alarm()),
             Span::styled(error.clone(), theme.alarm()),
-        ]),
-        _ if app.note.is_some() => Line::from(vec![
-            Span::styled(" ", theme.dim()),
-            Span::styled(app.note.clone().unwrap_or_default(), theme.paused()),
-            Span::styled("  (? lists the keys)", theme.dim()),
-        ]),
-        _ => hints_line(app, usize::from(area.width)),
+        ])
+    } else {
+        hints_line(app, usize::from(area.width))
     };
     frame.render_widget(Paragraph::new(line), area);
 }
 
 /// The key hints, spaced out when they fit, packed when not, and trimmed from the middle so
-/// `? help` and `q quit` always stay visible.
+/// help and quit always stay visible.
 fn hints_line(app: &App, width: usize) -> Line<'static> {
     let theme = &app.theme;
-    let table = if app.compare.is_some() {
-        COMPARE_HINTS
-    } else if app.is_rnn() {
-        RNN_HINTS
-    } else {
-        HINTS
-    };
-    let hints: Vec<(&str, &str)> = table
-        .iter()
-        .map(|&(key, what)| match (theme.ascii, key) {
-            (true, "↑↓") => ("j k", what),
-            _ => (key, what),
-        })
-        .collect();
-    let length = |hints: &[(&str, &str)], gap: usize| -> usize {
+    let hints = keymap::hints(&app.contexts(), &app.situation(), theme.ascii);
+    let length = |hints: &[(String, &str)], gap: usize| -> usize {
         1 + hints
             .iter()
             .map(|(k, w)| k.chars().count() + 1 + w.chars().count() + gap)
             .sum::<usize>()
     };
-    let mut kept = hints.clone();
+    let mut kept = hints;
     let mut gap = 2;
     if length(&kept, gap) > width {
         gap = 1;
@@ -120,7 +78,7 @@ fn hints_line(app: &App, width: usize) -> Line<'static> {
     }
     let mut spans = vec![Span::raw(" ")];
     for (key, what) in kept {
-        spans.push(Span::styled(key.to_string(), theme.key()));
+        spans.push(Span::styled(key, theme.key()));
         spans.push(Span::styled(
             format!(" {what}{}", " ".repeat(gap)),
             theme.dim(),

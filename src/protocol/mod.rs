@@ -11,6 +11,10 @@
 //! [`Command`] variant here; the recording format, replay and the trainer's report all follow
 //! from it.
 
+mod switches;
+
+pub use switches::{LR_RANGE, Move, Switch, Switches};
+
 use crate::config::{CellKind, Experiment, SkipMode};
 use crate::metrics::{Divergence, Snapshot};
 use crate::paths::PathStats;

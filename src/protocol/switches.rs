@@ -1,0 +1,188 @@
+//! The live switches: what is in effect, how a key moves it, and how the header names it.
+//!
+//! A new live switch is a [`Command`] variant plus an arm in each match here (the compiler
+//! lists them), its effect in the trainer (`crate::learner`), and its key in the keymap.
+
+use super::Command;
+use crate::config::{CellKind, Experiment, ModelKind, SkipMode};
+
+/// Learning rates the keys stay within.
+pub const LR_RANGE: (f32, f32) = (1e-6, 10.0);
+
+/// A live switch, as keys, the header and "not here" notes name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Switch {
+    /// The skip connections between hidden layers.
+    Skip,
+    /// Auxiliary losses on intermediate layers.
+    Aux,
+    /// The optimiser's learning rate.
+    LearningRate,
+    /// The recurrent cell.
+    Cell,
+}
+
+impl Switch {
+    /// What the header calls it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Switch::Skip => "skip",
+            Switch::Aux => "aux",
+            Switch::LearningRate => "lr",
+            Switch::Cell => "cell",
+        }
+    }
+
+    /// Whether the switch exists on this kind of network.
+    pub fn applies_to(self, kind: ModelKind) -> bool {
+        match self {
+            Switch::Skip | Switch::Aux => kind == ModelKind::Mlp,
+            Switch::Cell => kind == ModelKind::Rnn,
+            Switch::LearningRate => true,
+        }
+    }
+
+    /// Every switch, in header order.
+    pub const ALL: [Switch; 4] = [Switch::Skip, Switch::Aux, Switch::LearningRate, Switch::Cell];
+}
+
+/// How a key (or a fork) moves a switch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Move {
+    /// Set the skip mode.
+    SkipTo(SkipMode),
+    /// Auxiliary losses the other way.
+    ToggleAux,
+    /// Multiply the learning rate, within [`LR_RANGE`].
+    ScaleLr(f32),
+    /// The next recurrent cell.
+    NextCell,
+}
+
+impl Move {
+    /// The switch it moves.
+    pub fn switch(self) -> Switch {
+        match self {
+            Move::SkipTo(_) => Switch::Skip,
+            Move::ToggleAux => Switch::Aux,
+            Move::ScaleLr(_) => Switch::LearningRate,
+            Move::NextCell => Switch::Cell,
+        }
+    }
+}
+
+/// The switches in effect on one run.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Switches {
+    /// Skip mode.
+    pub skip: SkipMode,
+    /// Auxiliary losses on.
+    pub aux: bool,
+    /// Learning rate.
+    pub lr: f32,
+    /// Recurrent cell (recurrent nets only).
+    pub cell: CellKind,
+}
+
+impl Default for Switches {
+    fn default() -> Self {
+        Self {
+            skip: SkipMode::Plain,
+            aux: false,
+            lr: 0.0,
+            cell: CellKind::Vanilla,
+        }
+    }
+}
+
+impl Switches {
+    /// The switches an experiment starts with.
+    pub fn of(experiment: &Experiment) -> Self {
+        Self {
+            skip: experiment.model.skip,
+            aux: experiment.model.aux.enabled,
+            lr: experiment.optimizer.learning_rate(),
+            cell: experiment.model.cell,
+        }
+    }
+
+    /// Takes in a command that took effect; false for commands that are not switches.
+    pub fn apply(&mut self, command: &Command) -> bool {
+        match command {
+            Command::SetSkip(skip) => self.skip = *skip,
+            Command::SetAux(on) => self.aux = *on,
+            Command::SetLearningRate(lr) => self.lr = *lr,
+            Command::SetCell(cell) => self.cell = *cell,
+            Command::Pause
+            | Command::Resume
+            | Command::Step(_)
+            | Command::Reset
+            | Command::LoadPreset(_)
+            | Command::Lesion
+            | Command::Fork { .. }
+            | Command::Shutdown => return false,
+        }
+        true
+    }
+
+    /// The command that makes `mv` from here, or why it cannot (a limit reached).
+    pub fn command_for(&self, mv: Move) -> Result<Command, String> {
+        Ok(match mv {
+            Move::SkipTo(skip) => Command::SetSkip(skip),
+            Move::ToggleAux => Command::SetAux(!self.aux),
+            Move::ScaleLr(factor) => {
+                let lr = (self.lr * factor).clamp(LR_RANGE.0, LR_RANGE.1);
+                if lr == self.lr {
+                    let edge = if factor > 1.0 { "highest" } else { "lowest" };
+                    return Err(format!("lr is already {lr:.0e}, the {edge} the keys allow"));
+                }
+                Command::SetLearningRate(lr)
+            }
+            Move::NextCell => Command::SetCell(self.cell.next()),
+        })
+    }
+
+    /// The value of `switch` in words, for the header and fork labels.
+    pub fn value(&self, switch: Switch) -> String {
+        match switch {
+            Switch::Skip => self.skip.label(),
+            Switch::Aux => if self.aux { "on" } else { "off" }.into(),
+            Switch::LearningRate => format!("{:.2e}", self.lr),
+            Switch::Cell => self.cell.label().into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_switch_command_round_trips_through_apply() {
+        let mut s = Switches::default();
+        s.lr = 1e-3;
+        for mv in [
+            Move::SkipTo(SkipMode::Highway),
+            Move::ToggleAux,
+            Move::ScaleLr(2.0),
+            Move::NextCell,
+        ] {
+            let command = s.command_for(mv).expect("within limits");
+            assert!(s.apply(&command), "{command:?} is a switch");
+        }
+        assert_eq!(s.skip, SkipMode::Highway);
+        assert!(s.aux);
+        assert_eq!(s.lr, 2e-3);
+        assert_eq!(s.cell, CellKind::Gru);
+    }
+
+    #[test]
+    fn the_learning_rate_limit_says_so() {
+        let s = Switches {
+            lr: LR_RANGE.1,
+            ..Switches::default()
+        };
+        let why = s.command_for(Move::ScaleLr(2.0)).expect_err("at the top");
+        assert!(why.contains("highest"), "{why}");
+    }
+}
