@@ -4,11 +4,25 @@ use gradlab::config::{CellKind, SkipMode, load_preset};
 use gradlab::metrics::{Divergence, LayerMetrics, Snapshot, TimestepMetrics};
 use gradlab::paths::PathStats;
 use gradlab::protocol::LesionResult;
-use gradlab::protocol::{Command, Event, RunState};
+use gradlab::protocol::{Command, Event, Move, RunState};
 use gradlab::sources::LayerSources;
-use gradlab::ui::app::{Action, App, Msg, update};
+use gradlab::ui::app::{App, Msg, Overlay};
+use gradlab::ui::keymap::{self, Action};
 use gradlab::ui::theme::Theme;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+const RESIDUAL: Action = Action::Switch(Move::SkipTo(SkipMode::Residual { scale: 1.0 }));
+const HIGHWAY: Action = Action::Switch(Move::SkipTo(SkipMode::Highway));
+const DENSE: Action = Action::Switch(Move::SkipTo(SkipMode::Dense));
+const PLAIN: Action = Action::Switch(Move::SkipTo(SkipMode::Plain));
+const AUX: Action = Action::Switch(Move::ToggleAux);
+const LR_UP: Action = Action::Switch(Move::ScaleLr(2.0));
+const LR_DOWN: Action = Action::Switch(Move::ScaleLr(0.5));
+const CELL: Action = Action::Switch(Move::NextCell);
+
+#[path = "support/dash.rs"]
+mod dash;
+use dash::Dash;
 
 fn theme() -> Theme {
     Theme {
@@ -17,16 +31,13 @@ fn theme() -> Theme {
     }
 }
 
-fn started(preset: &str) -> App {
-    let mut app = App::new(theme());
+fn started(preset: &str) -> Dash {
+    let mut dash = Dash::new(App::new(theme()));
     let experiment = load_preset(preset).expect("built-in preset parses");
-    update(
-        &mut app,
-        Msg::Trainer(Event::Started {
-            preset: Box::new(experiment),
-        }),
-    );
-    app
+    dash.event(Event::Started {
+        preset: Box::new(experiment),
+    });
+    dash
 }
 
 fn snapshot(step: u64, first: f64, depth: usize) -> Snapshot {
@@ -65,7 +76,11 @@ fn snapshot(step: u64, first: f64, depth: usize) -> Snapshot {
 }
 
 fn key(app: &App, code: KeyCode, modifiers: KeyModifiers) -> Option<Msg> {
-    app.key_to_msg(KeyEvent::new(code, modifiers))
+    let event = KeyEvent::new(code, modifiers);
+    match keymap::resolve(&app.contexts(), &app.situation(), &event)? {
+        Ok(action) => Some(Msg::Key(action)),
+        Err(_) => None,
+    }
 }
 
 #[test]
@@ -74,7 +89,7 @@ fn keys_map_through_the_table() {
     let none = KeyModifiers::NONE;
     assert_eq!(
         key(&app, KeyCode::Char('r'), none),
-        Some(Msg::Key(Action::Residual))
+        Some(Msg::Key(RESIDUAL))
     );
     assert_eq!(
         key(&app, KeyCode::Char('R'), KeyModifiers::SHIFT),
@@ -106,28 +121,28 @@ fn keys_map_through_the_table() {
 #[test]
 fn skip_keys_send_commands_and_update_the_switches() {
     let mut app = started("plain-deep");
-    update(&mut app, Msg::Key(Action::Residual));
+    app.key(RESIDUAL);
     assert_eq!(
         app.outbox,
         vec![Command::SetSkip(SkipMode::Residual { scale: 1.0 })]
     );
-    assert_eq!(app.switches.skip, SkipMode::Residual { scale: 1.0 });
+    assert_eq!(app.run().switches.skip, SkipMode::Residual { scale: 1.0 });
     app.outbox.clear();
-    update(&mut app, Msg::Key(Action::Highway));
+    app.key(HIGHWAY);
     assert_eq!(app.outbox, vec![Command::SetSkip(SkipMode::Highway)]);
-    update(&mut app, Msg::Key(Action::Dense));
-    update(&mut app, Msg::Key(Action::Plain));
+    app.key(DENSE);
+    app.key(PLAIN);
     assert_eq!(app.outbox.last(), Some(&Command::SetSkip(SkipMode::Plain)));
 }
 
 #[test]
 fn aux_and_learning_rate_keys() {
     let mut app = started("plain-deep");
-    let lr = app.switches.lr;
-    update(&mut app, Msg::Key(Action::ToggleAux));
-    update(&mut app, Msg::Key(Action::LrUp));
-    update(&mut app, Msg::Key(Action::LrDown));
-    update(&mut app, Msg::Key(Action::LrDown));
+    let lr = app.run().switches.lr;
+    app.key(AUX);
+    app.key(LR_UP);
+    app.key(LR_DOWN);
+    app.key(LR_DOWN);
     assert_eq!(
         app.outbox,
         vec![
@@ -137,25 +152,23 @@ fn aux_and_learning_rate_keys() {
             Command::SetLearningRate(lr / 2.0),
         ]
     );
-    assert!(app.switches.aux);
+    assert!(app.run().switches.aux);
 }
 
 #[test]
 fn pause_resume_and_single_steps_follow_the_run_state() {
     let mut app = started("plain-deep");
-    update(&mut app, Msg::Key(Action::StepOnce));
+    app.key(Action::StepOnce);
     assert!(app.outbox.is_empty(), "n does nothing while running");
-    update(&mut app, Msg::Key(Action::TogglePause));
+    app.key(Action::TogglePause);
     assert_eq!(app.outbox, vec![Command::Pause]);
-    update(
-        &mut app,
-        Msg::Trainer(Event::State {
+    app.event(Event::State {
             step: 3,
             state: RunState::Paused,
-        }),
+        },
     );
-    update(&mut app, Msg::Key(Action::StepOnce));
-    update(&mut app, Msg::Key(Action::TogglePause));
+    app.key(Action::StepOnce);
+    app.key(Action::TogglePause);
     assert_eq!(
         app.outbox,
         vec![Command::Pause, Command::Step(1), Command::Resume]
@@ -166,51 +179,43 @@ fn pause_resume_and_single_steps_follow_the_run_state() {
 fn started_resets_history_and_applied_adds_markers() {
     let mut app = started("plain-deep");
     for step in 0..10 {
-        update(
-            &mut app,
-            Msg::Trainer(Event::Snapshot(Box::new(snapshot(step, 1e-6, 32)))),
+        app.event(Event::Snapshot(Box::new(snapshot(step, 1e-6, 32))),
         );
     }
-    update(
-        &mut app,
-        Msg::Trainer(Event::Applied {
+    app.event(Event::Applied {
             step: 10,
             command: Command::SetSkip(SkipMode::Residual { scale: 1.0 }),
-        }),
+        },
     );
-    assert_eq!(app.step, 9);
-    assert_eq!(app.first_grad.recent().len(), 10);
-    assert_eq!(app.markers.len(), 1);
-    assert_eq!(app.markers[0].step, 10);
-    assert_eq!(app.markers[0].label, "skip → residual");
-    assert_eq!(app.switches.skip, SkipMode::Residual { scale: 1.0 });
+    assert_eq!(app.run().step, 9);
+    assert_eq!(app.run().first_grad.recent().len(), 10);
+    assert_eq!(app.run().markers.len(), 1);
+    assert_eq!(app.run().markers[0].step, 10);
+    assert_eq!(app.run().markers[0].label, "skip → residual");
+    assert_eq!(app.run().switches.skip, SkipMode::Residual { scale: 1.0 });
 
-    update(&mut app, Msg::Key(Action::Reset));
+    app.key(Action::Reset);
     assert_eq!(app.outbox.last(), Some(&Command::Reset));
     let experiment = load_preset("plain-deep").expect("preset");
-    update(
-        &mut app,
-        Msg::Trainer(Event::Applied {
+    app.event(Event::Applied {
             step: 10,
             command: Command::Reset,
-        }),
+        },
     );
-    update(
-        &mut app,
-        Msg::Trainer(Event::Started {
+    app.event(Event::Started {
             preset: Box::new(experiment),
-        }),
+        },
     );
-    assert!(app.first_grad.is_empty() && app.loss.is_empty());
-    assert_eq!(app.step, 0);
+    assert!(app.run().first_grad.is_empty() && app.run().loss.is_empty());
+    assert_eq!(app.run().step, 0);
     assert_eq!(
-        app.switches.skip,
+        app.run().switches.skip,
         SkipMode::Plain,
         "switches come back from the preset"
     );
-    assert_eq!(app.markers.len(), 1, "only the restart marker survives");
-    assert_eq!(app.markers[0].step, 0);
-    assert!(app.markers[0].label.contains("reset"));
+    assert_eq!(app.run().markers.len(), 1, "only the restart marker survives");
+    assert_eq!(app.run().markers[0].step, 0);
+    assert!(app.run().markers[0].label.contains("reset"));
 }
 
 #[test]
@@ -219,16 +224,16 @@ fn non_finite_metrics_stay_out_of_the_charts() {
     let mut s = snapshot(5, f64::NAN, 32);
     s.loss = f64::INFINITY;
     s.main_loss = f64::NAN;
-    update(&mut app, Msg::Trainer(Event::Snapshot(Box::new(s))));
-    assert!(app.first_grad.is_empty());
-    assert!(app.main_loss.is_empty());
+    app.event(Event::Snapshot(Box::new(s)));
+    assert!(app.run().first_grad.is_empty());
+    assert!(app.run().main_loss.is_empty());
     assert_eq!(
-        app.layers[1].act_grad.recent().len(),
+        app.run().layers[1].act_grad.recent().len(),
         1,
         "finite layers still recorded"
     );
     assert!(
-        app.latest.as_ref().is_some_and(|l| l.main_loss.is_nan()),
+        app.run().latest.as_ref().is_some_and(|l| l.main_loss.is_nan()),
         "kept for the text"
     );
 }
@@ -241,108 +246,104 @@ fn divergence_is_held_until_reset() {
         layer: Some(3),
         what: "loss is NaN".into(),
     };
-    update(
-        &mut app,
-        Msg::Trainer(Event::State {
+    app.event(Event::State {
             step: 12,
             state: RunState::Diverged(divergence.clone()),
-        }),
+        },
     );
-    assert_eq!(app.state, RunState::Diverged(divergence));
-    update(&mut app, Msg::Key(Action::TogglePause));
+    assert_eq!(app.run().state, RunState::Diverged(divergence));
+    app.key(Action::TogglePause);
     assert!(
         app.outbox.is_empty(),
         "space does nothing on a diverged run"
     );
-    update(&mut app, Msg::Key(Action::Reset));
+    app.key(Action::Reset);
     assert_eq!(app.outbox, vec![Command::Reset]);
 }
 
 #[test]
 fn cursor_stays_within_the_layers() {
     let mut app = started("plain-deep");
-    update(&mut app, Msg::Key(Action::CursorUp));
-    assert_eq!(app.cursor, 0);
+    app.key(Action::CursorUp);
+    assert_eq!(app.run().cursor, 0);
     for _ in 0..100 {
-        update(&mut app, Msg::Key(Action::CursorDown));
+        app.key(Action::CursorDown);
     }
-    assert_eq!(app.cursor, 31);
+    assert_eq!(app.run().cursor, 31);
 }
 
 #[test]
 fn help_picker_and_quit() {
     let mut app = started("plain-deep");
-    update(&mut app, Msg::Key(Action::ToggleHelp));
-    assert!(app.show_help);
-    update(&mut app, Msg::Key(Action::Close));
-    assert!(!app.show_help);
-    update(&mut app, Msg::Key(Action::OpenPicker));
-    let picker = app.picker.as_ref().expect("picker open");
+    app.key(Action::ToggleHelp);
+    assert_eq!(app.overlay, Overlay::Help);
+    app.key(Action::Close);
+    assert_eq!(app.overlay, Overlay::None);
+    app.key(Action::OpenPicker);
+    let Overlay::Picker(picker) = &app.overlay else {
+        panic!("picker open");
+    };
     assert!(picker.entries.len() >= 8, "every built-in preset is listed");
     // In the picker, q closes instead of quitting.
     assert_eq!(
         key(&app, KeyCode::Char('q'), KeyModifiers::NONE),
         Some(Msg::Key(Action::Close))
     );
-    update(&mut app, Msg::Key(Action::CursorDown));
-    update(&mut app, Msg::Key(Action::Choose));
-    assert!(app.picker.is_none());
+    app.key(Action::CursorDown);
+    app.key(Action::Choose);
+    assert_eq!(app.overlay, Overlay::None);
     match app.outbox.last() {
         Some(Command::LoadPreset(e)) => assert_eq!(e.name, "residual-deep"),
         other => panic!("expected LoadPreset, got {other:?}"),
     }
-    update(&mut app, Msg::Key(Action::Quit));
+    app.key(Action::Quit);
     assert!(app.quit);
 }
 
 #[test]
 fn steps_per_second_comes_from_ticks() {
     let mut app = started("plain-deep");
-    update(&mut app, Msg::Tick(0.0));
+    app.send(Msg::Tick(0.0));
     for step in 0..=50 {
-        update(
-            &mut app,
-            Msg::Trainer(Event::Snapshot(Box::new(snapshot(step, 1e-6, 4)))),
+        app.event(Event::Snapshot(Box::new(snapshot(step, 1e-6, 4))),
         );
     }
-    update(&mut app, Msg::Tick(0.5));
+    app.send(Msg::Tick(0.5));
     assert_eq!(
-        app.steps_per_sec, None,
+        app.run().steps_per_sec, None,
         "not measured before a second has passed"
     );
-    update(&mut app, Msg::Tick(2.0));
-    assert_eq!(app.steps_per_sec, Some(25.0));
+    app.send(Msg::Tick(2.0));
+    assert_eq!(app.run().steps_per_sec, Some(25.0));
 }
 
 #[test]
 fn trainer_gone_is_shown_as_a_crash() {
     let mut app = started("plain-deep");
-    update(&mut app, Msg::TrainerGone);
-    assert!(matches!(app.state, RunState::Crashed(_)));
+    app.send(Msg::DriverGone);
+    assert!(matches!(app.run().state, RunState::Crashed(_)));
 }
 
 #[test]
 fn g_cycles_the_cell_in_the_rnn_view() {
     let mut app = started("rnn-vanilla-adding");
-    assert!(app.is_rnn());
+    assert!(app.run().is_rnn());
     assert_eq!(
         key(&app, KeyCode::Char('g'), KeyModifiers::NONE),
-        Some(Msg::Key(Action::CycleCell))
+        Some(Msg::Key(CELL))
     );
     for expected in [CellKind::Gru, CellKind::Lstm, CellKind::Vanilla] {
-        update(&mut app, Msg::Key(Action::CycleCell));
-        assert_eq!(app.switches.cell, expected);
+        app.key(CELL);
+        assert_eq!(app.run().switches.cell, expected);
         assert_eq!(app.outbox.pop(), Some(Command::SetCell(expected)));
     }
-    update(
-        &mut app,
-        Msg::Trainer(Event::Applied {
+    app.event(Event::Applied {
             step: 12,
             command: Command::SetCell(CellKind::Lstm),
-        }),
+        },
     );
-    assert_eq!(app.switches.cell, CellKind::Lstm);
-    let marker = app.markers.back().expect("a marker for the switch");
+    assert_eq!(app.run().switches.cell, CellKind::Lstm);
+    let marker = app.run().markers.back().expect("a marker for the switch");
     assert_eq!((marker.step, marker.label.as_str()), (12, "cell → lstm"));
 }
 
@@ -350,21 +351,21 @@ fn g_cycles_the_cell_in_the_rnn_view() {
 fn mlp_keys_only_leave_a_note_in_the_rnn_view() {
     let mut app = started("rnn-gru-adding");
     for action in [
-        Action::Plain,
-        Action::Residual,
-        Action::Highway,
-        Action::Dense,
-        Action::ToggleAux,
+        PLAIN,
+        RESIDUAL,
+        HIGHWAY,
+        DENSE,
+        AUX,
         Action::TogglePaths,
         Action::Lesion,
     ] {
-        update(&mut app, Msg::Key(action));
+        app.key(action);
         assert!(app.outbox.is_empty(), "{action:?} sent a command");
         assert!(app.note.is_some(), "{action:?} left no note");
-        assert!(!app.show_paths);
+        assert!(!app.run().show_paths);
     }
     // Shared keys act as in the MLP view, and clear the note.
-    update(&mut app, Msg::Key(Action::LrUp));
+    app.key(LR_UP);
     assert!(app.note.is_none());
     assert!(matches!(
         app.outbox.as_slice(),
@@ -375,8 +376,8 @@ fn mlp_keys_only_leave_a_note_in_the_rnn_view() {
 #[test]
 fn g_only_leaves_a_note_in_the_mlp_view() {
     let mut app = started("plain-deep");
-    assert!(!app.is_rnn());
-    update(&mut app, Msg::Key(Action::CycleCell));
+    assert!(!app.run().is_rnn());
+    app.key(CELL);
     assert!(app.outbox.is_empty());
     assert!(app.note.as_deref().is_some_and(|n| n.contains("MLP")));
 }
@@ -395,11 +396,11 @@ fn rnn_snapshots_fill_the_time_step_histories() {
         })
         .collect();
     s.baseline_loss = Some(0.167);
-    update(&mut app, Msg::Trainer(Event::Snapshot(Box::new(s))));
-    assert_eq!(app.timesteps.len(), 5);
-    assert_eq!(app.depth(), 5, "the cursor moves over time steps");
-    assert_eq!(app.first_grad.recent().last().map(|p| p.1), Some(1e-3));
-    assert_eq!(app.gate_last.recent().last().map(|p| p.1), Some(0.7));
+    app.event(Event::Snapshot(Box::new(s)));
+    assert_eq!(app.run().timesteps.len(), 5);
+    assert_eq!(app.run().depth(), 5, "the cursor moves over time steps");
+    assert_eq!(app.run().first_grad.recent().last().map(|p| p.1), Some(1e-3));
+    assert_eq!(app.run().gate_last.recent().last().map(|p| p.1), Some(0.7));
 }
 
 #[test]
@@ -414,28 +415,26 @@ fn path_panel_and_lesion_keys() {
         key(&app, KeyCode::Char('L'), KeyModifiers::SHIFT),
         Some(Msg::Key(Action::Lesion))
     );
-    update(&mut app, Msg::Key(Action::TogglePaths));
-    assert!(app.show_paths && app.outbox.is_empty());
-    update(&mut app, Msg::Key(Action::TogglePaths));
-    assert!(!app.show_paths);
-    update(&mut app, Msg::Key(Action::Lesion));
-    assert!(app.show_paths && app.lesion_pending);
+    app.key(Action::TogglePaths);
+    assert!(app.run().show_paths && app.outbox.is_empty());
+    app.key(Action::TogglePaths);
+    assert!(!app.run().show_paths);
+    app.key(Action::Lesion);
+    assert!(app.run().show_paths && app.run().lesion_pending);
     assert_eq!(app.outbox.pop(), Some(Command::Lesion));
     let results = vec![LesionResult {
         block: 0,
         test_loss: 0.9,
         test_accuracy: Some(0.5),
     }];
-    update(
-        &mut app,
-        Msg::Trainer(Event::Lesion {
+    app.event(Event::Lesion {
             step: 7,
             intact_test_loss: 0.5,
             results: results.clone(),
-        }),
+        },
     );
-    assert!(!app.lesion_pending);
-    let lesion = app.lesion.as_ref().expect("lesion results kept");
+    assert!(!app.run().lesion_pending);
+    let lesion = app.run().lesion.as_ref().expect("lesion results kept");
     assert_eq!((lesion.step, lesion.intact_test_loss), (7, 0.5));
     assert_eq!(lesion.results, results);
     let stats = PathStats {
@@ -446,23 +445,19 @@ fn path_panel_and_lesion_keys() {
         effective_range: [1, 1],
         by_length: vec![],
     };
-    update(
-        &mut app,
-        Msg::Trainer(Event::Paths {
+    app.event(Event::Paths {
             step: 50,
             stats: Box::new(stats.clone()),
-        }),
+        },
     );
-    assert_eq!(app.paths, Some((50, stats)));
-    update(
-        &mut app,
-        Msg::Trainer(Event::Applied {
+    assert_eq!(app.run().paths, Some((50, stats)));
+    app.event(Event::Applied {
             step: 60,
             command: Command::SetSkip(SkipMode::Plain),
-        }),
+        },
     );
     assert!(
-        app.paths.is_none(),
+        app.run().paths.is_none(),
         "stale decomposition dropped on a skip switch"
     );
     let layers = vec![LayerSources {
@@ -472,36 +467,28 @@ fn path_panel_and_lesion_keys() {
         readouts: vec![],
         aux: vec![0.6],
     }];
-    update(
-        &mut app,
-        Msg::Trainer(Event::Sources {
+    app.event(Event::Sources {
             step: 70,
             layers: layers.clone(),
-        }),
+        },
     );
-    assert_eq!(app.sources, Some((70, layers.clone())));
-    update(
-        &mut app,
-        Msg::Trainer(Event::Applied {
+    assert_eq!(app.run().sources, Some((70, layers.clone())));
+    app.event(Event::Applied {
             step: 80,
             command: Command::SetAux(false),
-        }),
+        },
     );
-    assert!(app.sources.is_none(), "sources of the old wiring dropped");
-    update(
-        &mut app,
-        Msg::Trainer(Event::Sources {
+    assert!(app.run().sources.is_none(), "sources of the old wiring dropped");
+    app.event(Event::Sources {
             step: 80,
             layers: layers.clone(),
-        }),
+        },
     );
     // A restart forgets analyses of the old network.
     let experiment = load_preset("residual-deep").expect("preset");
-    update(
-        &mut app,
-        Msg::Trainer(Event::Started {
+    app.event(Event::Started {
             preset: Box::new(experiment),
-        }),
+        },
     );
-    assert!(app.paths.is_none() && app.lesion.is_none() && app.sources.is_none());
+    assert!(app.run().paths.is_none() && app.run().lesion.is_none() && app.run().sources.is_none());
 }

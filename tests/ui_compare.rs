@@ -7,13 +7,25 @@ use gradlab::learner::Learner;
 use gradlab::model::Trainer;
 use gradlab::protocol::{Command, Event, LaneEvent, RunState};
 use gradlab::trainer::{Driver, LaneStart, VecSink, run_headless};
-use gradlab::ui::app::{Action, App, FORK_KEYS, MAIN_KEYS, Msg, PICKER_KEYS, update};
-use gradlab::ui::fork::Flip;
+use gradlab::protocol::Move;
+use gradlab::ui::app::{App, Overlay};
+use gradlab::ui::keymap::{self, Action, KEYMAP};
 use gradlab::ui::render;
 use gradlab::ui::theme::Theme;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+#[path = "support/dash.rs"]
+mod dash;
+use dash::Dash;
+
+const RESIDUAL: Move = Move::SkipTo(SkipMode::Residual { scale: 1.0 });
+
+fn key(app: &App, code: KeyCode) -> Option<Action> {
+    let event = KeyEvent::new(code, KeyModifiers::NONE);
+    keymap::resolve(&app.contexts(), &app.situation(), &event)?.ok()
+}
 
 fn theme() -> Theme {
     Theme {
@@ -43,13 +55,12 @@ fn live(events: Vec<Event>) -> impl Iterator<Item = Event> {
 
 /// A 12-layer plain net, 20 steps alone, then forked with residual on the twin and both run
 /// to step 40: the same events every time, and no wall-clock values (no `Tick`).
-fn compare_app(theme: Theme) -> App {
+fn compare_app(theme: Theme) -> Dash {
     let experiment = experiment();
-    let mut app = App::new(theme);
-    let started = Event::Started {
+    let mut app = Dash::new(App::new(theme));
+    app.event(Event::Started {
         preset: Box::new(experiment.clone()),
-    };
-    update(&mut app, Msg::Trainer(started));
+    });
     let mut sink = VecSink::default();
     // Twenty steps on the driver, with their events and without a closing measurement.
     let mut parent = Trainer::new(experiment.clone(), None).expect("trainer builds");
@@ -64,52 +75,40 @@ fn compare_app(theme: Theme) -> App {
             driver.round(&mut out);
         }
     }
-    live(std::mem::take(&mut sink.events)).for_each(|e| update(&mut app, Msg::Trainer(e)));
-    update(&mut app, Msg::Key(Action::OpenFork));
-    update(&mut app, Msg::Key(Action::ForkWith(Flip::Residual)));
-    let request = app.fork_request.take().expect("a fork was asked for");
-    let mut twin = parent.fork();
-    let flip = request.flip.clone().expect("residual is a flip");
-    twin.apply(&flip);
-    update(
-        &mut app,
-        Msg::Lane(LaneEvent {
-            lane: 1,
-            event: Event::Forked {
-                from: 0,
-                step: 20,
-                flip: None,
-            },
-        }),
-    );
-    let applied = Event::Applied {
-        step: 20,
-        command: flip,
+    live(std::mem::take(&mut sink.events)).for_each(|e| app.event(e));
+    app.key(Action::OpenFork);
+    app.key(Action::ForkWith(Some(RESIDUAL)));
+    let Some(Command::Fork { flip: Some(flip) }) = app.outbox.pop() else {
+        panic!("a fork with a flip was asked for");
     };
-    update(
-        &mut app,
-        Msg::Lane(LaneEvent {
-            lane: 1,
-            event: applied,
-        }),
+    let mut twin = parent.fork();
+    twin.apply(&flip);
+    app.lane(
+        1,
+        Event::Forked {
+            from: 0,
+            step: 20,
+            flip: Some((*flip).clone()),
+        },
+    );
+    app.lane(
+        1,
+        Event::Applied {
+            step: 20,
+            command: *flip,
+        },
     );
     let mut twin_sink = VecSink::default();
     run_headless(&mut parent, 40, &[], &mut sink);
     run_headless(twin.as_mut(), 40, &[], &mut twin_sink);
     for (run, events) in [(0, sink.events), (1, twin_sink.events)] {
         for event in live(events) {
-            update(&mut app, Msg::Lane(LaneEvent { lane: run, event }));
+            app.lane(run, event);
         }
         let busy = Event::Throughput {
             steps_per_sec: 100.0 + run as f64,
         };
-        update(
-            &mut app,
-            Msg::Lane(LaneEvent {
-                lane: run,
-                event: busy,
-            }),
-        );
+        app.lane(run, busy);
     }
     app
 }
@@ -122,104 +121,96 @@ fn draw(app: &App, width: u16, height: u16) -> Terminal<TestBackend> {
 
 #[test]
 fn key_tables_have_no_conflicts_and_bind_the_compare_keys() {
-    for table in [MAIN_KEYS, PICKER_KEYS, FORK_KEYS] {
-        for (i, a) in table.iter().enumerate() {
-            for b in &table[i + 1..] {
-                assert!(
-                    !(a.code == b.code && a.ctrl == b.ctrl),
-                    "{:?} is bound twice: {:?} and {:?}",
-                    a.code,
-                    a.action,
-                    b.action
-                );
+    for (i, a) in KEYMAP.iter().enumerate() {
+        for b in &KEYMAP[i + 1..] {
+            if a.context != b.context {
+                continue;
             }
+            let shared = a.keys.iter().any(|k| b.keys.contains(k));
+            // Two rows may share a key only where they never both apply (one per kind of net).
+            let overlap = (a.scope.mlp && b.scope.mlp) || (a.scope.rnn && b.scope.rnn);
+            assert!(
+                !(shared && overlap && a.action != b.action),
+                "{:?} binds a key twice: {:?} and {:?}",
+                a.context,
+                a.action,
+                b.action
+            );
         }
     }
-    let app = App::new(theme());
-    let key = |code| app.key_to_msg(KeyEvent::new(code, KeyModifiers::NONE));
-    assert_eq!(key(KeyCode::Char('f')), Some(Msg::Key(Action::OpenFork)));
-    assert_eq!(
-        key(KeyCode::Char('o')),
-        Some(Msg::Key(Action::ToggleOverlay))
-    );
-    assert_eq!(key(KeyCode::Tab), Some(Msg::Key(Action::FocusNext)));
-    assert_eq!(key(KeyCode::Char('3')), Some(Msg::Key(Action::Focus(2))));
+    let mut app = Dash::new(App::new(theme()));
+    app.event(Event::Started {
+        preset: Box::new(experiment()),
+    });
+    assert_eq!(key(&app, KeyCode::Char('f')), Some(Action::OpenFork));
+    assert_eq!(key(&app, KeyCode::Char('o')), None, "o is a compare-view key");
+    let compare = compare_app(theme());
+    assert_eq!(key(&compare, KeyCode::Char('o')), Some(Action::ToggleOverlay));
+    assert_eq!(key(&compare, KeyCode::Tab), Some(Action::FocusNext));
+    assert_eq!(key(&compare, KeyCode::Char('3')), Some(Action::Focus(2)));
 }
 
 #[test]
 fn fork_menu_maps_its_own_keys_and_closes() {
-    let mut app = App::new(theme());
-    update(
-        &mut app,
-        Msg::Trainer(Event::Started {
-            preset: Box::new(experiment()),
-        }),
-    );
-    update(&mut app, Msg::Key(Action::OpenFork));
-    assert!(app.fork_menu);
-    let key = |app: &App, c| app.key_to_msg(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
+    let mut app = Dash::new(App::new(theme()));
+    app.event(Event::Started {
+        preset: Box::new(experiment()),
+    });
+    app.key(Action::OpenFork);
+    assert_eq!(app.overlay, Overlay::ForkMenu);
+    assert_eq!(key(&app, KeyCode::Char('r')), Some(Action::ForkWith(Some(RESIDUAL))));
     assert_eq!(
-        key(&app, 'r'),
-        Some(Msg::Key(Action::ForkWith(Flip::Residual)))
-    );
-    assert_eq!(
-        key(&app, 'q'),
-        Some(Msg::Key(Action::Close)),
+        key(&app, KeyCode::Char('q')),
+        Some(Action::Close),
         "q closes the menu, not the app"
     );
-    update(&mut app, Msg::Key(Action::Close));
-    assert!(!app.fork_menu);
-    update(&mut app, Msg::Key(Action::OpenFork));
-    update(&mut app, Msg::Key(Action::ForkWith(Flip::LrUp)));
-    let request = app.fork_request.clone().expect("fork requested");
-    assert_eq!(request.from, 0);
-    assert_eq!(request.flip, Some(Command::SetLearningRate(0.5)));
-    assert!(
-        app.compare.is_none(),
-        "the view changes when the driver confirms"
+    app.key(Action::Close);
+    assert_eq!(app.overlay, Overlay::None);
+    app.key(Action::OpenFork);
+    app.key(Action::ForkWith(Some(Move::ScaleLr(keymap::FORK_LR_FACTOR))));
+    let flip = Command::SetLearningRate(0.5);
+    assert_eq!(
+        app.outbox,
+        vec![Command::Fork {
+            flip: Some(Box::new(flip))
+        }],
+        "the fork goes to the parent's lane as one command"
     );
-    assert!(
-        app.outbox.is_empty(),
-        "a fork sends no command to the parent"
-    );
+    assert_eq!(app.lanes, vec![0]);
+    assert!(!app.is_compare(), "the view changes when the driver confirms");
 }
 
 #[test]
 fn stopped_or_rnn_runs_refuse_what_does_not_apply() {
-    let mut app = App::new(theme());
-    update(&mut app, Msg::Key(Action::OpenFork));
-    assert!(!app.fork_menu, "nothing to fork before the run starts");
+    let mut app = Dash::new(App::new(theme()));
+    app.key(Action::OpenFork);
+    assert_eq!(app.overlay, Overlay::None, "nothing to fork before the run starts");
     let rnn = load_preset("rnn-lstm-adding").expect("built-in preset");
-    update(
-        &mut app,
-        Msg::Trainer(Event::Started {
-            preset: Box::new(rnn),
-        }),
-    );
-    update(&mut app, Msg::Key(Action::OpenFork));
-    update(&mut app, Msg::Key(Action::ForkWith(Flip::Residual)));
-    assert!(app.fork_request.is_none());
+    app.event(Event::Started {
+        preset: Box::new(rnn),
+    });
+    app.key(Action::OpenFork);
+    app.key(Action::ForkWith(Some(RESIDUAL)));
+    assert!(app.outbox.is_empty());
     assert!(app.note.as_deref().is_some_and(|n| n.contains("recurrent")));
-    update(&mut app, Msg::Key(Action::OpenFork));
-    update(&mut app, Msg::Key(Action::ForkWith(Flip::Cell)));
-    let request = app.fork_request.take().expect("g applies to an RNN");
-    assert!(matches!(request.flip, Some(Command::SetCell(_))));
-    update(&mut app, Msg::Key(Action::ToggleOverlay));
-    assert!(app.note.as_deref().is_some_and(|n| n.contains("compare")));
+    app.key(Action::OpenFork);
+    app.key(Action::ForkWith(Some(Move::NextCell)));
+    assert!(matches!(
+        app.outbox.as_slice(),
+        [Command::Fork { flip: Some(flip) }] if matches!(**flip, Command::SetCell(_))
+    ));
+    app.key(Action::ToggleOverlay);
+    assert!(app.note.as_deref().is_some_and(|n| n.contains("compare")), "{:?}", app.note);
 }
 
 #[test]
 fn forked_twin_inherits_history_and_toggles_follow_the_focus() {
     let mut app = compare_app(theme());
-    let view = app.compare.as_ref().expect("compare view");
-    assert_eq!(view.runs.len(), 2);
-    assert_eq!(view.focus, 1, "the twin gets the focus");
-    assert_eq!(
-        view.runs[1].label,
-        format!("{} +residual", experiment().name)
-    );
-    assert_eq!(view.runs[1].forked_at, Some(20));
-    let (parent, twin) = (&view.runs[0].app, &view.runs[1].app);
+    assert_eq!(app.runs.len(), 2);
+    assert_eq!(app.focus, 1, "the twin gets the focus");
+    assert_eq!(app.runs[1].name(), format!("{} +residual", experiment().name));
+    assert_eq!(app.runs[1].forked_at, Some(20));
+    let (parent, twin) = (&app.runs[0], &app.runs[1]);
     assert_eq!(parent.step, twin.step, "lock-step");
     assert_eq!(
         parent.main_loss.whole_run()[..20],
@@ -229,56 +220,50 @@ fn forked_twin_inherits_history_and_toggles_follow_the_focus() {
     assert_eq!(twin.switches.skip, SkipMode::Residual { scale: 1.0 });
     assert_eq!(parent.switches.skip, SkipMode::Plain);
 
-    update(&mut app, Msg::Key(Action::ToggleAux));
-    update(&mut app, Msg::Key(Action::Focus(0)));
-    update(&mut app, Msg::Key(Action::Highway));
-    let view = app.compare.as_ref().expect("compare view");
-    assert_eq!(view.runs[1].app.outbox, vec![Command::SetAux(true)]);
-    assert!(matches!(
-        view.runs[0].app.outbox[..],
-        [Command::SetSkip(SkipMode::Highway)]
-    ));
-    update(&mut app, Msg::Key(Action::FocusNext));
-    update(&mut app, Msg::Key(Action::ToggleOverlay));
-    let view = app.compare.as_ref().expect("compare view");
-    assert_eq!(view.focus, 1);
-    assert!(view.overlay);
-    update(&mut app, Msg::Key(Action::Focus(3)));
-    assert!(app.note.as_deref().is_some_and(|n| n.contains("no run 4")));
-    update(&mut app, Msg::Key(Action::OpenPicker));
-    assert!(
-        app.compare.is_some(),
-        "the picker does not replace a comparison"
+    app.outbox.clear();
+    app.lanes.clear();
+    app.key(Action::Switch(Move::ToggleAux));
+    app.key(Action::Focus(0));
+    app.key(Action::Switch(Move::SkipTo(SkipMode::Highway)));
+    assert_eq!(
+        app.outbox,
+        vec![Command::SetAux(true), Command::SetSkip(SkipMode::Highway)]
     );
+    assert_eq!(app.lanes, vec![1, 0], "each toggle goes to the focused run's lane");
+    app.key(Action::FocusNext);
+    app.key(Action::ToggleOverlay);
+    assert_eq!(app.focus, 1);
+    assert!(app.overlaid);
+    app.key(Action::Focus(3));
+    assert!(app.note.as_deref().is_some_and(|n| n.contains("no run 4")));
+    app.key(Action::OpenPicker);
+    assert!(app.is_compare(), "the picker does not replace a comparison");
+    assert!(app.note.as_deref().is_some_and(|n| n.contains("compare view keeps its runs")));
 }
 
 #[test]
 fn a_fifth_run_is_refused_with_a_note() {
     let mut app = compare_app(theme());
     for run in 2..4 {
-        update(&mut app, Msg::Key(Action::OpenFork));
-        update(&mut app, Msg::Key(Action::ForkWith(Flip::Nothing)));
-        assert!(app.fork_request.take().is_some());
-        update(
-            &mut app,
-            Msg::Lane(LaneEvent {
-                lane: run,
-                event: Event::Forked {
-                    from: 1,
-                    step: 40,
-                    flip: None,
-                },
-            }),
+        app.key(Action::OpenFork);
+        app.key(Action::ForkWith(None));
+        assert!(matches!(app.outbox.pop(), Some(Command::Fork { flip: None })));
+        app.lane(
+            run,
+            Event::Forked {
+                from: 1,
+                step: 40,
+                flip: None,
+            },
         );
     }
-    let view = app.compare.as_ref().expect("compare view");
-    assert_eq!(view.runs.len(), 4);
+    assert_eq!(app.runs.len(), 4);
     assert!(
-        view.runs[3].app.markers.iter().any(|m| m.label == "fork"),
+        app.runs[3].markers.iter().any(|m| m.label == "fork"),
         "an unflipped twin marks its branch point"
     );
-    update(&mut app, Msg::Key(Action::OpenFork));
-    assert!(!app.fork_menu);
+    app.key(Action::OpenFork);
+    assert_eq!(app.overlay, Overlay::None);
     assert!(app.note.as_deref().is_some_and(|n| n.contains("4 runs")));
 }
 
@@ -297,14 +282,14 @@ fn snapshot_side_by_side_80x24() {
 #[test]
 fn snapshot_overlay_120x40() {
     let mut app = compare_app(theme());
-    update(&mut app, Msg::Key(Action::ToggleOverlay));
+    app.key(Action::ToggleOverlay);
     insta::assert_snapshot!("compare_overlay_120x40", draw(&app, 120, 40).backend());
 }
 
 #[test]
 fn snapshot_overlay_80x24() {
     let mut app = compare_app(theme());
-    update(&mut app, Msg::Key(Action::ToggleOverlay));
+    app.key(Action::ToggleOverlay);
     insta::assert_snapshot!("compare_overlay_80x24", draw(&app, 80, 24).backend());
 }
 
@@ -325,9 +310,9 @@ fn no_panic_at_any_size() {
         color: false,
         ascii: true,
     });
-    update(&mut overlay, Msg::Key(Action::ToggleOverlay));
+    overlay.key(Action::ToggleOverlay);
     let mut menu = compare_app(theme());
-    update(&mut menu, Msg::Key(Action::OpenFork));
+    menu.key(Action::OpenFork);
     for width in 1..=300u16 {
         for height in 1..=100u16 {
             // Small sizes exhaustively, a lattice over the rest, as in ui_render.

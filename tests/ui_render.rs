@@ -10,27 +10,29 @@ use gradlab::protocol::{Command, Event, RunState};
 use gradlab::report::lesion_all;
 use gradlab::rnn::RnnTrainer;
 use gradlab::trainer::{VecSink, run_headless};
-use gradlab::ui::app::{Action, App, Msg, update};
+use gradlab::ui::app::App;
+use gradlab::ui::keymap::{self, Action};
 use gradlab::ui::render;
 use gradlab::ui::theme::Theme;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
+#[path = "support/dash.rs"]
+mod dash;
+use dash::Dash;
+
 /// plain-deep, seed from the preset, 40 steps, residual switched on at step 25: the same events
 /// on every run, and no wall-clock values (no `Tick`, so steps/s stays blank).
-fn recorded_app(theme: Theme) -> App {
+fn recorded_app(theme: Theme) -> Dash {
     let experiment = load_preset("plain-deep").expect("built-in preset");
     let mut trainer = Trainer::new(experiment.clone(), None).expect("trainer builds");
     let mut sink = VecSink::default();
     let schedule = [(25, Command::SetSkip(SkipMode::Residual { scale: 1.0 }))];
     run_headless(&mut trainer, 40, &schedule, &mut sink);
-    let mut app = App::new(theme);
-    update(
-        &mut app,
-        Msg::Trainer(Event::Started {
+    let mut app = Dash::new(App::new(theme));
+    app.event(Event::Started {
             preset: Box::new(experiment),
-        }),
-    );
+        });
     for event in sink.events {
         // The headless run ends in `Finished`; the dashboard never sees that state live.
         if !matches!(
@@ -40,25 +42,22 @@ fn recorded_app(theme: Theme) -> App {
                 ..
             }
         ) {
-            update(&mut app, Msg::Trainer(event));
+            app.event(event);
         }
     }
     for _ in 0..3 {
-        update(&mut app, Msg::Key(Action::CursorDown));
+        app.key(Action::CursorDown);
     }
     app.outbox.clear();
     app
 }
 
 /// Feeds a headless run's events to a fresh dashboard, leaving out the final `Finished`.
-fn replay(theme: Theme, experiment: gradlab::config::Experiment, events: Vec<Event>) -> App {
-    let mut app = App::new(theme);
-    update(
-        &mut app,
-        Msg::Trainer(Event::Started {
+fn replay(theme: Theme, experiment: gradlab::config::Experiment, events: Vec<Event>) -> Dash {
+    let mut app = Dash::new(App::new(theme));
+    app.event(Event::Started {
             preset: Box::new(experiment),
-        }),
-    );
+        });
     for event in events {
         if !matches!(
             event,
@@ -67,7 +66,7 @@ fn replay(theme: Theme, experiment: gradlab::config::Experiment, events: Vec<Eve
                 ..
             }
         ) {
-            update(&mut app, Msg::Trainer(event));
+            app.event(event);
         }
     }
     app.outbox.clear();
@@ -75,7 +74,7 @@ fn replay(theme: Theme, experiment: gradlab::config::Experiment, events: Vec<Eve
 }
 
 /// rnn-lstm-adding at T = 20 for 30 steps, the cell switched to GRU at step 15 (as `g` does).
-fn rnn_app(theme: Theme) -> App {
+fn rnn_app(theme: Theme) -> Dash {
     let base = load_preset("rnn-lstm-adding").expect("built-in preset");
     let experiment =
         apply_overrides(&base, &["task.length=20".to_string()]).expect("valid override");
@@ -88,7 +87,7 @@ fn rnn_app(theme: Theme) -> App {
 
 /// A 12-block residual net for 40 steps with path statistics every 20 steps, then lesions,
 /// with the path panel open.
-fn paths_app(theme: Theme) -> App {
+fn paths_app(theme: Theme) -> Dash {
     let base = load_preset("residual-deep").expect("built-in preset");
     let sets = ["model.depth=12", "path_every=20"].map(String::from);
     let experiment = apply_overrides(&base, &sets).expect("valid overrides");
@@ -103,13 +102,13 @@ fn paths_app(theme: Theme) -> App {
         results,
     });
     let mut app = replay(theme, experiment, sink.events);
-    update(&mut app, Msg::Key(Action::TogglePaths));
+    app.key(Action::TogglePaths);
     app
 }
 
 /// A 12-layer dense net with auxiliary heads after layers 4 and 8, analyses every 20 steps,
 /// 40 steps, the path panel open: the gradient-sources view.
-fn sources_app(theme: Theme) -> App {
+fn sources_app(theme: Theme) -> Dash {
     let base = load_preset("dense-deep").expect("built-in preset");
     let sets = [
         "model.depth=12",
@@ -123,7 +122,7 @@ fn sources_app(theme: Theme) -> App {
     let mut sink = VecSink::default();
     run_headless(&mut trainer, 40, &[], &mut sink);
     let mut app = replay(theme, experiment, sink.events);
-    update(&mut app, Msg::Key(Action::TogglePaths));
+    app.key(Action::TogglePaths);
     app
 }
 
@@ -165,23 +164,20 @@ fn snapshot_200x60() {
 #[test]
 fn snapshot_help_overlay_120x40() {
     let mut app = recorded_app(plain_theme());
-    update(&mut app, Msg::Key(Action::ToggleHelp));
+    app.key(Action::ToggleHelp);
     insta::assert_snapshot!("help_120x40", draw(&app, 120, 40).backend());
 }
 
 #[test]
 fn help_overlay_fits_80x24_with_every_key() {
     let mut app = recorded_app(plain_theme());
-    update(&mut app, Msg::Key(Action::ToggleHelp));
+    app.key(Action::ToggleHelp);
     let text = screen_text(&draw(&app, 80, 24));
-    for binding in app.keys() {
-        if !binding.key_label.is_empty() {
-            assert!(
-                text.contains(&format!("{}  ", binding.key_label)),
-                "{} missing:\n{text}",
-                binding.key_label
-            );
-        }
+    for (label, _, _) in keymap::help_rows(&app.contexts(), &app.situation(), false) {
+        assert!(
+            text.contains(&format!("{label}  ")),
+            "{label} missing:\n{text}"
+        );
     }
     assert!(text.contains("markers:"), "legend under the keys:\n{text}");
 }
@@ -262,14 +258,11 @@ fn plain_net_has_one_path() {
     let depth = experiment.model.depth;
     let trainer = Trainer::new(experiment, None).expect("trainer builds");
     let stats = gradlab::report::path_stats(&trainer, 8, 4, 1).expect("plain nets decompose");
-    update(
-        &mut app,
-        Msg::Trainer(Event::Paths {
+    app.event(Event::Paths {
             step: 40,
             stats: Box::new(stats),
-        }),
-    );
-    update(&mut app, Msg::Key(Action::TogglePaths));
+        });
+    app.key(Action::TogglePaths);
     let text = screen_text(&draw(&app, 120, 40));
     assert!(
         text.contains(&format!("one path of length {depth}")),
@@ -297,8 +290,8 @@ fn no_panic_at_any_size() {
         color: false,
         ascii: true,
     });
-    update(&mut ascii, Msg::Key(Action::ToggleHelp));
-    update(&mut app, Msg::Key(Action::OpenPicker));
+    ascii.key(Action::ToggleHelp);
+    app.key(Action::OpenPicker);
     let empty = App::new(plain_theme());
     let rnn = rnn_app(plain_theme());
     let paths = paths_app(Theme {
@@ -356,26 +349,23 @@ fn ascii_mode_draws_only_ascii() {
 #[test]
 fn divergence_and_nan_are_shown_as_text() {
     let mut app = recorded_app(plain_theme());
-    let mut latest = app.latest.clone().expect("a snapshot was recorded");
+    let mut latest = app.run().latest.clone().expect("a snapshot was recorded");
     latest.main_loss = f64::NAN;
     latest.loss = f64::NAN;
     latest.grad_ratio_db = f64::NAN;
     for layer in &mut latest.layers {
         layer.act_grad_norm = f64::INFINITY;
     }
-    update(&mut app, Msg::Trainer(Event::Snapshot(Box::new(latest))));
+    app.event(Event::Snapshot(Box::new(latest)));
     let divergence = Divergence {
         step: 41,
         layer: Some(2),
         what: "loss is NaN".into(),
     };
-    update(
-        &mut app,
-        Msg::Trainer(Event::State {
+    app.event(Event::State {
             step: 41,
             state: RunState::Diverged(divergence),
-        }),
-    );
+        });
     for (w, h) in [(80, 24), (120, 40), (200, 60)] {
         let text = screen_text(&draw(&app, w, h));
         assert!(
@@ -390,13 +380,10 @@ fn divergence_and_nan_are_shown_as_text() {
 #[test]
 fn crash_is_shown_with_its_message() {
     let mut app = recorded_app(plain_theme());
-    update(
-        &mut app,
-        Msg::Trainer(Event::State {
+    app.event(Event::State {
             step: 40,
             state: RunState::Crashed("boom".into()),
-        }),
-    );
+        });
     let text = screen_text(&draw(&app, 80, 24));
     assert!(text.contains("crashed: boom"), "{text}");
 }

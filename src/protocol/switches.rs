@@ -43,7 +43,7 @@ impl Switch {
     }
 
     /// Every switch, in header order.
-    pub const ALL: [Switch; 4] = [Switch::Skip, Switch::Aux, Switch::LearningRate, Switch::Cell];
+    pub const ALL: [Switch; 4] = [Switch::Skip, Switch::Aux, Switch::Cell, Switch::LearningRate];
 }
 
 /// How a key (or a fork) moves a switch.

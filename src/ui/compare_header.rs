@@ -20,6 +20,11 @@ pub fn title_line<'a>(app: &App) -> Line<'a> {
         "side by side"
     };
     let key = |action| keymap::label_of(Context::Main, action).unwrap_or_default();
+    let hints = keymap::hints(&app.contexts(), &app.situation(), theme.ascii);
+    let focus = hints
+        .iter()
+        .find(|(_, word)| *word == "focus")
+        .map_or_else(|| key(Action::FocusNext), |(keys, _)| keys.clone());
     Line::from(vec![
         Span::styled(" gradlab compare", theme.title()),
         sep(),
@@ -30,7 +35,7 @@ pub fn title_line<'a>(app: &App) -> Line<'a> {
         Span::styled(layout, theme.active()),
         Span::styled(format!(" ({})", key(Action::ToggleOverlay)), theme.key()),
         sep(),
-        Span::styled(key(Action::FocusNext), theme.key()),
+        Span::styled(focus, theme.key()),
         Span::styled(" focus ", theme.dim()),
         Span::styled(key(Action::OpenFork), theme.key()),
         Span::styled(" fork", theme.dim()),

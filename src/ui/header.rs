@@ -169,8 +169,10 @@ fn switch_spans<'a>(run: &RunView, theme: &Theme, sep: &dyn Fn() -> Span<'a>) ->
             spans.push(sep());
         }
         let keys = keymap::switch_keys(switch, theme.ascii);
+        // The line's first span starts one column in, like the header's first line.
+        let lead = if spans.is_empty() { " " } else { "" };
         spans.extend([
-            Span::styled(format!(" {keys}"), theme.key()),
+            Span::styled(format!("{lead}{keys}"), theme.key()),
             Span::styled(format!(" {} ", switch.name()), theme.dim()),
             Span::styled(run.switches.value(switch), theme.active()),
         ]);

@@ -302,14 +302,28 @@ pub struct Binding {
 }
 
 impl Binding {
-    /// The keys spelled as in hints, e.g. `↑ k`.
+    /// The keys spelled as in help, e.g. `↑ k`; a run of digits reads `1-4`.
     pub fn label(&self, ascii: bool) -> String {
         let keys: Vec<String> = self
             .keys
             .iter()
             .map(|k| if ascii { k.ascii() } else { k.to_string() })
             .collect();
-        keys.join(" ")
+        let digits = keys.len() > 2 && keys.iter().all(|k| k.len() == 1 && k.chars().all(|c| c.is_ascii_digit()));
+        match (digits, keys.first(), keys.last()) {
+            (true, Some(first), Some(last)) => format!("{first}-{last}"),
+            _ => keys.join(" "),
+        }
+    }
+
+    /// The key a hint shows: the first, or the digit run.
+    fn hint_label(&self, ascii: bool) -> String {
+        let label = self.label(ascii);
+        if label.contains('-') && self.keys.len() > 2 {
+            return label;
+        }
+        let first = self.keys[0];
+        if ascii { first.ascii() } else { first.to_string() }
     }
 }
 
@@ -339,7 +353,7 @@ use Context::{Fork, Main, Picker, Replay};
 pub const KEYMAP: &[Binding] = &[
     // Main screen.
     row(Main, &[code(KeyCode::Tab)], A::FocusNext, "focus the next run (switches apply to it)", Some("focus"), COMPARE),
-    row(Main, &[ch('1'), ch('2'), ch('3'), ch('4')], A::Focus(0), "focus run 1–4", None, COMPARE),
+    row(Main, &[ch('1'), ch('2'), ch('3'), ch('4')], A::Focus(0), "focus run 1–4", Some("focus"), COMPARE),
     row(Main, &[ch('o')], A::ToggleOverlay, "runs side by side / overlaid", Some("overlay"), COMPARE),
     row(Main, &[ch('p')], A::Switch(Move::SkipTo(SkipMode::Plain)), "skip mode: plain", Some("skip"), LIVE_MLP),
     row(Main, &[ch('r')], A::Switch(Move::SkipTo(SkipMode::Residual { scale: 1.0 })), "skip mode: residual (scale 1)", Some("skip"), LIVE_MLP),
@@ -495,13 +509,17 @@ pub fn hints(contexts: &[Context], s: &Situation, ascii: bool) -> Vec<(String, &
                 last_word = None;
                 continue;
             };
-            let keys = binding.label(ascii);
+            let keys = binding.hint_label(ascii);
             let seen = hints.iter().any(|(_, w)| *w == word);
             match hints.last_mut() {
                 Some((label, w)) if last_word == Some(word) && *w == word => {
                     // Rows that share keys (the cursor per kind of net) are one hint.
                     if !label.split(' ').any(|k| keys.split(' ').any(|n| n == k)) {
-                        label.push(' ');
+                        // Arrows pair up without a gap, as `↑↓`.
+                        let arrows = |t: &str| t.chars().all(|c| "↑↓←→".contains(c));
+                        if !(arrows(label) && arrows(&keys)) {
+                            label.push(' ');
+                        }
                         label.push_str(&keys);
                     }
                 }

@@ -145,7 +145,7 @@ fn rnn_series<'a>(run: &'a RunView, theme: &Theme) -> Vec<Series<'a>> {
 pub fn render(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) {
     if run.is_rnn() {
         let title = Line::from(Span::styled(" recent (time axis) ", theme.title()));
-        draw_panel(frame, area, run, theme, title, &rnn_series(run, theme));
+        draw_panel(frame, area, theme, title, &rnn_series(run, theme));
         return;
     }
     let latest = run.latest.as_ref();
@@ -248,11 +248,11 @@ pub fn render(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) {
         Span::styled(" recent ", theme.title()),
         Span::styled(format!("(cursor: layer {c}, ↑↓ moves) "), theme.dim()),
     ]);
-    draw_panel(frame, area, run, theme, title, &series);
+    draw_panel(frame, area, theme, title, &series);
 }
 
 /// The bordered panel with `series` laid out in one or two columns.
-fn draw_panel(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme, title: Line, series: &[Series]) {
+fn draw_panel(frame: &mut Frame, area: Rect, theme: &Theme, title: Line, series: &[Series]) {
     let block = panel_block(theme, title);
     let inner = block.inner(area);
     frame.render_widget(block, area);
