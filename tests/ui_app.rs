@@ -163,10 +163,9 @@ fn pause_resume_and_single_steps_follow_the_run_state() {
     app.key(Action::TogglePause);
     assert_eq!(app.outbox, vec![Command::Pause]);
     app.event(Event::State {
-            step: 3,
-            state: RunState::Paused,
-        },
-    );
+        step: 3,
+        state: RunState::Paused,
+    });
     app.key(Action::StepOnce);
     app.key(Action::TogglePause);
     assert_eq!(
@@ -179,14 +178,12 @@ fn pause_resume_and_single_steps_follow_the_run_state() {
 fn started_resets_history_and_applied_adds_markers() {
     let mut app = started("plain-deep");
     for step in 0..10 {
-        app.event(Event::Snapshot(Box::new(snapshot(step, 1e-6, 32))),
-        );
+        app.event(Event::Snapshot(Box::new(snapshot(step, 1e-6, 32))));
     }
     app.event(Event::Applied {
-            step: 10,
-            command: Command::SetSkip(SkipMode::Residual { scale: 1.0 }),
-        },
-    );
+        step: 10,
+        command: Command::SetSkip(SkipMode::Residual { scale: 1.0 }),
+    });
     assert_eq!(app.run().step, 9);
     assert_eq!(app.run().first_grad.recent().len(), 10);
     assert_eq!(app.run().markers.len(), 1);
@@ -198,14 +195,12 @@ fn started_resets_history_and_applied_adds_markers() {
     assert_eq!(app.outbox.last(), Some(&Command::Reset));
     let experiment = load_preset("plain-deep").expect("preset");
     app.event(Event::Applied {
-            step: 10,
-            command: Command::Reset,
-        },
-    );
+        step: 10,
+        command: Command::Reset,
+    });
     app.event(Event::Started {
-            preset: Box::new(experiment),
-        },
-    );
+        preset: Box::new(experiment),
+    });
     assert!(app.run().first_grad.is_empty() && app.run().loss.is_empty());
     assert_eq!(app.run().step, 0);
     assert_eq!(
@@ -213,7 +208,11 @@ fn started_resets_history_and_applied_adds_markers() {
         SkipMode::Plain,
         "switches come back from the preset"
     );
-    assert_eq!(app.run().markers.len(), 1, "only the restart marker survives");
+    assert_eq!(
+        app.run().markers.len(),
+        1,
+        "only the restart marker survives"
+    );
     assert_eq!(app.run().markers[0].step, 0);
     assert!(app.run().markers[0].label.contains("reset"));
 }
@@ -233,7 +232,10 @@ fn non_finite_metrics_stay_out_of_the_charts() {
         "finite layers still recorded"
     );
     assert!(
-        app.run().latest.as_ref().is_some_and(|l| l.main_loss.is_nan()),
+        app.run()
+            .latest
+            .as_ref()
+            .is_some_and(|l| l.main_loss.is_nan()),
         "kept for the text"
     );
 }
@@ -247,10 +249,9 @@ fn divergence_is_held_until_reset() {
         what: "loss is NaN".into(),
     };
     app.event(Event::State {
-            step: 12,
-            state: RunState::Diverged(divergence.clone()),
-        },
-    );
+        step: 12,
+        state: RunState::Diverged(divergence.clone()),
+    });
     assert_eq!(app.run().state, RunState::Diverged(divergence));
     app.key(Action::TogglePause);
     assert!(
@@ -305,12 +306,12 @@ fn steps_per_second_comes_from_ticks() {
     let mut app = started("plain-deep");
     app.send(Msg::Tick(0.0));
     for step in 0..=50 {
-        app.event(Event::Snapshot(Box::new(snapshot(step, 1e-6, 4))),
-        );
+        app.event(Event::Snapshot(Box::new(snapshot(step, 1e-6, 4))));
     }
     app.send(Msg::Tick(0.5));
     assert_eq!(
-        app.run().steps_per_sec, None,
+        app.run().steps_per_sec,
+        None,
         "not measured before a second has passed"
     );
     app.send(Msg::Tick(2.0));
@@ -338,10 +339,9 @@ fn g_cycles_the_cell_in_the_rnn_view() {
         assert_eq!(app.outbox.pop(), Some(Command::SetCell(expected)));
     }
     app.event(Event::Applied {
-            step: 12,
-            command: Command::SetCell(CellKind::Lstm),
-        },
-    );
+        step: 12,
+        command: Command::SetCell(CellKind::Lstm),
+    });
     assert_eq!(app.run().switches.cell, CellKind::Lstm);
     let marker = app.run().markers.back().expect("a marker for the switch");
     assert_eq!((marker.step, marker.label.as_str()), (12, "cell → lstm"));
@@ -399,7 +399,10 @@ fn rnn_snapshots_fill_the_time_step_histories() {
     app.event(Event::Snapshot(Box::new(s)));
     assert_eq!(app.run().timesteps.len(), 5);
     assert_eq!(app.run().depth(), 5, "the cursor moves over time steps");
-    assert_eq!(app.run().first_grad.recent().last().map(|p| p.1), Some(1e-3));
+    assert_eq!(
+        app.run().first_grad.recent().last().map(|p| p.1),
+        Some(1e-3)
+    );
     assert_eq!(app.run().gate_last.recent().last().map(|p| p.1), Some(0.7));
 }
 
@@ -428,11 +431,10 @@ fn path_panel_and_lesion_keys() {
         test_accuracy: Some(0.5),
     }];
     app.event(Event::Lesion {
-            step: 7,
-            intact_test_loss: 0.5,
-            results: results.clone(),
-        },
-    );
+        step: 7,
+        intact_test_loss: 0.5,
+        results: results.clone(),
+    });
     assert!(!app.run().lesion_pending);
     let lesion = app.run().lesion.as_ref().expect("lesion results kept");
     assert_eq!((lesion.step, lesion.intact_test_loss), (7, 0.5));
@@ -446,16 +448,14 @@ fn path_panel_and_lesion_keys() {
         by_length: vec![],
     };
     app.event(Event::Paths {
-            step: 50,
-            stats: Box::new(stats.clone()),
-        },
-    );
+        step: 50,
+        stats: Box::new(stats.clone()),
+    });
     assert_eq!(app.run().paths, Some((50, stats)));
     app.event(Event::Applied {
-            step: 60,
-            command: Command::SetSkip(SkipMode::Plain),
-        },
-    );
+        step: 60,
+        command: Command::SetSkip(SkipMode::Plain),
+    });
     assert!(
         app.run().paths.is_none(),
         "stale decomposition dropped on a skip switch"
@@ -468,27 +468,26 @@ fn path_panel_and_lesion_keys() {
         aux: vec![0.6],
     }];
     app.event(Event::Sources {
-            step: 70,
-            layers: layers.clone(),
-        },
-    );
+        step: 70,
+        layers: layers.clone(),
+    });
     assert_eq!(app.run().sources, Some((70, layers.clone())));
     app.event(Event::Applied {
-            step: 80,
-            command: Command::SetAux(false),
-        },
+        step: 80,
+        command: Command::SetAux(false),
+    });
+    assert!(
+        app.run().sources.is_none(),
+        "sources of the old wiring dropped"
     );
-    assert!(app.run().sources.is_none(), "sources of the old wiring dropped");
     app.event(Event::Sources {
-            step: 80,
-            layers: layers.clone(),
-        },
-    );
+        step: 80,
+        layers: layers.clone(),
+    });
     // A restart forgets analyses of the old network.
     let experiment = load_preset("residual-deep").expect("preset");
     app.event(Event::Started {
-            preset: Box::new(experiment),
-        },
-    );
+        preset: Box::new(experiment),
+    });
     assert!(app.run().paths.is_none() && app.run().lesion.is_none() && app.run().sources.is_none());
 }

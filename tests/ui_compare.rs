@@ -5,9 +5,9 @@
 use gradlab::config::{Experiment, SkipMode, apply_overrides, load_preset};
 use gradlab::learner::Learner;
 use gradlab::model::Trainer;
+use gradlab::protocol::Move;
 use gradlab::protocol::{Command, Event, LaneEvent, RunState};
 use gradlab::trainer::{Driver, LaneStart, VecSink, run_headless};
-use gradlab::protocol::Move;
 use gradlab::ui::app::{App, Overlay};
 use gradlab::ui::keymap::{self, Action, KEYMAP};
 use gradlab::ui::render;
@@ -143,9 +143,16 @@ fn key_tables_have_no_conflicts_and_bind_the_compare_keys() {
         preset: Box::new(experiment()),
     });
     assert_eq!(key(&app, KeyCode::Char('f')), Some(Action::OpenFork));
-    assert_eq!(key(&app, KeyCode::Char('o')), None, "o is a compare-view key");
+    assert_eq!(
+        key(&app, KeyCode::Char('o')),
+        None,
+        "o is a compare-view key"
+    );
     let compare = compare_app(theme());
-    assert_eq!(key(&compare, KeyCode::Char('o')), Some(Action::ToggleOverlay));
+    assert_eq!(
+        key(&compare, KeyCode::Char('o')),
+        Some(Action::ToggleOverlay)
+    );
     assert_eq!(key(&compare, KeyCode::Tab), Some(Action::FocusNext));
     assert_eq!(key(&compare, KeyCode::Char('3')), Some(Action::Focus(2)));
 }
@@ -158,7 +165,10 @@ fn fork_menu_maps_its_own_keys_and_closes() {
     });
     app.key(Action::OpenFork);
     assert_eq!(app.overlay, Overlay::ForkMenu);
-    assert_eq!(key(&app, KeyCode::Char('r')), Some(Action::ForkWith(Some(RESIDUAL))));
+    assert_eq!(
+        key(&app, KeyCode::Char('r')),
+        Some(Action::ForkWith(Some(RESIDUAL)))
+    );
     assert_eq!(
         key(&app, KeyCode::Char('q')),
         Some(Action::Close),
@@ -167,7 +177,9 @@ fn fork_menu_maps_its_own_keys_and_closes() {
     app.key(Action::Close);
     assert_eq!(app.overlay, Overlay::None);
     app.key(Action::OpenFork);
-    app.key(Action::ForkWith(Some(Move::ScaleLr(keymap::FORK_LR_FACTOR))));
+    app.key(Action::ForkWith(Some(Move::ScaleLr(
+        keymap::FORK_LR_FACTOR,
+    ))));
     let flip = Command::SetLearningRate(0.5);
     assert_eq!(
         app.outbox,
@@ -177,14 +189,21 @@ fn fork_menu_maps_its_own_keys_and_closes() {
         "the fork goes to the parent's lane as one command"
     );
     assert_eq!(app.lanes, vec![0]);
-    assert!(!app.is_compare(), "the view changes when the driver confirms");
+    assert!(
+        !app.is_compare(),
+        "the view changes when the driver confirms"
+    );
 }
 
 #[test]
 fn stopped_or_rnn_runs_refuse_what_does_not_apply() {
     let mut app = Dash::new(App::new(theme()));
     app.key(Action::OpenFork);
-    assert_eq!(app.overlay, Overlay::None, "nothing to fork before the run starts");
+    assert_eq!(
+        app.overlay,
+        Overlay::None,
+        "nothing to fork before the run starts"
+    );
     let rnn = load_preset("rnn-lstm-adding").expect("built-in preset");
     app.event(Event::Started {
         preset: Box::new(rnn),
@@ -200,7 +219,11 @@ fn stopped_or_rnn_runs_refuse_what_does_not_apply() {
         [Command::Fork { flip: Some(flip) }] if matches!(**flip, Command::SetCell(_))
     ));
     app.key(Action::ToggleOverlay);
-    assert!(app.note.as_deref().is_some_and(|n| n.contains("compare")), "{:?}", app.note);
+    assert!(
+        app.note.as_deref().is_some_and(|n| n.contains("compare")),
+        "{:?}",
+        app.note
+    );
 }
 
 #[test]
@@ -208,7 +231,10 @@ fn forked_twin_inherits_history_and_toggles_follow_the_focus() {
     let mut app = compare_app(theme());
     assert_eq!(app.runs.len(), 2);
     assert_eq!(app.focus, 1, "the twin gets the focus");
-    assert_eq!(app.runs[1].name(), format!("{} +residual", experiment().name));
+    assert_eq!(
+        app.runs[1].name(),
+        format!("{} +residual", experiment().name)
+    );
     assert_eq!(app.runs[1].forked_at, Some(20));
     let (parent, twin) = (&app.runs[0], &app.runs[1]);
     assert_eq!(parent.step, twin.step, "lock-step");
@@ -229,7 +255,11 @@ fn forked_twin_inherits_history_and_toggles_follow_the_focus() {
         app.outbox,
         vec![Command::SetAux(true), Command::SetSkip(SkipMode::Highway)]
     );
-    assert_eq!(app.lanes, vec![1, 0], "each toggle goes to the focused run's lane");
+    assert_eq!(
+        app.lanes,
+        vec![1, 0],
+        "each toggle goes to the focused run's lane"
+    );
     app.key(Action::FocusNext);
     app.key(Action::ToggleOverlay);
     assert_eq!(app.focus, 1);
@@ -238,7 +268,11 @@ fn forked_twin_inherits_history_and_toggles_follow_the_focus() {
     assert!(app.note.as_deref().is_some_and(|n| n.contains("no run 4")));
     app.key(Action::OpenPicker);
     assert!(app.is_compare(), "the picker does not replace a comparison");
-    assert!(app.note.as_deref().is_some_and(|n| n.contains("compare view keeps its runs")));
+    assert!(
+        app.note
+            .as_deref()
+            .is_some_and(|n| n.contains("compare view keeps its runs"))
+    );
 }
 
 #[test]
@@ -247,7 +281,10 @@ fn a_fifth_run_is_refused_with_a_note() {
     for run in 2..4 {
         app.key(Action::OpenFork);
         app.key(Action::ForkWith(None));
-        assert!(matches!(app.outbox.pop(), Some(Command::Fork { flip: None })));
+        assert!(matches!(
+            app.outbox.pop(),
+            Some(Command::Fork { flip: None })
+        ));
         app.lane(
             run,
             Event::Forked {

@@ -31,8 +31,8 @@ fn recorded_app(theme: Theme) -> Dash {
     run_headless(&mut trainer, 40, &schedule, &mut sink);
     let mut app = Dash::new(App::new(theme));
     app.event(Event::Started {
-            preset: Box::new(experiment),
-        });
+        preset: Box::new(experiment),
+    });
     for event in sink.events {
         // The headless run ends in `Finished`; the dashboard never sees that state live.
         if !matches!(
@@ -56,8 +56,8 @@ fn recorded_app(theme: Theme) -> Dash {
 fn replay(theme: Theme, experiment: gradlab::config::Experiment, events: Vec<Event>) -> Dash {
     let mut app = Dash::new(App::new(theme));
     app.event(Event::Started {
-            preset: Box::new(experiment),
-        });
+        preset: Box::new(experiment),
+    });
     for event in events {
         if !matches!(
             event,
@@ -259,9 +259,9 @@ fn plain_net_has_one_path() {
     let trainer = Trainer::new(experiment, None).expect("trainer builds");
     let stats = gradlab::report::path_stats(&trainer, 8, 4, 1).expect("plain nets decompose");
     app.event(Event::Paths {
-            step: 40,
-            stats: Box::new(stats),
-        });
+        step: 40,
+        stats: Box::new(stats),
+    });
     app.key(Action::TogglePaths);
     let text = screen_text(&draw(&app, 120, 40));
     assert!(
@@ -363,9 +363,9 @@ fn divergence_and_nan_are_shown_as_text() {
         what: "loss is NaN".into(),
     };
     app.event(Event::State {
-            step: 41,
-            state: RunState::Diverged(divergence),
-        });
+        step: 41,
+        state: RunState::Diverged(divergence),
+    });
     for (w, h) in [(80, 24), (120, 40), (200, 60)] {
         let text = screen_text(&draw(&app, w, h));
         assert!(
@@ -381,9 +381,9 @@ fn divergence_and_nan_are_shown_as_text() {
 fn crash_is_shown_with_its_message() {
     let mut app = recorded_app(plain_theme());
     app.event(Event::State {
-            step: 40,
-            state: RunState::Crashed("boom".into()),
-        });
+        step: 40,
+        state: RunState::Crashed("boom".into()),
+    });
     let text = screen_text(&draw(&app, 80, 24));
     assert!(text.contains("crashed: boom"), "{text}");
 }

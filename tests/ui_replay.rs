@@ -4,16 +4,18 @@
 
 use gradlab::config::{Experiment, SkipMode, apply_overrides, load_preset};
 use gradlab::learner::build_learner;
+use gradlab::protocol::LaneEvent;
 use gradlab::protocol::{Command, Event};
 use gradlab::recording::writer::Tee;
 use gradlab::recording::{Header, Recorder};
 use gradlab::trainer::{LaneStart, VecSink, run_headless, spawn_driver};
-use gradlab::ui::app::{App, Msg, update};
+use gradlab::ui::app::{App, Msg, Overlay};
 use gradlab::ui::cast::{CastingWriter, SharedCast};
-use gradlab::ui::event::{EventSource, feed_with_cast};
+use gradlab::ui::event::{apply, deliver};
+use gradlab::ui::follow::FollowSource;
 use gradlab::ui::live::LiveSource;
-use gradlab::ui::playback::{FollowSource, ReplaySource, apply};
-use gradlab::ui::replay::TRAINING_KEYS_OFF;
+use gradlab::ui::playback::ReplaySource;
+use gradlab::ui::run_view::RunView;
 use gradlab::ui::theme::Theme;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use std::io::Write;
@@ -82,8 +84,12 @@ fn event_step(event: &Event) -> Option<u64> {
     }
 }
 
+/// The words every training key's note in a replay carries.
+const TRAINING_KEYS_OFF: &str = "training keys are off";
+
 /// Everything the panels draw from, as text, so a difference shows where it is.
 fn shown(app: &App) -> String {
+    let app: &RunView = app.run();
     let layers: Vec<_> = app
         .layers
         .iter()
@@ -121,25 +127,37 @@ fn live_until(events: &[Event], step: u64) -> App {
         if event_step(event).is_some_and(|s| s > step) {
             break;
         }
-        update(&mut live, Msg::Trainer(event.clone()));
+        let event = event.clone();
+        let _ = gradlab::ui::app::update(&mut live, Msg::Lane(LaneEvent { lane: 0, event }));
     }
     live
 }
 
 fn replay(path: &Path) -> (App, ReplaySource) {
     let mut source = ReplaySource::open(path).expect("replay opens");
-    let mut app = app();
-    app.replay = Some(source.view());
-    source.start(&mut app, &mut apply).expect("replay starts");
+    let mut app = App::replaying(
+        Theme {
+            color: false,
+            ascii: false,
+        },
+        source.view(),
+    );
+    for msg in source.start().expect("replay starts") {
+        apply(&mut app, &mut source, msg);
+    }
     (app, source)
 }
 
 fn press(app: &mut App, source: &mut ReplaySource, code: KeyCode) {
-    let msg = app
-        .key_to_msg(KeyEvent::new(code, KeyModifiers::NONE))
-        .expect("key is bound in replay");
-    update(app, msg);
-    source.dispatch(app, &mut apply);
+    let msg = Msg::Input(KeyEvent::new(code, KeyModifiers::NONE));
+    let own = apply(app, source, msg).own;
+    assert!(own.is_empty(), "{own:?}");
+}
+
+fn note(app: &App) -> Option<String> {
+    app.replay()
+        .and_then(|v| v.note.clone())
+        .or(app.note.clone())
 }
 
 #[test]
@@ -150,10 +168,10 @@ fn replayed_state_equals_the_live_state_at_the_same_step() {
     assert_eq!(shown(&app), shown(&live_until(&events, 0)));
 
     press(&mut app, &mut source, KeyCode::Right);
-    assert_eq!(app.step, 60, "→ jumps 100 steps, clamped to the end");
+    assert_eq!(app.run().step, 60, "→ jumps 100 steps, clamped to the end");
     let live = live_until(&events, u64::MAX);
     assert_eq!(shown(&app), shown(&live));
-    assert_eq!(app.markers.len(), 3, "{:?}", app.markers);
+    assert_eq!(app.run().markers.len(), 3, "{:?}", app.run().markers);
 
     // Back to the start and forward again by a different route: same state.
     press(&mut app, &mut source, KeyCode::Home);
@@ -161,7 +179,7 @@ fn replayed_state_equals_the_live_state_at_the_same_step() {
     for _ in 0..3 {
         press(&mut app, &mut source, KeyCode::Char(']'));
     }
-    assert_eq!(app.markers.len(), 3);
+    assert_eq!(app.run().markers.len(), 3);
     assert_eq!(shown(&app), shown(&live_until(&events, 30)));
     press(&mut app, &mut source, KeyCode::End);
     assert_eq!(shown(&app), shown(&live));
@@ -172,53 +190,51 @@ fn replay_keys_seek_and_jump_and_training_keys_are_off() {
     let path = scratch("keys.jsonl");
     record(&path, 60);
     let (mut app, mut source) = replay(&path);
-    assert!(app.replay.as_ref().is_some_and(|v| v.last_step == 60));
+    assert!(app.replay().is_some_and(|v| v.last_step == 60));
 
     for key in ['r', 'a', 'R', 'P', 'n'] {
         press(&mut app, &mut source, KeyCode::Char(key));
-        assert!(app.outbox.is_empty(), "{key} sent a command");
-        assert!(app.picker.is_none());
-        let note = app.replay.as_ref().and_then(|v| v.note.clone());
-        assert_eq!(note.as_deref(), Some(TRAINING_KEYS_OFF), "{key}");
+        assert_eq!(app.overlay, Overlay::None);
+        let note = note(&app).unwrap_or_default();
+        assert!(note.contains(TRAINING_KEYS_OFF), "{key}: {note}");
     }
-    assert_eq!(app.switches.skip, SkipMode::Plain, "r did not switch");
+    assert_eq!(app.run().switches.skip, SkipMode::Plain, "r did not switch");
     // The path panel only shows what was recorded, so it opens in a replay too.
     press(&mut app, &mut source, KeyCode::Char('l'));
-    assert!(app.show_paths && app.outbox.is_empty());
+    assert!(app.run().show_paths);
     press(&mut app, &mut source, KeyCode::Char('l'));
-    assert!(!app.show_paths);
+    assert!(!app.run().show_paths);
 
     press(&mut app, &mut source, KeyCode::Char(']'));
-    assert_eq!(app.markers.len(), 1);
-    assert_eq!(app.step, 10);
-    assert!(matches!(app.switches.skip, SkipMode::Residual { .. }));
+    assert_eq!(app.run().markers.len(), 1);
+    assert_eq!(app.run().step, 10);
+    assert!(matches!(app.run().switches.skip, SkipMode::Residual { .. }));
     press(&mut app, &mut source, KeyCode::Char(']'));
-    assert_eq!((app.markers.len(), app.step), (2, 20));
-    assert!(app.switches.aux);
+    assert_eq!((app.run().markers.len(), app.run().step), (2, 20));
+    assert!(app.run().switches.aux);
     press(&mut app, &mut source, KeyCode::Char('['));
-    assert_eq!((app.markers.len(), app.step), (1, 10));
-    assert!(!app.switches.aux, "seeking back undoes aux");
+    assert_eq!((app.run().markers.len(), app.run().step), (1, 10));
+    assert!(!app.run().switches.aux, "seeking back undoes aux");
     press(&mut app, &mut source, KeyCode::Char('['));
-    let note = app.replay.as_ref().and_then(|v| v.note.clone());
     assert!(
-        note.is_some_and(|n| n.contains("no more")),
+        note(&app).is_some_and(|n| n.contains("no more")),
         "no marker before the first"
     );
-    assert_eq!(app.step, 10);
+    assert_eq!(app.run().step, 10);
 
     press(&mut app, &mut source, KeyCode::End);
-    assert_eq!(app.step, 60);
+    assert_eq!(app.run().step, 60);
     press(&mut app, &mut source, KeyCode::Left);
-    assert!(app.step <= 60 - 50, "← went back: {}", app.step);
+    assert!(app.run().step <= 60 - 50, "← went back: {}", app.run().step);
     press(&mut app, &mut source, KeyCode::Home);
-    assert_eq!((app.step, app.markers.len()), (0, 0));
+    assert_eq!((app.run().step, app.run().markers.len()), (0, 0));
 
-    let before = app.replay.as_ref().map(|v| v.speed);
+    let before = app.replay().map(|v| v.speed);
     press(&mut app, &mut source, KeyCode::Char('+'));
-    assert_eq!(app.replay.as_ref().map(|v| v.speed), before.map(|s| s + 1));
-    let playing = app.replay.as_ref().map(|v| v.playing);
+    assert_eq!(app.replay().map(|v| v.speed), before.map(|s| s + 1));
+    let playing = app.replay().map(|v| v.playing);
     press(&mut app, &mut source, KeyCode::Char(' '));
-    assert_eq!(app.replay.as_ref().map(|v| v.playing), playing.map(|p| !p));
+    assert_eq!(app.replay().map(|v| v.playing), playing.map(|p| !p));
 }
 
 #[test]
@@ -229,52 +245,89 @@ fn playing_advances_with_the_clock_and_stops_at_the_end() {
     for _ in 0..8 {
         press(&mut app, &mut source, KeyCode::Char('+'));
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while app.replay.as_ref().is_some_and(|v| v.playing) && Instant::now() < deadline {
-        source.pump(&mut app, &mut apply);
-        std::thread::sleep(Duration::from_millis(10));
+    // The clock is a message: a tenth of a second at a time, no sleeping.
+    let mut now = 0.0;
+    while app.replay().is_some_and(|v| v.playing) && now < 60.0 {
+        apply(&mut app, &mut source, Msg::Tick(now));
+        now += 0.1;
     }
-    assert_eq!(app.step, 60);
-    assert!(app.replay.as_ref().is_some_and(|v| v.at_end && !v.playing));
+    assert_eq!(app.run().step, 60);
+    assert!(
+        now < 1.0,
+        "×64 plays 60 steps in well under a second: {now}"
+    );
+    assert!(app.replay().is_some_and(|v| v.at_end && !v.playing));
 }
 
 #[test]
 fn follow_takes_in_lines_another_writer_appends() {
     let path = scratch("follow.jsonl");
     let source_path = scratch("follow-source.jsonl");
-    let events = record(&source_path, 40);
-    let experiment = small(6);
-    let recorder = Recorder::create(&path, &Header::new(&experiment, Some(40))).expect("recorder");
-    let mut follow = FollowSource::open(&path).expect("follows");
-    let mut app = app();
-    app.replay = Some(FollowSource::view(&path));
-    let writer = std::thread::spawn(move || {
-        let mut recorder = recorder;
-        for event in events.iter().skip(1) {
-            recorder.record(event).expect("append");
-            // Slower than the recorder's 250 ms flush, so lines arrive in several batches.
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        recorder.close().expect("close");
-    });
-    let deadline = Instant::now() + Duration::from_secs(20);
+    record(&source_path, 40);
+    let text = std::fs::read_to_string(&source_path).expect("recorded");
+    let lines: Vec<&str> = text.lines().collect();
+    let _ = std::fs::remove_file(&path);
+    let mut follow = FollowSource::open(&path);
+    let mut app = App::replaying(
+        Theme {
+            color: false,
+            ascii: false,
+        },
+        FollowSource::view(&path),
+    );
+    apply(&mut app, &mut follow, Msg::Tick(0.0));
+    assert!(
+        note(&app).is_some_and(|n| n.contains("waiting for")),
+        "a file that does not exist yet is waited for"
+    );
+    let mut file = std::fs::File::create(&path).expect("create");
     let mut steps_seen = Vec::new();
-    while Instant::now() < deadline && !app.replay.as_ref().is_some_and(|v| v.at_end) {
-        follow.pump(&mut app, &mut apply);
-        steps_seen.push(app.step);
-        std::thread::sleep(Duration::from_millis(20));
+    let mut now = 0.0;
+    // The writer appends in batches of ten lines; the follower polls between batches.
+    for batch in lines.chunks(10) {
+        for line in batch {
+            writeln!(file, "{line}").expect("append");
+        }
+        file.flush().expect("flush");
+        now += 0.1;
+        apply(&mut app, &mut follow, Msg::Tick(now));
+        steps_seen.push(app.run().step);
     }
-    writer.join().expect("writer thread");
-    follow.pump(&mut app, &mut apply);
-    assert_eq!(app.step, 40);
-    assert_eq!(app.markers.len(), 3);
+    assert_eq!(app.run().step, 40);
+    assert_eq!(app.run().markers.len(), 3);
     let distinct: std::collections::BTreeSet<_> = steps_seen.iter().collect();
     assert!(
         distinct.len() > 2,
         "updated while the writer ran: {distinct:?}"
     );
-    let note = app.replay.as_ref().and_then(|v| v.note.clone());
-    assert_eq!(note, None);
+    assert!(
+        app.replay().is_some_and(|v| v.at_end),
+        "the finished state ends it"
+    );
+}
+
+#[test]
+fn follow_says_when_a_file_stops_without_an_end() {
+    let path = scratch("follow-cut.jsonl");
+    let source_path = scratch("follow-cut-source.jsonl");
+    record(&source_path, 20);
+    let text = std::fs::read_to_string(&source_path).expect("recorded");
+    // Everything but the closing line: what SIGKILL leaves behind.
+    let cut: Vec<&str> = text.lines().collect();
+    std::fs::write(&path, cut[..cut.len() - 1].join("\n") + "\n").expect("write");
+    let mut follow = FollowSource::open(&path);
+    let mut app = App::replaying(
+        Theme {
+            color: false,
+            ascii: false,
+        },
+        FollowSource::view(&path),
+    );
+    apply(&mut app, &mut follow, Msg::Tick(0.0));
+    assert!(app.replay().is_some_and(|v| !v.at_end));
+    apply(&mut app, &mut follow, Msg::Tick(12.0));
+    let note = note(&app).unwrap_or_default();
+    assert!(note.contains("no new line for 12 s"), "{note}");
 }
 
 #[test]
@@ -292,22 +345,26 @@ fn cast_holds_header_output_resize_and_a_marker_for_a_toggle_key() {
     cast.resize(90, 20);
 
     let handle = spawn_driver(vec![LaneStart::fresh(small(4), None)], 1, false).expect("trainer");
-    let mut source = LiveSource::new(handle, None);
+    let (inbox_tx, inbox) = std::sync::mpsc::channel();
+    let mut source = LiveSource::start(handle, None, inbox_tx).expect("driver starts");
     let mut app = app();
-    let mut feed = feed_with_cast(Some(&cast));
     let deadline = Instant::now() + Duration::from_secs(20);
-    while app.experiment.is_none() && Instant::now() < deadline {
-        source.pump(&mut app, &mut feed);
+    let take = |app: &mut App, source: &mut LiveSource| {
+        if let Ok(msg) = inbox.recv_timeout(Duration::from_millis(50)) {
+            deliver(app, source, Some(&cast), msg);
+        }
+    };
+    while app.run().experiment.is_none() && Instant::now() < deadline {
+        take(&mut app, &mut source);
     }
-    let key = app.key_to_msg(KeyEvent::new(KeyCode::Char('a'), KeyModifiers::NONE));
-    update(&mut app, key.expect("a is bound"));
-    source.dispatch(&mut app, &mut feed);
-    while app.markers.is_empty() && Instant::now() < deadline {
-        source.pump(&mut app, &mut feed);
-        std::thread::sleep(Duration::from_millis(5));
+    let a = Msg::Input(KeyEvent::new(KeyCode::Char('a'), KeyModifiers::NONE));
+    deliver(&mut app, &mut source, Some(&cast), a);
+    while app.run().markers.is_empty() && Instant::now() < deadline {
+        take(&mut app, &mut source);
     }
-    drop(feed);
-    source.shut_down(Duration::from_secs(20));
+    source
+        .close("quit", &inbox, Duration::from_secs(20))
+        .expect("closes");
     cast.close().expect("cast closes");
 
     let text = std::fs::read_to_string(&path).expect("cast file");

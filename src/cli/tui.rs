@@ -3,10 +3,10 @@
 
 use super::{DashArgs, PresetArgs, UiArgs};
 use crate::compare::CompareEntry;
+use crate::protocol::RunState;
 use crate::recording::{Header, Recorder};
 use crate::sweep::cores;
 use crate::trainer::{LaneStart, spawn_driver};
-use crate::protocol::RunState;
 use crate::ui::app::{App, Msg};
 use crate::ui::cast::{CastingWriter, SharedCast};
 use crate::ui::event::{self, EventSource};
@@ -102,7 +102,14 @@ pub fn run(preset: &PresetArgs, ui: &UiArgs, dash: &DashArgs) -> Result<ExitCode
     let driver = spawn_driver(vec![start], cores(), false)?;
     let mut source = LiveSource::start(driver, recorder, inbox_tx.clone())?;
     let mut app = App::new(Theme::from_env(ui.ascii));
-    let result = show(&mut source, &mut app, &inbox, inbox_tx, ui, dash.cast.as_deref());
+    let result = show(
+        &mut source,
+        &mut app,
+        &inbox,
+        inbox_tx,
+        ui,
+        dash.cast.as_deref(),
+    );
     let reason = match (app.ended_by, &app.run().state) {
         (Some(signal), _) => signal.to_string(),
         (None, RunState::Crashed(why)) => format!("the trainer crashed: {why}"),
@@ -113,7 +120,8 @@ pub fn run(preset: &PresetArgs, ui: &UiArgs, dash: &DashArgs) -> Result<ExitCode
     result?;
     if let Some(path) = &dash.record {
         if let Err(e) = closed {
-            return Err(e).with_context(|| format!("cannot write the recording {}", path.display()));
+            return Err(e)
+                .with_context(|| format!("cannot write the recording {}", path.display()));
         }
         if let Some(why) = &app.recording_failed {
             eprintln!(

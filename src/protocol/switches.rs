@@ -43,7 +43,12 @@ impl Switch {
     }
 
     /// Every switch, in header order.
-    pub const ALL: [Switch; 4] = [Switch::Skip, Switch::Aux, Switch::Cell, Switch::LearningRate];
+    pub const ALL: [Switch; 4] = [
+        Switch::Skip,
+        Switch::Aux,
+        Switch::Cell,
+        Switch::LearningRate,
+    ];
 }
 
 /// How a key (or a fork) moves a switch.
@@ -159,8 +164,10 @@ mod tests {
 
     #[test]
     fn every_switch_command_round_trips_through_apply() {
-        let mut s = Switches::default();
-        s.lr = 1e-3;
+        let mut s = Switches {
+            lr: 1e-3,
+            ..Switches::default()
+        };
         for mv in [
             Move::SkipTo(SkipMode::Highway),
             Move::ToggleAux,

@@ -232,7 +232,9 @@ impl App {
         }
         let reset = keymap::label_of(Context::Main, Action::Reset).unwrap_or_default();
         let fork = keymap::label_of(Context::Main, Action::OpenFork).unwrap_or_default();
-        Some(format!("this run has stopped: {reset} resets it, then {fork} forks it"))
+        Some(format!(
+            "this run has stopped: {reset} resets it, then {fork} forks it"
+        ))
     }
 }
 
@@ -435,9 +437,15 @@ fn on_action(app: &mut App, action: Action) -> Vec<Effect> {
                 Some(crate::protocol::Switch::Aux) => format!("aux {word}"),
                 _ => word,
             };
-            app.forks_pending.push_back(format!("{} +{word}", run.name()));
+            app.forks_pending
+                .push_back(format!("{} +{word}", run.name()));
             app.note = Some("forking…".into());
-            return vec![send(focus, Command::Fork { flip: flip.map(Box::new) })];
+            return vec![send(
+                focus,
+                Command::Fork {
+                    flip: flip.map(Box::new),
+                },
+            )];
         }
         Action::ToggleOverlay => app.overlaid = !app.overlaid,
         Action::FocusNext => app.focus = (focus + 1) % app.runs.len(),

@@ -43,12 +43,7 @@ pub fn title_line<'a>(app: &App) -> Line<'a> {
 }
 
 /// `▶1 label` for the focused run, ` 2 label` otherwise; the focused one reversed.
-pub fn name_spans<'a>(
-    theme: &Theme,
-    run: &RunView,
-    index: usize,
-    focused: bool,
-) -> Vec<Span<'a>> {
+pub fn name_spans<'a>(theme: &Theme, run: &RunView, index: usize, focused: bool) -> Vec<Span<'a>> {
     let pointer = match (focused, theme.ascii) {
         (false, _) => " ",
         (true, false) => "▶",

@@ -118,11 +118,11 @@ where
         let mut own = Vec::new();
         match inbox.recv_timeout(timeout) {
             Ok(msg) => {
-                own.extend(take(app, source, cast, msg));
+                own.extend(deliver(app, source, cast, msg));
                 // Everything pending is applied before the next frame.
                 loop {
                     match inbox.try_recv() {
-                        Ok(msg) => own.extend(take(app, source, cast, msg)),
+                        Ok(msg) => own.extend(deliver(app, source, cast, msg)),
                         Err(TryRecvError::Empty) => break,
                         Err(TryRecvError::Disconnected) => return Ok(()),
                     }
@@ -166,7 +166,7 @@ fn rates(app: &App) -> Vec<Option<u64>> {
 }
 
 /// Applies one inbox message; a resize and an applied command also go to the cast.
-fn take(
+pub fn deliver(
     app: &mut App,
     source: &mut dyn EventSource,
     cast: Option<&SharedCast>,

@@ -113,7 +113,9 @@ impl FollowSource {
                 self.last_step = self.last_step.max(step);
             }
             if let Event::Ended { step, reason } = &record.event {
-                out.push(Msg::ReplayNote(format!("the run ended at step {step}: {reason}")));
+                out.push(Msg::ReplayNote(format!(
+                    "the run ended at step {step}: {reason}"
+                )));
             }
             out.push(shown(record.event));
             if Instant::now() >= deadline {

@@ -3,10 +3,10 @@
 //! quantity over the whole run. Recurrent nets get the same panels along time: ‖∂L/∂h_t‖ per
 //! time step and a time × step heat map.
 
-use super::run_view::RunView;
 use super::header::fmt_db;
 use super::history::History;
 use super::loss::{step_column, step_range};
+use super::run_view::RunView;
 use super::theme::Theme;
 use super::{fmt_value, log_tick, panel_block};
 use ratatui::Frame;

@@ -1,10 +1,10 @@
 //! Header: what is running, how fast, in which state, and the switches with their keys.
 
 use super::app::App;
+use super::fmt_value;
 use super::keymap;
 use super::run_view::RunView;
 use super::theme::Theme;
-use super::fmt_value;
 use crate::config::{OptimizerSpec, TaskSpec};
 use crate::protocol::{RunState, Switch};
 use ratatui::Frame;
@@ -127,7 +127,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
                 ratio_span(theme, latest.grad_ratio_db),
             ]);
         }
-        let gate_biases: Vec<f64> = latest.layers.iter().filter_map(|l| l.gate_bias_mean).collect();
+        let gate_biases: Vec<f64> = latest
+            .layers
+            .iter()
+            .filter_map(|l| l.gate_bias_mean)
+            .collect();
         if !gate_biases.is_empty() {
             let mean = gate_biases.iter().sum::<f64>() / gate_biases.len() as f64;
             second.extend([

@@ -106,7 +106,9 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         let mut lines: Vec<Line> = (0..half)
             .map(|row| {
                 let mut spans = Vec::new();
-                for (key, help, works) in [keys.get(row), keys.get(row + half)].into_iter().flatten() {
+                for (key, help, works) in
+                    [keys.get(row), keys.get(row + half)].into_iter().flatten()
+                {
                     spans.extend(key_spans(key, help, *works, Some(column), app));
                 }
                 Line::from(spans)

@@ -53,10 +53,8 @@ impl Key {
 
 impl fmt::Display for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.ctrl {
-            if let KeyCode::Char(c) = self.code {
-                return write!(f, "Ctrl-{}", c.to_ascii_uppercase());
-            }
+        if let (true, KeyCode::Char(c)) = (self.ctrl, self.code) {
+            return write!(f, "Ctrl-{}", c.to_ascii_uppercase());
         }
         match self.code {
             KeyCode::Char(' ') => write!(f, "space"),
@@ -239,11 +237,7 @@ impl Scope {
         } else {
             self.live
         };
-        let runs = if s.compare {
-            self.compare
-        } else {
-            self.single
-        };
+        let runs = if s.compare { self.compare } else { self.single };
         kind && screen && runs
     }
 
@@ -309,7 +303,10 @@ impl Binding {
             .iter()
             .map(|k| if ascii { k.ascii() } else { k.to_string() })
             .collect();
-        let digits = keys.len() > 2 && keys.iter().all(|k| k.len() == 1 && k.chars().all(|c| c.is_ascii_digit()));
+        let digits = keys.len() > 2
+            && keys
+                .iter()
+                .all(|k| k.len() == 1 && k.chars().all(|c| c.is_ascii_digit()));
         match (digits, keys.first(), keys.last()) {
             (true, Some(first), Some(last)) => format!("{first}-{last}"),
             _ => keys.join(" "),
@@ -323,7 +320,11 @@ impl Binding {
             return label;
         }
         let first = self.keys[0];
-        if ascii { first.ascii() } else { first.to_string() }
+        if ascii {
+            first.ascii()
+        } else {
+            first.to_string()
+        }
     }
 }
 
@@ -440,7 +441,11 @@ pub fn contexts(overlay: Option<Context>, replay: bool) -> Vec<Context> {
 
 /// What a key does now: the action, or a note saying why it does nothing here; None for a
 /// key no table in force binds.
-pub fn resolve(contexts: &[Context], s: &Situation, event: &KeyEvent) -> Option<Result<Action, String>> {
+pub fn resolve(
+    contexts: &[Context],
+    s: &Situation,
+    event: &KeyEvent,
+) -> Option<Result<Action, String>> {
     let mut refused = None;
     for &context in contexts {
         for binding in KEYMAP.iter().filter(|b| b.context == context) {
@@ -504,7 +509,10 @@ pub fn hints(contexts: &[Context], s: &Situation, ascii: bool) -> Vec<(String, &
     let mut hints: Vec<(String, &'static str)> = Vec::new();
     let mut last_word = None;
     for &context in contexts {
-        for binding in KEYMAP.iter().filter(|b| b.context == context && b.scope.allows(s)) {
+        for binding in KEYMAP
+            .iter()
+            .filter(|b| b.context == context && b.scope.allows(s))
+        {
             let Some(word) = binding.hint else {
                 last_word = None;
                 continue;
@@ -535,7 +543,11 @@ pub fn hints(contexts: &[Context], s: &Situation, ascii: bool) -> Vec<(String, &
 /// The help overlay's rows: (keys, what they do, whether they work here), for every row of
 /// the tables in force; a row that does not work here is left out when the same keys do
 /// something else that does (space plays a replay instead of pausing training).
-pub fn help_rows(contexts: &[Context], s: &Situation, ascii: bool) -> Vec<(String, &'static str, bool)> {
+pub fn help_rows(
+    contexts: &[Context],
+    s: &Situation,
+    ascii: bool,
+) -> Vec<(String, &'static str, bool)> {
     let all: Vec<(String, &'static str, bool)> = contexts
         .iter()
         .flat_map(|&context| KEYMAP.iter().filter(move |b| b.context == context))

@@ -64,7 +64,12 @@ impl LiveSource {
     /// Stops the driver (waiting up to `timeout` for its current step), records what lane 0
     /// sent that was not shown yet, writes the line that ends the run (`reason`: `quit`, a
     /// signal's name) and closes the recording.
-    pub fn close(self, reason: &str, inbox: &Receiver<Msg>, timeout: Duration) -> std::io::Result<()> {
+    pub fn close(
+        self,
+        reason: &str,
+        inbox: &Receiver<Msg>,
+        timeout: Duration,
+    ) -> std::io::Result<()> {
         let _ = self.commands.send(LaneCommand {
             lane: 0,
             command: Command::Shutdown,

@@ -4,8 +4,8 @@
 //! shows where each layer's gradient comes from (`sources`).
 
 use super::run_view::RunView;
-use super::theme::Theme;
 use super::sources;
+use super::theme::Theme;
 use super::{fmt_value, panel_block};
 use crate::config::SkipMode;
 use crate::paths::PathStats;

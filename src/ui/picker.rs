@@ -71,7 +71,6 @@ impl Picker {
             (self.selected + 1) % n
         };
     }
-
 }
 
 impl PresetSource {

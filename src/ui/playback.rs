@@ -149,7 +149,12 @@ impl ReplaySource {
     }
 
     /// Rebuilds the dashboard for `run` from scratch, up to `stop`.
-    fn rebuild(&mut self, out: &mut Vec<Msg>, run: usize, stop: Stop) -> Result<(), RecordingError> {
+    fn rebuild(
+        &mut self,
+        out: &mut Vec<Msg>,
+        run: usize,
+        stop: Stop,
+    ) -> Result<(), RecordingError> {
         let Some(info) = self.index.runs.get(run).cloned() else {
             return Ok(());
         };
@@ -309,7 +314,8 @@ impl EventSource for ReplaySource {
                 out.push(self.status());
             }
             // A recording has no trainer to command and keeps its preset.
-            Effect::Send(_) | Effect::DiscoverPresets | Effect::LoadPreset(_) | Effect::Suspend => {}
+            Effect::Send(_) | Effect::DiscoverPresets | Effect::LoadPreset(_) | Effect::Suspend => {
+            }
         }
         out
     }

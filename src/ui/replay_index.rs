@@ -168,4 +168,3 @@ impl RecordingIndex {
             .rfind(|p| p.run == run && p.offset <= offset)
     }
 }
-

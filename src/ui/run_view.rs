@@ -290,6 +290,8 @@ impl RunView {
         self.cursor = self.cursor.min(experiment.model.depth.saturating_sub(1));
         self.experiment = Some(experiment);
         self.error = None;
+        // A new run runs until its driver (or recording) says otherwise.
+        self.state = RunState::Running;
         if let Some(marker) = self.pending_restart.take() {
             self.push_marker(marker);
         }

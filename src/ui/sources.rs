@@ -5,9 +5,9 @@
 //!
 //! Shares are of the sum of the parts' norms ([`LayerSources::shares`]).
 
-use super::run_view::RunView;
 use super::panel_block;
 use super::paths::{GUTTER, graph_area, item_at, show_waiting, vbar};
+use super::run_view::RunView;
 use super::theme::Theme;
 use crate::config::SkipMode;
 use crate::model::aux_head_layers;

@@ -3,10 +3,10 @@
 //! Recurrent nets: the same along time, the gate (LSTM forget, GRU update) at the first and
 //! last time step, and the loss.
 
-use super::run_view::RunView;
-use super::theme::Theme;
 use super::header::fmt_db;
 use super::history::History;
+use super::run_view::RunView;
+use super::theme::Theme;
 use super::{fmt_value, panel_block};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};

@@ -21,7 +21,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             Span::styled(why.clone(), theme.alarm()),
             Span::styled(" — training goes on, unrecorded", theme.dim()),
         ])
-    } else if let Some(note) = app.replay().and_then(|v| v.note.clone()).or(app.note.clone()) {
+    } else if let Some(note) = app
+        .replay()
+        .and_then(|v| v.note.clone())
+        .or(app.note.clone())
+    {
         Line::from(vec![
             Span::styled(format!(" {note}"), theme.paused()),
             Span::styled(format!("  ({help} lists the keys)"), theme.dim()),

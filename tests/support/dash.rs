@@ -27,9 +27,9 @@ impl Dash {
                         self.outbox.push(command);
                         self.lanes.push(lane);
                     }
-                    Effect::DiscoverPresets => {
-                        queue.push(Msg::Presets(Picker::discover(std::path::Path::new("presets"))))
-                    }
+                    Effect::DiscoverPresets => queue.push(Msg::Presets(Picker::discover(
+                        std::path::Path::new("presets"),
+                    ))),
                     Effect::LoadPreset(source) => queue.push(Msg::PresetLoaded(
                         source.load().map(Box::new).map_err(|e| e.to_string()),
                     )),
@@ -54,7 +54,6 @@ impl std::ops::Deref for Dash {
         &self.app
     }
 }
-
 
 impl Dash {
     /// A dashboard on `app`.
