@@ -1,7 +1,7 @@
 //! The live switches: what is in effect, how a key moves it, and how the header names it.
 //!
 //! A new live switch is a [`Command`] variant plus an arm in each match here (the compiler
-//! lists them), its effect in the trainer (`crate::learner`), and its key in the keymap.
+//! lists them), its effect in the trainer (the `Learner` impls), and its key in the keymap.
 
 use super::Command;
 use crate::config::{CellKind, Experiment, ModelKind, SkipMode};
