@@ -14,7 +14,7 @@
 use super::app::App;
 use super::compare_header::overlay_line;
 use super::loss::{Curve, LogChart, draw_log_chart, log_points, step_range};
-use super::panel_block;
+use super::widgets::panel_block;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::Line;

@@ -6,7 +6,7 @@
 
 use super::app::App;
 use super::keymap::{Context, KEYMAP};
-use super::panel_block;
+use super::widgets::panel_block;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -32,7 +32,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             Span::styled(binding.help, style),
         ]));
     }
-    let popup = super::popup_area(area, 60, &lines);
+    let popup = super::widgets::popup_area(area, 60, &lines);
     frame.render_widget(Clear, popup);
     frame.render_widget(
         Paragraph::new(lines)

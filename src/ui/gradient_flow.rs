@@ -8,7 +8,7 @@ use super::history::History;
 use super::loss::{step_column, step_range};
 use super::run_view::RunView;
 use super::theme::Theme;
-use super::{fmt_value, log_tick, panel_block};
+use super::widgets::{fmt_value, log_tick, panel_block};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::Style;

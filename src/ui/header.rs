@@ -1,10 +1,10 @@
 //! Header: what is running, how fast, in which state, and the switches with their keys.
 
 use super::app::App;
-use super::fmt_value;
 use super::keymap;
 use super::run_view::RunView;
 use super::theme::Theme;
+use super::widgets::fmt_value;
 use crate::config::{OptimizerSpec, TaskSpec};
 use crate::protocol::{RunState, Switch};
 use ratatui::Frame;

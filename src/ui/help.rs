@@ -2,7 +2,7 @@
 
 use super::app::App;
 use super::keymap;
-use super::panel_block;
+use super::widgets::panel_block;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -131,7 +131,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         }
         (lines, width)
     };
-    let popup = super::popup_area(area, width, &lines);
+    let popup = super::widgets::popup_area(area, width, &lines);
     frame.render_widget(Clear, popup);
     frame.render_widget(
         Paragraph::new(lines)

@@ -4,7 +4,7 @@
 
 use super::run_view::RunView;
 use super::theme::Theme;
-use super::{fmt_value, log_tick, panel_block};
+use super::widgets::{fmt_value, log_tick, panel_block};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
@@ -50,14 +50,19 @@ pub fn render(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) {
     let latest = run.latest.as_ref();
     let mut title = vec![Span::styled(" loss (log) ", theme.title())];
     if let Some(s) = latest {
-        title.extend(super::value_spans(
+        title.extend(super::widgets::value_spans(
             theme,
             "main ",
             s.main_loss,
             theme.series(0),
         ));
         if let Some(test) = s.test_loss {
-            title.extend(super::value_spans(theme, "  test ", test, theme.series(1)));
+            title.extend(super::widgets::value_spans(
+                theme,
+                "  test ",
+                test,
+                theme.series(1),
+            ));
         }
         if let Some(acc) = s.test_accuracy {
             title.push(Span::styled(

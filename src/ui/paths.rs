@@ -6,7 +6,7 @@
 use super::run_view::RunView;
 use super::sources;
 use super::theme::Theme;
-use super::{fmt_value, panel_block};
+use super::widgets::{fmt_value, panel_block};
 use crate::config::SkipMode;
 use crate::paths::PathStats;
 use ratatui::Frame;

@@ -97,7 +97,7 @@ fn is_builtin_copy(path: &Path) -> bool {
 pub fn render(frame: &mut Frame, area: Rect, picker: &Picker, theme: &Theme) {
     let height = (picker.entries.len() as u16 + 4).min(area.height);
     let width = 60.min(area.width);
-    let popup = super::centered(area, width, height);
+    let popup = super::widgets::centered(area, width, height);
     frame.render_widget(Clear, popup);
     let items: Vec<ListItem> = picker
         .entries
@@ -122,7 +122,7 @@ pub fn render(frame: &mut Frame, area: Rect, picker: &Picker, theme: &Theme) {
     if let Some(error) = &picker.folder_error {
         footer.push(Span::styled(error.clone(), theme.alarm()));
     }
-    let block = super::panel_block(theme, " load a preset (restarts the run) ")
+    let block = super::widgets::panel_block(theme, " load a preset (restarts the run) ")
         .borders(Borders::ALL)
         .title_bottom(Line::from(footer));
     let list = List::new(items)

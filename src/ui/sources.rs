@@ -5,10 +5,10 @@
 //!
 //! Shares are of the sum of the parts' norms ([`LayerSources::shares`]).
 
-use super::panel_block;
 use super::paths::{GUTTER, graph_area, item_at, show_waiting, vbar};
 use super::run_view::RunView;
 use super::theme::Theme;
+use super::widgets::panel_block;
 use crate::config::SkipMode;
 use crate::model::aux_head_layers;
 use crate::paths::{effective_range, peak_length};

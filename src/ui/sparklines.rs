@@ -7,7 +7,7 @@ use super::header::fmt_db;
 use super::history::History;
 use super::run_view::RunView;
 use super::theme::Theme;
-use super::{fmt_value, panel_block};
+use super::widgets::{fmt_value, panel_block};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
