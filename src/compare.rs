@@ -8,6 +8,7 @@
 
 use crate::config::Experiment;
 use crate::metrics::Snapshot;
+use crate::parallel::for_each_dealt;
 use crate::report::{Analyses, RunReport, build_report};
 use crate::trainer::{HeadlessProgress, LastSnapshot, Learner, advance_headless, build_learner};
 use anyhow::{Context, Result, anyhow};
@@ -52,7 +53,8 @@ struct Lane {
 /// Trains every entry for `steps` updates, `threads` at a time, and reports each.
 ///
 /// Runs are dealt round-robin to at most `threads` threads (each trainer is single-threaded);
-/// on a thread its runs take one step each in turn. Results do not depend on `threads`.
+/// on a thread its runs take one step each in turn, so they progress together even when
+/// there are more runs than threads. Results do not depend on `threads`.
 pub fn run_compare(
     entries: &[CompareEntry],
     steps: u64,
@@ -73,28 +75,15 @@ pub fn run_compare(
         });
     }
     let started = Instant::now();
-    let finished: Vec<Vec<Lane>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = groups
-            .into_iter()
-            .enumerate()
-            .map(|(t, lanes)| {
-                std::thread::Builder::new()
-                    .name(format!("gradlab-compare-{t}"))
-                    .spawn_scoped(scope, move || step_in_turn(lanes, steps))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| {
-                handle
-                    .map_err(|e| anyhow!("cannot start a compare thread: {e}"))?
-                    .join()
-                    .map_err(|_| anyhow!("a compare thread panicked"))
-            })
-            .collect::<Result<Vec<_>>>()
-    })?;
+    for_each_dealt(
+        "compare",
+        &mut groups,
+        threads,
+        |lanes| step_in_turn(lanes, steps),
+        |_, ()| {},
+    )?;
     let wall = started.elapsed().as_secs_f64();
-    let mut lanes: Vec<Lane> = finished.into_iter().flatten().collect();
+    let mut lanes: Vec<Lane> = groups.into_iter().flatten().collect();
     lanes.sort_by_key(|lane| lane.index);
     lanes
         .into_iter()
@@ -118,7 +107,7 @@ pub fn run_compare(
 }
 
 /// One step of each unfinished run in turn, until all are done.
-fn step_in_turn(mut lanes: Vec<Lane>, steps: u64) -> Vec<Lane> {
+fn step_in_turn(lanes: &mut [Lane], steps: u64) {
     let mut cursors = vec![0usize; lanes.len()];
     while lanes.iter().any(|lane| lane.done.is_none()) {
         for (lane, cursor) in lanes.iter_mut().zip(&mut cursors) {
@@ -134,5 +123,4 @@ fn step_in_turn(mut lanes: Vec<Lane>, steps: u64) -> Vec<Lane> {
             }
         }
     }
-    lanes
 }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod metrics;
 pub mod model;
 pub mod optim;
+pub mod parallel;
 pub mod paths;
 pub mod recording;
 pub mod report;
