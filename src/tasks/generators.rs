@@ -195,8 +195,8 @@ pub(super) fn teacher(net: &Teacher, points: usize, noise: f32, rng: &mut StdRng
 mod tests {
     use super::*;
     use crate::config::TaskSpec;
-    use crate::tasks::{derive_seed, stream};
     use crate::tasks::tests::{all_labels, build};
+    use crate::tasks::{derive_seed, stream};
     use rand::SeedableRng;
 
     #[test]
