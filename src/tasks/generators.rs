@@ -195,6 +195,7 @@ pub(super) fn teacher(net: &Teacher, points: usize, noise: f32, rng: &mut StdRng
 mod tests {
     use super::*;
     use crate::config::TaskSpec;
+    use crate::tasks::TaskData;
     use crate::tasks::tests::{all_labels, build};
     use crate::tasks::{derive_seed, stream};
     use rand::SeedableRng;
@@ -325,15 +326,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn noiseless_teacher_targets_are_the_standardised_teacher_output() {
-        let spec = TaskSpec::Teacher {
-            points: 2000,
-            dims: 5,
-            depth: 4,
-            noise: 0.0,
-        };
-        let task = build(&spec, 21);
+    /// Train and test targets together in f64, with their mean and (population) variance.
+    fn targets_with_moments(task: &TaskData) -> (Vec<f64>, f64, f64) {
         let targets: Vec<f64> = task
             .train
             .targets
@@ -344,6 +338,19 @@ mod tests {
         let n = targets.len() as f64;
         let mean = targets.iter().sum::<f64>() / n;
         let var = targets.iter().map(|t| (t - mean).powi(2)).sum::<f64>() / n;
+        (targets, mean, var)
+    }
+
+    #[test]
+    fn noiseless_teacher_targets_are_the_standardised_teacher_output() {
+        let spec = TaskSpec::Teacher {
+            points: 2000,
+            dims: 5,
+            depth: 4,
+            noise: 0.0,
+        };
+        let task = build(&spec, 21);
+        let (targets, mean, var) = targets_with_moments(&task);
         assert!(mean.abs() < 1e-4, "mean {mean}");
         assert!((var - 1.0).abs() < 1e-3, "variance {var}");
         // Noiseless, so the targets are exactly the standardised teacher outputs; the teacher
@@ -380,16 +387,7 @@ mod tests {
             noise: 1.0,
         };
         let task = build(&spec, 5);
-        let targets: Vec<f64> = task
-            .train
-            .targets
-            .iter()
-            .chain(&task.test.targets)
-            .map(|&t| f64::from(t))
-            .collect();
-        let n = targets.len() as f64;
-        let mean = targets.iter().sum::<f64>() / n;
-        let var = targets.iter().map(|t| (t - mean).powi(2)).sum::<f64>() / n;
+        let (_, mean, var) = targets_with_moments(&task);
         assert!(
             mean.abs() < 1e-4 && (var - 1.0).abs() < 1e-3,
             "{mean} {var}"
