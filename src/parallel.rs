@@ -9,10 +9,11 @@ use std::sync::{Mutex, PoisonError};
 /// end, not index order).
 ///
 /// Items are handed out in index order, each to whichever thread is free next, so long and
-/// short items balance out. Each trainer owns its state and seed, so an item's result does
-/// not depend on which thread runs it or on `threads`. A thread that cannot be started only
-/// costs parallelism (the others take its items; with none started the calling thread does the
-/// work). Fails when a thread panicked; the items the other threads ran are still collected.
+/// short items balance out. `work` sees only its own item (a trainer with its own state and
+/// seed), so an item's result is bit-identical whichever thread runs it and whatever
+/// `threads` is. A thread that cannot be started only costs parallelism (the others take its
+/// items; with none started the calling thread does the work). Fails when a thread panicked;
+/// the items the other threads ran are still collected.
 pub fn for_each_dealt<T: Send, R: Send>(
     name: &str,
     items: &mut [T],

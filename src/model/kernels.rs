@@ -246,7 +246,7 @@ pub fn matmul_into(
     }
 }
 
-/// out[j] += Σ_i m[i, j] for a row-major rows × cols matrix (bias gradients).
+/// out\[j\] += Σ_i m\[i, j\] for a row-major rows × cols matrix (bias gradients).
 pub fn add_column_sums(m: &[f32], cols: usize, out: &mut [f32]) {
     for row in m.chunks_exact(cols) {
         out.iter_mut().zip(row).for_each(|(o, &v)| *o += v);

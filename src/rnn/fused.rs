@@ -11,6 +11,10 @@
 //! the recurrent gradient to whatever the output head put on each h_t and leaves the total
 //! there, so ∂L/∂h_t reads exactly as with dfdx's ops. `tests/rnn_fused.rs` checks it against
 //! the dfdx-op unroll, `tests/bptt_gradcheck.rs` against finite differences.
+//!
+//! Every state and gradient the recurrence writes passes through [`flush`], in the pass that
+//! writes it: a vanishing gradient would otherwise spend many of the T = 200 steps as subnormal
+//! floats, which x86 cores handle far slower than normal ones.
 
 use super::cells::{
     gate_mean, gru_backward_reset, gru_backward_state, gru_gates, gru_state, lstm_backward,

@@ -20,7 +20,7 @@ pub struct BatchSampler {
 
 impl BatchSampler {
     /// A sampler over `0..train_len`. With `train_len == 0` every batch is empty, since there
-    /// is nothing to draw (a [`TaskData`] never has an empty train split).
+    /// is nothing to draw (a [`TaskData`](super::TaskData) never has an empty train split).
     pub fn new(train_len: usize, seed: u64) -> Self {
         let mut rng = StdRng::seed_from_u64(derive_seed(seed, stream::BATCHES));
         let mut order: Vec<usize> = (0..train_len).collect();
