@@ -8,6 +8,7 @@ pub mod learner;
 pub mod metrics;
 pub mod model;
 pub mod optim;
+pub mod parallel;
 pub mod paths;
 pub mod protocol;
 pub mod recording;

@@ -134,6 +134,19 @@ fn model_name(skip: SkipMode) -> &'static str {
     }
 }
 
+/// The `metrics_every` override: every step, or (off) never within a benchmark.
+fn metrics_every(metrics: bool) -> String {
+    let every = if metrics { 1 } else { 1_000_000 };
+    format!("metrics_every={every}")
+}
+
+/// Builds built-in preset `preset` with `overrides` and times its training steps.
+fn time_preset(preset: &str, overrides: &[String], min_time: Duration) -> Result<(f64, u64)> {
+    let experiment = apply_overrides(&load_preset(preset)?, overrides)?;
+    let mut trainer = build_learner(experiment, None)?;
+    Ok(time_steps(trainer.as_mut(), min_time))
+}
+
 /// Times `trainer` for at least `min_time` (and 20 steps) after a short warm-up.
 fn time_steps(trainer: &mut dyn Learner, min_time: Duration) -> (f64, u64) {
     let mut sink = VecSink::default();
@@ -157,23 +170,20 @@ pub fn measure(
     metrics: bool,
     min_time: Duration,
 ) -> Result<BenchResult> {
-    let base = load_preset("plain-deep")?;
     let skip_ron = ron::to_string(&skip)?;
-    let metrics_every = if metrics { 1 } else { 1_000_000 };
-    let experiment = apply_overrides(
-        &base,
+    let timing = time_preset(
+        "plain-deep",
         &[
             format!("model.depth={depth}"),
             format!("model.skip={skip_ron}"),
             "model.width=64".into(),
             "batch=128".into(),
-            format!("metrics_every={metrics_every}"),
+            metrics_every(metrics),
             // Training throughput alone: live path statistics have their own cost figure.
             "path_every=1000000".into(),
         ],
+        min_time,
     )?;
-    let mut trainer = build_learner(experiment, None)?;
-    let timing = time_steps(trainer.as_mut(), min_time);
     let name = model_name(skip);
     Ok(BenchResult::new(
         name,
@@ -193,21 +203,18 @@ pub fn measure_rnn(
     metrics: bool,
     min_time: Duration,
 ) -> Result<BenchResult> {
-    let base = load_preset("rnn-lstm-adding")?;
-    let metrics_every = if metrics { 1 } else { 1_000_000 };
-    let experiment = apply_overrides(
-        &base,
+    let timing = time_preset(
+        "rnn-lstm-adding",
         &[
             format!("model.cell={cell:?}"),
             format!("task.length={length}"),
             "model.width=64".into(),
             "batch=64".into(),
-            format!("metrics_every={metrics_every}"),
+            metrics_every(metrics),
             "test_every=1000000".into(),
         ],
+        min_time,
     )?;
-    let mut trainer = build_learner(experiment, None)?;
-    let timing = time_steps(trainer.as_mut(), min_time);
     Ok(BenchResult::new(
         cell.label(),
         None,

@@ -120,10 +120,10 @@ pub fn run(args: &SweepArgs) -> Result<ExitCode> {
     );
     let rows = collect(&sweep);
     print_table(&sweep, &rows);
-    let csv = out.join("results.csv");
-    std::fs::write(&csv, results_csv(&sweep, &rows))
-        .with_context(|| format!("cannot write {}", csv.display()))?;
-    eprintln!("wrote {}", csv.display());
+    let table = out.join("results.csv");
+    std::fs::write(&table, results_csv(&sweep.axis_names(), &rows)?)
+        .with_context(|| format!("cannot write {}", table.display()))?;
+    eprintln!("wrote {}", table.display());
     Ok(if failed > 0 || rows.iter().any(|r| r.report.is_none()) {
         ExitCode::from(1)
     } else {
@@ -260,39 +260,43 @@ fn print_table(sweep: &Sweep, rows: &[Row]) {
     }
 }
 
-fn csv_field(value: &str) -> String {
-    if value.contains([',', '"', '\n']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
-    } else {
-        value.to_string()
-    }
-}
+/// Columns after the id and the axis values.
+const RESULT_COLUMNS: [&str; 13] = [
+    "step",
+    "loss",
+    "tail_loss",
+    "train_accuracy",
+    "test_accuracy",
+    "test_loss",
+    "grad_ratio_db",
+    "measured_chi1",
+    "path_lo",
+    "path_hi",
+    "path_mean",
+    "diverged",
+    "lesion_mean_test_accuracy",
+];
 
-fn results_csv(sweep: &Sweep, rows: &[Row]) -> String {
-    let mut text = String::from("id");
-    for name in sweep.axis_names() {
-        text.push(',');
-        text.push_str(&csv_field(&name));
-    }
-    text.push_str(",step,loss,tail_loss,train_accuracy,test_accuracy,test_loss,grad_ratio_db,measured_chi1,path_lo,path_hi,path_mean,diverged,lesion_mean_test_accuracy\n");
+/// `results.csv`: one line per job, its axis values as written in the sweep file (RON values
+/// such as `Residual(scale: 1.0)` contain commas and quotes, which the writer quotes).
+fn results_csv(axis_names: &[String], rows: &[Row]) -> Result<Vec<u8>> {
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let header = std::iter::once("id")
+        .chain(axis_names.iter().map(String::as_str))
+        .chain(RESULT_COLUMNS);
+    out.write_record(header)?;
+    // Not-a-number and infinities are left empty, which spreadsheets read as missing.
     let num = |v: Option<f64>| {
         v.filter(|v| v.is_finite())
             .map_or(String::new(), |v| v.to_string())
     };
     for row in rows {
-        text.push_str(&csv_field(&row.id));
-        for value in &row.values {
-            text.push(',');
-            text.push_str(&csv_field(value));
-        }
-        match &row.report {
+        let results: [String; 13] = match &row.report {
             Some(report) => {
                 let s = &report.snapshot;
                 let paths = report.paths.as_ref();
-                let _ = writeln!(
-                    text,
-                    ",{},{},{},{},{},{},{},{},{},{},{},{},{}",
-                    s.step,
+                [
+                    s.step.to_string(),
                     num(Some(s.loss)),
                     num(row.tail_loss),
                     num(s.train_accuracy),
@@ -303,12 +307,63 @@ fn results_csv(sweep: &Sweep, rows: &[Row]) -> String {
                     paths.map_or(String::new(), |p| p.effective_range[0].to_string()),
                     paths.map_or(String::new(), |p| p.effective_range[1].to_string()),
                     num(paths.map(|p| p.mean_length)),
-                    s.diverged,
+                    s.diverged.to_string(),
                     num(lesion_mean(report)),
-                );
+                ]
             }
-            None => text.push_str(",,,,,,,,,,,,,\n"),
+            None => Default::default(),
+        };
+        let record = std::iter::once(&row.id).chain(&row.values).chain(&results);
+        out.write_record(record)?;
+    }
+    Ok(out.into_inner().map_err(|e| e.into_error())?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_with_commas_and_quotes_round_trip_through_a_csv_reader() {
+        let axes = vec!["skip".to_string(), "odd, \"name\"".to_string()];
+        let rows = [
+            Row {
+                values: vec![
+                    "Residual(scale: 1.0)".into(),
+                    "Csv(path: \"a,b.csv\")".into(),
+                ],
+                id: "skip-residual, \"x\"".into(),
+                report: None,
+                tail_loss: None,
+            },
+            Row {
+                values: vec!["Plain".into(), "line\nbreak".into()],
+                id: "plain".into(),
+                report: None,
+                tail_loss: None,
+            },
+        ];
+        let text = results_csv(&axes, &rows).expect("writing to memory cannot fail");
+        let mut reader = csv::Reader::from_reader(text.as_slice());
+        let header: Vec<String> = reader
+            .headers()
+            .expect("header")
+            .iter()
+            .map(String::from)
+            .collect();
+        let mut expected = vec!["id".to_string()];
+        expected.extend(axes.iter().cloned());
+        expected.extend(RESULT_COLUMNS.iter().map(|c| c.to_string()));
+        assert_eq!(header, expected);
+        let records: Vec<csv::StringRecord> =
+            reader.records().collect::<Result<_, _>>().expect("records");
+        assert_eq!(records.len(), rows.len());
+        for (record, row) in records.iter().zip(&rows) {
+            assert_eq!(record.len(), header.len());
+            assert_eq!(&record[0], row.id);
+            assert_eq!(&record[1], row.values[0]);
+            assert_eq!(&record[2], row.values[1]);
+            assert!(record.iter().skip(3).all(str::is_empty));
         }
     }
-    text
 }

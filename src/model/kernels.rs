@@ -106,54 +106,27 @@ pub fn times_slope(act: Activation, z: &[f32], f: &[f32], grad: &mut [f32]) {
 }
 }
 
-/// While alive, this thread's SSE arithmetic treats subnormal floats as zero, in and out
-/// (MXCSR's DAZ and FTZ bits); dropping it restores the previous mode.
+/// `x`, or a zero of the same sign when `x` is subnormal (|x| < f32::MIN_POSITIVE, 1.2e-38).
 ///
 /// A vanishing gradient spends many steps of backprop through time below f32's smallest
-/// normal number (1.2e-38) before it underflows to zero, and on x86 every operation that
-/// reads or produces such a subnormal value takes a microcode assist about a hundred times
-/// slower than a normal one. That made a recurrent step at T = 200 cost far more than four
-/// steps at T = 50. Flushed, those values read as 0 a few decades earlier than they would
-/// otherwise: a gradient that small is zero at the precision of every sum it enters.
-pub struct FlushSubnormals {
-    #[cfg(target_arch = "x86_64")]
-    previous: u32,
-}
-
-#[cfg(target_arch = "x86_64")]
-const FTZ_DAZ: u32 = (1 << 15) | (1 << 6);
-
-impl FlushSubnormals {
-    /// Turns flushing on for the current thread.
-    #[allow(deprecated)] // _mm_getcsr/_mm_setcsr: the only stable access to MXCSR.
-    pub fn new() -> Self {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::x86_64::{_mm_getcsr, _mm_setcsr};
-            // SAFETY: SSE is part of the x86_64 baseline; only the DAZ and FTZ bits change.
-            let previous = unsafe { _mm_getcsr() };
-            unsafe { _mm_setcsr(previous | FTZ_DAZ) };
-            Self { previous }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        Self {}
-    }
-}
-
-impl Default for FlushSubnormals {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Drop for FlushSubnormals {
-    #[allow(deprecated)]
-    fn drop(&mut self) {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: restores the mode read in `new`.
-        unsafe {
-            std::arch::x86_64::_mm_setcsr(self.previous)
-        };
+/// normal number before it underflows to zero, and on x86 every operation that reads or
+/// produces such a subnormal value takes a microcode assist about a hundred times slower
+/// than a normal one: without flushing, a recurrent step at T = 200 cost far more than four
+/// steps at T = 50. The recurrent kernels pass every state and gradient they write through
+/// here, so those values reach 0 a few decades earlier than they would otherwise (a gradient
+/// that small is zero at the precision of every sum it enters) and the products that read
+/// them never see a subnormal operand. The sign is kept so that every value that is not
+/// subnormal, ±0 included, passes through bit for bit, as with the hardware's flush-to-zero;
+/// NaN and ±∞ pass through too. (Setting the FTZ/DAZ bits of MXCSR instead would be
+/// undefined behaviour in Rust.) Written as a select, so the passes that call it stay
+/// vectorised; a rescaled backward that keeps tiny norms visible would change only this.
+#[inline(always)]
+pub fn flush(x: f32) -> f32 {
+    let signed_zero = f32::from_bits(x.to_bits() & 0x8000_0000);
+    if x.abs() < f32::MIN_POSITIVE {
+        signed_zero
+    } else {
+        x
     }
 }
 
@@ -273,7 +246,7 @@ pub fn matmul_into(
     }
 }
 
-/// out[j] += Σ_i m[i, j] for a row-major rows × cols matrix (bias gradients).
+/// out\[j\] += Σ_i m\[i, j\] for a row-major rows × cols matrix (bias gradients).
 pub fn add_column_sums(m: &[f32], cols: usize, out: &mut [f32]) {
     for row in m.chunks_exact(cols) {
         out.iter_mut().zip(row).for_each(|(o, &v)| *o += v);
@@ -320,6 +293,40 @@ mod tests {
                 "σ({x}) = {got} vs {exact}"
             );
             x += 7e-3;
+        }
+    }
+
+    #[test]
+    fn flush_zeroes_subnormals_and_keeps_everything_else_bit_identical() {
+        let subnormals = [
+            f32::from_bits(1),
+            f32::from_bits(0x007f_ffff),
+            f32::MIN_POSITIVE / 2.0,
+            1e-39,
+        ];
+        for x in subnormals {
+            assert!(x.is_subnormal());
+            assert_eq!(flush(x).to_bits(), 0.0f32.to_bits(), "{x:e}");
+            assert_eq!(flush(-x).to_bits(), (-0.0f32).to_bits(), "{:e}", -x);
+        }
+        let kept = [
+            0.0,
+            -0.0,
+            f32::MIN_POSITIVE,
+            -f32::MIN_POSITIVE,
+            f32::from_bits(0x0080_0001),
+            1e-30,
+            -0.5,
+            1.0,
+            f32::MAX,
+            f32::MIN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            -f32::NAN,
+        ];
+        for x in kept {
+            assert_eq!(flush(x).to_bits(), x.to_bits(), "{x:e}");
         }
     }
 

@@ -6,8 +6,12 @@
 //! formula per pass: with indexed loops the compiler kept bounds checks and did not vectorise
 //! the LSTM's five activations (half of the step's time); zipped, the passes run 8 lanes wide
 //! under AVX2.
+//!
+//! Every state and gradient a pass writes goes through [`flush`], in the same pass: a vanishing
+//! gradient at T = 200 would otherwise spend many steps as subnormal floats, which x86 handles
+//! about a hundred times slower than normal ones (see `flush`).
 
-use crate::model::kernels::{fast_sigmoid, fast_tanh, multiversion};
+use crate::model::kernels::{fast_sigmoid, fast_tanh, flush, multiversion};
 
 multiversion! {
 /// LSTM forward: `gates` holds [i f g o] pre-activations and leaves with their activations;
@@ -25,9 +29,9 @@ pub fn lstm_forward(gates: &mut [f32], c_prev: &[f32], c: &mut [f32], tanh_c: &m
         c.iter_mut()
             .zip(c_prev)
             .zip(i.iter().zip(f.iter()).zip(g.iter()))
-            .for_each(|((c, &cp), ((&i, &f), &g))| *c = f * cp + i * g);
-        tanh_c.iter_mut().zip(c.iter()).for_each(|(t, &c)| *t = fast_tanh(c));
-        h.iter_mut().zip(o.iter()).zip(tanh_c.iter()).for_each(|((h, &o), &t)| *h = o * t);
+            .for_each(|((c, &cp), ((&i, &f), &g))| *c = flush(f * cp + i * g));
+        tanh_c.iter_mut().zip(c.iter()).for_each(|(t, &c)| *t = flush(fast_tanh(c)));
+        h.iter_mut().zip(o.iter()).zip(tanh_c.iter()).for_each(|((h, &o), &t)| *h = flush(o * t));
     }
 }
 }
@@ -49,20 +53,20 @@ pub fn lstm_backward(gates: &[f32], c_prev: &[f32], tanh_c: &[f32], dh: &[f32], 
         // dc becomes the total ∂L/∂c of this step first; every gate reads that.
         dc.iter_mut()
             .zip(dh.iter().zip(o.iter()).zip(tanh_c.iter()))
-            .for_each(|(dc, ((&dh, &o), &t))| *dc += dh * o * (1.0 - t * t));
+            .for_each(|(dc, ((&dh, &o), &t))| *dc = flush(*dc + dh * o * (1.0 - t * t)));
         d_o.iter_mut()
             .zip(dh.iter().zip(tanh_c.iter()).zip(o.iter()))
-            .for_each(|(d, ((&dh, &t), &o))| *d = dh * t * o * (1.0 - o));
+            .for_each(|(d, ((&dh, &t), &o))| *d = flush(dh * t * o * (1.0 - o)));
         di.iter_mut()
             .zip(dc.iter().zip(g.iter()).zip(i.iter()))
-            .for_each(|(d, ((&dc, &g), &i))| *d = dc * g * i * (1.0 - i));
+            .for_each(|(d, ((&dc, &g), &i))| *d = flush(dc * g * i * (1.0 - i)));
         dg.iter_mut()
             .zip(dc.iter().zip(i.iter()).zip(g.iter()))
-            .for_each(|(d, ((&dc, &i), &g))| *d = dc * i * (1.0 - g * g));
+            .for_each(|(d, ((&dc, &i), &g))| *d = flush(dc * i * (1.0 - g * g)));
         df.iter_mut()
             .zip(dc.iter().zip(c_prev.iter()).zip(f.iter()))
-            .for_each(|(d, ((&dc, &cp), &f))| *d = dc * cp * f * (1.0 - f));
-        dc.iter_mut().zip(f.iter()).for_each(|(dc, &f)| *dc *= f);
+            .for_each(|(d, ((&dc, &cp), &f))| *d = flush(dc * cp * f * (1.0 - f)));
+        dc.iter_mut().zip(f.iter()).for_each(|(dc, &f)| *dc = flush(*dc * f));
     }
 }
 }
@@ -76,7 +80,7 @@ pub fn gru_gates(gates: &mut [f32], h_prev: &[f32], reset_h: &mut [f32], hidden:
         sigmoid_in_place(&mut gates[..2 * hidden]);
         reset_h.iter_mut()
             .zip(gates[..hidden].iter().zip(h_prev.iter()))
-            .for_each(|(rh, (&r, &h))| *rh = r * h);
+            .for_each(|(rh, (&r, &h))| *rh = flush(r * h));
     }
 }
 }
@@ -90,7 +94,7 @@ pub fn gru_state(gates: &mut [f32], h_prev: &[f32], h: &mut [f32], hidden: usize
         tanh_in_place(n);
         h.iter_mut()
             .zip(n.iter().zip(&rz[hidden..]).zip(h_prev.iter()))
-            .for_each(|(h, ((&n, &z), &hp))| *h = n + z * (hp - n));
+            .for_each(|(h, ((&n, &z), &hp))| *h = flush(n + z * (hp - n)));
     }
 }
 }
@@ -108,11 +112,11 @@ pub fn gru_backward_state(gates: &[f32], h_prev: &[f32], dh: &[f32], dgates: &mu
         let (dz, dn) = rest.split_at_mut(hidden);
         dz.iter_mut()
             .zip(dh.iter().zip(h_prev.iter()).zip(n.iter().zip(z.iter())))
-            .for_each(|(d, ((&dh, &hp), (&n, &z)))| *d = dh * (hp - n) * z * (1.0 - z));
+            .for_each(|(d, ((&dh, &hp), (&n, &z)))| *d = flush(dh * (hp - n) * z * (1.0 - z)));
         dn.iter_mut()
             .zip(dh.iter().zip(z.iter()).zip(n.iter()))
-            .for_each(|(d, ((&dh, &z), &n))| *d = dh * (1.0 - z) * (1.0 - n * n));
-        dh_prev.iter_mut().zip(dh.iter().zip(z.iter())).for_each(|(d, (&dh, &z))| *d = dh * z);
+            .for_each(|(d, ((&dh, &z), &n))| *d = flush(dh * (1.0 - z) * (1.0 - n * n)));
+        dh_prev.iter_mut().zip(dh.iter().zip(z.iter())).for_each(|(d, (&dh, &z))| *d = flush(dh * z));
     }
 }
 }
@@ -128,11 +132,18 @@ pub fn gru_backward_reset(gates: &[f32], h_prev: &[f32], d_reset_h: &[f32], dgat
         let dr = &mut dgates[..hidden];
         dr.iter_mut()
             .zip(d_reset_h.iter().zip(h_prev.iter()).zip(r.iter()))
-            .for_each(|(d, ((&drh, &hp), &r))| *d = drh * hp * r * (1.0 - r));
+            .for_each(|(d, ((&drh, &hp), &r))| *d = flush(drh * hp * r * (1.0 - r)));
         dh_prev.iter_mut()
             .zip(d_reset_h.iter().zip(r.iter()))
-            .for_each(|(d, (&drh, &r))| *d += drh * r);
+            .for_each(|(d, (&drh, &r))| *d = flush(*d + drh * r));
     }
+}
+}
+
+multiversion! {
+/// Vanilla forward: h = tanh(a).
+pub fn vanilla_forward(a: &[f32], h: &mut [f32]) {
+    h.iter_mut().zip(a).for_each(|(h, &a)| *h = flush(fast_tanh(a)));
 }
 }
 
@@ -140,7 +151,7 @@ multiversion! {
 /// Vanilla backward: ∂L/∂a = ∂L/∂h ⊙ (1 − h²) for h = tanh(a).
 pub fn vanilla_backward(h: &[f32], dh: &[f32], dgates: &mut [f32]) {
     for ((d, &g), &y) in dgates.iter_mut().zip(dh).zip(h) {
-        *d = g * (1.0 - y * y);
+        *d = flush(g * (1.0 - y * y));
     }
 }
 }

@@ -50,6 +50,16 @@ fn gate_pre<T: Tape<f32, Cpu>>(gate: &GateParams, x: &Matrix, h: &Matrix, tape: 
     xw + hu + gate.bias.clone().broadcast_like::<_, Axis<0>>(&shape)
 }
 
+/// σ of one gate's pre-activation, with the tape split off for the next op.
+fn sigmoid_gate<T: Tape<f32, Cpu>>(
+    gate: &GateParams,
+    x: &Matrix,
+    h: &Matrix,
+    tape: T,
+) -> (Matrix, T) {
+    gate_pre(gate, x, h, tape).sigmoid().split_tape()
+}
+
 /// Runs `cell` over `batch` with the fused op; `h0` carries the tape in (use `leaky_traced` to
 /// train).
 pub fn unroll<T: Tape<f32, Cpu>>(
@@ -112,12 +122,8 @@ fn unroll_dfdx<T: Tape<f32, Cpu>>(
         h = match cell {
             CellKind::Vanilla => gate_pre(&gates[0], &x, &h_prev, tape).tanh(),
             CellKind::Gru => {
-                let (reset, tape) = gate_pre(&gates[0], &x, &h_prev, tape)
-                    .sigmoid()
-                    .split_tape();
-                let (update, tape) = gate_pre(&gates[1], &x, &h_prev, tape)
-                    .sigmoid()
-                    .split_tape();
+                let (reset, tape) = sigmoid_gate(&gates[0], &x, &h_prev, tape);
+                let (update, tape) = sigmoid_gate(&gates[1], &x, &h_prev, tape);
                 let (reset_h, tape) = (reset.put_tape(tape) * h_prev.clone()).split_tape();
                 let (candidate, tape) = gate_pre(&gates[2], &x, &reset_h, tape).tanh().split_tape();
                 shown_gates.push(update.clone());
@@ -125,16 +131,10 @@ fn unroll_dfdx<T: Tape<f32, Cpu>>(
                 (h_prev.put_tape(tape) - candidate.clone()) * update + candidate
             }
             CellKind::Lstm => {
-                let (input, tape) = gate_pre(&gates[0], &x, &h_prev, tape)
-                    .sigmoid()
-                    .split_tape();
-                let (forget, tape) = gate_pre(&gates[1], &x, &h_prev, tape)
-                    .sigmoid()
-                    .split_tape();
+                let (input, tape) = sigmoid_gate(&gates[0], &x, &h_prev, tape);
+                let (forget, tape) = sigmoid_gate(&gates[1], &x, &h_prev, tape);
                 let (candidate, tape) = gate_pre(&gates[2], &x, &h_prev, tape).tanh().split_tape();
-                let (output, tape) = gate_pre(&gates[3], &x, &h_prev, tape)
-                    .sigmoid()
-                    .split_tape();
+                let (output, tape) = sigmoid_gate(&gates[3], &x, &h_prev, tape);
                 shown_gates.push(forget.clone());
                 let (kept, tape) = (forget.put_tape(tape) * c).split_tape();
                 let (cell_state, tape) = (input.put_tape(tape) * candidate + kept).split_tape();

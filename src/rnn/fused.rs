@@ -11,18 +11,21 @@
 //! the recurrent gradient to whatever the output head put on each h_t and leaves the total
 //! there, so ∂L/∂h_t reads exactly as with dfdx's ops. `tests/rnn_fused.rs` checks it against
 //! the dfdx-op unroll, `tests/bptt_gradcheck.rs` against finite differences.
+//!
+//! Every state and gradient the recurrence writes passes through [`flush`], in the pass that
+//! writes it: a vanishing gradient would otherwise spend many of the T = 200 steps as subnormal
+//! floats, which x86 cores handle far slower than normal ones.
 
 use super::cells::{
     gate_mean, gru_backward_reset, gru_backward_state, gru_gates, gru_state, lstm_backward,
-    lstm_forward, vanilla_backward,
+    lstm_forward, vanilla_backward, vanilla_forward,
 };
 use super::params::GateParams;
 use super::workspace::{Buffers, Workspace};
-use crate::config::{Activation, CellKind};
+use crate::config::CellKind;
 use crate::model::Matrix;
 use crate::model::kernels::{
-    FlushSubnormals, Operand, activate, add_column_sums, add_thin_product, fill_rows, matmul,
-    matmul_into,
+    Operand, add_column_sums, add_thin_product, fill_rows, flush, matmul, matmul_into,
 };
 use crate::tasks::sequence::SeqBatch;
 use dfdx::prelude::*;
@@ -122,10 +125,7 @@ pub fn fused_unroll<T: Tape<f32, Cpu>>(
     let (h0, mut tape) = h0.split_tape();
     let mut buffers = workspace.take();
     pack(gates, dims, &mut buffers);
-    let gate_means = {
-        let _flush = FlushSubnormals::new();
-        forward(cell, dims, &batch.inputs, &h0, &mut buffers, T::OWNS_TAPE)
-    };
+    let gate_means = forward(cell, dims, &batch.inputs, &h0, &mut buffers, T::OWNS_TAPE);
 
     let dev = h0.device().clone();
     let state = dims.state();
@@ -144,7 +144,6 @@ pub fn fused_unroll<T: Tape<f32, Cpu>>(
         tape.add_backward_op(move |grads| {
             let mut buffers = buffers;
             let (h0, hidden_states, gates) = &ids;
-            let _flush = FlushSubnormals::new();
             let result = backward(cell, dims, &mut buffers, grads, h0, hidden_states, gates);
             workspace.give(buffers);
             result
@@ -259,7 +258,7 @@ fn forward(
                     Operand::plain(u, width),
                     true,
                 );
-                activate(Activation::Tanh, a, h);
+                vanilla_forward(a, h);
             }
             CellKind::Lstm => {
                 matmul(a, rows, width, hidden, prev, Operand::plain(u, width), true);
@@ -346,10 +345,11 @@ fn backward(
     d_reset_h.resize(state, 0.0);
     for t in (0..steps).rev() {
         let total = grads.get_or_alloc_mut(&hidden_states[t])?;
+        // The carry comes from a product, which can round a tiny gradient to a subnormal one.
         total
             .iter_mut()
             .zip(carry.iter())
-            .for_each(|(g, &c)| *g += c);
+            .for_each(|(g, &c)| *g = flush(*g + c));
         dh.copy_from_slice(total);
         let a = &acts[t * block..(t + 1) * block];
         let da = &mut dacts[t * block..(t + 1) * block];
@@ -397,7 +397,7 @@ fn backward(
         .get_or_alloc_mut(h0)?
         .iter_mut()
         .zip(carry.iter())
-        .for_each(|(g, &c)| *g += c);
+        .for_each(|(g, &c)| *g = flush(*g + c));
 
     // All steps' weight gradients in one product each: Σ_t x_tᵀ·da_t and Σ_t h_{t-1}ᵀ·da_t.
     let all_rows = steps * rows;

@@ -19,7 +19,7 @@ pub struct GateParams {
     pub bias: Vector,
 }
 
-/// The gates of one cell kind: vanilla [candidate]; GRU [reset, update, candidate];
+/// The gates of one cell kind: vanilla \[candidate\]; GRU \[reset, update, candidate\];
 /// LSTM [input, forget, candidate, output].
 #[derive(Clone, Debug)]
 pub struct CellParams {

@@ -6,6 +6,7 @@
 
 use super::{Sweep, SweepJob};
 use crate::learner::build_learner;
+use crate::parallel::for_each_dealt;
 use crate::protocol::Event;
 use crate::recording::writer::Tee;
 use crate::recording::{Header, Recorder, Recording};
@@ -14,8 +15,7 @@ use crate::trainer::{LastSnapshot, run_headless_until};
 use anyhow::{Context, Result, anyhow};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::channel;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// Where job `id`'s result JSON goes.
@@ -74,45 +74,29 @@ pub fn run_jobs(
 ) -> Result<()> {
     std::fs::create_dir_all(&sweep.file.out)
         .with_context(|| format!("cannot create {}", sweep.file.out.display()))?;
-    let next = AtomicUsize::new(0);
-    let (tx, rx) = channel();
-    std::thread::scope(|scope| -> Result<()> {
-        for t in 0..threads.clamp(1, pending.len().max(1)) {
-            let tx = tx.clone();
-            let next = &next;
-            std::thread::Builder::new()
-                .name(format!("gradlab-sweep-{t}"))
-                .spawn_scoped(scope, move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        let Some(&index) = pending.get(next.fetch_add(1, Ordering::Relaxed)) else {
-                            break;
-                        };
-                        let started = Instant::now();
-                        let message = match run_job(sweep, &sweep.jobs[index], stop) {
-                            Ok(Some(report)) => SweepProgress::Finished {
-                                index,
-                                seconds: started.elapsed().as_secs_f64(),
-                                report: Box::new(report),
-                            },
-                            Ok(None) => break,
-                            Err(error) => SweepProgress::Failed {
-                                index,
-                                error: format!("{error:#}"),
-                            },
-                        };
-                        if tx.send(message).is_err() {
-                            break;
-                        }
-                    }
-                })
-                .map_err(|e| anyhow!("cannot start a sweep thread: {e}"))?;
+    let mut jobs = pending.to_vec();
+    let work = |&mut index: &mut usize| {
+        if stop.load(Ordering::Relaxed) {
+            return None;
         }
-        // The workers hold the only senders left, so the loop ends when the last one exits.
-        drop(tx);
-        for message in rx {
+        let started = Instant::now();
+        match run_job(sweep, &sweep.jobs[index], stop) {
+            Ok(Some(report)) => Some(SweepProgress::Finished {
+                index,
+                seconds: started.elapsed().as_secs_f64(),
+                report: Box::new(report),
+            }),
+            Ok(None) => None,
+            Err(error) => Some(SweepProgress::Failed {
+                index,
+                error: format!("{error:#}"),
+            }),
+        }
+    };
+    for_each_dealt("sweep", &mut jobs, threads, work, |_, message| {
+        if let Some(message) = message {
             progress(message);
         }
-        Ok(())
     })
 }
 

@@ -18,6 +18,7 @@
 use super::lane::{Lane, LaneStart};
 use crate::learner::Learner;
 use crate::metrics::Snapshot;
+use crate::parallel::for_each_dealt;
 use crate::protocol::{Command, Event, LaneCommand, LaneEvent, LaneId, MAX_LANES, RunState};
 use anyhow::Result;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError, channel};
@@ -246,19 +247,14 @@ impl<'a> Driver<'a> {
         if threads <= 1 || live.len() <= 1 {
             live.iter_mut().for_each(|lane| lane.advance());
         } else {
-            let mut groups: Vec<Vec<&mut Lane<'a>>> = (0..threads).map(|_| Vec::new()).collect();
-            for (i, lane) in live.into_iter().enumerate() {
-                groups[i % threads].push(lane);
-            }
-            std::thread::scope(|scope| {
-                let mut groups = groups.into_iter();
-                let own = groups.next().unwrap_or_default();
-                for group in groups.filter(|g| !g.is_empty()) {
-                    scope.spawn(move || group.into_iter().for_each(|lane| lane.advance()));
-                }
-                // This thread takes the first group rather than idling while the others work.
-                own.into_iter().for_each(|lane| lane.advance());
-            });
+            // A lane catches its own panics (a crash of that run), so no worker can fail.
+            let _ = for_each_dealt(
+                "driver",
+                &mut live,
+                threads,
+                |lane| lane.advance(),
+                |_, ()| {},
+            );
         }
         self.steps_left = self.steps_left.saturating_sub(1);
         self.flush(out) && self.report_rates(out)
