@@ -90,15 +90,17 @@ fn print_report(report: &Report) {
         println!("  not reproduced      {}", report.missing);
     }
     println!("  fields differing    {}", report.differing_fields);
-    let show = |v: Option<f64>| v.map_or("null/non-number".to_string(), |v| format!("{v:e}"));
+    // Numbers in scientific notation; anything else (null for non-finite, labels) as JSON.
+    let show =
+        |v: Option<f64>, json: &str| v.map_or_else(|| json.to_string(), |v| format!("{v:e}"));
     match &report.largest {
         Some(d) => println!(
             "  largest deviation   {:.3e} (relative) at step {} in {}: recorded {}, reproduced {}",
             d.relative,
             d.step,
             d.field,
-            show(d.recorded),
-            show(d.reproduced)
+            show(d.recorded, &d.recorded_json),
+            show(d.reproduced, &d.reproduced_json)
         ),
         None => println!("  largest deviation   0"),
     }

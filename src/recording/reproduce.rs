@@ -30,6 +30,10 @@ pub struct Deviation {
     pub recorded: Option<f64>,
     /// The reproduced value.
     pub reproduced: Option<f64>,
+    /// The recorded value as JSON, for fields that are not numbers (labels, flags).
+    pub recorded_json: String,
+    /// The reproduced value as JSON.
+    pub reproduced_json: String,
     /// |recorded − reproduced| / max(|recorded|, |reproduced|); 1 when only one is a number.
     pub relative: f64,
 }
@@ -335,6 +339,8 @@ fn diff(a: &Value, b: &Value, path: &mut String, step: u64, report: &mut Report)
                     field: path.clone(),
                     recorded: ra,
                     reproduced: rb,
+                    recorded_json: a.to_string(),
+                    reproduced_json: b.to_string(),
                     relative,
                 });
             }
