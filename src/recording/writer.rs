@@ -189,8 +189,11 @@ impl Recorder {
     fn write(&mut self, event: &Event, flush: bool) -> io::Result<()> {
         // Serialising outside the lock keeps the flusher from waiting on JSON formatting.
         self.line.clear();
+        // Lines before any `started` (a headless run) belong to run 1, so a later `started`
+        // begins run 2.
+        self.run = self.run.max(1);
         let line = LineOut {
-            run: self.run.max(1),
+            run: self.run,
             event,
         };
         serde_json::to_writer(&mut self.line, &line)?;
