@@ -150,6 +150,23 @@ fn existing_outputs_are_kept_unless_forced() {
             .expect("svg")
             .contains("run 1")
     );
+    // A new output gets the permissions any new file gets here, not a temporary file's 0600.
+    let out = gradlab_in(&dir, &["export", "v.jsonl", "--csv", "new.csv"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(dir.join("probe"), "").expect("write");
+    let mode = |name: &str| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(dir.join(name))
+            .expect("exists")
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode("new.csv"), mode("probe"));
     let leftovers: Vec<_> = snapshot(&dir)
         .into_iter()
         .filter(|(name, _)| name.starts_with(".gradlab-"))

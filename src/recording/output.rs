@@ -60,9 +60,16 @@ fn temporary_beside(output: &Path) -> Result<NamedTempFile> {
         .extension()
         .map(|e| format!(".{}", e.to_string_lossy()))
         .unwrap_or_default();
-    Builder::new()
-        .prefix(".gradlab-")
-        .suffix(&suffix)
+    let mut builder = Builder::new();
+    builder.prefix(".gradlab-").suffix(&suffix);
+    #[cfg(unix)]
+    {
+        // Temporary files are private (0600) by default; the finished file should get the
+        // permissions any new file gets (0666 less the umask), as a plain create would.
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    builder
         .tempfile_in(dir)
         .with_context(|| format!("cannot create a temporary file in {}", dir.display()))
 }
