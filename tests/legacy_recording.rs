@@ -152,3 +152,25 @@ fn reproducing_a_v1_recording_says_older_builds_may_differ_and_reports() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+#[test]
+fn seeking_into_a_v1_recording_keeps_run_numbers() {
+    let path = fixture("v1-session.jsonl");
+    let mut recording = Recording::open(&path).expect("opens");
+    let mut marks = Vec::new();
+    let mut all = Vec::new();
+    loop {
+        marks.push((recording.offset(), recording.line_number()));
+        match recording.next() {
+            Some(line) => all.push(line.expect("line")),
+            None => break,
+        }
+    }
+    // From any line on, a seek reads the same lines with the same run numbers.
+    for at in [0, 5, all.len() / 2, all.len() - 3] {
+        let (offset, line) = marks[at];
+        recording.seek(offset, line).expect("seek");
+        let rest: Vec<_> = recording.by_ref().map(|l| l.expect("line")).collect();
+        assert_eq!(rest, all[at..], "seeking to line {line}");
+    }
+}

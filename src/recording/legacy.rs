@@ -16,6 +16,11 @@ pub struct V1Lines {
 }
 
 impl V1Lines {
+    /// A converter continuing after `runs` runs have started (for reading from the middle).
+    pub fn after_runs(runs: u32) -> Self {
+        Self { run: runs }
+    }
+
     /// The version-2 line for one version-1 line.
     pub fn convert(&mut self, mut value: Value) -> Result<Line, serde_json::Error> {
         if let Some(object) = value.as_object_mut() {

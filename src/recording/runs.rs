@@ -6,7 +6,7 @@
 //! many lines were skipped. Tools that read a file several times report on the first pass only
 //! ([`index`]) and read quietly after that, so each bad line is named once.
 
-use super::{Header, Recording, RecordingError, TruncatedTail, VERSION};
+use super::{Header, Recording, RecordingError, TruncatedTail};
 use crate::config::Experiment;
 use crate::protocol::{Command, Event, Line, RunState};
 use anyhow::{Context, Result, bail};
@@ -65,11 +65,6 @@ impl Checked<BufReader<File>> {
     /// Opens `path` quietly and continues at the first line of `run` (from [`index`]).
     pub fn open_at(path: &Path, run: &RunInfo) -> Result<Self> {
         let mut checked = Self::open(path, false)?;
-        if checked.header().version < VERSION {
-            // Version-1 lines get their run numbers from the `started` lines before them,
-            // so an older file is read from its start (callers skip the earlier runs).
-            return Ok(checked);
-        }
         let (offset, line) = run.start;
         checked
             .recording
