@@ -310,3 +310,55 @@ pub fn run_lines(path: &Path, run: &RunInfo) -> Result<impl Iterator<Item = Resu
         .filter(move |line| line.as_ref().map_or(true, |l| l.run >= number))
         .take_while(move |line| line.as_ref().map_or(true, |l| l.run == number)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn index_of(numbers: &[u32]) -> RunIndex {
+        let experiment = crate::config::load_preset("plain-deep").expect("preset");
+        RunIndex {
+            header: Header::new(&experiment, None),
+            runs: numbers
+                .iter()
+                .map(|&n| RunInfo::new(n, experiment.clone(), (0, 0)))
+                .collect(),
+            damage: Damage {
+                file: "v.jsonl".into(),
+                ..Damage::default()
+            },
+        }
+    }
+
+    #[test]
+    fn the_runs_a_file_holds_are_named_for_the_error() {
+        assert_eq!(index_of(&[]).describe_runs(), "no runs");
+        assert_eq!(index_of(&[1]).describe_runs(), "run 1 only");
+        assert_eq!(index_of(&[1, 2, 3]).describe_runs(), "runs 1–3");
+        assert_eq!(index_of(&[1, 3]).describe_runs(), "runs 1, 3");
+        let error = index_of(&[1, 2]).select(Some(5)).err().expect("no run 5");
+        assert_eq!(error.to_string(), "v.jsonl has no run 5; it holds runs 1–2");
+        assert_eq!(index_of(&[1, 2]).select(None).expect("all").len(), 2);
+    }
+
+    #[test]
+    fn the_summary_counts_corrupt_lines_and_a_torn_tail() {
+        let mut damage = Damage {
+            file: "v.jsonl".into(),
+            ..Damage::default()
+        };
+        assert_eq!(damage.summary(), None);
+        damage.corrupt = 1;
+        assert_eq!(
+            damage.summary().as_deref(),
+            Some("v.jsonl: 1 line skipped (corrupt or incomplete)")
+        );
+        damage.truncated = Some(TruncatedTail { line: 9, bytes: 3 });
+        assert_eq!(damage.skipped(), 2);
+        assert!(
+            damage
+                .summary()
+                .is_some_and(|s| s.contains("2 lines skipped"))
+        );
+    }
+}
