@@ -336,7 +336,7 @@ mod tests {
         assert_eq!(index_of(&[1]).describe_runs(), "run 1 only");
         assert_eq!(index_of(&[1, 2, 3]).describe_runs(), "runs 1–3");
         assert_eq!(index_of(&[1, 3]).describe_runs(), "runs 1, 3");
-        let error = index_of(&[1, 2]).select(Some(5)).err().expect("no run 5");
+        let error = index_of(&[1, 2]).select(Some(5)).expect_err("no run 5");
         assert_eq!(error.to_string(), "v.jsonl has no run 5; it holds runs 1–2");
         assert_eq!(index_of(&[1, 2]).select(None).expect("all").len(), 2);
     }
