@@ -1,36 +1,41 @@
-//! Streams a recording through the reader and prints what it holds, the way replay reads it:
-//! `cargo run --release --example read_recording -- FILE`.
+//! Streams a recording through the reader and prints what each of its runs holds, with the
+//! same bad-line policy as export, plot and reproduce (each bad line named once, a count at
+//! the end): `cargo run --release --example read_recording -- FILE`.
 
-use gradlab::protocol::Event;
-use gradlab::recording::Recording;
+use gradlab::recording::runs;
 
 fn main() -> anyhow::Result<()> {
     let path = std::env::args()
         .nth(1)
         .ok_or_else(|| anyhow::anyhow!("usage: read_recording FILE"))?;
     let started = std::time::Instant::now();
-    let mut recording = Recording::open(path.as_ref())?;
-    let (mut snapshots, mut commands, mut errors, mut last_loss) = (0u64, 0u64, 0u64, f64::NAN);
-    for record in recording.by_ref() {
-        match record.map(|line| line.event) {
-            Ok(Event::Snapshot(s)) => {
-                snapshots += 1;
-                last_loss = s.loss;
-            }
-            Ok(Event::Applied { .. }) => commands += 1,
-            Ok(_) => {}
-            Err(e) => {
-                errors += 1;
-                eprintln!("{e}");
-            }
-        }
-    }
+    let index = runs::index(path.as_ref())?;
     println!(
-        "{} ({}): {snapshots} snapshots, {commands} commands, {errors} bad lines, last loss {last_loss:.4}, truncated tail {:?}, {:.1} s",
-        recording.header().preset.name,
-        recording.header().started_at,
-        recording.truncated(),
-        started.elapsed().as_secs_f64()
+        "{} ({}), format version {}: {}",
+        index.header.preset.name,
+        index.header.started_at,
+        index.header.version,
+        index.describe_runs()
     );
+    for run in &index.runs {
+        let end = match (&run.ended, run.finished) {
+            (Some(reason), _) => format!("ended: {reason}"),
+            (None, Some(step)) => format!("finished at step {step}"),
+            (None, None) => "no end recorded".into(),
+        };
+        println!(
+            "  run {} ({}): {} snapshots, steps {}–{}, {} commands, {end}",
+            run.run,
+            run.experiment.name,
+            run.snapshots,
+            if run.snapshots > 0 { run.first_step } else { 0 },
+            run.last_step,
+            run.commands.len()
+        );
+    }
+    if let Some(summary) = index.damage.summary() {
+        println!("{summary}");
+    }
+    println!("read in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }

@@ -5,8 +5,10 @@
 use gradlab::config::{apply_overrides, builtin_presets, load_preset, parse_preset};
 use gradlab::model::Trainer;
 use gradlab::protocol::Command;
+use gradlab::recording::export::export_csv;
+use gradlab::recording::runs::{self, Checked};
 use gradlab::recording::writer::Tee;
-use gradlab::recording::{Follower, Header, Recorder, Recording};
+use gradlab::recording::{Follower, Header, Recorder, Recording, RecordingError};
 use gradlab::trainer::{VecSink, run_headless};
 use proptest::prelude::*;
 use std::io::Cursor;
@@ -34,6 +36,11 @@ fn sample() -> &'static [u8] {
         recorder.close().expect("close");
         std::fs::read(&path).expect("sample")
     })
+}
+
+/// The version-1 recording of the previous release, committed as a fixture.
+fn v1_sample() -> &'static [u8] {
+    include_bytes!("data/v1-session.jsonl")
 }
 
 /// Reads everything; only panics count as failures.
@@ -144,6 +151,45 @@ proptest! {
                 Some(Err(e)) if e.is_fatal() => break,
                 Some(_) => {}
             }
+        }
+    }
+
+    #[test]
+    fn mutated_recordings_never_panic_the_whole_file_tools(
+        legacy in any::<bool>(),
+        mutations in proptest::collection::vec(mutation(), 1..5),
+    ) {
+        // The version-1 fixture goes through the legacy conversion as well.
+        let mut bytes = if legacy { v1_sample().to_vec() } else { sample().to_vec() };
+        for m in &mutations {
+            apply(&mut bytes, m);
+        }
+        let dir = std::env::temp_dir();
+        let id = std::process::id();
+        let input = dir.join(format!("gradlab-fuzz-tools-{id}.jsonl"));
+        let output = dir.join(format!("gradlab-fuzz-tools-{id}.csv"));
+        std::fs::write(&input, &bytes).expect("write");
+        let _ = runs::index(&input);
+        let _ = export_csv(&input, &output, None, true);
+        let _ = export_csv(&input, &output, Some(2), true);
+
+        // The checked reader skips exactly the lines the plain reader calls corrupt.
+        if let Ok(recording) = Recording::from_reader(Cursor::new(&bytes)) {
+            let mut corrupt = 0;
+            let mut fatal = false;
+            for line in recording {
+                match line {
+                    Err(RecordingError::Corrupt { .. }) => corrupt += 1,
+                    Err(_) => fatal = true,
+                    Ok(_) => {}
+                }
+            }
+            let recording = Recording::from_reader(Cursor::new(&bytes)).expect("opened before");
+            let mut checked = Checked::new(recording, &input, false);
+            for line in checked.by_ref() {
+                prop_assert!(line.is_ok() || fatal);
+            }
+            prop_assert_eq!(checked.damage().corrupt, corrupt);
         }
     }
 

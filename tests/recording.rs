@@ -24,6 +24,14 @@ fn small(preset: &str, depth: usize) -> Experiment {
     apply_overrides(&e, &[format!("model.depth={depth}")]).expect("override")
 }
 
+/// A scratch path for an output file, removed first: export and plot never replace a file
+/// without --force.
+fn fresh(name: &str) -> PathBuf {
+    let path = scratch(name);
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
 fn interventions() -> Vec<(u64, Command)> {
     vec![
         (10, Command::SetSkip(SkipMode::Residual { scale: 1.0 })),
@@ -434,7 +442,7 @@ fn reproduce_reports_the_largest_deviation_and_where() {
 #[test]
 fn export_csv_has_per_layer_columns_and_a_row_per_snapshot() {
     let path = scratch("export.jsonl");
-    let csv = scratch("export.csv");
+    let csv = fresh("export.csv");
     record(&path, &small("aux-deep", 8), 25, &interventions());
     let snaps = snapshots(&read_all(&path).1);
     let out = gradlab(&[
@@ -452,22 +460,28 @@ fn export_csv_has_per_layer_columns_and_a_row_per_snapshot() {
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().expect("header").split(',').collect();
     let aux = snaps.iter().map(|s| s.aux_losses.len()).max().unwrap_or(0);
-    assert_eq!(header.len(), 16 + aux + 5 * 8);
-    assert_eq!(&header[..3], ["step", "preset", "loss"]);
-    for i in 0..8 {
-        assert!(header.contains(&format!("layer{i}_act_grad_norm").as_str()));
-        assert!(header.contains(&format!("layer{i}_weight_grad_norm").as_str()));
+    // A leading run column, then 16 whole-network columns; six fields per hidden layer.
+    assert_eq!(header.len(), 17 + aux + 6 * 8);
+    assert_eq!(&header[..4], ["run", "step", "preset", "loss"]);
+    // Hidden layers are numbered 1..n from the input, as everywhere in gradlab.
+    for l in 1..=8 {
+        assert!(header.contains(&format!("layer{l}_act_grad_norm").as_str()));
+        assert!(header.contains(&format!("layer{l}_weight_grad_norm").as_str()));
+        assert!(header.contains(&format!("layer{l}_gate_bias_mean").as_str()));
     }
-    assert!(!header.contains(&"layer8_act_grad_norm"));
+    assert!(!header.contains(&"layer0_act_grad_norm"));
+    assert!(!header.contains(&"layer9_act_grad_norm"));
+    assert!(header.contains(&"last_command"));
     let rows: Vec<&str> = lines.collect();
     assert_eq!(rows.len(), snaps.len());
     for (row, snap) in rows.iter().zip(&snaps) {
         let cells: Vec<&str> = row.split(',').collect();
         assert_eq!(cells.len(), header.len());
-        assert_eq!(cells[0].parse::<u64>().expect("step"), snap.step);
+        assert_eq!(cells[0], "1", "a one-run recording");
+        assert_eq!(cells[1].parse::<u64>().expect("step"), snap.step);
         let act: f64 = cells[header
             .iter()
-            .position(|h| *h == "layer3_act_grad_norm")
+            .position(|h| *h == "layer4_act_grad_norm")
             .expect("col")]
         .parse()
         .expect("number");
@@ -479,8 +493,8 @@ fn export_csv_has_per_layer_columns_and_a_row_per_snapshot() {
 fn plot_writes_a_valid_png_and_svg() {
     let path = scratch("plot.jsonl");
     record(&path, &small("plain-deep", 8), 60, &interventions());
-    let png_path = scratch("plot.png");
-    let svg_path = scratch("plot.svg");
+    let png_path = fresh("plot.png");
+    let svg_path = fresh("plot.svg");
     for out in [&png_path, &svg_path] {
         let result = gradlab(&[
             "plot",
@@ -616,7 +630,7 @@ fn live_gradient_sources_are_recorded_as_shown() {
         .collect();
     // JSON round trip of f64 is exact (serde_json's float_roundtrip).
     assert_eq!(recorded, live);
-    let svg = scratch("sources.svg");
+    let svg = fresh("sources.svg");
     let status = std::process::Command::new(env!("CARGO_BIN_EXE_gradlab"))
         .args([
             "plot",
@@ -672,7 +686,7 @@ fn live_path_statistics_are_recorded_replayed_and_plotted() {
         [(0, 7), (5, 7), (10, 7)],
         "6 blocks: lengths 0..=6"
     );
-    let svg = scratch("paths.svg");
+    let svg = fresh("paths.svg");
     let status = std::process::Command::new(env!("CARGO_BIN_EXE_gradlab"))
         .args([
             "plot",

@@ -1,5 +1,7 @@
 //! `gradlab reproduce`, `export` and `plot`: working with recordings after the run.
 
+use crate::recording::reproduce::{Report, Reproduction};
+use crate::recording::runs::Damage;
 use crate::recording::{export, plot, reproduce};
 use anyhow::Result;
 use clap::Args;
@@ -8,9 +10,17 @@ use std::process::ExitCode;
 
 /// Arguments of `gradlab reproduce`.
 #[derive(Debug, Args)]
+#[command(after_help = "\
+A recording holds one run per reset or loaded preset. Each run is re-run from the experiment \
+it started with, its commands applied at their steps, and compared snapshot by snapshot; the \
+report has a block per run and a total. Exit status: 0 when every run is identical, 1 when \
+anything differs. Recordings of older gradlab builds need not reproduce bit-identically.")]
 pub struct ReproduceArgs {
     /// The recording to re-run.
     file: PathBuf,
+    /// Only this run (1 = the first); by default every run, each checked on its own.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    run: Option<u32>,
     /// Folder that relative CSV task paths in the recorded preset are resolved against.
     #[arg(long, value_name = "DIR")]
     base_dir: Option<PathBuf>,
@@ -18,63 +28,139 @@ pub struct ReproduceArgs {
 
 /// Arguments of `gradlab export`.
 #[derive(Debug, Args)]
+#[command(after_help = "\
+One row per snapshot, led by its run number (a reset or a loaded preset starts the next run). \
+Hidden layers are numbered from the input: layer1_act_grad_norm is the first hidden layer's \
+‖∂L/∂h‖. Recurrent nets add cell and t1_hidden_grad_norm, t1_forget_gate_mean, \
+t1_update_gate_mean, … per time step.")]
 pub struct ExportArgs {
     /// The recording to export.
     file: PathBuf,
-    /// Where to write the CSV.
+    /// Where to write the CSV (never the recording itself).
     #[arg(long, value_name = "OUT")]
     csv: PathBuf,
+    /// Only this run (1 = the first); by default every run.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    run: Option<u32>,
+    /// Replace OUT if it exists.
+    #[arg(long)]
+    force: bool,
 }
 
 /// Arguments of `gradlab plot`.
 #[derive(Debug, Args)]
+#[command(after_help = "\
+One band of panels per run, titled with its number and preset: loss with the interventions \
+marked, the heat map of log10 ‖∂L/∂h‖ (per layer, or per time step for recurrent nets), and \
+path lengths and gradient sources where the run measured them.")]
 pub struct PlotArgs {
     /// The recording to draw.
     file: PathBuf,
-    /// The figure to write: .png or .svg.
-    #[arg(long, value_name = "OUT")]
+    /// The figure to write: .png or .svg (never the recording itself).
+    #[arg(long, value_name = "OUT", value_parser = figure_path)]
     out: PathBuf,
+    /// Only this run (1 = the first); by default every run, one band each.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    run: Option<u32>,
+    /// Replace OUT if it exists.
+    #[arg(long)]
+    force: bool,
 }
 
-/// Exit 0 when every snapshot is reproduced exactly, 1 when something differs.
-pub fn reproduce(args: &ReproduceArgs) -> Result<ExitCode> {
-    let report = reproduce::reproduce(&args.file, args.base_dir.as_deref())?;
-    println!("snapshots compared  {}", report.compared);
-    if report.missing > 0 {
-        println!("not reproduced      {}", report.missing);
+/// Accepts only the figure formats `plot` writes, so a typo is a usage error (exit 2).
+fn figure_path(s: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(s);
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("png" | "svg") => Ok(path),
+        _ => Err("the figure must end in .png or .svg".into()),
     }
-    println!("fields differing    {}", report.differing_fields);
-    let show = |v: Option<f64>| v.map_or("null/non-number".to_string(), |v| format!("{v:e}"));
+}
+
+/// Says on stderr how many lines of the recording were skipped, if any.
+fn report_damage(damage: &Damage) {
+    if let Some(summary) = damage.summary() {
+        eprintln!("gradlab: {summary}");
+    }
+}
+
+/// Prints one report block (a run's or the total).
+fn print_report(report: &Report) {
+    println!("  snapshots compared  {}", report.compared);
+    if report.missing > 0 {
+        println!("  not reproduced      {}", report.missing);
+    }
+    println!("  fields differing    {}", report.differing_fields);
+    // Numbers in scientific notation; anything else (null for non-finite, labels) as JSON.
+    let show =
+        |v: Option<f64>, json: &str| v.map_or_else(|| json.to_string(), |v| format!("{v:e}"));
     match &report.largest {
         Some(d) => println!(
-            "largest deviation   {:.3e} (relative) at step {} in {}: recorded {}, reproduced {}",
+            "  largest deviation   {:.3e} (relative) at step {} in {}: recorded {}, reproduced {}",
             d.relative,
             d.step,
             d.field,
-            show(d.recorded),
-            show(d.reproduced)
+            show(d.recorded, &d.recorded_json),
+            show(d.reproduced, &d.reproduced_json)
         ),
-        None => println!("largest deviation   0"),
+        None => println!("  largest deviation   0"),
     }
-    if report.identical() {
-        println!("identical");
+}
+
+/// Exit 0 when every run is reproduced exactly, 1 when something differs.
+pub fn reproduce(args: &ReproduceArgs) -> Result<ExitCode> {
+    let result = reproduce::reproduce(&args.file, args.run, args.base_dir.as_deref())?;
+    print_reproduction(&result);
+    report_damage(&result.damage);
+    if result.identical() {
         Ok(ExitCode::SUCCESS)
     } else {
-        println!("differs");
         Ok(ExitCode::from(1))
     }
 }
 
+fn print_reproduction(result: &Reproduction) {
+    if let Some(note) = &result.older_build {
+        println!("note: {note}");
+    }
+    let verdict = |identical: bool| if identical { "identical" } else { "differs" };
+    for run in &result.runs {
+        println!(
+            "run {} ({}): {}",
+            run.run,
+            run.preset,
+            verdict(run.report.identical())
+        );
+        print_report(&run.report);
+    }
+    let total = result.total();
+    println!(
+        "total: {} run{}, {}",
+        result.runs.len(),
+        if result.runs.len() == 1 { "" } else { "s" },
+        verdict(result.identical())
+    );
+    print_report(&total);
+    println!("{}", verdict(result.identical()));
+}
+
 /// Writes the CSV and says how many rows it holds.
 pub fn export(args: &ExportArgs) -> Result<ExitCode> {
-    let rows = export::export_csv(&args.file, &args.csv)?;
-    eprintln!("{rows} snapshots written to {}", args.csv.display());
+    let exported = export::export_csv(&args.file, &args.csv, args.run, args.force)?;
+    report_damage(&exported.damage);
+    eprintln!(
+        "{} snapshots of {} run{} written to {}",
+        exported.rows,
+        exported.runs,
+        if exported.runs == 1 { "" } else { "s" },
+        args.csv.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
 /// Draws the figure.
 pub fn plot(args: &PlotArgs) -> Result<ExitCode> {
-    plot::plot(&args.file, &args.out)?;
+    let damage = plot::plot(&args.file, &args.out, args.run, args.force)?;
+    report_damage(&damage);
     eprintln!("figure written to {}", args.out.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -3,8 +3,8 @@
 //!
 //! Version 1 had no runs (a reset or a loaded preset simply followed in the same stream), ended
 //! a signalled run with an `interrupted` line, and wrote the highway skip mode with its initial
-//! gate bias inside (`{"Highway":{"gate_bias":-2.0}}`), which is now the model's `gate_bias`
-//! field beside a plain `"Highway"` mode.
+//! gate bias inside (`{"Highway":{"gate_bias":-2.0}}`, labelled `highway(b=-2)` in
+//! snapshots), which is now the model's `gate_bias` field beside a plain `"Highway"` mode.
 
 use crate::protocol::Line;
 use serde_json::{Value, json};
@@ -16,6 +16,11 @@ pub struct V1Lines {
 }
 
 impl V1Lines {
+    /// A converter continuing after `runs` runs have started (for reading from the middle).
+    pub fn after_runs(runs: u32) -> Self {
+        Self { run: runs }
+    }
+
     /// The version-2 line for one version-1 line.
     pub fn convert(&mut self, mut value: Value) -> Result<Line, serde_json::Error> {
         if let Some(object) = value.as_object_mut() {
@@ -34,6 +39,15 @@ impl V1Lines {
                 Some("command") => {
                     if let Some(command) = object.get_mut("command") {
                         upgrade_command(command);
+                    }
+                }
+                Some("snapshot") => {
+                    // The skip label carried the gate's initial bias ("highway(b=-2)"); the
+                    // mode's label is now plain "highway" (the bias is model.gate_bias).
+                    if let Some(skip) = object.get_mut("skip")
+                        && skip.as_str().is_some_and(|s| s.starts_with("highway("))
+                    {
+                        *skip = json!("highway");
                     }
                 }
                 _ => {}

@@ -25,15 +25,18 @@
 pub mod cast;
 pub mod export;
 mod legacy;
+pub mod output;
 pub mod plot;
 pub mod reader;
 pub mod reproduce;
+pub mod runs;
 pub mod writer;
 
 use crate::config::Experiment;
 use serde::{Deserialize, Serialize};
-use std::fmt;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 pub use reader::{Follower, Recording, TruncatedTail};
 pub use writer::Recorder;
@@ -86,20 +89,28 @@ impl Header {
 }
 
 /// Why a recording could not be read, or which line of it is bad.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum RecordingError {
     /// The file could not be opened or read.
-    Io(std::io::Error),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
     /// The file is empty (or its header line is not complete yet).
+    #[error("the file is empty: no recording header")]
     Empty,
     /// The first line is not a gradlab recording header.
+    #[error("not a gradlab recording: {0}")]
     NotARecording(String),
     /// The file was written by a newer format version.
+    #[error(
+        "recording format version {found} is newer than this gradlab {} reads (up to {VERSION}); upgrade gradlab",
+        env!("CARGO_PKG_VERSION")
+    )]
     NewerVersion {
         /// The file's version.
         found: u64,
     },
     /// A line after the header does not parse.
+    #[error("line {line}: corrupt record: {message}")]
     Corrupt {
         /// 1-based line number.
         line: u64,
@@ -107,6 +118,7 @@ pub enum RecordingError {
         message: String,
     },
     /// A followed file became shorter than what was already read: it was replaced or truncated.
+    #[error("the recording shrank: it was truncated or replaced")]
     Shrunk,
 }
 
@@ -117,57 +129,15 @@ impl RecordingError {
     }
 }
 
-impl fmt::Display for RecordingError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RecordingError::Io(e) => write!(f, "{e}"),
-            RecordingError::Empty => write!(f, "the file is empty: no recording header"),
-            RecordingError::NotARecording(why) => write!(f, "not a gradlab recording: {why}"),
-            RecordingError::NewerVersion { found } => write!(
-                f,
-                "recording format version {found} is newer than this gradlab {} reads (up to {VERSION}); upgrade gradlab",
-                env!("CARGO_PKG_VERSION")
-            ),
-            RecordingError::Corrupt { line, message } => {
-                write!(f, "line {line}: corrupt record: {message}")
-            }
-            RecordingError::Shrunk => {
-                write!(f, "the recording shrank: it was truncated or replaced")
-            }
-        }
-    }
-}
-
-impl std::error::Error for RecordingError {}
-
-impl From<std::io::Error> for RecordingError {
-    fn from(e: std::io::Error) -> Self {
-        RecordingError::Io(e)
-    }
-}
-
-/// Formats a time as `YYYY-MM-DDTHH:MM:SSZ`.
+/// Formats a time as `YYYY-MM-DDTHH:MM:SSZ` (whole seconds: the header is for people and
+/// `jq`, and a fixed width keeps it easy to cut).
 pub fn rfc3339_utc(time: SystemTime) -> String {
-    let secs = time
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's days-to-civil: exact for the proleptic Gregorian calendar.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3_600,
-        rem % 3_600 / 60,
-        rem % 60
-    )
+    let at = OffsetDateTime::from(time);
+    let whole = at.replace_nanosecond(0).unwrap_or(at);
+    // Formatting a UTC time as RFC 3339 fails only for years outside 0..=9999.
+    whole
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
 }
 
 /// The host name, from the kernel where it says so, else the environment.
@@ -188,7 +158,7 @@ pub fn host_name() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
     fn rfc3339_matches_known_instants() {
@@ -196,5 +166,7 @@ mod tests {
         assert_eq!(at(0), "1970-01-01T00:00:00Z");
         assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(at(1_700_000_000), "2023-11-14T22:13:20Z");
+        let with_fraction = UNIX_EPOCH + Duration::from_millis(1_700_000_000_750);
+        assert_eq!(rfc3339_utc(with_fraction), "2023-11-14T22:13:20Z");
     }
 }

@@ -1,15 +1,17 @@
 //! `gradlab plot`: a figure for papers and slides from a recording.
 //!
-//! Panels, top to bottom: loss with a vertical marker per intervention; the layer × step heat
-//! map of log10 ‖∂L/∂h_l‖; and, when snapshots carry path-length statistics (an object with a
-//! `by_length` list of `{length, contribution}`) or the recording has live path statistics, the
-//! contribution of each path length at the last measurement; when it has live gradient
-//! sources (dense read-out, auxiliary losses), the share of each layer's gradient by the head
-//! it came from at the last measurement. Steps are averaged into at most [`MAX_COLUMNS`] columns, so memory is bounded
-//! by the figure, not the recording. Text uses the embedded DejaVu Sans Mono, so no system font
-//! library is needed.
+//! One band of panels per run, top to bottom, titled with the run's number and preset (two
+//! runs never share a step axis). In each band: loss with a vertical marker per
+//! intervention; the heat map of log10 ‖∂L/∂h‖ over training steps, per hidden layer for MLPs
+//! and per time step for recurrent nets (‖∂L/∂h_t‖, backprop through time); and, when the run
+//! has live path statistics, the contribution of each path length at the last measurement;
+//! when it has live gradient sources (dense read-out, auxiliary losses), the share of each
+//! layer's gradient by the head it came from at the last measurement. Steps are averaged into
+//! at most [`MAX_COLUMNS`] columns, so memory is bounded by the figure, not the recording.
+//! Text uses the embedded DejaVu Sans Mono, so no system font library is needed.
 
-use super::Recording;
+use super::output::{check_output, write_whole_at};
+use super::runs::{self, Damage, RunInfo};
 use crate::model::aux_head_layers;
 use crate::protocol::Event;
 use crate::sources::LayerSources;
@@ -22,31 +24,42 @@ use std::sync::OnceLock;
 /// Most step columns drawn; more steps are averaged together.
 pub const MAX_COLUMNS: usize = 400;
 
-/// Most intervention markers drawn (a scripted run could issue thousands).
+/// Most runs drawn in one figure: each band is 800–1400 px tall, and a session with many
+/// resets would make an image no viewer opens. `--run N` draws any one of the others.
+pub const MAX_RUNS: usize = 16;
+
+/// Most intervention markers drawn per run (a scripted run could issue thousands).
 const MAX_MARKERS: usize = 200;
+
+/// Height of each time panel (loss, heat map) and of each last-measurement panel.
+const TIME_PANEL: u32 = 400;
+const SNAPSHOT_PANEL: u32 = 300;
 
 const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSansMono.ttf");
 
-/// What the figure shows, accumulated in two streaming passes.
-struct Figure {
+/// What one run's band shows, accumulated while streaming the run.
+struct RunFigure {
+    run: u32,
+    preset: String,
     first_step: u64,
     last_step: u64,
     /// Mean finite loss per column, with the number of values summed.
     loss: Vec<(f64, u32)>,
-    /// Mean log10 act_grad_norm per column and layer.
+    /// Mean log10 gradient norm per column and heat-map row (layer or time step).
     heat: Vec<Vec<(f64, u32)>>,
-    layers: usize,
+    /// Heat-map rows: hidden layers, or time steps of a recurrent net.
+    rows: usize,
+    recurrent: bool,
     markers: Vec<(u64, String)>,
-    /// (path length, contribution) at the last snapshot that had them.
+    /// (path length, contribution) of the newest live path statistics.
     paths: Vec<(f64, f64)>,
     /// The last live gradient sources: their step and one entry per layer.
     sources: Option<(u64, Vec<LayerSources>)>,
     /// The layers the auxiliary heads read, for the legend.
     aux_layers: Vec<usize>,
-    preset: String,
 }
 
-impl Figure {
+impl RunFigure {
     fn column(&self, step: u64) -> usize {
         let span = (self.last_step - self.first_step).max(1) as f64;
         let at = (step.saturating_sub(self.first_step)) as f64 / span;
@@ -57,49 +70,47 @@ impl Figure {
         let span = (self.last_step - self.first_step) as f64;
         self.first_step as f64 + span * column as f64 / (self.loss.len().max(2) - 1) as f64
     }
+
+    /// Panels in the band: loss and heat map, then the optional path and sources panels.
+    fn panels(&self) -> usize {
+        2 + usize::from(!self.paths.is_empty()) + usize::from(self.sources.is_some())
+    }
+
+    fn height(&self) -> u32 {
+        2 * TIME_PANEL + SNAPSHOT_PANEL * (self.panels() as u32 - 2)
+    }
 }
 
-fn read(path: &Path) -> Result<Figure> {
-    let open = || Recording::open(path).with_context(|| format!("cannot read {}", path.display()));
-    let (mut first, mut last, mut count, mut layers) = (u64::MAX, 0, 0u64, 0);
-    let mut markers = Vec::new();
-    let header_preset = open()?.header().preset.clone();
-    let preset = header_preset.name.clone();
-    let aux_layers = aux_head_layers(header_preset.model.depth, header_preset.model.aux.every);
-    for record in open()? {
-        match record.map(|line| line.event) {
-            Ok(Event::Snapshot(s)) => {
-                first = first.min(s.step);
-                last = last.max(s.step);
-                layers = layers.max(s.layers.len());
-                count += 1;
-            }
-            Ok(Event::Applied { step, command }) if markers.len() < MAX_MARKERS => {
-                markers.push((step, command.label()));
-            }
-            Ok(_) => {}
-            Err(e) if !e.is_fatal() => eprintln!("gradlab: {}: {e}", path.display()),
-            Err(e) => return Err(e.into()),
-        }
-    }
-    if count == 0 {
-        bail!("{}: no snapshot to plot", path.display());
-    }
-    let columns = (count as usize).clamp(2, MAX_COLUMNS);
-    let mut figure = Figure {
-        first_step: first,
-        last_step: last,
+/// Streams one run into its band's accumulators.
+fn read_run(path: &Path, info: &RunInfo) -> Result<RunFigure> {
+    let experiment = &info.experiment;
+    let rows = if info.recurrent() {
+        info.timesteps
+    } else {
+        info.layers
+    };
+    let columns = (info.snapshots as usize).clamp(2, MAX_COLUMNS);
+    let mut figure = RunFigure {
+        run: info.run,
+        preset: experiment.name.clone(),
+        first_step: info.first_step,
+        last_step: info.last_step,
         loss: vec![(0.0, 0); columns],
-        heat: vec![vec![(0.0, 0); layers]; columns],
-        layers,
-        markers,
+        heat: vec![vec![(0.0, 0); rows]; columns],
+        rows,
+        recurrent: info.recurrent(),
+        markers: info
+            .commands
+            .iter()
+            .take(MAX_MARKERS)
+            .map(|(step, command)| (*step, command.label()))
+            .collect(),
         paths: Vec::new(),
         sources: None,
-        aux_layers,
-        preset,
+        aux_layers: aux_head_layers(experiment.model.depth, experiment.model.aux.every),
     };
-    for record in open()?.flatten() {
-        let s = match record.event {
+    for line in runs::run_lines(path, info)? {
+        let s = match line?.event {
             Event::Snapshot(s) => s,
             // The newest live decomposition is the one drawn.
             Event::Paths { stats, .. } => {
@@ -121,38 +132,81 @@ fn read(path: &Path) -> Result<Figure> {
             figure.loss[c].0 += s.loss;
             figure.loss[c].1 += 1;
         }
-        for (l, layer) in s.layers.iter().enumerate() {
-            let v = layer.act_grad_norm.log10();
+        let norms: Vec<f64> = if figure.recurrent {
+            s.timesteps.iter().map(|t| t.hidden_grad_norm).collect()
+        } else {
+            s.layers.iter().map(|l| l.act_grad_norm).collect()
+        };
+        for (row, norm) in norms.iter().enumerate().take(rows) {
+            let v = norm.log10();
             if v.is_finite() {
-                figure.heat[c][l].0 += v;
-                figure.heat[c][l].1 += 1;
+                figure.heat[c][row].0 += v;
+                figure.heat[c][row].1 += 1;
             }
         }
     }
     Ok(figure)
 }
 
-/// Draws the figure for the recording at `input` into `output` (`.png` or `.svg`).
-pub fn plot(input: &Path, output: &Path) -> Result<()> {
-    register_font()?;
-    let figure = read(input)?;
-    // 400 px for each of the two time panels, 300 for each snapshot panel under them.
-    let size = (1200, 800 + 300 * (panel_count(&figure) as u32 - 2));
-    match output.extension().and_then(|e| e.to_str()) {
-        Some("png") => {
-            let root = BitMapBackend::new(output, size).into_drawing_area();
-            draw(&root, &figure)?;
-            root.present()
-                .map_err(|e| anyhow!("cannot write {}: {e}", output.display()))
-        }
-        Some("svg") => {
-            let root = SVGBackend::new(output, size).into_drawing_area();
-            draw(&root, &figure)?;
-            root.present()
-                .map_err(|e| anyhow!("cannot write {}: {e}", output.display()))
-        }
-        _ => bail!("{}: the output must end in .png or .svg", output.display()),
+/// Draws the figure for the recording at `input` (every run, or only `run`) into `output`
+/// (`.png` or `.svg`), which is written whole and replaces an existing file only with
+/// `force`. Returns what reading skipped.
+pub fn plot(input: &Path, output: &Path, run: Option<u32>, force: bool) -> Result<Damage> {
+    let extension = output.extension().and_then(|e| e.to_str());
+    if !matches!(extension, Some("png" | "svg")) {
+        bail!("{}: the output must end in .png or .svg", output.display());
     }
+    check_output(input, output, force)?;
+    register_font()?;
+    let index = runs::index(input)?;
+    let selected = index.select(run)?;
+    let with_snapshots: Vec<&RunInfo> = selected.into_iter().filter(|r| r.snapshots > 0).collect();
+    if with_snapshots.is_empty() {
+        bail!("{}: no snapshot to plot", input.display());
+    }
+    if with_snapshots.len() > MAX_RUNS {
+        eprintln!(
+            "{}: {} runs with snapshots; drawing the first {MAX_RUNS} (--run N draws any one)",
+            input.display(),
+            with_snapshots.len()
+        );
+    }
+    let figures = with_snapshots
+        .iter()
+        .take(MAX_RUNS)
+        .map(|info| read_run(input, info))
+        .collect::<Result<Vec<_>>>()?;
+    let size = (1200, figures.iter().map(RunFigure::height).sum::<u32>());
+    write_whole_at(output, force, |temporary| {
+        let written = |e: &dyn std::fmt::Display| anyhow!("cannot write {}: {e}", output.display());
+        if extension == Some("png") {
+            let root = BitMapBackend::new(temporary, size).into_drawing_area();
+            draw_all(&root, &figures)?;
+            root.present().map_err(|e| written(&e))
+        } else {
+            let root = SVGBackend::new(temporary, size).into_drawing_area();
+            draw_all(&root, &figures)?;
+            root.present().map_err(|e| written(&e))
+        }
+    })
+    .with_context(|| format!("cannot plot {}", input.display()))?;
+    Ok(index.damage)
+}
+
+/// One band per run, top to bottom.
+fn draw_all<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, figures: &[RunFigure]) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)
+        .map_err(|e| anyhow!("drawing failed: {e}"))?;
+    let mut rest = root.clone();
+    for figure in figures {
+        let (band, below) = rest.split_vertically(figure.height());
+        draw(&band, figure)?;
+        rest = below;
+    }
+    Ok(())
 }
 
 fn register_font() -> Result<()> {
@@ -198,13 +252,16 @@ fn hsl_to_rgb(h: f64, s: f64, l: f64) -> (u8, u8, u8) {
     (channel(h + 1.0 / 3.0), channel(h), channel(h - 1.0 / 3.0))
 }
 
-fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, f: &Figure) -> Result<()>
+fn draw<DB: DrawingBackend>(band: &DrawingArea<DB, Shift>, f: &RunFigure) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("drawing failed: {e}");
-    root.fill(&WHITE).map_err(err)?;
-    let areas = root.split_evenly((panel_count(f), 1));
+    let (time_panels, snapshot_panels) = band.split_vertically(2 * TIME_PANEL);
+    let mut areas = time_panels.split_evenly((2, 1));
+    if f.panels() > 2 {
+        areas.extend(snapshot_panels.split_evenly((f.panels() - 2, 1)));
+    }
     let x_range = f.first_step as f64..(f.last_step.max(f.first_step + 1)) as f64;
 
     // Loss with intervention markers.
@@ -223,7 +280,10 @@ where
     let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
     let pad = ((hi - lo) * 0.05).max(1e-6);
     let mut chart = ChartBuilder::on(&areas[0])
-        .caption(format!("{}: loss", f.preset), ("sans-serif", 22))
+        .caption(
+            format!("run {} ({}): loss", f.run, f.preset),
+            ("sans-serif", 22),
+        )
         .margin(12)
         .x_label_area_size(30)
         .y_label_area_size(70)
@@ -256,7 +316,7 @@ where
             .map_err(err)?;
     }
 
-    // Heat map of log10 ‖∂L/∂h_l‖, layer 0 (input side) at the bottom.
+    // Heat map of log10 ‖∂L/∂h‖, layer 1 (input side) or time step 1 at the bottom.
     let cells: Vec<(usize, usize, f64)> = f
         .heat
         .iter()
@@ -276,7 +336,12 @@ where
     let mut heat = ChartBuilder::on(&areas[1])
         .caption(
             format!(
-                "log10 ‖∂L/∂h_l‖ per layer (blue {vmin:.1} … red {vmax:.1})",
+                "{} (blue {vmin:.1} … red {vmax:.1})",
+                if f.recurrent {
+                    "log10 ‖∂L/∂h_t‖ per time step"
+                } else {
+                    "log10 ‖∂L/∂h_l‖ per layer"
+                },
                 vmin = if vmin.is_finite() { vmin } else { 0.0 },
                 vmax = if vmax.is_finite() { vmax } else { 0.0 }
             ),
@@ -285,12 +350,17 @@ where
         .margin(12)
         .x_label_area_size(30)
         .y_label_area_size(70)
-        .build_cartesian_2d(x_range, 0.0..f.layers.max(1) as f64)
+        // Row r is centred on r + 1, so the axis reads layer (or time step) numbers 1..n.
+        .build_cartesian_2d(x_range, 0.5..f.rows.max(1) as f64 + 0.5)
         .map_err(err)?;
     heat.configure_mesh()
         .disable_mesh()
         .x_desc("step")
-        .y_desc("layer")
+        .y_desc(if f.recurrent {
+            "time step t (1 = first input)"
+        } else {
+            "layer (1 = input side)"
+        })
         .draw()
         .map_err(err)?;
     let half = (f.last_step - f.first_step) as f64 / (2 * (f.heat.len().max(2) - 1)) as f64;
@@ -298,7 +368,7 @@ where
     heat.draw_series(cells.iter().map(|&(c, l, v)| {
         let x = f.column_step(c);
         Rectangle::new(
-            [(x - half, l as f64), (x + half, (l + 1) as f64)],
+            [(x - half, l as f64 + 0.5), (x + half, l as f64 + 1.5)],
             heat_colour((v - vmin) / span).filled(),
         )
     }))
@@ -306,7 +376,7 @@ where
     for (step, _) in &f.markers {
         let x = *step as f64;
         heat.draw_series(std::iter::once(PathElement::new(
-            vec![(x, 0.0), (x, f.layers as f64)],
+            vec![(x, 0.5), (x, f.rows as f64 + 0.5)],
             WHITE.stroke_width(1),
         )))
         .map_err(err)?;
@@ -343,11 +413,6 @@ where
         draw_sources(area, *step, layers, &f.aux_layers).map_err(err)?;
     }
     Ok(())
-}
-
-/// Panels in the figure: loss and heat map, then the optional path and sources panels.
-fn panel_count(f: &Figure) -> usize {
-    2 + usize::from(!f.paths.is_empty()) + usize::from(f.sources.is_some())
 }
 
 /// One 100 % stacked bar per layer: the share of its gradient from the main head, the dense

@@ -188,6 +188,11 @@ impl Recording<BufReader<File>> {
     /// Continues reading at `offset`, a value [`Recording::offset`] returned when
     /// [`Recording::line_number`] was `line`.
     pub fn seek(&mut self, offset: u64, line: u64) -> Result<(), RecordingError> {
+        if self.legacy.is_some() {
+            // Version-1 lines are numbered into runs by the `started` lines before them.
+            let runs = v1_runs_before(self.lines.source.get_mut(), offset)?;
+            self.legacy = Some(V1Lines::after_runs(runs));
+        }
         self.lines.source.seek(SeekFrom::Start(offset))?;
         self.lines.offset = offset;
         self.lines.number = line;
@@ -196,6 +201,24 @@ impl Recording<BufReader<File>> {
         self.truncated = None;
         self.done = false;
         Ok(())
+    }
+}
+
+/// How many version-1 runs start before `offset`: lines that begin with the `started` tag
+/// (version 1 wrote the tag first).
+fn v1_runs_before(file: &mut File, offset: u64) -> Result<u32, RecordingError> {
+    file.seek(SeekFrom::Start(0))?;
+    let mut reader = BufReader::new(std::io::Read::take(&mut *file, offset));
+    let mut line = Vec::new();
+    let mut runs = 0u32;
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            return Ok(runs);
+        }
+        if line.starts_with(b"{\"type\":\"started\"") {
+            runs += 1;
+        }
     }
 }
 

@@ -5,12 +5,14 @@
 //! shows is in the file (in the OS page cache, which survives `kill -9`) within ~250 ms even
 //! when the trainer stalls, and the writer never makes one syscall per snapshot.
 
-use super::Header;
+use super::{FORMAT, Header, Recording, VERSION};
+use crate::config::Experiment;
 use crate::protocol::Event;
 use crate::trainer::MetricsSink;
+use anyhow::{Context, Result, bail};
 use serde::Serialize;
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -56,6 +58,10 @@ pub struct Recorder {
     run: u32,
     /// The newest line already said the run ended (a finished headless run).
     ended: bool,
+    /// Appending to an earlier session's file: the experiment to announce with a `started`
+    /// line unless the session's first event is one (headless runs write none of their own,
+    /// and without it the appended run could not be told from the one before).
+    announce: Option<Box<Experiment>>,
     line: Vec<u8>,
 }
 
@@ -72,6 +78,40 @@ impl Recorder {
         serde_json::to_writer(&mut file, header)?;
         file.write_all(b"\n")?;
         file.flush()?;
+        Self::start(file)
+    }
+
+    /// Opens the existing recording at `path` to append this session as its next run(s).
+    ///
+    /// The file must be a recording of this format version (its header is checked; `header`
+    /// is this session's, and its experiment is announced with a `started` line unless the
+    /// session starts with one). Runs continue the file's numbering. A torn last line left by
+    /// a killed writer is closed with a newline first, so it stays one corrupt line instead
+    /// of swallowing the first appended one.
+    pub fn append(path: &Path, header: &Header) -> Result<Self> {
+        let last_run = last_run(path)?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("cannot append to {}", path.display()))?;
+        let needs_newline = ends_without_newline(&mut file)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let mut out = BufWriter::with_capacity(1 << 16, Box::new(file) as Box<dyn Write + Send>);
+        if needs_newline {
+            out.write_all(b"\n")
+                .and_then(|()| out.flush())
+                .with_context(|| format!("cannot append to {}", path.display()))?;
+        }
+        let mut recorder =
+            Self::start(out).with_context(|| format!("cannot append to {}", path.display()))?;
+        recorder.run = last_run;
+        recorder.announce = Some(Box::new(header.preset.clone()));
+        Ok(recorder)
+    }
+
+    /// Starts the flusher over a writer whose header is in place.
+    fn start(file: BufWriter<Box<dyn Write + Send>>) -> io::Result<Self> {
         let output = Arc::new(Mutex::new(Output {
             file,
             dirty: false,
@@ -98,6 +138,7 @@ impl Recorder {
             step: 0,
             run: 0,
             ended: false,
+            announce: None,
             line: Vec::with_capacity(1 << 14),
         })
     }
@@ -106,6 +147,14 @@ impl Recorder {
     /// before returning. Throughput reports are left out: they describe the machine, not the
     /// run, and would make two recordings of one seed differ.
     pub fn record(&mut self, event: &Event) -> io::Result<()> {
+        if let Some(preset) = self.announce.take()
+            && !matches!(
+                event,
+                Event::Started { .. } | Event::Throughput { .. } | Event::Unknown
+            )
+        {
+            self.record(&Event::Started { preset })?;
+        }
         match event {
             Event::Throughput { .. } | Event::Unknown => return Ok(()),
             Event::Started { .. } => self.run += 1,
@@ -140,8 +189,11 @@ impl Recorder {
     fn write(&mut self, event: &Event, flush: bool) -> io::Result<()> {
         // Serialising outside the lock keeps the flusher from waiting on JSON formatting.
         self.line.clear();
+        // Lines before any `started` (a headless run) belong to run 1, so a later `started`
+        // begins run 2.
+        self.run = self.run.max(1);
         let line = LineOut {
-            run: self.run.max(1),
+            run: self.run,
             event,
         };
         serde_json::to_writer(&mut self.line, &line)?;
@@ -195,6 +247,77 @@ impl MetricsSink for Recorder {
     fn send(&mut self, event: Event) -> bool {
         self.record(&event).is_ok()
     }
+}
+
+/// The highest run number in the recording at `path`, after checking that this build may
+/// append to it (same format, same version).
+fn last_run(path: &Path) -> Result<u32> {
+    let recording =
+        Recording::open(path).with_context(|| format!("cannot append to {}", path.display()))?;
+    let header = recording.header();
+    if header.format != FORMAT || header.version != VERSION {
+        bail!(
+            "cannot append to {}: it is a recording of format version {}, this gradlab writes version {VERSION}; record to a new file",
+            path.display(),
+            header.version
+        );
+    }
+    // Corrupt lines are skipped: the runs around them still count.
+    Ok(recording
+        .filter_map(|line| line.ok())
+        .map(|line| line.run)
+        .max()
+        .unwrap_or(0))
+}
+
+/// Whether the file's last byte is something other than a newline (a torn last line).
+fn ends_without_newline(file: &mut File) -> io::Result<bool> {
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(false);
+    }
+    file.seek(SeekFrom::Start(len - 1))?;
+    let mut last = [0u8];
+    file.read_exact(&mut last)?;
+    Ok(last[0] != b'\n')
+}
+
+/// Opens the recording `--record FILE` asks for, never destroying a file by surprise.
+///
+/// A new file is created with `header`. An existing one is refused unless `force` (it is
+/// replaced) or `append` (this session becomes its next run(s), if it is a recording of the
+/// same format version; see [`Recorder::append`]). Both at once is refused as ambiguous.
+pub fn open_for_record(
+    path: &Path,
+    force: bool,
+    append: bool,
+    header: &Header,
+) -> Result<Recorder> {
+    if force && append {
+        bail!(
+            "--force and --append contradict each other: choose one for {}",
+            path.display()
+        );
+    }
+    if append && path.exists() {
+        return Recorder::append(path, header);
+    }
+    let file = if force || append {
+        File::create(path)
+    } else {
+        // create_new checks and creates in one step, so a file that appears meanwhile is safe.
+        OpenOptions::new().write(true).create_new(true).open(path)
+    };
+    let file = match file {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => bail!(
+            "{} exists; pass --force to replace it or --append to add this session as a new run",
+            path.display()
+        ),
+        Err(e) => return Err(e).with_context(|| format!("cannot record to {}", path.display())),
+    };
+    Recorder::new(Box::new(file), header)
+        .with_context(|| format!("cannot record to {}", path.display()))
 }
 
 /// A [`crate::protocol::Line`] borrowing its event, so recording never clones a snapshot.

@@ -8,8 +8,9 @@ use super::{Sweep, SweepJob};
 use crate::learner::build_learner;
 use crate::parallel::for_each_dealt;
 use crate::protocol::Event;
+use crate::recording::runs::Checked;
 use crate::recording::writer::Tee;
-use crate::recording::{Header, Recorder, Recording};
+use crate::recording::{Header, Recorder};
 use crate::report::{Analyses, RunReport, build_report};
 use crate::trainer::{LastSnapshot, run_headless_until};
 use anyhow::{Context, Result, anyhow};
@@ -160,18 +161,22 @@ fn write_result(out: &Path, id: &str, report: &RunReport) -> Result<()> {
 /// Mean training-batch loss over the last `fraction` of a job's recorded steps: a steadier
 /// measure of training loss than the final batch alone (None without a readable recording).
 pub fn tail_loss(out: &Path, id: &str, fraction: f64) -> Option<f64> {
-    let recording = Recording::open(&recording_path(out, id)).ok()?;
-    let steps = recording.header().steps? as f64;
+    // The same bad-line policy as export and plot: each named once, a count at the end.
+    let mut reading = Checked::open(&recording_path(out, id), true).ok()?;
+    let steps = reading.header().steps? as f64;
     let from = steps * (1.0 - fraction);
     let (mut sum, mut n) = (0.0, 0usize);
-    for record in recording.flatten() {
-        if let Event::Snapshot(s) = record.event
+    for line in reading.by_ref().map_while(Result::ok) {
+        if let Event::Snapshot(s) = line.event
             && (s.step as f64) >= from
             && s.loss.is_finite()
         {
             sum += s.loss;
             n += 1;
         }
+    }
+    if let Some(summary) = reading.damage().summary() {
+        eprintln!("gradlab: {summary}");
     }
     (n > 0).then(|| sum / n as f64)
 }
