@@ -346,3 +346,33 @@ fn gradient_clipping_bounds_the_size_of_every_update() {
         "moved {moved}"
     );
 }
+
+#[test]
+fn highway_reports_the_gate_bias_in_effect_not_a_claimed_one() {
+    // A plain preset switched to highway: the gates start from the model's `gate_bias` and the
+    // snapshot reports their live mean, which training then moves.
+    let experiment = preset("plain-deep", &["model.depth=4", "model.gate_bias=-3.0"]);
+    let mut trainer = Trainer::new(experiment, None).expect("trainer");
+    let mut sink = VecSink::default();
+    let schedule = [(5, Command::SetSkip(SkipMode::Highway))];
+    run_headless(&mut trainer, 30, &schedule, &mut sink);
+    let snapshots: Vec<&Snapshot> = sink
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Snapshot(s) => Some(s.as_ref()),
+            _ => None,
+        })
+        .collect();
+    let bias = |s: &Snapshot| s.layers[0].gate_bias_mean;
+    assert_eq!(bias(snapshots[4]), None, "no gate bias is claimed before highway");
+    assert_eq!(snapshots[5].skip, "highway", "the label names the mode only");
+    assert_eq!(bias(snapshots[5]), Some(-3.0), "the gates start at the model's bias");
+    let last = bias(snapshots[29]).expect("highway reports its gate bias");
+    assert!(last != -3.0, "the reported bias follows training: {last}");
+    let applied = sink.events.iter().find_map(|e| match e {
+        Event::Applied { command, .. } => Some(command.label()),
+        _ => None,
+    });
+    assert_eq!(applied.as_deref(), Some("skip → highway"));
+}

@@ -491,3 +491,116 @@ fn path_panel_and_lesion_keys() {
     });
     assert!(app.run().paths.is_none() && app.run().lesion.is_none() && app.run().sources.is_none());
 }
+
+#[test]
+fn paused_header_step_and_newest_snapshot_agree_and_n_moves_both() {
+    let mut app = started("plain-deep");
+    for step in 0..10 {
+        app.event(Event::Snapshot(Box::new(snapshot(step, 1e-6, 32))));
+    }
+    // The trainer has applied ten updates when it pauses; its newest measurement is step 9.
+    app.event(Event::State {
+        step: 10,
+        state: RunState::Paused,
+    });
+    let newest = app.run().latest.as_ref().map(|s| s.step);
+    assert_eq!(Some(app.run().step), newest, "header and charts agree");
+    app.key(Action::StepOnce);
+    assert_eq!(app.outbox, vec![Command::Step(1)]);
+    app.event(Event::Snapshot(Box::new(snapshot(10, 1e-6, 32))));
+    assert_eq!(app.run().step, 10, "one n moves the header by one");
+}
+
+#[test]
+fn the_learning_rate_keys_say_when_they_reach_their_limit() {
+    let mut app = started("plain-deep");
+    for _ in 0..40 {
+        app.key(LR_UP);
+    }
+    assert_eq!(app.run().switches.lr, gradlab::protocol::LR_RANGE.1);
+    let sent = app.outbox.len();
+    app.key(LR_UP);
+    assert_eq!(app.outbox.len(), sent, "nothing sent past the limit");
+    assert!(
+        app.note.as_deref().is_some_and(|n| n.contains("highest")),
+        "{:?}",
+        app.note
+    );
+}
+
+#[test]
+fn every_action_has_a_key_and_every_key_is_in_the_help() {
+    use gradlab::config::ModelKind;
+    use gradlab::ui::keymap::{Context, KEYMAP, Situation, contexts, help_rows};
+    let all = [
+        RESIDUAL,
+        HIGHWAY,
+        DENSE,
+        PLAIN,
+        AUX,
+        LR_UP,
+        LR_DOWN,
+        CELL,
+        Action::TogglePaths,
+        Action::Lesion,
+        Action::TogglePause,
+        Action::StepOnce,
+        Action::Reset,
+        Action::CursorUp,
+        Action::CursorDown,
+        Action::OpenPicker,
+        Action::ToggleHelp,
+        Action::Close,
+        Action::Choose,
+        Action::OpenFork,
+        Action::ForkWith(None),
+        Action::ToggleOverlay,
+        Action::FocusNext,
+        Action::Focus(0),
+        Action::Focus(3),
+        Action::Play,
+        Action::Faster,
+        Action::Slower,
+        Action::SeekBy(100),
+        Action::SeekBy(-100),
+        Action::SeekStart,
+        Action::SeekEnd,
+        Action::NextMarker,
+        Action::PrevMarker,
+        Action::Suspend,
+        Action::Quit,
+    ];
+    for action in all {
+        assert!(
+            KEYMAP.iter().any(|b| b.actions().any(|a| a == action)),
+            "{action:?} has no key"
+        );
+    }
+    let situations = [false, true].into_iter().flat_map(|replay| {
+        [ModelKind::Mlp, ModelKind::Rnn].map(|kind| Situation {
+            kind: Some(kind),
+            replay,
+            follow: false,
+            compare: false,
+        })
+    });
+    let situations: Vec<Situation> = situations.collect();
+    for binding in KEYMAP {
+        let overlay = match binding.context {
+            Context::Fork | Context::Picker => Some(binding.context),
+            Context::Main | Context::Replay => None,
+        };
+        let listed = situations.iter().any(|s| {
+            help_rows(&contexts(overlay, s.replay), s, false)
+                .iter()
+                .any(|(label, help, _)| *label == binding.label(false) && *help == binding.help)
+        });
+        let in_fork_menu = binding.context == Context::Fork;
+        assert!(
+            listed || in_fork_menu,
+            "{} ({}) is not in any help",
+            binding.label(false),
+            binding.help
+        );
+    }
+}

@@ -313,6 +313,11 @@ impl Binding {
         }
     }
 
+    /// Every action this row's keys stand for (a pair row gives two, `1-4` four).
+    pub fn actions(&self) -> impl Iterator<Item = Action> + '_ {
+        (0..self.keys.len()).map(|i| action_of(self, i))
+    }
+
     /// The key a hint shows: the first, or the digit run.
     fn hint_label(&self, ascii: bool) -> String {
         let label = self.label(ascii);
