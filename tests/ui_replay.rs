@@ -20,7 +20,6 @@ use gradlab::ui::theme::Theme;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command as Process;
 use std::time::{Duration, Instant};
 
 #[path = "support/tmux.rs"]
@@ -409,8 +408,7 @@ fn wait_for_screen(
 
 #[test]
 fn replay_binary_shows_the_header_and_answers_space_and_q() {
-    if Process::new("tmux").arg("-V").output().is_err() {
-        eprintln!("note: tmux is not installed; skipping the end-to-end replay test");
+    if !tmux_support::tmux_available() {
         return;
     }
     let path = scratch("e2e.jsonl");

@@ -90,11 +90,25 @@ pub fn quit_and_expect_shell(name: &str, dashboard_text: &str) {
     );
 }
 
+/// Whether tmux can run here. Under `CI=true` a missing tmux fails the test instead: CI must
+/// never pass with its end-to-end tests silently skipped.
+pub fn tmux_available() -> bool {
+    let installed = Command::new("tmux").arg("-V").output().is_ok();
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    assert!(
+        installed || !ci,
+        "tmux is not installed, and CI=true: the end-to-end tests must run in CI (.ci/run installs tmux)"
+    );
+    if !installed {
+        eprintln!("note: tmux is not installed; skipping an end-to-end test (CI=true makes this fail)");
+    }
+    installed
+}
+
 /// A 120×40 tmux session `name` running a plain shell in the crate folder, with `command`
-/// typed into it; None when tmux is not installed (the caller skips its test).
+/// typed into it; None when tmux is not installed outside CI (the caller skips its test).
 pub fn start_shell(name: &str, command: &str) -> Option<Session> {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("note: tmux is not installed; skipping an end-to-end test");
+    if !tmux_available() {
         return None;
     }
     let session = Session(name.to_string());
