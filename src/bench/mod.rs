@@ -171,7 +171,13 @@ pub fn measure(
             // Training throughput alone: live path statistics have their own cost figure.
             "path_every=1000000".into(),
         ],
-    )?;
+    )
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "bench cannot build a {} net of depth {depth}: {e:#}",
+            model_name(skip)
+        )
+    })?;
     let mut trainer = build_learner(experiment, None)?;
     let timing = time_steps(trainer.as_mut(), min_time);
     let name = model_name(skip);
@@ -198,14 +204,20 @@ pub fn measure_rnn(
     let experiment = apply_overrides(
         &base,
         &[
-            format!("model.cell={cell:?}"),
+            format!("model.cell={}", ron::to_string(&cell)?),
             format!("task.length={length}"),
             "model.width=64".into(),
             "batch=64".into(),
             format!("metrics_every={metrics_every}"),
             "test_every=1000000".into(),
         ],
-    )?;
+    )
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "bench cannot build a {} net at T = {length}: {e:#}",
+            cell.label()
+        )
+    })?;
     let mut trainer = build_learner(experiment, None)?;
     let timing = time_steps(trainer.as_mut(), min_time);
     Ok(BenchResult::new(
@@ -219,14 +231,18 @@ pub fn measure_rnn(
     ))
 }
 
-/// Runs every configuration of `plan`, calling `report` after each.
-pub fn run(plan: &BenchPlan, mut report: impl FnMut(&BenchResult)) -> Result<Vec<BenchResult>> {
+/// Runs every configuration of `plan`, calling `report` after each; an error from `report`
+/// (stdout closed) stops the bench, since nobody is reading the rest.
+pub fn run(
+    plan: &BenchPlan,
+    mut report: impl FnMut(&BenchResult) -> Result<()>,
+) -> Result<Vec<BenchResult>> {
     let mut results = Vec::new();
     for &skip in &plan.models {
         for &depth in &plan.depths {
             for metrics in [true, false] {
                 let result = measure(skip, depth, metrics, plan.min_time)?;
-                report(&result);
+                report(&result)?;
                 results.push(result);
             }
         }
@@ -235,7 +251,7 @@ pub fn run(plan: &BenchPlan, mut report: impl FnMut(&BenchResult)) -> Result<Vec
         for &length in &plan.lengths {
             for metrics in [true, false] {
                 let result = measure_rnn(cell, length, metrics, plan.min_time)?;
-                report(&result);
+                report(&result)?;
                 results.push(result);
             }
         }

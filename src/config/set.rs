@@ -119,6 +119,7 @@ record!(ModelSpec {
     skip,
     aux,
     cell,
+    gate_bias,
     forget_bias
 });
 record!(InitSpec {
