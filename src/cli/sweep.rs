@@ -136,11 +136,12 @@ pub fn run(args: &SweepArgs) -> Result<ExitCode> {
         }
     );
     let rows = collect(&sweep);
-    print_table(&sweep, &rows)?;
     let csv = out.join("results.csv");
     std::fs::write(&csv, results_csv(&sweep, &rows))
         .with_context(|| format!("cannot write {}", csv.display()))?;
     eprintln!("wrote {}", csv.display());
+    // After the CSV, so the results are on disk even when stdout's reader has gone away.
+    print_table(&sweep, &rows)?;
     Ok(if failed > 0 || rows.iter().any(|r| r.report.is_none()) {
         ExitCode::from(1)
     } else {
