@@ -283,6 +283,41 @@ const CASES: &[Case] = &[
         message: &["--seconds", "expected seconds from 0.1 to 3600"],
         not: &[],
     },
+    Case {
+        name: "a word where a number belongs says so without Rust type names",
+        args: &["run", "--set", "task.points=abc"],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &["--set task.points=abc", "expected a whole number"],
+        not: &["usize"],
+    },
+    Case {
+        name: "a field of a plain number names the user's path",
+        args: &["run", "--set", "model.depth.x=1"],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &[
+            "--set model.depth.x=1",
+            "`x` is not a field: this value is a whole number",
+        ],
+        not: &["usize"],
+    },
+    Case {
+        name: "a field of a variant without fields names the variant",
+        args: &["run", "--set", "model.skip.scale=2"],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &["--set model.skip.scale=2", "Plain has no field `scale`"],
+        not: &["current variant"],
+    },
+    Case {
+        name: "a negative clipping norm is range-checked like in a file",
+        args: &["run", "--set", "clip_grad_norm=-1"],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &["clip_grad_norm must be a positive number, got -1"],
+        not: &["Expected option"],
+    },
     // ── flags that would do nothing are refused ──
     Case {
         name: "reproduce takes no --set",
