@@ -72,7 +72,9 @@ pub fn run(args: &CompareArgs) -> Result<ExitCode> {
         entries.len(),
         threads.min(entries.len())
     );
-    let runs = run_compare(&entries, steps, threads, &Analyses::standard(args.lesion))?;
+    let runs = super::headless::with_ticker("comparing", || {
+        run_compare(&entries, steps, threads, &Analyses::standard(args.lesion))
+    })?;
     if args.json {
         say!("{}", serde_json::to_string(&runs)?)?;
     } else {

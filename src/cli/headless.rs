@@ -169,41 +169,35 @@ fn exit_code(snapshot: &Snapshot) -> ExitCode {
     }
 }
 
-/// Path-decomposition work (block passes × width) above which `run` says up front how much it
-/// will do: a hundred times the default's, so the default stays quiet.
-const PATH_WORK_WORTH_ANNOUNCING: u64 = 2_000_000_000;
+/// How many times the default path work (samples × rows) `run` does quietly; above it, it
+/// says up front what it is about to do.
+const PATH_WORK_QUIET_FACTOR: usize = 100;
 
-/// Says on stderr how big the path decomposition is when it will take a noticeable while, so a
-/// large `--path-samples` is not mistaken for a hang.
+/// Says on stderr how big the path decomposition is when it is far above the default, so a
+/// large `--path-samples` is not mistaken for a hang (the ticker then shows it is alive).
 fn announce_paths(experiment: &crate::config::Experiment, rows: usize, samples: usize) {
-    if experiment.model.kind != crate::config::ModelKind::Mlp {
+    use crate::report::{DEFAULT_PATH_ROWS, DEFAULT_PATH_SAMPLES};
+    // Without skips there is one path per length and nothing to sample.
+    if experiment.model.kind != crate::config::ModelKind::Mlp
+        || experiment.model.skip == crate::config::SkipMode::Plain
+    {
         return;
     }
-    let depth = experiment.model.depth as u64;
-    let width = experiment.model.width as u64;
-    // Every sampled path is a pass through `depth` blocks per row, each block's cost growing
-    // with the width.
-    let work = (samples as u64)
-        .saturating_mul(depth + 1)
-        .saturating_mul(rows as u64)
-        .saturating_mul(depth)
-        .saturating_mul(width);
-    if work >= PATH_WORK_WORTH_ANNOUNCING {
+    let default = DEFAULT_PATH_SAMPLES * DEFAULT_PATH_ROWS;
+    let work = samples.saturating_mul(rows);
+    if work > PATH_WORK_QUIET_FACTOR * default {
         eprintln!(
-            "path decomposition: {samples} random paths for each of {} lengths on {rows} rows \
-             ({} block passes of width {width}); this can take a while",
-            depth + 1,
-            (samples as u64)
-                .saturating_mul(depth + 1)
-                .saturating_mul(rows as u64)
-                .saturating_mul(depth)
+            "path decomposition: {samples} random paths for each of {} lengths on {rows} rows, \
+             {}× the default work; this can take minutes",
+            experiment.model.depth + 1,
+            work / default
         );
     }
 }
 
 /// Runs `work`, printing on stderr how long it has been going every few seconds once it has
 /// taken more than two, so a long analysis over SSH is visibly alive.
-fn with_ticker<T>(what: &str, work: impl FnOnce() -> T) -> T {
+pub(crate) fn with_ticker<T>(what: &str, work: impl FnOnce() -> T) -> T {
     let done = AtomicBool::new(false);
     std::thread::scope(|scope| {
         scope.spawn(|| {

@@ -326,6 +326,15 @@ fn bench(args: &BenchArgs) -> Result<ExitCode> {
         min_time: std::time::Duration::from_secs_f64(args.seconds),
         ..Default::default()
     };
+    // Every configuration is timed with metrics on and off.
+    let configurations = 2
+        * (plan.models.len() * plan.depths.len()
+            + crate::config::CellKind::ALL.len() * plan.lengths.len());
+    eprintln!(
+        "bench: {configurations} configurations of at least {} s each, about {:.0} s",
+        args.seconds,
+        configurations as f64 * args.seconds
+    );
     if !args.json {
         say!(
             "{:<10} {:>12} {:>5} {:>5} {:>8} {:>12}",
@@ -337,8 +346,19 @@ fn bench(args: &BenchArgs) -> Result<ExitCode> {
             "steps/s"
         )?;
     }
+    let mut measured = 0;
     let results = crate::bench::run(&plan, |r| {
-        if !args.json {
+        measured += 1;
+        if args.json {
+            // The JSON comes at the end; until then stderr shows the bench is alive.
+            eprintln!(
+                "[{measured}/{configurations}] {} {} metrics {}: {:.1} steps/s",
+                r.model,
+                size_label(r),
+                if r.metrics { "on" } else { "off" },
+                r.steps_per_sec
+            );
+        } else {
             say!(
                 "{:<10} {:>12} {:>5} {:>5} {:>8} {:>12.1}",
                 r.model,
