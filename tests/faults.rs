@@ -35,6 +35,36 @@ struct Case {
     not: &'static [&'static str],
 }
 
+/// Cases whose stderr is `/dev/full` (a dropped SSH session): only the exit status can be
+/// checked, and it must be the ordinary one (a panic would give 101).
+const STDERR_FULL: &[(&str, &[&str], i32)] = &[
+    (
+        "run's progress into a full stderr",
+        &["run", "--steps", "3", "--set", "model.depth=2"],
+        0,
+    ),
+    (
+        "an error into a full stderr",
+        &["run", "--set", "model.cell=Gru"],
+        2,
+    ),
+    (
+        "bench's progress into a full stderr",
+        &[
+            "bench",
+            "--json",
+            "--no-peers",
+            "--depths",
+            "2",
+            "--lengths",
+            "0",
+            "--seconds",
+            "0.1",
+        ],
+        0,
+    ),
+];
+
 /// Keeps every training case small: two layers, one step.
 const CASES: &[Case] = &[
     // ── stdout's reader goes away (EPIPE): quiet, 141 like `ls | head` ──
@@ -644,4 +674,18 @@ fn every_fault_ends_with_its_status_one_named_message_no_panic_and_files_intact(
         CASES.len(),
         failures.join("\n\n")
     );
+}
+
+#[test]
+fn a_full_stderr_changes_nothing_but_the_messages_lost() {
+    for (name, args, code) in STDERR_FULL {
+        let status = Command::new(env!("CARGO_BIN_EXE_gradlab"))
+            .args(*args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create("/dev/full").expect("/dev/full"))
+            .status()
+            .expect("the binary runs");
+        assert_eq!(status.code(), Some(*code), "{name}");
+    }
 }

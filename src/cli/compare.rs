@@ -1,7 +1,7 @@
 //! `gradlab compare`: 2–4 presets trained side by side: the compare view on a terminal, else
 //! a table or a JSON list.
 
-use super::out::say;
+use super::out::{say, tell};
 use super::{UiArgs, base_dir_of, load_experiment};
 use crate::compare::{CompareEntry, CompareRun, run_compare};
 use crate::config::check_fits;
@@ -67,7 +67,7 @@ pub fn run(args: &CompareArgs) -> Result<ExitCode> {
         return super::tui::compare(entries, &args.ui, threads);
     }
     let steps = args.steps.unwrap_or(entries[0].experiment.steps as u64);
-    eprintln!(
+    tell!(
         "comparing {} runs for {steps} steps on {} thread(s)",
         entries.len(),
         threads.min(entries.len())

@@ -1,7 +1,7 @@
 //! `gradlab run`: training without a screen, with a progress display and a summary.
 
 use super::PresetArgs;
-use super::out::say;
+use super::out::{say, tell};
 use crate::learner::build_learner;
 use crate::metrics::Snapshot;
 use crate::protocol::LesionResult;
@@ -57,14 +57,14 @@ impl MetricsSink for ProgressSink {
                     bar.set_message(format!("loss {:.4}", snapshot.loss));
                 } else if self.steps > 0 && (step >= self.last_line + self.steps.div_ceil(10)) {
                     self.last_line = step;
-                    eprintln!("step {step:>7}/{}  loss {:.5}", self.steps, snapshot.loss);
+                    tell!("step {step:>7}/{}  loss {:.5}", self.steps, snapshot.loss);
                 }
                 self.last = Some(*snapshot);
             }
             Event::State {
                 state: RunState::Diverged(d),
                 ..
-            } => eprintln!("diverged at step {}: {}", d.step, d.what),
+            } => tell!("diverged at step {}: {}", d.step, d.what),
             _ => {}
         }
         true
@@ -127,7 +127,7 @@ pub fn run(
             .and_then(|()| recorder.close())
             .with_context(|| format!("cannot write the recording {}", path.display()))?;
         if caught != 0 {
-            eprintln!(
+            tell!(
                 "gradlab: stopped by {} at step {}; recording closed",
                 signal_name(caught),
                 trainer.step()
@@ -186,7 +186,7 @@ fn announce_paths(experiment: &crate::config::Experiment, rows: usize, samples: 
     let default = DEFAULT_PATH_SAMPLES * DEFAULT_PATH_ROWS;
     let work = samples.saturating_mul(rows);
     if work > PATH_WORK_QUIET_FACTOR * default {
-        eprintln!(
+        tell!(
             "path decomposition: {samples} random paths for each of {} lengths on {rows} rows, \
              {}× the default work; this can take minutes",
             experiment.model.depth + 1,
@@ -207,7 +207,7 @@ pub(crate) fn with_ticker<T>(what: &str, work: impl FnOnce() -> T) -> T {
                 std::thread::sleep(std::time::Duration::from_millis(100));
                 let elapsed = start.elapsed().as_secs();
                 if elapsed >= next && !done.load(Ordering::Relaxed) {
-                    eprintln!("{what}… {elapsed} s");
+                    tell!("{what}… {elapsed} s");
                     next = elapsed + 5;
                 }
             }

@@ -10,7 +10,7 @@ mod tui;
 use crate::config::{Experiment, builtin_presets, check_fits, check_overrides_apply, load_preset};
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
-use out::{EXIT_BROKEN_PIPE, EXIT_OUTPUT_FAILED, StdoutError, say};
+use out::{EXIT_BROKEN_PIPE, EXIT_OUTPUT_FAILED, StdoutError, say, tell};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -296,11 +296,11 @@ fn exit_for(error: &anyhow::Error) -> ExitCode {
         // The reader has all it wanted; saying so would only clutter the terminal.
         Some(e) if e.is_broken_pipe() => ExitCode::from(EXIT_BROKEN_PIPE),
         Some(e) => {
-            eprintln!("gradlab: {e}");
+            tell!("gradlab: {e}");
             ExitCode::from(EXIT_OUTPUT_FAILED)
         }
         None => {
-            eprintln!("gradlab: {error:#}");
+            tell!("gradlab: {error:#}");
             ExitCode::from(2)
         }
     }
@@ -330,7 +330,7 @@ fn bench(args: &BenchArgs) -> Result<ExitCode> {
     let configurations = 2
         * (plan.models.len() * plan.depths.len()
             + crate::config::CellKind::ALL.len() * plan.lengths.len());
-    eprintln!(
+    tell!(
         "bench: {configurations} configurations of at least {} s each, about {:.0} s",
         args.seconds,
         configurations as f64 * args.seconds
@@ -351,7 +351,7 @@ fn bench(args: &BenchArgs) -> Result<ExitCode> {
         measured += 1;
         if args.json {
             // The JSON comes at the end; until then stderr shows the bench is alive.
-            eprintln!(
+            tell!(
                 "[{measured}/{configurations}] {} {} metrics {}: {:.1} steps/s",
                 r.model,
                 size_label(r),
@@ -397,7 +397,7 @@ fn run_peers(
 ) -> Result<()> {
     use crate::bench::peers::{PEER_SCRIPTS, has_python_module, peers_dir, run_peer};
     let Some(dir) = peers_dir() else {
-        eprintln!("note: benches/peers not found; no PyTorch/JAX comparison");
+        tell!("note: benches/peers not found; no PyTorch/JAX comparison");
         return Ok(());
     };
     let mut any = false;
@@ -411,7 +411,7 @@ fn run_peers(
             continue;
         }
         if !has_python_module(script.module) {
-            eprintln!(
+            tell!(
                 "note: python3 cannot import {0}; `pip install {0}` to compare",
                 script.module
             );
@@ -424,7 +424,7 @@ fn run_peers(
                     results.iter_mut().for_each(|r| r.attach(peer));
                 }
             }
-            Err(error) => eprintln!("note: {error:#}"),
+            Err(error) => tell!("note: {error:#}"),
         }
     }
     if !any || quiet {

@@ -8,6 +8,9 @@
 //! ```ignore
 //! say!("steps  {}", s.step)?;
 //! ```
+//!
+//! Progress and notes for stderr go through `tell!` (`use crate::cli::out::tell;`), which
+//! never panics and drops a failed write.
 
 use std::fmt;
 use std::io::{self, Write};
@@ -66,3 +69,20 @@ macro_rules! say {
 }
 
 pub(crate) use say;
+
+/// Writes one line to stderr, dropping a failure: stderr is where failures are reported, so
+/// when it is gone too (an SSH session that dropped, `2>/dev/full`) there is nowhere left to
+/// say anything, and a progress line must never be what stops a run and its recording.
+pub(crate) fn tell_line(args: fmt::Arguments<'_>) {
+    let mut err = io::stderr().lock();
+    let _ = err.write_fmt(args).and_then(|()| err.write_all(b"\n"));
+}
+
+/// `eprintln!` that never panics; see [`tell_line`].
+macro_rules! tell {
+    ($($arg:tt)*) => {
+        $crate::cli::out::tell_line(format_args!($($arg)*))
+    };
+}
+
+pub(crate) use tell;

@@ -2,7 +2,7 @@
 
 use super::compare::report_cells;
 use super::headless::{signal_name, watch_signals};
-use super::out::say;
+use super::out::{say, tell};
 use crate::report::RunReport;
 use crate::sweep::run::{
     SweepProgress, list_commands, pending_jobs, read_result, run_jobs, tail_loss,
@@ -81,7 +81,7 @@ pub fn run(args: &SweepArgs) -> Result<ExitCode> {
     )
     .map_err(|e| anyhow::anyhow!("{}: {e:#}", args.file.display()))?;
     let total = sweep.jobs.len();
-    eprintln!(
+    tell!(
         "sweep {}: {total} jobs, {} finished earlier, running {} on {} thread(s), {} steps each → {}",
         args.file.display(),
         total - pending.len(),
@@ -106,7 +106,7 @@ pub fn run(args: &SweepArgs) -> Result<ExitCode> {
             let elapsed = started.elapsed().as_secs_f64();
             let left = pending.len() - done - failed;
             let eta = elapsed / (done + failed) as f64 * left as f64;
-            eprintln!(
+            tell!(
                 "[{:>3}/{}] {}  loss {loss}  test {test} %  {db} dB  {seconds:.1} s  eta {eta:.0} s",
                 done + failed,
                 pending.len(),
@@ -115,18 +115,18 @@ pub fn run(args: &SweepArgs) -> Result<ExitCode> {
         }
         SweepProgress::Failed { index, error } => {
             failed += 1;
-            eprintln!("[failed] {}: {error}", sweep.jobs[index].id);
+            tell!("[failed] {}: {error}", sweep.jobs[index].id);
         }
     })?;
     let caught = signal.load(Ordering::Relaxed);
     if caught != 0 {
-        eprintln!(
+        tell!(
             "gradlab: sweep stopped by {}; {done} job(s) finished this time; run the same command to resume",
             signal_name(caught)
         );
         return Ok(ExitCode::from(128 + caught as u8));
     }
-    eprintln!(
+    tell!(
         "{done} job(s) in {:.1} s{}",
         started.elapsed().as_secs_f64(),
         if failed > 0 {
@@ -139,7 +139,7 @@ pub fn run(args: &SweepArgs) -> Result<ExitCode> {
     let csv = out.join("results.csv");
     std::fs::write(&csv, results_csv(&sweep, &rows))
         .with_context(|| format!("cannot write {}", csv.display()))?;
-    eprintln!("wrote {}", csv.display());
+    tell!("wrote {}", csv.display());
     // After the CSV, so the results are on disk even when stdout's reader has gone away.
     print_table(&sweep, &rows)?;
     Ok(if failed > 0 || rows.iter().any(|r| r.report.is_none()) {
