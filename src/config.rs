@@ -6,10 +6,14 @@
 
 use serde::{Deserialize, Serialize};
 
+mod applies;
 mod bounds;
+pub mod limits;
 pub mod load;
 pub mod set;
 
+pub use applies::{check_overrides_apply, check_task_fits_model};
+pub use limits::{check_fits, estimate_bytes};
 pub use load::{Preset, builtin_presets, load_preset, parse_preset};
 pub use set::apply_overrides;
 
@@ -33,10 +37,13 @@ pub struct Experiment {
     #[serde(deserialize_with = "bounds::batch")]
     pub batch: usize,
     /// Per-layer metrics are measured every this many steps.
-    #[serde(deserialize_with = "bounds::every")]
+    #[serde(deserialize_with = "bounds::metrics_every")]
     pub metrics_every: usize,
     /// The test set is evaluated every this many steps.
-    #[serde(default = "default_test_every", deserialize_with = "bounds::every")]
+    #[serde(
+        default = "default_test_every",
+        deserialize_with = "bounds::test_every"
+    )]
     pub test_every: usize,
     /// Rescale the whole gradient to at most this norm before the update.
     #[serde(default, deserialize_with = "bounds::clip")]
@@ -46,7 +53,10 @@ pub struct Experiment {
     pub steps: usize,
     /// MLP nets: path-length statistics are computed every this many steps (live, on a
     /// sub-batch); raise it to make them cheaper.
-    #[serde(default = "default_path_every", deserialize_with = "bounds::every")]
+    #[serde(
+        default = "default_path_every",
+        deserialize_with = "bounds::path_every"
+    )]
     pub path_every: usize,
 }
 
@@ -97,7 +107,7 @@ pub enum TaskSpec {
         classes: usize,
         #[serde(deserialize_with = "bounds::dims")]
         dims: usize,
-        #[serde(deserialize_with = "bounds::noise")]
+        #[serde(deserialize_with = "bounds::spread")]
         spread: f32,
     },
     /// Regression onto the output of a fixed random tanh network (the teacher).
@@ -114,10 +124,13 @@ pub enum TaskSpec {
     /// Hochreiter's adding problem: a length-T sequence of (value, marker) pairs with two marked
     /// values; the target is their sum. Predicting the mean scores MSE 1/6 ≈ 0.167.
     Adding {
-        #[serde(deserialize_with = "bounds::sequence_length")]
+        #[serde(deserialize_with = "bounds::length")]
         length: usize,
         /// Size of the fixed test set (training batches are drawn fresh each step).
-        #[serde(default = "default_test_points", deserialize_with = "bounds::points")]
+        #[serde(
+            default = "default_test_points",
+            deserialize_with = "bounds::test_points"
+        )]
         test_points: usize,
     },
     /// The copy (memory) task: `symbols` random symbols, `delay` blanks, then a cue; the net must
@@ -125,19 +138,25 @@ pub enum TaskSpec {
     Copy {
         #[serde(deserialize_with = "bounds::symbols")]
         symbols: usize,
-        #[serde(deserialize_with = "bounds::sequence_length")]
+        #[serde(deserialize_with = "bounds::delay")]
         delay: usize,
-        #[serde(deserialize_with = "bounds::classes")]
+        #[serde(deserialize_with = "bounds::alphabet")]
         alphabet: usize,
-        #[serde(default = "default_test_points", deserialize_with = "bounds::points")]
+        #[serde(
+            default = "default_test_points",
+            deserialize_with = "bounds::test_points"
+        )]
         test_points: usize,
     },
     /// Delayed XOR: a sequence of random bits, two of them marked; the target is their XOR.
     /// Guessing scores 50 % and cross-entropy ln 2.
     DelayedXor {
-        #[serde(deserialize_with = "bounds::sequence_length")]
+        #[serde(deserialize_with = "bounds::length")]
         length: usize,
-        #[serde(default = "default_test_points", deserialize_with = "bounds::points")]
+        #[serde(
+            default = "default_test_points",
+            deserialize_with = "bounds::test_points"
+        )]
         test_points: usize,
     },
     /// A user CSV file: numeric feature columns, the last column the label (or target).
@@ -201,7 +220,7 @@ pub struct ModelSpec {
     /// Initial bias of the LSTM forget gate (1.0 keeps memory open at the start).
     #[serde(
         default = "default_forget_bias",
-        deserialize_with = "bounds::gate_bias"
+        deserialize_with = "bounds::forget_bias"
     )]
     pub forget_bias: f32,
 }
@@ -298,10 +317,10 @@ impl Activation {
 #[serde(deny_unknown_fields)]
 pub struct InitSpec {
     /// σ_w²: weight variance times fan-in.
-    #[serde(deserialize_with = "bounds::variance")]
+    #[serde(deserialize_with = "bounds::weight_var")]
     pub weight_var: f32,
     /// σ_b²: bias variance.
-    #[serde(deserialize_with = "bounds::variance")]
+    #[serde(deserialize_with = "bounds::bias_var")]
     pub bias_var: f32,
     /// Gaussian entries, or a random orthogonal matrix scaled by σ_w.
     #[serde(default)]
@@ -356,7 +375,7 @@ pub struct AuxSpec {
     /// Whether the auxiliary losses are added to the objective.
     pub enabled: bool,
     /// A head after hidden layers every, 2·every, … (not after the last layer).
-    #[serde(deserialize_with = "bounds::every")]
+    #[serde(deserialize_with = "bounds::aux_every")]
     pub every: usize,
     /// Weight of each auxiliary loss in the total.
     #[serde(deserialize_with = "bounds::aux_weight")]
@@ -388,11 +407,11 @@ pub enum OptimizerSpec {
     Adam {
         #[serde(deserialize_with = "bounds::learning_rate")]
         lr: f32,
-        #[serde(default = "default_beta1", deserialize_with = "bounds::momentum")]
+        #[serde(default = "default_beta1", deserialize_with = "bounds::beta1")]
         beta1: f32,
-        #[serde(default = "default_beta2", deserialize_with = "bounds::momentum")]
+        #[serde(default = "default_beta2", deserialize_with = "bounds::beta2")]
         beta2: f32,
-        #[serde(default = "default_eps", deserialize_with = "bounds::positive")]
+        #[serde(default = "default_eps", deserialize_with = "bounds::eps")]
         eps: f32,
     },
 }

@@ -183,7 +183,8 @@ pub fn measure(
             "path_every=1000000".into(),
         ],
         min_time,
-    )?;
+    )
+    .map_err(|e| anyhow::anyhow!("bench cannot build a {} net of depth {depth}: {e:#}", model_name(skip)))?;
     let name = model_name(skip);
     Ok(BenchResult::new(
         name,
@@ -206,7 +207,7 @@ pub fn measure_rnn(
     let timing = time_preset(
         "rnn-lstm-adding",
         &[
-            format!("model.cell={cell:?}"),
+            format!("model.cell={}", ron::to_string(&cell)?),
             format!("task.length={length}"),
             "model.width=64".into(),
             "batch=64".into(),
@@ -214,7 +215,8 @@ pub fn measure_rnn(
             "test_every=1000000".into(),
         ],
         min_time,
-    )?;
+    )
+    .map_err(|e| anyhow::anyhow!("bench cannot build a {} net at T = {length}: {e:#}", cell.label()))?;
     Ok(BenchResult::new(
         cell.label(),
         None,
@@ -226,14 +228,18 @@ pub fn measure_rnn(
     ))
 }
 
-/// Runs every configuration of `plan`, calling `report` after each.
-pub fn run(plan: &BenchPlan, mut report: impl FnMut(&BenchResult)) -> Result<Vec<BenchResult>> {
+/// Runs every configuration of `plan`, calling `report` after each; an error from `report`
+/// (stdout closed) stops the bench, since nobody is reading the rest.
+pub fn run(
+    plan: &BenchPlan,
+    mut report: impl FnMut(&BenchResult) -> Result<()>,
+) -> Result<Vec<BenchResult>> {
     let mut results = Vec::new();
     for &skip in &plan.models {
         for &depth in &plan.depths {
             for metrics in [true, false] {
                 let result = measure(skip, depth, metrics, plan.min_time)?;
-                report(&result);
+                report(&result)?;
                 results.push(result);
             }
         }
@@ -242,7 +248,7 @@ pub fn run(plan: &BenchPlan, mut report: impl FnMut(&BenchResult)) -> Result<Vec
         for &length in &plan.lengths {
             for metrics in [true, false] {
                 let result = measure_rnn(cell, length, metrics, plan.min_time)?;
-                report(&result);
+                report(&result)?;
                 results.push(result);
             }
         }

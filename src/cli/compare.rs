@@ -1,19 +1,27 @@
 //! `gradlab compare`: 2–4 presets trained side by side: the compare view on a terminal, else
 //! a table or a JSON list.
 
-use super::{PresetArgs, UiArgs, base_dir_of};
+use super::out::{say, tell};
+use super::{UiArgs, base_dir_of, load_experiment};
 use crate::compare::{CompareEntry, CompareRun, run_compare};
-use crate::config::{apply_overrides, load_preset};
+use crate::config::check_fits;
 use crate::report::{Analyses, RunReport};
 use anyhow::{Result, bail};
 use clap::Args;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-/// Options of `gradlab compare` (the presets and `--set` are the global preset options; what
-/// the compare view does is in the subcommand's help).
+/// Options of `gradlab compare` (what the compare view does is in the subcommand's help).
 #[derive(Debug, Args)]
 pub struct CompareArgs {
+    /// A built-in preset name or a path to a .ron file; give it 2 to 4 times.
+    #[arg(long = "preset", short = 'p', required = true)]
+    presets: Vec<String>,
+    /// Override a field of every run, e.g. --set model.depth=16
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    overrides: Vec<String>,
+    #[command(flatten)]
+    ui: UiArgs,
     /// Updates to apply to every run (default: the first preset's `steps`); table and JSON only.
     #[arg(long)]
     steps: Option<u64>,
@@ -23,8 +31,8 @@ pub struct CompareArgs {
     /// Print the table even on a terminal instead of opening the compare view.
     #[arg(long)]
     headless: bool,
-    /// Threads to spread the runs over (default: the number of cores).
-    #[arg(long)]
+    /// Threads to spread the runs over, at least 1 (default: the number of cores).
+    #[arg(long, value_parser = super::sweep::thread_count)]
     threads: Option<usize>,
     /// Also evaluate the test set of each run with each block removed in turn.
     #[arg(long)]
@@ -32,39 +40,45 @@ pub struct CompareArgs {
 }
 
 /// Runs the comparison and prints it.
-pub fn run(presets: &PresetArgs, ui: &UiArgs, args: &CompareArgs) -> Result<ExitCode> {
-    if !(2..=4).contains(&presets.presets.len()) {
+pub fn run(args: &CompareArgs) -> Result<ExitCode> {
+    if !(2..=4).contains(&args.presets.len()) {
         bail!(
             "compare takes 2 to 4 --preset options, got {}",
-            presets.presets.len()
+            args.presets.len()
         );
     }
-    let entries = presets
+    let entries = args
         .presets
         .iter()
         .map(|name| {
             Ok(CompareEntry {
                 label: name.clone(),
-                experiment: apply_overrides(&load_preset(name)?, &presets.overrides)?,
+                experiment: load_experiment(name, &args.overrides)
+                    .map_err(|e| anyhow::anyhow!("--preset {name}: {e:#}"))?,
                 base_dir: base_dir_of(name),
             })
         })
         .collect::<Result<Vec<_>>>()?;
+    // The runs train at the same time, so together they must fit.
+    let experiments: Vec<_> = entries.iter().map(|e| e.experiment.clone()).collect();
+    check_fits(&experiments, entries[0].base_dir.as_deref())?;
     let threads = args.threads.unwrap_or_else(super::sweep::cores);
     if !args.json && !args.headless && std::io::stdout().is_terminal() {
-        return super::tui::compare(entries, ui, threads);
+        return super::tui::compare(entries, &args.ui, threads);
     }
     let steps = args.steps.unwrap_or(entries[0].experiment.steps as u64);
-    eprintln!(
+    tell!(
         "comparing {} runs for {steps} steps on {} thread(s)",
         entries.len(),
         threads.min(entries.len())
     );
-    let runs = run_compare(&entries, steps, threads, &Analyses::standard(args.lesion))?;
+    let runs = super::headless::with_ticker("comparing", || {
+        run_compare(&entries, steps, threads, &Analyses::standard(args.lesion))
+    })?;
     if args.json {
-        println!("{}", serde_json::to_string(&runs)?);
+        say!("{}", serde_json::to_string(&runs)?)?;
     } else {
-        print_table(&runs);
+        print_table(&runs)?;
     }
     let diverged = runs.iter().any(|r| r.report.snapshot.diverged);
     Ok(if diverged {
@@ -95,21 +109,32 @@ pub(crate) fn report_cells(report: &RunReport) -> [String; 6] {
     ]
 }
 
-fn print_table(runs: &[CompareRun]) {
+fn print_table(runs: &[CompareRun]) -> Result<()> {
     let width = runs.iter().map(|r| r.label.len()).max().unwrap_or(0).max(3);
-    println!(
+    say!(
         "{:width$}  {:>9} {:>7} {:>7} {:>9} {:>7} {:>7}  {:>8} {:>8}",
-        "run", "loss", "train%", "test%", "dB", "χ₁", "paths", "steps/s", "busy/s"
-    );
+        "run",
+        "loss",
+        "train%",
+        "test%",
+        "dB",
+        "χ₁",
+        "paths",
+        "steps/s",
+        "busy/s"
+    )?;
     for run in runs {
         let [loss, train, test, db, chi1, range] = report_cells(&run.report);
-        println!(
+        say!(
             "{:width$}  {loss:>9} {train:>7} {test:>7} {db:>9} {chi1:>7} {range:>7}  {:>8.1} {:>8.1}",
-            run.label, run.steps_per_sec, run.busy_steps_per_sec
-        );
+            run.label,
+            run.steps_per_sec,
+            run.busy_steps_per_sec
+        )?;
     }
-    println!(
+    say!(
         "loss: last training batch · %: accuracy · dB: ‖∂L/∂h_first‖/‖∂L/∂h_last‖ · χ₁: measured · \
          paths: lengths holding 90 % of the gradient · steps/s: over the wall clock, busy/s: over the run's own steps"
-    );
+    )?;
+    Ok(())
 }

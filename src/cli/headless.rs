@@ -1,6 +1,7 @@
 //! `gradlab run`: training without a screen, with a progress display and a summary.
 
 use super::PresetArgs;
+use super::out::{say, tell};
 use crate::learner::build_learner;
 use crate::metrics::Snapshot;
 use crate::protocol::LesionResult;
@@ -56,14 +57,14 @@ impl MetricsSink for ProgressSink {
                     bar.set_message(format!("loss {:.4}", snapshot.loss));
                 } else if self.steps > 0 && (step >= self.last_line + self.steps.div_ceil(10)) {
                     self.last_line = step;
-                    eprintln!("step {step:>7}/{}  loss {:.5}", self.steps, snapshot.loss);
+                    tell!("step {step:>7}/{}  loss {:.5}", self.steps, snapshot.loss);
                 }
                 self.last = Some(*snapshot);
             }
             Event::State {
                 state: RunState::Diverged(d),
                 ..
-            } => eprintln!("diverged at step {}: {}", d.step, d.what),
+            } => tell!("diverged at step {}: {}", d.step, d.what),
             _ => {}
         }
         true
@@ -126,7 +127,7 @@ pub fn run(
             .and_then(|()| recorder.close())
             .with_context(|| format!("cannot write the recording {}", path.display()))?;
         if caught != 0 {
-            eprintln!(
+            tell!(
                 "gradlab: stopped by {} at step {}; recording closed",
                 signal_name(caught),
                 trainer.step()
@@ -142,15 +143,20 @@ pub fn run(
         paths: if output.json { output.paths } else { None },
         lesion: output.lesion,
     };
-    let report = build_report(trainer.as_mut(), snapshot, &analyses);
+    if let Some((rows, samples)) = analyses.paths {
+        announce_paths(trainer.experiment(), rows, samples);
+    }
+    let report = with_ticker("analysing", || {
+        build_report(trainer.as_mut(), snapshot, &analyses)
+    });
     if output.json {
-        println!("{}", serde_json::to_string(&report)?);
+        say!("{}", serde_json::to_string(&report)?)?;
         return Ok(exit_code(&report.snapshot));
     }
-    print_summary(&report.snapshot);
+    print_summary(&report.snapshot)?;
     if let (Some(lesion), Some(mlp)) = (&report.lesion, trainer.as_mlp()) {
         // The snapshot's test loss may be up to `test_every` steps old; compare with now.
-        print_lesions(mlp.evaluate_test(crate::model::Lesion::default()), lesion);
+        print_lesions(mlp.evaluate_test(crate::model::Lesion::default()), lesion)?;
     }
     Ok(exit_code(&report.snapshot))
 }
@@ -163,21 +169,71 @@ fn exit_code(snapshot: &Snapshot) -> ExitCode {
     }
 }
 
-fn print_lesions(intact: (f64, Option<f64>), lesion: &[LesionResult]) {
+/// How many times the default path work (samples × rows) `run` does quietly; above it, it
+/// says up front what it is about to do.
+const PATH_WORK_QUIET_FACTOR: usize = 100;
+
+/// Says on stderr how big the path decomposition is when it is far above the default, so a
+/// large `--path-samples` is not mistaken for a hang (the ticker then shows it is alive).
+fn announce_paths(experiment: &crate::config::Experiment, rows: usize, samples: usize) {
+    use crate::report::{DEFAULT_PATH_ROWS, DEFAULT_PATH_SAMPLES};
+    // Without skips there is one path per length and nothing to sample.
+    if experiment.model.kind != crate::config::ModelKind::Mlp
+        || experiment.model.skip == crate::config::SkipMode::Plain
+    {
+        return;
+    }
+    let default = DEFAULT_PATH_SAMPLES * DEFAULT_PATH_ROWS;
+    let work = samples.saturating_mul(rows);
+    if work > PATH_WORK_QUIET_FACTOR * default {
+        tell!(
+            "path decomposition: {samples} random paths for each of {} lengths on {rows} rows, \
+             {}× the default work; this can take minutes",
+            experiment.model.depth + 1,
+            work / default
+        );
+    }
+}
+
+/// Runs `work`, printing on stderr how long it has been going every few seconds once it has
+/// taken more than two, so a long analysis over SSH is visibly alive.
+pub(crate) fn with_ticker<T>(what: &str, work: impl FnOnce() -> T) -> T {
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let start = std::time::Instant::now();
+            let mut next = 2u64;
+            while !done.load(Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                let elapsed = start.elapsed().as_secs();
+                if elapsed >= next && !done.load(Ordering::Relaxed) {
+                    tell!("{what}… {elapsed} s");
+                    next = elapsed + 5;
+                }
+            }
+        });
+        let result = work();
+        done.store(true, Ordering::Relaxed);
+        result
+    })
+}
+
+fn print_lesions(intact: (f64, Option<f64>), lesion: &[LesionResult]) -> Result<()> {
     let pct = |v: Option<f64>| v.map_or("n/a".to_string(), |a| format!("{:.1} %", 100.0 * a));
-    println!(
+    say!(
         "intact            test loss {:.4}  accuracy {}",
         intact.0,
         pct(intact.1)
-    );
+    )?;
     for l in lesion {
-        println!(
+        say!(
             "without block {:<3} test loss {:.4}  accuracy {}",
             l.block,
             l.test_loss,
             pct(l.test_accuracy)
-        );
+        )?;
     }
+    Ok(())
 }
 
 /// Turns SIGINT, SIGTERM and SIGHUP (an SSH connection dropping) into a flag; a second
@@ -203,7 +259,7 @@ pub(crate) fn signal_name(signal: usize) -> &'static str {
     }
 }
 
-fn print_summary(s: &Snapshot) {
+fn print_summary(s: &Snapshot) -> Result<()> {
     let fmt = |v: f64| {
         if v.is_finite() {
             format!("{v:.4e}")
@@ -218,15 +274,16 @@ fn print_summary(s: &Snapshot) {
         Some(d) => format!("diverged at step {} ({})", d.step, d.what),
         None => "finished".to_string(),
     };
-    println!("preset            {}", s.preset);
-    println!("steps             {}", s.step);
-    println!("loss              {}", fmt(s.loss));
-    println!("train accuracy    {}", pct(s.train_accuracy));
-    println!("test accuracy     {}", pct(s.test_accuracy));
-    println!("‖∂L/∂h‖ first     {}", fmt(layer(0)));
-    println!("‖∂L/∂h‖ middle    {}", fmt(layer(depth / 2)));
-    println!("‖∂L/∂h‖ last      {}", fmt(layer(depth.saturating_sub(1))));
-    println!("first/last        {:.1} dB", s.grad_ratio_db);
-    println!("measured χ₁       {}", fmt(s.measured_chi1));
-    println!("state             {state}");
+    say!("preset            {}", s.preset)?;
+    say!("steps             {}", s.step)?;
+    say!("loss              {}", fmt(s.loss))?;
+    say!("train accuracy    {}", pct(s.train_accuracy))?;
+    say!("test accuracy     {}", pct(s.test_accuracy))?;
+    say!("‖∂L/∂h‖ first     {}", fmt(layer(0)))?;
+    say!("‖∂L/∂h‖ middle    {}", fmt(layer(depth / 2)))?;
+    say!("‖∂L/∂h‖ last      {}", fmt(layer(depth.saturating_sub(1))))?;
+    say!("first/last        {:.1} dB", s.grad_ratio_db)?;
+    say!("measured χ₁       {}", fmt(s.measured_chi1))?;
+    say!("state             {state}")?;
+    Ok(())
 }

@@ -2,28 +2,45 @@
 
 mod compare;
 mod headless;
+pub(crate) mod out;
 mod recordings;
 mod sweep;
 mod tui;
 
-use crate::config::{Experiment, apply_overrides, builtin_presets, load_preset};
+use crate::config::{Experiment, builtin_presets, check_fits, check_overrides_apply, load_preset};
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
+use out::{EXIT_BROKEN_PIPE, EXIT_OUTPUT_FAILED, StdoutError, say, tell};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// The exit statuses every subcommand shares (also in the README).
+const EXIT_CODES: &str = "\
+Exit status:
+  0    finished (reproduce: identical)
+  1    reproduce: something differs; sweep: a job failed or has no result
+  2    refused: bad flag, preset, value, or a request too big for the memory available
+  3    the run diverged (NaN/Inf; the JSON says where)
+  74   stdout could not be written (disk full, permission); one line on stderr says why
+  128+N  stopped by signal N (130 SIGINT, 143 SIGTERM, 129 SIGHUP), recording closed
+  141  stdout's reader went away (`gradlab … | head -1`); nothing more is printed";
+
 /// A terminal lab for watching vanishing and exploding gradients and fixing them live.
+///
+/// Without a subcommand it opens the live dashboard (the same as `gradlab tui`).
 #[derive(Debug, Parser)]
-#[command(name = "gradlab", version, about)]
+#[command(
+    name = "gradlab",
+    version,
+    about,
+    after_help = EXIT_CODES,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Option<Commands>,
     #[command(flatten)]
-    preset: PresetArgs,
-    #[command(flatten)]
-    ui: UiArgs,
-    #[command(flatten)]
-    dash: DashArgs,
+    dashboard: TuiArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -35,10 +52,11 @@ enum Commands {
     /// and both go on in lock-step in the compare view, so their curves branch at the fork.
     /// With --record, the original run keeps recording into the file across the fork; twins
     /// are not recorded.
-    Tui(DashArgs),
+    Tui(TuiArgs),
     /// Open the dashboard on a recording: play, pause, speed, seek, jump between interventions.
     Replay(ReplayArgs),
     /// Train headless and print a summary (or JSON with --json).
+    #[command(after_help = EXIT_CODES)]
     Run(RunArgs),
     /// List the built-in presets.
     Presets,
@@ -50,8 +68,10 @@ enum Commands {
     /// n and R pause, step and reset every run together, and `f` forks the focused run (at most
     /// four runs). With --json, --headless, or stdout not a terminal, it trains --steps updates
     /// and prints a table (or the JSON list).
+    #[command(after_help = EXIT_CODES)]
     Compare(compare::CompareArgs),
     /// Run a grid of experiments from a sweep file, in parallel, resumable.
+    #[command(after_help = EXIT_CODES)]
     Sweep(sweep::SweepArgs),
     /// Measure training steps/s of plain, residual and highway nets at several depths and of the
     /// recurrent cells at several sequence lengths, against PyTorch and JAX when installed.
@@ -64,64 +84,95 @@ enum Commands {
     Plot(recordings::PlotArgs),
 }
 
+/// Arguments of the dashboard: `gradlab [tui]`.
+#[derive(Debug, Args, Clone)]
+struct TuiArgs {
+    #[command(flatten)]
+    preset: PresetArgs,
+    #[command(flatten)]
+    ui: UiArgs,
+    #[command(flatten)]
+    dash: DashArgs,
+}
+
 #[derive(Debug, Args)]
 struct BenchArgs {
     /// Print a JSON list instead of a table.
     #[arg(long)]
     json: bool,
-    /// Depths to measure, comma separated.
-    #[arg(long, value_delimiter = ',', default_values_t = [8, 32, 64])]
-    depths: Vec<usize>,
-    /// Sequence lengths for the recurrent cells, comma separated (0 to skip them).
-    #[arg(long, value_delimiter = ',', default_values_t = [50, 200])]
+    /// Depths to measure, comma separated (1 to 512).
+    #[arg(long, value_delimiter = ',', default_values_t = [8, 32, 64],
+          value_parser = clap::value_parser!(u16).range(1..=512))]
+    depths: Vec<u16>,
+    /// Sequence lengths for the recurrent cells, comma separated (2 to 5000; 0 to skip them).
+    #[arg(long, value_delimiter = ',', default_values_t = [50, 200],
+          value_parser = bench_length)]
     lengths: Vec<usize>,
-    /// Seconds to time each configuration.
-    #[arg(long, default_value_t = 2.0)]
+    /// Seconds to time each configuration (0.1 to 3600).
+    #[arg(long, default_value_t = 2.0, value_parser = bench_seconds)]
     seconds: f64,
     /// Skip the PyTorch and JAX reference runs even when they are installed.
     #[arg(long)]
     no_peers: bool,
 }
 
+/// `--lengths` values: 0 (skip the recurrent cells) or a sequence length a task accepts.
+fn bench_length(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(0) => Ok(0),
+        Ok(n) if (2..=5000).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "`{text}` is not a sequence length: expected 0 (skip) or 2 to 5000"
+        )),
+    }
+}
+
+/// `--seconds`: a finite time, long enough to time ten steps and short enough to finish today.
+fn bench_seconds(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(s) if s.is_finite() && (0.1..=3600.0).contains(&s) => Ok(s),
+        _ => Err(format!(
+            "`{text}` is not a time: expected seconds from 0.1 to 3600"
+        )),
+    }
+}
+
 /// Which experiment to start: a preset plus overrides.
 #[derive(Debug, Args, Clone)]
 pub struct PresetArgs {
-    /// A built-in preset name or a path to a .ron file (`compare` takes it 2–4 times).
-    #[arg(
-        long = "preset",
-        short = 'p',
-        default_value = "plain-deep",
-        global = true
-    )]
-    pub presets: Vec<String>,
-    /// The one preset of commands that take one: the last `--preset` given.
-    #[arg(skip)]
+    /// A built-in preset name or a path to a .ron file.
+    #[arg(long = "preset", short = 'p', default_value = "plain-deep")]
     pub preset: String,
     /// Override a field, e.g. --set model.depth=64 --set model.skip=Residual(scale: 1.0)
-    #[arg(long = "set", value_name = "PATH=VALUE", global = true)]
+    #[arg(long = "set", value_name = "PATH=VALUE")]
     pub overrides: Vec<String>,
 }
 
 impl PresetArgs {
-    /// Settles `preset` after parsing; only `compare` accepts `--preset` more than once.
-    fn settle(&mut self, many_allowed: bool) -> Result<()> {
-        if self.presets.len() > 1 && !many_allowed {
-            anyhow::bail!("--preset was given more than once; `gradlab compare` takes several");
-        }
-        self.preset = self.presets.last().cloned().unwrap_or_default();
-        Ok(())
-    }
-
-    /// Loads the preset and applies the overrides.
+    /// Loads the preset, applies the overrides, refuses a field the model does not use, and
+    /// refuses a net too big for the memory available.
     pub fn load(&self) -> Result<Experiment> {
-        let experiment = load_preset(&self.preset)?;
-        apply_overrides(&experiment, &self.overrides)
+        let experiment = load_experiment(&self.preset, &self.overrides)?;
+        check_fits(
+            std::slice::from_ref(&experiment),
+            self.base_dir().as_deref(),
+        )?;
+        Ok(experiment)
     }
 
     /// The folder relative CSV paths are resolved against: the preset file's own.
     pub fn base_dir(&self) -> Option<PathBuf> {
         base_dir_of(&self.preset)
     }
+}
+
+/// Loads `preset`, applies `overrides`, and refuses an override the model ignores.
+fn load_experiment(preset: &str, overrides: &[String]) -> Result<Experiment> {
+    let base = load_preset(preset)?;
+    let experiment = crate::config::apply_overrides(&base, overrides)?;
+    check_overrides_apply(&experiment, overrides)?;
+    crate::config::check_task_fits_model(&experiment)?;
+    Ok(experiment)
 }
 
 /// The folder relative CSV paths of the preset `name_or_path` are resolved against.
@@ -136,10 +187,10 @@ fn base_dir_of(name_or_path: &str) -> Option<PathBuf> {
 #[derive(Debug, Args, Clone)]
 pub struct UiArgs {
     /// Most redraws per second (lower it over slow links).
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=240), global = true)]
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=240))]
     pub fps: u32,
     /// Draw with ASCII only, for terminals without Unicode block characters.
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub ascii: bool,
 }
 
@@ -165,10 +216,14 @@ struct ReplayArgs {
     /// Write an asciicast v2 file of the replay session.
     #[arg(long, value_name = "FILE")]
     cast: Option<PathBuf>,
+    #[command(flatten)]
+    ui: UiArgs,
 }
 
 #[derive(Debug, Args)]
 struct RunArgs {
+    #[command(flatten)]
+    preset: PresetArgs,
     /// Updates to apply (0 measures the network at initialisation without updating).
     #[arg(long)]
     steps: Option<u64>,
@@ -176,11 +231,13 @@ struct RunArgs {
     #[arg(long)]
     json: bool,
     /// Random paths per length for the path-length decomposition in --json (Veit's M).
-    #[arg(long, default_value_t = crate::report::DEFAULT_PATH_SAMPLES)]
-    path_samples: usize,
+    #[arg(long, default_value_t = crate::report::DEFAULT_PATH_SAMPLES as u64,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    path_samples: u64,
     /// Training rows the path decomposition runs on.
-    #[arg(long, default_value_t = crate::report::DEFAULT_PATH_ROWS)]
-    path_rows: usize,
+    #[arg(long, default_value_t = crate::report::DEFAULT_PATH_ROWS as u64,
+          value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    path_rows: u64,
     /// Leave the path decomposition out of --json.
     #[arg(long)]
     no_paths: bool,
@@ -194,22 +251,19 @@ struct RunArgs {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    let mut cli = Cli::parse();
-    let many = matches!(cli.command, Some(Commands::Compare(_)));
-    if let Err(error) = cli.preset.settle(many) {
-        eprintln!("gradlab: {error:#}");
-        return ExitCode::from(2);
-    }
+    let cli = Cli::parse();
     let result = match &cli.command {
-        Some(Commands::Compare(args)) => compare::run(&cli.preset, &cli.ui, args),
+        Some(Commands::Compare(args)) => compare::run(args),
         Some(Commands::Sweep(args)) => sweep::run(args),
         Some(Commands::Presets) => list_presets(),
         Some(Commands::Run(args)) => headless::run(
-            &cli.preset,
+            &args.preset,
             args.steps,
             &headless::Output {
                 json: args.json,
-                paths: (!args.no_paths).then_some((args.path_rows, args.path_samples)),
+                // The value parsers bound both, so the conversions cannot truncate.
+                paths: (!args.no_paths)
+                    .then_some((args.path_rows as usize, args.path_samples as usize)),
                 lesion: args.lesion,
             },
             args.record.as_deref(),
@@ -219,21 +273,34 @@ pub fn main() -> ExitCode {
         Some(Commands::Plot(args)) => recordings::plot(args),
         Some(Commands::Bench(args)) => bench(args),
         Some(Commands::Replay(args)) => {
-            tui::replay(&args.file, args.follow, &cli.ui, args.cast.as_deref())
+            tui::replay(&args.file, args.follow, &args.ui, args.cast.as_deref())
         }
-        Some(Commands::Tui(dash)) => {
-            let dash = DashArgs {
-                record: dash.record.clone().or(cli.dash.record.clone()),
-                cast: dash.cast.clone().or(cli.dash.cast.clone()),
-            };
-            tui::run(&cli.preset, &cli.ui, &dash)
-        }
-        None => tui::run(&cli.preset, &cli.ui, &cli.dash),
+        Some(Commands::Tui(args)) => tui::run(&args.preset, &args.ui, &args.dash),
+        None => tui::run(
+            &cli.dashboard.preset,
+            &cli.dashboard.ui,
+            &cli.dashboard.dash,
+        ),
     };
+    // A late stdout failure (a flush at exit) is reported like any other.
+    let result = result.and_then(|code| out::flush().map(|()| code).map_err(Into::into));
     match result {
         Ok(code) => code,
-        Err(error) => {
-            eprintln!("gradlab: {error:#}");
+        Err(error) => exit_for(&error),
+    }
+}
+
+/// The exit status and stderr line for a command that failed.
+fn exit_for(error: &anyhow::Error) -> ExitCode {
+    match error.downcast_ref::<StdoutError>() {
+        // The reader has all it wanted; saying so would only clutter the terminal.
+        Some(e) if e.is_broken_pipe() => ExitCode::from(EXIT_BROKEN_PIPE),
+        Some(e) => {
+            tell!("gradlab: {e}");
+            ExitCode::from(EXIT_OUTPUT_FAILED)
+        }
+        None => {
+            tell!("gradlab: {error:#}");
             ExitCode::from(2)
         }
     }
@@ -247,27 +314,52 @@ fn list_presets() -> Result<ExitCode> {
         .unwrap_or(0);
     for preset in builtin_presets() {
         let experiment = crate::config::parse_preset(preset.source, preset.name)?;
-        println!("{:width$}  {}", preset.name, experiment.description);
+        say!("{:width$}  {}", preset.name, experiment.description)?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn bench(args: &BenchArgs) -> Result<ExitCode> {
     let plan = crate::bench::BenchPlan {
-        depths: args.depths.clone(),
+        depths: args.depths.iter().map(|&d| usize::from(d)).collect(),
         lengths: args.lengths.iter().copied().filter(|&l| l > 0).collect(),
-        min_time: std::time::Duration::from_secs_f64(args.seconds.max(0.1)),
+        min_time: std::time::Duration::from_secs_f64(args.seconds),
         ..Default::default()
     };
+    // Every configuration is timed with metrics on and off.
+    let configurations = 2
+        * (plan.models.len() * plan.depths.len()
+            + crate::config::CellKind::ALL.len() * plan.lengths.len());
+    tell!(
+        "bench: {configurations} configurations of at least {} s each, about {:.0} s",
+        args.seconds,
+        configurations as f64 * args.seconds
+    );
     if !args.json {
-        println!(
+        say!(
             "{:<10} {:>12} {:>5} {:>5} {:>8} {:>12}",
-            "model", "depth/length", "width", "batch", "metrics", "steps/s"
-        );
+            "model",
+            "depth/length",
+            "width",
+            "batch",
+            "metrics",
+            "steps/s"
+        )?;
     }
+    let mut measured = 0;
     let results = crate::bench::run(&plan, |r| {
-        if !args.json {
-            println!(
+        measured += 1;
+        if args.json {
+            // The JSON comes at the end; until then stderr shows the bench is alive.
+            tell!(
+                "[{measured}/{configurations}] {} {} metrics {}: {:.1} steps/s",
+                r.model,
+                size_label(r),
+                if r.metrics { "on" } else { "off" },
+                r.steps_per_sec
+            );
+        } else {
+            say!(
                 "{:<10} {:>12} {:>5} {:>5} {:>8} {:>12.1}",
                 r.model,
                 size_label(r),
@@ -275,15 +367,16 @@ fn bench(args: &BenchArgs) -> Result<ExitCode> {
                 r.batch,
                 if r.metrics { "on" } else { "off" },
                 r.steps_per_sec
-            );
+            )?;
         }
+        Ok(())
     })?;
     let mut results = results;
     if !args.no_peers {
-        run_peers(&plan, &mut results, args.json);
+        run_peers(&plan, &mut results, args.json)?;
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&results)?);
+        say!("{}", serde_json::to_string_pretty(&results)?)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -301,11 +394,11 @@ fn run_peers(
     plan: &crate::bench::BenchPlan,
     results: &mut [crate::bench::BenchResult],
     quiet: bool,
-) {
+) -> Result<()> {
     use crate::bench::peers::{PEER_SCRIPTS, has_python_module, peers_dir, run_peer};
     let Some(dir) = peers_dir() else {
-        eprintln!("note: benches/peers not found; no PyTorch/JAX comparison");
-        return;
+        tell!("note: benches/peers not found; no PyTorch/JAX comparison");
+        return Ok(());
     };
     let mut any = false;
     for script in PEER_SCRIPTS {
@@ -318,7 +411,7 @@ fn run_peers(
             continue;
         }
         if !has_python_module(script.module) {
-            eprintln!(
+            tell!(
                 "note: python3 cannot import {0}; `pip install {0}` to compare",
                 script.module
             );
@@ -331,24 +424,31 @@ fn run_peers(
                     results.iter_mut().for_each(|r| r.attach(peer));
                 }
             }
-            Err(error) => eprintln!("note: {error:#}"),
+            Err(error) => tell!("note: {error:#}"),
         }
     }
     if !any || quiet {
-        return;
+        return Ok(());
     }
-    println!();
-    println!(
+    say!()?;
+    say!(
         "{:<10} {:>12} {:>8} {:>10} {:>10} {:>10} {:>9} {:>9}",
-        "model", "depth/length", "metrics", "gradlab", "pytorch", "jax", "×pytorch", "×jax"
-    );
+        "model",
+        "depth/length",
+        "metrics",
+        "gradlab",
+        "pytorch",
+        "jax",
+        "×pytorch",
+        "×jax"
+    )?;
     let cell =
         |v: Option<f64>, digits: usize| v.map_or("–".to_string(), |v| format!("{v:.digits$}"));
     for r in results
         .iter()
         .filter(|r| r.torch_steps_per_sec.or(r.jax_steps_per_sec).is_some())
     {
-        println!(
+        say!(
             "{:<10} {:>12} {:>8} {:>10.1} {:>10} {:>10} {:>9} {:>9}",
             r.model,
             size_label(r),
@@ -358,6 +458,7 @@ fn run_peers(
             cell(r.jax_steps_per_sec, 1),
             cell(r.ratio_torch, 2),
             cell(r.ratio_jax, 2),
-        );
+        )?;
     }
+    Ok(())
 }

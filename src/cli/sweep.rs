@@ -2,6 +2,7 @@
 
 use super::compare::report_cells;
 use super::headless::{signal_name, watch_signals};
+use super::out::{say, tell};
 use crate::report::RunReport;
 use crate::sweep::run::{
     SweepProgress, list_commands, pending_jobs, read_result, run_jobs, tail_loss,
@@ -26,8 +27,8 @@ pub struct SweepArgs {
     /// Print one `gradlab run` command per job instead of running them.
     #[arg(long)]
     list: bool,
-    /// Jobs to run at once (default: the number of cores).
-    #[arg(long)]
+    /// Jobs to run at once, at least 1 (default: the number of cores).
+    #[arg(long, value_parser = thread_count)]
     threads: Option<usize>,
     /// Write to this folder instead of the file's `out`.
     #[arg(long, value_name = "DIR")]
@@ -36,6 +37,16 @@ pub struct SweepArgs {
 
 /// Fraction of the run the `tail loss` column averages the training loss over.
 const TAIL: f64 = 0.1;
+
+/// `--threads`: a whole number of threads, at least one.
+pub(crate) fn thread_count(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if (1..=4096).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "`{text}` is not a thread count: expected 1 to 4096"
+        )),
+    }
+}
 
 /// Runs (or lists) the sweep, then prints the table and writes `results.csv`.
 pub fn run(args: &SweepArgs) -> Result<ExitCode> {
@@ -57,14 +68,20 @@ pub fn run(args: &SweepArgs) -> Result<ExitCode> {
                 .with_context(|| format!("cannot write {}", sweep.base_preset))?;
         }
         for line in list_commands(&sweep, "gradlab") {
-            println!("{line}");
+            say!("{line}")?;
         }
         return Ok(ExitCode::SUCCESS);
     }
     let pending = pending_jobs(&sweep);
-    let threads = args.threads.unwrap_or_else(cores).max(1);
+    let threads = args.threads.unwrap_or_else(cores);
+    // Jobs run `threads` at a time, so that many of the largest must fit together.
+    crate::config::check_fits(
+        &vec![sweep.largest.clone(); threads.min(pending.len().max(1))],
+        sweep.base_dir.as_deref(),
+    )
+    .map_err(|e| anyhow::anyhow!("{}: {e:#}", args.file.display()))?;
     let total = sweep.jobs.len();
-    eprintln!(
+    tell!(
         "sweep {}: {total} jobs, {} finished earlier, running {} on {} thread(s), {} steps each → {}",
         args.file.display(),
         total - pending.len(),
@@ -89,7 +106,7 @@ pub fn run(args: &SweepArgs) -> Result<ExitCode> {
             let elapsed = started.elapsed().as_secs_f64();
             let left = pending.len() - done - failed;
             let eta = elapsed / (done + failed) as f64 * left as f64;
-            eprintln!(
+            tell!(
                 "[{:>3}/{}] {}  loss {loss}  test {test} %  {db} dB  {seconds:.1} s  eta {eta:.0} s",
                 done + failed,
                 pending.len(),
@@ -98,18 +115,18 @@ pub fn run(args: &SweepArgs) -> Result<ExitCode> {
         }
         SweepProgress::Failed { index, error } => {
             failed += 1;
-            eprintln!("[failed] {}: {error}", sweep.jobs[index].id);
+            tell!("[failed] {}: {error}", sweep.jobs[index].id);
         }
     })?;
     let caught = signal.load(Ordering::Relaxed);
     if caught != 0 {
-        eprintln!(
+        tell!(
             "gradlab: sweep stopped by {}; {done} job(s) finished this time; run the same command to resume",
             signal_name(caught)
         );
         return Ok(ExitCode::from(128 + caught as u8));
     }
-    eprintln!(
+    tell!(
         "{done} job(s) in {:.1} s{}",
         started.elapsed().as_secs_f64(),
         if failed > 0 {
@@ -119,11 +136,12 @@ pub fn run(args: &SweepArgs) -> Result<ExitCode> {
         }
     );
     let rows = collect(&sweep);
-    print_table(&sweep, &rows);
-    let table = out.join("results.csv");
-    std::fs::write(&table, results_csv(&sweep.axis_names(), &rows)?)
-        .with_context(|| format!("cannot write {}", table.display()))?;
-    eprintln!("wrote {}", table.display());
+    let csv = out.join("results.csv");
+    std::fs::write(&csv, results_csv(&sweep.axis_names(), &rows)?)
+        .with_context(|| format!("cannot write {}", csv.display()))?;
+    tell!("wrote {}", csv.display());
+    // After the CSV, so the results are on disk even when stdout's reader has gone away.
+    print_table(&sweep, &rows)?;
     Ok(if failed > 0 || rows.iter().any(|r| r.report.is_none()) {
         ExitCode::from(1)
     } else {
@@ -177,7 +195,7 @@ fn numbers(row: &Row) -> Option<[Option<f64>; 7]> {
     ])
 }
 
-fn print_table(sweep: &Sweep, rows: &[Row]) {
+fn print_table(sweep: &Sweep, rows: &[Row]) -> Result<()> {
     let names = sweep.axis_names();
     let seed_axis = sweep.file.grid.0.iter().position(|a| a.path == "seed");
     let lesion = sweep.file.lesion;
@@ -210,14 +228,14 @@ fn print_table(sweep: &Sweep, rows: &[Row]) {
     if lesion {
         header.push_str(" lesioned acc % |");
     }
-    println!("{header}");
-    println!(
+    say!("{header}")?;
+    say!(
         "{}",
         header
             .chars()
             .map(|c| if c == '|' { '|' } else { '-' })
             .collect::<String>()
-    );
+    )?;
     for (key, members) in &groups {
         let measured: Vec<[Option<f64>; 7]> = members.iter().filter_map(|r| numbers(r)).collect();
         let diverged = members
@@ -252,12 +270,13 @@ fn print_table(sweep: &Sweep, rows: &[Row]) {
         if lesion {
             let _ = write!(line, " {} |", show(mean(6), 1));
         }
-        println!("{line}");
+        say!("{line}")?;
     }
     let missing = rows.iter().filter(|r| r.report.is_none()).count();
     if missing > 0 {
-        println!("({missing} job(s) without a result)");
+        say!("({missing} job(s) without a result)")?;
     }
+    Ok(())
 }
 
 /// Columns after the id and the axis values.

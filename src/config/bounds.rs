@@ -31,50 +31,95 @@ where
     } else {
         Err(D::Error::custom(format!(
             "{field} must be a number in {}..={}, got {value}",
-            range.start(),
-            range.end()
+            readable(*range.start()),
+            readable(*range.end())
         )))
     }
 }
 
+/// A bound as a person writes it: `1e-30`, not thirty zeros.
+fn readable(bound: f32) -> String {
+    if bound != 0.0 && bound.abs() < 1e-4 {
+        format!("{bound:e}")
+    } else {
+        bound.to_string()
+    }
+}
+
+/// The name a bound reports: the function's own (which is the field it checks), or the label
+/// given where one function would otherwise serve two fields of different meaning.
+macro_rules! field_name {
+    ($name:ident) => {
+        stringify!($name)
+    };
+    ($name:ident, $label:literal) => {
+        $label
+    };
+}
+
+// One function per field, named after it, so a bad `beta2` says `beta2` and not the name of
+// the range it shares with `momentum`; ranges shared by several fields are the consts below.
 macro_rules! bounded {
-    ($($name:ident: $ty:ty = $lo:expr, $hi:expr;)*) => {$(
+    ($($name:ident $(as $label:literal)?: $ty:ty = $range:expr;)*) => {$(
+        #[doc = concat!("Range check of `", field_name!($name $(, $label)?), "`.")]
         pub fn $name<'de, D: Deserializer<'de>>(d: D) -> Result<$ty, D::Error> {
-            within(d, stringify!($name), $lo..=$hi)
+            within(d, field_name!($name $(, $label)?), $range)
         }
     )*};
 }
 
 macro_rules! bounded_f32 {
-    ($($name:ident = $lo:expr, $hi:expr;)*) => {$(
+    ($($name:ident $(as $label:literal)?: $range:expr;)*) => {$(
+        #[doc = concat!("Range check of `", field_name!($name $(, $label)?), "`.")]
         pub fn $name<'de, D: Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
-            finite_within(d, stringify!($name), $lo..=$hi)
+            finite_within(d, field_name!($name $(, $label)?), $range)
         }
     )*};
 }
 
+const EVERY: RangeInclusive<usize> = 1..=1_000_000;
+const POINTS: RangeInclusive<usize> = 4..=1_000_000;
+const CLASSES: RangeInclusive<usize> = 2..=64;
+const DIMS: RangeInclusive<usize> = 1..=1024;
+const SEQUENCE_LENGTH: RangeInclusive<usize> = 2..=5000;
+const SPREAD: RangeInclusive<f32> = 0.0..=100.0;
+const VARIANCE: RangeInclusive<f32> = 0.0..=100.0;
+const GATE_BIAS: RangeInclusive<f32> = -20.0..=20.0;
+const MOMENTUM: RangeInclusive<f32> = 0.0..=0.9999;
+
 bounded! {
-    depth: usize = 1, 512;
-    width: usize = 1, 1024;
-    batch: usize = 1, 65536;
-    every: usize = 1, 1_000_000;
-    points: usize = 4, 1_000_000;
-    cells: usize = 2, 64;
-    classes: usize = 2, 64;
-    dims: usize = 1, 1024;
-    teacher_depth: usize = 1, 16;
-    sequence_length: usize = 2, 5000;
-    symbols: usize = 1, 64;
+    depth: usize = 1..=512;
+    width: usize = 1..=1024;
+    batch: usize = 1..=65536;
+    metrics_every: usize = EVERY;
+    test_every: usize = EVERY;
+    path_every: usize = EVERY;
+    aux_every as "every": usize = EVERY;
+    points: usize = POINTS;
+    test_points: usize = POINTS;
+    cells: usize = 2..=64;
+    classes: usize = CLASSES;
+    alphabet: usize = CLASSES;
+    dims: usize = DIMS;
+    teacher_depth as "depth": usize = 1..=16;
+    length: usize = SEQUENCE_LENGTH;
+    delay: usize = SEQUENCE_LENGTH;
+    symbols: usize = 1..=64;
 }
 
 bounded_f32! {
-    noise = 0.0, 100.0;
-    variance = 0.0, 100.0;
-    scale = -10.0, 10.0;
-    gate_bias = -20.0, 20.0;
-    aux_weight = 0.0, 100.0;
-    momentum = 0.0, 0.9999;
-    positive = 1e-30, 1.0;
+    noise: SPREAD;
+    spread: SPREAD;
+    weight_var: VARIANCE;
+    bias_var: VARIANCE;
+    scale: -10.0..=10.0;
+    gate_bias: GATE_BIAS;
+    forget_bias: GATE_BIAS;
+    aux_weight as "weight": 0.0..=100.0;
+    momentum: MOMENTUM;
+    beta1: MOMENTUM;
+    beta2: MOMENTUM;
+    eps: 1e-30..=1.0;
 }
 
 /// Learning rate: positive and at most 100.

@@ -44,13 +44,19 @@ fn parse_value<T: DeserializeOwned>(value: &str) -> Result<T, String> {
     ron::from_str(value).map_err(|e| format!("cannot read `{value}`: {}", e.code))
 }
 
+/// Reads a leaf value, saying what was expected in the user's words when it cannot.
+fn parse_leaf<T: DeserializeOwned>(value: &str, expected: &str) -> Result<T, String> {
+    ron::from_str(value).map_err(|e| format!("cannot read `{value}` as {expected}: {}", e.code))
+}
+
+// Each leaf carries the words its errors use for it: a user typed `model.depth`, not a `usize`.
 macro_rules! leaf {
-    ($($ty:ty),*) => {$(
+    ($($ty:ty => $expected:literal),* $(,)?) => {$(
         impl Settable for $ty {
             fn set_path(&mut self, path: &[&str], value: &str) -> Result<(), String> {
                 match path {
-                    [] => { *self = parse_value(value)?; Ok(()) }
-                    [field, ..] => Err(format!("`{field}` is not a field of a {}", stringify!($ty))),
+                    [] => { *self = parse_leaf(value, $expected)?; Ok(()) }
+                    [field, ..] => Err(format!("`{field}` is not a field: this value is {}", $expected)),
                 }
             }
         }
@@ -58,16 +64,32 @@ macro_rules! leaf {
 }
 
 leaf!(
-    usize,
-    u64,
-    f32,
-    bool,
-    Option<f32>,
-    ModelKind,
-    Activation,
-    WeightDistribution,
-    CellKind
+    usize => "a whole number",
+    u64 => "a whole number",
+    f32 => "a number",
+    bool => "true or false",
+    ModelKind => "Mlp or Rnn",
+    Activation => "Linear, Tanh, Relu, Sigmoid or Gelu",
+    WeightDistribution => "Gaussian or Orthogonal",
+    CellKind => "Vanilla, Gru or Lstm",
 );
+
+/// An optional number (`clip_grad_norm`): a bare number, `Some(x)` or `None`.
+impl Settable for Option<f32> {
+    fn set_path(&mut self, path: &[&str], value: &str) -> Result<(), String> {
+        if let [field, ..] = path {
+            return Err(format!(
+                "`{field}` is not a field: this value is a number or None"
+            ));
+        }
+        // A bare number is what people type; RON alone would insist on `Some(…)`.
+        *self = match ron::from_str::<f32>(value) {
+            Ok(number) => Some(number),
+            Err(_) => parse_leaf(value, "a number or None")?,
+        };
+        Ok(())
+    }
+}
 
 impl Settable for String {
     fn set_path(&mut self, path: &[&str], value: &str) -> Result<(), String> {
@@ -141,7 +163,7 @@ macro_rules! variant_fields {
                 match path {
                     [] => { *self = parse_value(value)?; Ok(()) }
                     [field] => { *self = set_variant_field(self, field, value)?; Ok(()) }
-                    [_, deeper, ..] => Err(format!("`{deeper}` is not a field of a number")),
+                    [field, deeper, ..] => Err(format!("`{field}` has no field `{deeper}`")),
                 }
             }
         }
@@ -156,9 +178,14 @@ fn set_variant_field<T: Serialize + DeserializeOwned>(
     value: &str,
 ) -> Result<T, String> {
     let mut tree = serde_json::to_value(current).map_err(|e| e.to_string())?;
+    // A variant without fields (`Plain`) serialises as its bare name.
+    if let Some(name) = tree.as_str() {
+        return Err(format!("{name} has no field `{field}`"));
+    }
     let (variant, fields) = match tree.as_object_mut().and_then(|o| o.iter_mut().next()) {
         Some((variant, serde_json::Value::Object(fields))) => (variant.clone(), fields),
-        _ => return Err(format!("the current variant has no field `{field}`")),
+        Some((variant, _)) => return Err(format!("{variant} has no field `{field}`")),
+        None => return Err(format!("this value has no field `{field}`")),
     };
     if !fields.contains_key(field) {
         let known: Vec<&str> = fields.keys().map(String::as_str).collect();
@@ -171,5 +198,13 @@ fn set_variant_field<T: Serialize + DeserializeOwned>(
         .or_else(|_| ron::from_str::<String>(value).map(serde_json::Value::String))
         .unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
     fields.insert(field.to_string(), parsed);
-    serde_json::from_value(tree).map_err(|e| format!("cannot set {variant}.{field}: {e}"))
+    serde_json::from_value(tree).map_err(|e| {
+        // serde names Rust types in its "expected" part; say what a preset writer would.
+        let reason = e
+            .to_string()
+            .replace("expected usize", "expected a whole number")
+            .replace("expected u64", "expected a whole number")
+            .replace("expected f32", "expected a number");
+        format!("cannot set {variant}.{field}: {reason}")
+    })
 }

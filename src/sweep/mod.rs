@@ -22,7 +22,10 @@
 
 pub mod run;
 
-use crate::config::{Experiment, apply_overrides, builtin_presets, load_preset};
+use crate::config::{
+    Experiment, apply_overrides, builtin_presets, check_overrides_apply, check_task_fits_model,
+    estimate_bytes, load_preset,
+};
 use anyhow::{Context, Result, anyhow, bail};
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
@@ -60,8 +63,14 @@ impl<'de> Deserialize<'de> for Grid {
                 f.write_str(r#"a map from field paths to lists of values, e.g. {"model.depth": ["10", "20"]}"#)
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Grid, A::Error> {
-                let mut axes = Vec::new();
+                let mut axes: Vec<Axis> = Vec::new();
                 while let Some((path, values)) = map.next_entry::<String, Vec<String>>()? {
+                    // A second entry would silently multiply the grid by itself.
+                    if axes.iter().any(|a| a.path.trim() == path.trim()) {
+                        return Err(serde::de::Error::custom(format!(
+                            "the grid has `{path}` twice; give each field one list of values"
+                        )));
+                    }
                     axes.push(Axis { path, values });
                 }
                 Ok(Grid(axes))
@@ -115,7 +124,14 @@ pub struct Sweep {
     pub base_dir: Option<PathBuf>,
     /// Every combination of the grid, first axis slowest.
     pub jobs: Vec<SweepJob>,
+    /// The job needing the most memory (by [`crate::config::estimate_bytes`]), to check that
+    /// as many of it as run at once fit.
+    pub largest: Experiment,
 }
+
+/// Most jobs a sweep file may expand to: beyond this a typo (an axis of a thousand values)
+/// is likelier than intent, and the expansion alone would take a while; split bigger sweeps.
+pub const MAX_JOBS: u64 = 100_000;
 
 impl Sweep {
     /// The experiment job `job` runs.
@@ -194,6 +210,36 @@ pub fn parse_sweep(source: &str, path: &Path) -> Result<Sweep> {
             bail!("{}: `{}` has no values", at(&axis.path), axis.path);
         }
     }
+    // Counted before expanding, so a grid of millions is refused at once, not after the
+    // expansion has used the memory.
+    let count = file
+        .grid
+        .0
+        .iter()
+        .try_fold(1u64, |n, axis| n.checked_mul(axis.values.len() as u64))
+        .unwrap_or(u64::MAX);
+    if count > MAX_JOBS {
+        let sizes: Vec<String> = file
+            .grid
+            .0
+            .iter()
+            .map(|a| format!("{} {}", a.values.len(), a.path))
+            .collect();
+        bail!(
+            "{}: the grid expands to {count} jobs ({}), more than the {MAX_JOBS} a sweep takes; \
+             split it into several sweep files",
+            at("grid"),
+            sizes.join(" × ")
+        );
+    }
+    // Each value alone first, so a typo is reported at its own line and column.
+    for axis in &file.grid.0 {
+        for value in &axis.values {
+            let assignment = format!("{}={value}", axis.path);
+            apply_overrides(&base, std::slice::from_ref(&assignment))
+                .map_err(|e| anyhow!("{}: {e:#}", at(&format!("\"{value}\""))))?;
+        }
+    }
     let jobs = expand(&file.grid);
     let mut seen = std::collections::HashSet::new();
     for job in &jobs {
@@ -203,19 +249,60 @@ pub fn parse_sweep(source: &str, path: &Path) -> Result<Sweep> {
                 job.id
             );
         }
-        // Every job is checked before any runs, so a typo in the last value fails at once.
-        for (assignment, value) in job.overrides.iter().zip(&job.values) {
-            apply_overrides(&base, std::slice::from_ref(assignment))
-                .map_err(|e| anyhow!("{}: {e:#}", at(&format!("\"{value}\""))))?;
-        }
     }
+    let largest = check_combinations(&base, &file.set, &jobs, &origin)?;
     Ok(Sweep {
         file,
         base,
         base_preset,
         base_dir,
         jobs,
+        largest,
     })
+}
+
+/// Builds every job's whole experiment before any runs, so a combination that cannot work
+/// (a recurrent cell with an MLP task, a field the job's model ignores) fails now and not
+/// hours into the sweep; says how far it got on stderr when this takes more than two seconds.
+/// Returns the job needing the most memory.
+fn check_combinations(
+    base: &Experiment,
+    set: &[String],
+    jobs: &[SweepJob],
+    origin: &str,
+) -> Result<Experiment> {
+    let started = std::time::Instant::now();
+    let mut reported = 2;
+    let mut largest: Option<(u64, Experiment)> = None;
+    for (done, job) in jobs.iter().enumerate() {
+        let explain = |e: anyhow::Error| {
+            anyhow!(
+                "{origin}: job {} ({}) cannot run: {e:#}",
+                job.id,
+                job.overrides.join(", ")
+            )
+        };
+        let experiment = apply_overrides(base, &job.overrides).map_err(explain)?;
+        let every: Vec<String> = set.iter().chain(&job.overrides).cloned().collect();
+        check_overrides_apply(&experiment, &every).map_err(explain)?;
+        check_task_fits_model(&experiment).map_err(explain)?;
+        let bytes = estimate_bytes(&experiment);
+        if largest.as_ref().is_none_or(|(b, _)| bytes > *b) {
+            largest = Some((bytes, experiment));
+        }
+        let elapsed = started.elapsed().as_secs();
+        if elapsed >= reported {
+            eprintln!(
+                "checking the grid: {}/{} jobs, {elapsed} s",
+                done + 1,
+                jobs.len()
+            );
+            reported = elapsed + 5;
+        }
+    }
+    largest
+        .map(|(_, e)| e)
+        .ok_or_else(|| anyhow!("{origin}: the grid has no jobs"))
 }
 
 /// The cartesian product of the axes, first axis slowest.

@@ -1,0 +1,691 @@
+//! Faults a long remote session meets, through the real binary: stdout's reader going away,
+//! a full disk, bad values, flags a subcommand does not use, and requests too big to serve.
+//! Every case must end with its documented exit status, one message naming what the user gave,
+//! no panic, and every file that existed before left byte for byte as it was.
+//!
+//! The cases are a table: a new fault is one more row in [`CASES`].
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Where the child's stdout goes.
+#[derive(Clone, Copy, Debug)]
+enum Stdout {
+    /// A pipe read to the end: the ordinary case.
+    Read,
+    /// A pipe whose reading end is closed before the child starts: every write gets EPIPE.
+    Closed,
+    /// `/dev/full`: every write gets ENOSPC.
+    Full,
+}
+
+/// One fault and what the binary must do about it.
+struct Case {
+    /// Shown when the case fails.
+    name: &'static str,
+    /// Arguments; `{dir}` is replaced by the case's scratch folder.
+    args: &'static [&'static str],
+    stdout: Stdout,
+    /// The exit status the README documents for this fault.
+    code: i32,
+    /// Text the one error line must contain (empty: stderr must have no error line at all).
+    message: &'static [&'static str],
+    /// Text no line of stderr may contain (the wrong name, Rust's Debug form).
+    not: &'static [&'static str],
+}
+
+/// Cases whose stderr is `/dev/full` (a dropped SSH session): only the exit status can be
+/// checked, and it must be the ordinary one (a panic would give 101).
+const STDERR_FULL: &[(&str, &[&str], i32)] = &[
+    (
+        "run's progress into a full stderr",
+        &["run", "--steps", "3", "--set", "model.depth=2"],
+        0,
+    ),
+    (
+        "an error into a full stderr",
+        &["run", "--set", "model.cell=Gru"],
+        2,
+    ),
+    (
+        "bench's progress into a full stderr",
+        &[
+            "bench",
+            "--json",
+            "--no-peers",
+            "--depths",
+            "2",
+            "--lengths",
+            "0",
+            "--seconds",
+            "0.1",
+        ],
+        0,
+    ),
+];
+
+/// Keeps every training case small: two layers, one step.
+const CASES: &[Case] = &[
+    // ── stdout's reader goes away (EPIPE): quiet, 141 like `ls | head` ──
+    Case {
+        name: "presets into a closed pipe",
+        args: &["presets"],
+        stdout: Stdout::Closed,
+        code: 141,
+        message: &[],
+        not: &[],
+    },
+    Case {
+        name: "run's summary into a closed pipe",
+        args: &["run", "--steps", "1", "--set", "model.depth=2"],
+        stdout: Stdout::Closed,
+        code: 141,
+        message: &[],
+        not: &[],
+    },
+    Case {
+        name: "run --json into a closed pipe",
+        args: &["run", "--steps", "1", "--json", "--set", "model.depth=2"],
+        stdout: Stdout::Closed,
+        code: 141,
+        message: &[],
+        not: &[],
+    },
+    Case {
+        name: "bench into a closed pipe",
+        args: &[
+            "bench",
+            "--no-peers",
+            "--depths",
+            "2",
+            "--lengths",
+            "0",
+            "--seconds",
+            "0.1",
+        ],
+        stdout: Stdout::Closed,
+        code: 141,
+        message: &[],
+        not: &[],
+    },
+    Case {
+        name: "compare's table into a closed pipe",
+        args: &[
+            "compare",
+            "--headless",
+            "-p",
+            "plain-deep",
+            "-p",
+            "residual-deep",
+            "--steps",
+            "1",
+            "--set",
+            "model.depth=2",
+        ],
+        stdout: Stdout::Closed,
+        code: 141,
+        message: &[],
+        not: &[],
+    },
+    Case {
+        name: "sweep --list into a closed pipe",
+        args: &["sweep", "--list", "{dir}/small.ron"],
+        stdout: Stdout::Closed,
+        code: 141,
+        message: &[],
+        not: &[],
+    },
+    Case {
+        name: "sweep's table into a closed pipe",
+        args: &["sweep", "--threads", "1", "{dir}/small.ron"],
+        stdout: Stdout::Closed,
+        code: 141,
+        message: &[],
+        not: &[],
+    },
+    // ── stdout cannot be written (ENOSPC): one line naming stdout and the reason, 74 ──
+    Case {
+        name: "presets into a full disk",
+        args: &["presets"],
+        stdout: Stdout::Full,
+        code: 74,
+        message: &["cannot write to stdout", "No space left on device"],
+        not: &[],
+    },
+    Case {
+        name: "run's summary into a full disk",
+        args: &["run", "--steps", "1", "--set", "model.depth=2"],
+        stdout: Stdout::Full,
+        code: 74,
+        message: &["cannot write to stdout", "No space left on device"],
+        not: &[],
+    },
+    Case {
+        name: "run --json into a full disk",
+        args: &["run", "--steps", "1", "--json", "--set", "model.depth=2"],
+        stdout: Stdout::Full,
+        code: 74,
+        message: &["cannot write to stdout", "No space left on device"],
+        not: &[],
+    },
+    Case {
+        name: "bench into a full disk",
+        args: &[
+            "bench",
+            "--json",
+            "--no-peers",
+            "--depths",
+            "2",
+            "--lengths",
+            "0",
+            "--seconds",
+            "0.1",
+        ],
+        stdout: Stdout::Full,
+        code: 74,
+        message: &["cannot write to stdout", "No space left on device"],
+        not: &[],
+    },
+    Case {
+        name: "compare --json into a full disk",
+        args: &[
+            "compare",
+            "--json",
+            "-p",
+            "plain-deep",
+            "-p",
+            "residual-deep",
+            "--steps",
+            "1",
+            "--set",
+            "model.depth=2",
+        ],
+        stdout: Stdout::Full,
+        code: 74,
+        message: &["cannot write to stdout", "No space left on device"],
+        not: &[],
+    },
+    Case {
+        name: "sweep --list into a full disk",
+        args: &["sweep", "--list", "{dir}/small.ron"],
+        stdout: Stdout::Full,
+        code: 74,
+        message: &["cannot write to stdout", "No space left on device"],
+        not: &[],
+    },
+    // ── messages name the field the user gave ──
+    Case {
+        name: "beta2 out of range names beta2",
+        args: &[
+            "run",
+            "-p",
+            "rnn-lstm-adding",
+            "--set",
+            "optimizer.beta2=1.5",
+        ],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &[
+            "--set optimizer.beta2=1.5",
+            "beta2 must be a number in 0..=0.9999",
+        ],
+        not: &["momentum"],
+    },
+    Case {
+        name: "eps of zero names eps",
+        args: &["run", "-p", "rnn-lstm-adding", "--set", "optimizer.eps=0"],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &["eps must be a number in 1e-30..=1, got 0"],
+        not: &["positive", "0.0000000"],
+    },
+    Case {
+        name: "forget_bias out of range names forget_bias",
+        args: &[
+            "run",
+            "-p",
+            "rnn-lstm-adding",
+            "--set",
+            "model.forget_bias=50",
+        ],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &["forget_bias must be a number in -20..=20, got 50"],
+        not: &["gate_bias"],
+    },
+    Case {
+        name: "a bad preset file names file, line, column and the field",
+        args: &["run", "-p", "{dir}/bad-beta1.ron"],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &[
+            "bad-beta1.ron:",
+            "beta1 must be a number in 0..=0.9999, got 2",
+        ],
+        not: &["momentum"],
+    },
+    Case {
+        name: "a sequence task on an MLP is named, not Debug-printed",
+        args: &["run", "--set", "task=Adding(length: 10)"],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &["task Adding is a sequence task", "--set model.kind=Rnn"],
+        not: &["test_points", "{"],
+    },
+    Case {
+        name: "--threads 0 is refused as a flag",
+        args: &[
+            "compare",
+            "-p",
+            "plain-deep",
+            "-p",
+            "residual-deep",
+            "--threads",
+            "0",
+        ],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &["--threads", "`0` is not a thread count"],
+        not: &["0 thread(s)"],
+    },
+    Case {
+        name: "sweep --threads 0 is refused as a flag",
+        args: &["sweep", "--threads", "0", "{dir}/small.ron"],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &["--threads", "`0` is not a thread count"],
+        not: &["0 thread(s)"],
+    },
+    Case {
+        name: "bench --depths 0 blames --depths, not --set",
+        args: &["bench", "--depths", "0"],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &["'--depths <DEPTHS>'", "0 is not in 1..=512"],
+        not: &["--set"],
+    },
+    Case {
+        name: "bench --seconds NaN is refused",
+        args: &["bench", "--seconds", "NaN"],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &["--seconds", "expected seconds from 0.1 to 3600"],
+        not: &[],
+    },
+    Case {
+        name: "a word where a number belongs says so without Rust type names",
+        args: &["run", "--set", "task.points=abc"],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &["--set task.points=abc", "expected a whole number"],
+        not: &["usize"],
+    },
+    Case {
+        name: "a field of a plain number names the user's path",
+        args: &["run", "--set", "model.depth.x=1"],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &[
+            "--set model.depth.x=1",
+            "`x` is not a field: this value is a whole number",
+        ],
+        not: &["usize"],
+    },
+    Case {
+        name: "a field of a variant without fields names the variant",
+        args: &["run", "--set", "model.skip.scale=2"],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &["--set model.skip.scale=2", "Plain has no field `scale`"],
+        not: &["current variant"],
+    },
+    Case {
+        name: "a negative clipping norm is range-checked like in a file",
+        args: &["run", "--set", "clip_grad_norm=-1"],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &["clip_grad_norm must be a positive number, got -1"],
+        not: &["Expected option"],
+    },
+    // ── flags that would do nothing are refused ──
+    Case {
+        name: "reproduce takes no --set",
+        args: &["reproduce", "{dir}/none.jsonl", "--set", "model.depth=2"],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &["unexpected argument '--set'"],
+        not: &[],
+    },
+    Case {
+        name: "export takes no --preset",
+        args: &[
+            "export",
+            "{dir}/none.jsonl",
+            "--csv",
+            "{dir}/x.csv",
+            "-p",
+            "plain-deep",
+        ],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &["unexpected argument '-p'"],
+        not: &[],
+    },
+    Case {
+        name: "presets takes no --fps",
+        args: &["presets", "--fps", "5"],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &["unexpected argument '--fps'"],
+        not: &[],
+    },
+    Case {
+        name: "run takes no --ascii",
+        args: &["run", "--ascii"],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &["unexpected argument '--ascii'"],
+        not: &[],
+    },
+    Case {
+        name: "a dashboard flag before a subcommand is refused, not ignored",
+        args: &["--preset", "exploding", "run", "--steps", "1"],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &["cannot be used with '--preset <PRESET>'"],
+        not: &[],
+    },
+    Case {
+        name: "model.cell on an MLP is refused with the reason",
+        args: &["run", "--set", "model.cell=Gru"],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &["--set model.cell=Gru", "an MLP does not use model.cell"],
+        not: &[],
+    },
+    Case {
+        name: "model.depth on a recurrent net is refused with the reason",
+        args: &["run", "-p", "rnn-copy", "--set", "model.depth=3"],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &[
+            "--set model.depth=3",
+            "a recurrent net does not use model.depth",
+        ],
+        not: &[],
+    },
+    Case {
+        name: "--path-rows 0 is refused",
+        args: &["run", "--path-rows", "0"],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &["'--path-rows <PATH_ROWS>'", "0 is not in 1..=65536"],
+        not: &[],
+    },
+    Case {
+        name: "--path-samples 0 is refused",
+        args: &["run", "--path-samples", "0"],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &["'--path-samples <PATH_SAMPLES>'", "0 is not in 1..=1000000"],
+        not: &[],
+    },
+    // ── requests too big are refused before anything is built, with the estimate ──
+    Case {
+        name: "a net too big for memory is refused with both figures",
+        args: &[
+            "run",
+            "--set",
+            "model.depth=512",
+            "--set",
+            "model.width=1024",
+            "--set",
+            "batch=65536",
+        ],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &[
+            "an MLP of depth 512 and width 1024 needs about",
+            "GB of memory available now",
+        ],
+        not: &[],
+    },
+    Case {
+        name: "runs compared together must fit together",
+        args: &[
+            "compare",
+            "--headless",
+            "-p",
+            "plain-deep",
+            "-p",
+            "residual-deep",
+            "--set",
+            "model.depth=512",
+            "--set",
+            "model.width=1024",
+            "--set",
+            "batch=65536",
+        ],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &["2 runs at once needs about", "of memory available now"],
+        not: &[],
+    },
+    Case {
+        name: "a million-job grid is refused with its size, even with --list",
+        args: &["sweep", "--list", "{dir}/million.ron"],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &[
+            "million.ron:",
+            "expands to 1000000 jobs",
+            "100 seed × 100 batch × 100 model.width",
+        ],
+        not: &[],
+    },
+    Case {
+        name: "a duplicate grid axis is refused at its position",
+        args: &["sweep", "--list", "{dir}/twice.ron"],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &["twice.ron:", "the grid has `seed` twice"],
+        not: &[],
+    },
+    Case {
+        name: "a grid combination that cannot run is refused before any job runs",
+        args: &["sweep", "{dir}/cell-task.ron"],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &[
+            "cell-task.ron:",
+            "cannot run",
+            "task Spirals is not a sequence task",
+        ],
+        not: &[],
+    },
+];
+
+/// Files every case's folder starts with; none may change.
+fn fixtures(dir: &Path) -> Vec<(PathBuf, String)> {
+    let preset = std::fs::read_to_string("presets/rnn-lstm-adding.ron").expect("shipped preset");
+    let bad_beta1 = preset.replacen("Adam(", "Adam(beta1: 2.0, ", 1);
+    let million_values = |n: usize, from: usize| {
+        (from..from + n)
+            .map(|v| format!("\"{v}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let million = format!(
+        "Sweep(base: Preset(\"plain-deep\"), grid: {{\"seed\": [{}], \"batch\": [{}], \
+         \"model.width\": [{}]}}, steps: 1, out: \"{}\")",
+        million_values(100, 1),
+        million_values(100, 1),
+        million_values(100, 1),
+        dir.join("million-out").display()
+    );
+    let small = format!(
+        "Sweep(base: Preset(\"plain-deep\"), set: [\"model.depth=2\", \"task.points=100\"], \
+         grid: {{\"seed\": [\"1\", \"2\"]}}, steps: 1, out: \"{}\")",
+        dir.join("small-out").display()
+    );
+    let twice = format!(
+        "Sweep(\n    base: Preset(\"plain-deep\"),\n    grid: {{\"seed\": [\"1\"], \"seed\": [\"2\"]}},\n    \
+         steps: 1,\n    out: \"{}\",\n)",
+        dir.join("twice-out").display()
+    );
+    let cell_task = format!(
+        "Sweep(base: Preset(\"rnn-lstm-adding\"), set: [\"task.length=4\"], grid: {{\
+         \"model.cell\": [\"Gru\", \"Lstm\"], \
+         \"task\": [\"Adding(length: 4)\", \"Spirals(points: 100, noise: 0.1)\"]}}, \
+         steps: 1, out: \"{}\")",
+        dir.join("cell-task-out").display()
+    );
+    vec![
+        (dir.join("bad-beta1.ron"), bad_beta1),
+        (dir.join("million.ron"), million),
+        (dir.join("small.ron"), small),
+        (dir.join("twice.ron"), twice),
+        (dir.join("cell-task.ron"), cell_task),
+        (dir.join("keep.txt"), "a file the user cares about\n".into()),
+    ]
+}
+
+/// Every file under `dir` with its bytes.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(folder) = stack.pop() {
+        for entry in std::fs::read_dir(&folder).expect("readable scratch folder") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let bytes = std::fs::read(&path).expect("readable file");
+                files.insert(path, bytes);
+            }
+        }
+    }
+    files
+}
+
+fn scratch(index: usize) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gradlab-faults-{}-{index}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch folder");
+    dir
+}
+
+/// Runs one case; returns what went wrong, if anything.
+fn check(index: usize, case: &Case) -> Result<(), String> {
+    let dir = scratch(index);
+    for (path, text) in fixtures(&dir) {
+        std::fs::write(path, text).expect("fixture written");
+    }
+    let before = snapshot(&dir);
+    let args: Vec<String> = case
+        .args
+        .iter()
+        .map(|a| a.replace("{dir}", &dir.display().to_string()))
+        .collect();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_gradlab"));
+    command
+        .args(&args)
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped());
+    match case.stdout {
+        Stdout::Read => command.stdout(Stdio::piped()),
+        Stdout::Closed => {
+            // The reading end is gone before the child starts, so its first write fails.
+            let (reader, writer) = std::io::pipe().expect("pipe");
+            drop(reader);
+            command.stdout(writer)
+        }
+        Stdout::Full => command.stdout(std::fs::File::create("/dev/full").expect("/dev/full")),
+    };
+    let output = command.output().expect("the binary runs");
+    drop(command);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let after = snapshot(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut problems = Vec::new();
+    if output.status.code() != Some(case.code) {
+        problems.push(format!(
+            "exit status {:?}, expected {}",
+            output.status.code(),
+            case.code
+        ));
+    }
+    if stderr.contains("panicked") {
+        problems.push("a panic".into());
+    }
+    // Clap's errors start with `error:`, gradlab's own with `gradlab:`.
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("gradlab:") || l.starts_with("error:"))
+        .collect();
+    if case.message.is_empty() {
+        if !errors.is_empty() {
+            problems.push(format!("an error line where none belongs: {errors:?}"));
+        }
+    } else if errors.len() != 1 {
+        problems.push(format!("{} error lines, expected one", errors.len()));
+    } else {
+        for wanted in case.message {
+            if !errors[0].contains(wanted) {
+                problems.push(format!("the error line lacks `{wanted}`"));
+            }
+        }
+    }
+    for unwanted in case.not {
+        if stderr.contains(unwanted) {
+            problems.push(format!("stderr says `{unwanted}`"));
+        }
+    }
+    for (path, bytes) in &before {
+        if after.get(path) != Some(bytes) {
+            problems.push(format!("{} changed or vanished", path.display()));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} (gradlab {}): {}\nstderr:\n{stderr}",
+            case.name,
+            args.join(" "),
+            problems.join("; ")
+        ))
+    }
+}
+
+#[test]
+fn every_fault_ends_with_its_status_one_named_message_no_panic_and_files_intact() {
+    let failures: Vec<String> = CASES
+        .iter()
+        .enumerate()
+        .filter_map(|(i, case)| check(i, case).err())
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n\n{}",
+        failures.len(),
+        CASES.len(),
+        failures.join("\n\n")
+    );
+}
+
+#[test]
+fn a_full_stderr_changes_nothing_but_the_messages_lost() {
+    for (name, args, code) in STDERR_FULL {
+        let status = Command::new(env!("CARGO_BIN_EXE_gradlab"))
+            .args(*args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create("/dev/full").expect("/dev/full"))
+            .status()
+            .expect("the binary runs");
+        assert_eq!(status.code(), Some(*code), "{name}");
+    }
+}
