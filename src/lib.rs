@@ -8,6 +8,7 @@ pub mod learner;
 pub mod metrics;
 pub mod model;
 pub mod optim;
+pub mod out;
 pub mod parallel;
 pub mod paths;
 pub mod protocol;

@@ -365,9 +365,20 @@ fn highway_reports_the_gate_bias_in_effect_not_a_claimed_one() {
         })
         .collect();
     let bias = |s: &Snapshot| s.layers[0].gate_bias_mean;
-    assert_eq!(bias(snapshots[4]), None, "no gate bias is claimed before highway");
-    assert_eq!(snapshots[5].skip, "highway", "the label names the mode only");
-    assert_eq!(bias(snapshots[5]), Some(-3.0), "the gates start at the model's bias");
+    assert_eq!(
+        bias(snapshots[4]),
+        None,
+        "no gate bias is claimed before highway"
+    );
+    assert_eq!(
+        snapshots[5].skip, "highway",
+        "the label names the mode only"
+    );
+    assert_eq!(
+        bias(snapshots[5]),
+        Some(-3.0),
+        "the gates start at the model's bias"
+    );
     let last = bias(snapshots[29]).expect("highway reports its gate bias");
     assert!(last != -3.0, "the reported bias follows training: {last}");
     let applied = sink.events.iter().find_map(|e| match e {

@@ -67,6 +67,72 @@ const STDERR_FULL: &[(&str, &[&str], i32)] = &[
 
 /// Keeps every training case small: two layers, one step.
 const CASES: &[Case] = &[
+    // ── an output that exists is never replaced unless asked ──
+    Case {
+        name: "run --record onto an existing file",
+        args: &[
+            "run",
+            "--steps",
+            "1",
+            "--set",
+            "model.depth=2",
+            "--record",
+            "{dir}/precious.txt",
+        ],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &["precious.txt exists", "--force", "--append"],
+        not: &[],
+    },
+    Case {
+        name: "run --record --append onto a file that is not a recording",
+        args: &[
+            "run",
+            "--steps",
+            "1",
+            "--set",
+            "model.depth=2",
+            "--record",
+            "{dir}/precious.txt",
+            "--append",
+        ],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &["precious.txt", "not a gradlab recording"],
+        not: &[],
+    },
+    Case {
+        name: "run --record with both --force and --append",
+        args: &[
+            "run",
+            "--steps",
+            "1",
+            "--record",
+            "{dir}/new.jsonl",
+            "--force",
+            "--append",
+        ],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &["--force", "--append"],
+        not: &[],
+    },
+    Case {
+        name: "reproduce into a closed pipe",
+        args: &["reproduce", "{dir}/v1.jsonl"],
+        stdout: Stdout::Closed,
+        code: 141,
+        message: &[],
+        not: &[],
+    },
+    Case {
+        name: "reproduce into a full disk",
+        args: &["reproduce", "{dir}/v1.jsonl"],
+        stdout: Stdout::Full,
+        code: 74,
+        message: &["stdout"],
+        not: &[],
+    },
     // ── stdout's reader goes away (EPIPE): quiet, 141 like `ls | head` ──
     Case {
         name: "presets into a closed pipe",
@@ -509,6 +575,7 @@ const CASES: &[Case] = &[
 /// Files every case's folder starts with; none may change.
 fn fixtures(dir: &Path) -> Vec<(PathBuf, String)> {
     let preset = std::fs::read_to_string("presets/rnn-lstm-adding.ron").expect("shipped preset");
+    let v1 = std::fs::read_to_string("tests/data/v1-highway.jsonl").expect("committed fixture");
     let bad_beta1 = preset.replacen("Adam(", "Adam(beta1: 2.0, ", 1);
     let million_values = |n: usize, from: usize| {
         (from..from + n)
@@ -548,6 +615,11 @@ fn fixtures(dir: &Path) -> Vec<(PathBuf, String)> {
         (dir.join("twice.ron"), twice),
         (dir.join("cell-task.ron"), cell_task),
         (dir.join("keep.txt"), "a file the user cares about\n".into()),
+        (
+            dir.join("precious.txt"),
+            "a file that is not a recording\n".into(),
+        ),
+        (dir.join("v1.jsonl"), v1),
     ]
 }
 

@@ -184,7 +184,12 @@ pub fn measure(
         ],
         min_time,
     )
-    .map_err(|e| anyhow::anyhow!("bench cannot build a {} net of depth {depth}: {e:#}", model_name(skip)))?;
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "bench cannot build a {} net of depth {depth}: {e:#}",
+            model_name(skip)
+        )
+    })?;
     let name = model_name(skip);
     Ok(BenchResult::new(
         name,
@@ -216,7 +221,12 @@ pub fn measure_rnn(
         ],
         min_time,
     )
-    .map_err(|e| anyhow::anyhow!("bench cannot build a {} net at T = {length}: {e:#}", cell.label()))?;
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "bench cannot build a {} net at T = {length}: {e:#}",
+            cell.label()
+        )
+    })?;
     Ok(BenchResult::new(
         cell.label(),
         None,

@@ -1,10 +1,10 @@
 //! `gradlab compare`: 2–4 presets trained side by side: the compare view on a terminal, else
 //! a table or a JSON list.
 
-use super::out::{say, tell};
 use super::{UiArgs, base_dir_of, load_experiment};
 use crate::compare::{CompareEntry, CompareRun, run_compare};
 use crate::config::check_fits;
+use crate::out::{say, tell};
 use crate::report::{Analyses, RunReport};
 use anyhow::{Result, bail};
 use clap::Args;

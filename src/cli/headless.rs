@@ -1,19 +1,18 @@
 //! `gradlab run`: training without a screen, with a progress display and a summary.
 
 use super::PresetArgs;
-use super::out::{say, tell};
 use crate::learner::build_learner;
 use crate::metrics::Snapshot;
+use crate::out::{say, tell};
 use crate::protocol::LesionResult;
 use crate::protocol::{Event, RunState};
+use crate::recording::Header;
 use crate::recording::writer::Tee;
-use crate::recording::{Header, Recorder};
 use crate::report::{Analyses, build_report};
 use crate::trainer::{MetricsSink, run_headless_until};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -87,17 +86,12 @@ pub fn run(
     preset: &PresetArgs,
     steps: Option<u64>,
     output: &Output,
-    record: Option<&Path>,
+    recording: &super::RecordArgs,
 ) -> Result<ExitCode> {
     let experiment = preset.load()?;
     let steps = steps.unwrap_or(experiment.steps as u64);
-    let mut recorder = match record {
-        Some(path) => Some(
-            Recorder::create(path, &Header::new(&experiment, Some(steps)))
-                .with_context(|| format!("cannot record to {}", path.display()))?,
-        ),
-        None => None,
-    };
+    let mut recorder = recording.open(&Header::new(&experiment, Some(steps)))?;
+    let record = recording.record.as_deref();
     let mut trainer = build_learner(experiment, preset.base_dir().as_deref())?;
     let mut sink = ProgressSink::new(steps);
     let signal = Arc::new(AtomicUsize::new(0));

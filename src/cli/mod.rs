@@ -2,15 +2,14 @@
 
 mod compare;
 mod headless;
-pub(crate) mod out;
 mod recordings;
 mod sweep;
 mod tui;
 
 use crate::config::{Experiment, builtin_presets, check_fits, check_overrides_apply, load_preset};
+use crate::out::{self, EXIT_BROKEN_PIPE, EXIT_OUTPUT_FAILED, StdoutError, say, tell};
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
-use out::{EXIT_BROKEN_PIPE, EXIT_OUTPUT_FAILED, StdoutError, say, tell};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -194,12 +193,41 @@ pub struct UiArgs {
     pub ascii: bool,
 }
 
+/// Where a run is recorded, and what to do when that file exists.
+#[derive(Debug, Args, Clone, Default)]
+pub struct RecordArgs {
+    /// Write a recording (JSON Lines) of the run to this file; an existing file is refused
+    /// unless --force or --append says what to do with it.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    /// Replace an existing --record (or --cast) file.
+    #[arg(long)]
+    pub force: bool,
+    /// Add this session to an existing --record file as its next run(s).
+    #[arg(long, conflicts_with = "force", requires = "record")]
+    pub append: bool,
+}
+
+impl RecordArgs {
+    /// Opens the recording asked for, if any, under the no-overwrite rule.
+    pub fn open(
+        &self,
+        header: &crate::recording::Header,
+    ) -> Result<Option<crate::recording::Recorder>> {
+        self.record
+            .as_deref()
+            .map(|path| {
+                crate::recording::writer::open_for_record(path, self.force, self.append, header)
+            })
+            .transpose()
+    }
+}
+
 /// Options of the live dashboard.
 #[derive(Debug, Args, Clone, Default)]
 pub struct DashArgs {
-    /// Write a recording (JSON Lines) of everything the dashboard shows to this file.
-    #[arg(long, value_name = "FILE")]
-    pub record: Option<PathBuf>,
+    #[command(flatten)]
+    pub recording: RecordArgs,
     /// Write an asciicast v2 file of the terminal session (play it with `asciinema play`).
     #[arg(long, value_name = "FILE")]
     pub cast: Option<PathBuf>,
@@ -244,9 +272,8 @@ struct RunArgs {
     /// After training, evaluate the test set with each block removed in turn.
     #[arg(long)]
     lesion: bool,
-    /// Write a recording (JSON Lines) of the run to this file.
-    #[arg(long, value_name = "FILE")]
-    record: Option<PathBuf>,
+    #[command(flatten)]
+    recording: RecordArgs,
 }
 
 /// Entry point of the binary.
@@ -266,7 +293,7 @@ pub fn main() -> ExitCode {
                     .then_some((args.path_rows as usize, args.path_samples as usize)),
                 lesion: args.lesion,
             },
-            args.record.as_deref(),
+            &args.recording,
         ),
         Some(Commands::Reproduce(args)) => recordings::reproduce(args),
         Some(Commands::Export(args)) => recordings::export(args),

@@ -1,5 +1,6 @@
 //! `gradlab reproduce`, `export` and `plot`: working with recordings after the run.
 
+use crate::out::{say, tell};
 use crate::recording::reproduce::{Report, Reproduction};
 use crate::recording::runs::Damage;
 use crate::recording::{export, plot, reproduce};
@@ -79,37 +80,38 @@ fn figure_path(s: &str) -> Result<PathBuf, String> {
 /// Says on stderr how many lines of the recording were skipped, if any.
 fn report_damage(damage: &Damage) {
     if let Some(summary) = damage.summary() {
-        eprintln!("gradlab: {summary}");
+        tell!("gradlab: {summary}");
     }
 }
 
 /// Prints one report block (a run's or the total).
-fn print_report(report: &Report) {
-    println!("  snapshots compared  {}", report.compared);
+fn print_report(report: &Report) -> Result<()> {
+    say!("  snapshots compared  {}", report.compared)?;
     if report.missing > 0 {
-        println!("  not reproduced      {}", report.missing);
+        say!("  not reproduced      {}", report.missing)?;
     }
-    println!("  fields differing    {}", report.differing_fields);
+    say!("  fields differing    {}", report.differing_fields)?;
     // Numbers in scientific notation; anything else (null for non-finite, labels) as JSON.
     let show =
         |v: Option<f64>, json: &str| v.map_or_else(|| json.to_string(), |v| format!("{v:e}"));
     match &report.largest {
-        Some(d) => println!(
+        Some(d) => say!(
             "  largest deviation   {:.3e} (relative) at step {} in {}: recorded {}, reproduced {}",
             d.relative,
             d.step,
             d.field,
             show(d.recorded, &d.recorded_json),
             show(d.reproduced, &d.reproduced_json)
-        ),
-        None => println!("  largest deviation   0"),
+        )?,
+        None => say!("  largest deviation   0")?,
     }
+    Ok(())
 }
 
 /// Exit 0 when every run is reproduced exactly, 1 when something differs.
 pub fn reproduce(args: &ReproduceArgs) -> Result<ExitCode> {
     let result = reproduce::reproduce(&args.file, args.run, args.base_dir.as_deref())?;
-    print_reproduction(&result);
+    print_reproduction(&result)?;
     report_damage(&result.damage);
     if result.identical() {
         Ok(ExitCode::SUCCESS)
@@ -118,36 +120,37 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<ExitCode> {
     }
 }
 
-fn print_reproduction(result: &Reproduction) {
+fn print_reproduction(result: &Reproduction) -> Result<()> {
     if let Some(note) = &result.older_build {
-        println!("note: {note}");
+        say!("note: {note}")?;
     }
     let verdict = |identical: bool| if identical { "identical" } else { "differs" };
     for run in &result.runs {
-        println!(
+        say!(
             "run {} ({}): {}",
             run.run,
             run.preset,
             verdict(run.report.identical())
-        );
-        print_report(&run.report);
+        )?;
+        print_report(&run.report)?;
     }
     let total = result.total();
-    println!(
+    say!(
         "total: {} run{}, {}",
         result.runs.len(),
         if result.runs.len() == 1 { "" } else { "s" },
         verdict(result.identical())
-    );
-    print_report(&total);
-    println!("{}", verdict(result.identical()));
+    )?;
+    print_report(&total)?;
+    say!("{}", verdict(result.identical()))?;
+    Ok(())
 }
 
 /// Writes the CSV and says how many rows it holds.
 pub fn export(args: &ExportArgs) -> Result<ExitCode> {
     let exported = export::export_csv(&args.file, &args.csv, args.run, args.force)?;
     report_damage(&exported.damage);
-    eprintln!(
+    tell!(
         "{} snapshots of {} run{} written to {}",
         exported.rows,
         exported.runs,
@@ -161,6 +164,6 @@ pub fn export(args: &ExportArgs) -> Result<ExitCode> {
 pub fn plot(args: &PlotArgs) -> Result<ExitCode> {
     let damage = plot::plot(&args.file, &args.out, args.run, args.force)?;
     report_damage(&damage);
-    eprintln!("figure written to {}", args.out.display());
+    tell!("figure written to {}", args.out.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -2,7 +2,7 @@
 
 use super::compare::report_cells;
 use super::headless::{signal_name, watch_signals};
-use super::out::{say, tell};
+use crate::out::{say, tell};
 use crate::report::RunReport;
 use crate::sweep::run::{
     SweepProgress, list_commands, pending_jobs, read_result, run_jobs, tail_loss,

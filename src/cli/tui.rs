@@ -4,7 +4,7 @@
 use super::{DashArgs, PresetArgs, UiArgs};
 use crate::compare::CompareEntry;
 use crate::protocol::RunState;
-use crate::recording::{Header, Recorder};
+use crate::recording::Header;
 use crate::sweep::cores;
 use crate::trainer::{LaneStart, spawn_driver};
 use crate::ui::app::{App, Msg};
@@ -38,7 +38,9 @@ fn require_terminal(instead: &str) -> Option<ExitCode> {
     if std::io::stdout().is_terminal() {
         return None;
     }
-    eprintln!("gradlab: stdout is not a terminal, so the dashboard cannot be drawn.\n{instead}");
+    crate::out::tell!(
+        "gradlab: stdout is not a terminal, so the dashboard cannot be drawn.\n{instead}"
+    );
     Some(ExitCode::from(2))
 }
 
@@ -89,13 +91,21 @@ pub fn run(preset: &PresetArgs, ui: &UiArgs, dash: &DashArgs) -> Result<ExitCode
         return Ok(code);
     }
     let experiment = preset.load()?;
-    let recorder = match &dash.record {
-        Some(path) => Some(
-            Recorder::create(path, &Header::new(&experiment, None))
-                .with_context(|| format!("cannot record to {}", path.display()))?,
-        ),
-        None => None,
-    };
+    if let (Some(record), Some(cast)) = (&dash.recording.record, &dash.cast)
+        && crate::recording::output::same_file(record, cast)
+    {
+        anyhow::bail!(
+            "--record and --cast both name {}: give each its own file",
+            record.display()
+        );
+    }
+    if let Some(cast) = &dash.cast
+        && cast.exists()
+        && !dash.recording.force
+    {
+        anyhow::bail!("{} exists; pass --force to replace it", cast.display());
+    }
+    let recorder = dash.recording.open(&Header::new(&experiment, None))?;
     let (inbox_tx, inbox) = channel();
     watch_signals(inbox_tx.clone())?;
     let start = LaneStart::fresh(experiment, preset.base_dir());
@@ -118,13 +128,13 @@ pub fn run(preset: &PresetArgs, ui: &UiArgs, dash: &DashArgs) -> Result<ExitCode
     };
     let closed = source.close(&reason, &inbox, JOIN_TIMEOUT);
     result?;
-    if let Some(path) = &dash.record {
+    if let Some(path) = &dash.recording.record {
         if let Err(e) = closed {
             return Err(e)
                 .with_context(|| format!("cannot write the recording {}", path.display()));
         }
         if let Some(why) = &app.recording_failed {
-            eprintln!(
+            crate::out::tell!(
                 "gradlab: the recording {} stopped early: {why}; it holds the run up to that point",
                 path.display()
             );
@@ -219,7 +229,7 @@ fn show(
     if let (Some(cast), Some(path)) = (cast, cast_path)
         && let Err(e) = cast.close()
     {
-        eprintln!("gradlab: the cast {} is incomplete: {e}", path.display());
+        crate::out::tell!("gradlab: the cast {} is incomplete: {e}", path.display());
     }
     result
 }

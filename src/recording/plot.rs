@@ -165,7 +165,7 @@ pub fn plot(input: &Path, output: &Path, run: Option<u32>, force: bool) -> Resul
         bail!("{}: no snapshot to plot", input.display());
     }
     if with_snapshots.len() > MAX_RUNS {
-        eprintln!(
+        crate::out::tell!(
             "{}: {} runs with snapshots; drawing the first {MAX_RUNS} (--run N draws any one)",
             input.display(),
             with_snapshots.len()

@@ -114,7 +114,7 @@ impl<R: BufRead> Iterator for Checked<R> {
                 Some(Err(RecordingError::Corrupt { line, message })) => {
                     self.damage.corrupt += 1;
                     if self.report {
-                        eprintln!(
+                        crate::out::tell!(
                             "{}:{line}: corrupt record: {message}",
                             self.damage.file.display()
                         );
@@ -131,7 +131,7 @@ impl<R: BufRead> Iterator for Checked<R> {
                     self.done = true;
                     if let Some(tail) = self.recording.truncated() {
                         if self.report {
-                            eprintln!(
+                            crate::out::tell!(
                                 "{}:{}: incomplete record ({} bytes, the writer was cut off)",
                                 self.damage.file.display(),
                                 tail.line,

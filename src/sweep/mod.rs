@@ -292,7 +292,7 @@ fn check_combinations(
         }
         let elapsed = started.elapsed().as_secs();
         if elapsed >= reported {
-            eprintln!(
+            crate::out::tell!(
                 "checking the grid: {}/{} jobs, {elapsed} s",
                 done + 1,
                 jobs.len()

@@ -176,7 +176,7 @@ pub fn tail_loss(out: &Path, id: &str, fraction: f64) -> Option<f64> {
         }
     }
     if let Some(summary) = reading.damage().summary() {
-        eprintln!("gradlab: {summary}");
+        crate::out::tell!("gradlab: {summary}");
     }
     (n > 0).then(|| sum / n as f64)
 }

@@ -100,7 +100,9 @@ pub fn tmux_available() -> bool {
         "tmux is not installed, and CI=true: the end-to-end tests must run in CI (.ci/run installs tmux)"
     );
     if !installed {
-        eprintln!("note: tmux is not installed; skipping an end-to-end test (CI=true makes this fail)");
+        eprintln!(
+            "note: tmux is not installed; skipping an end-to-end test (CI=true makes this fail)"
+        );
     }
     installed
 }

@@ -2,14 +2,14 @@
 //! (`gradlab presets | head -1`) or a full disk (`gradlab run > /dev/full`) ends the command
 //! with a documented exit status instead of a panic inside `println!`.
 //!
-//! Use `say!` (`use crate::cli::out::say;`) like `println!`; it returns `Result<(), StdoutError>`, so `?` hands
+//! Use `say!` (`use crate::out::say;`) like `println!`; it returns `Result<(), StdoutError>`, so `?` hands
 //! a failed write up to [`super::main`], which turns it into the exit status:
 //!
 //! ```ignore
 //! say!("steps  {}", s.step)?;
 //! ```
 //!
-//! Progress and notes for stderr go through `tell!` (`use crate::cli::out::tell;`), which
+//! Progress and notes for stderr go through `tell!` (`use crate::out::tell;`), which
 //! never panics and drops a failed write.
 
 use std::fmt;
@@ -61,10 +61,10 @@ pub(crate) fn flush() -> Result<(), StdoutError> {
 /// stdout; `say!()` prints an empty line.
 macro_rules! say {
     () => {
-        $crate::cli::out::line(format_args!(""))
+        $crate::out::line(format_args!(""))
     };
     ($($arg:tt)*) => {
-        $crate::cli::out::line(format_args!($($arg)*))
+        $crate::out::line(format_args!($($arg)*))
     };
 }
 
@@ -81,7 +81,7 @@ pub(crate) fn tell_line(args: fmt::Arguments<'_>) {
 /// `eprintln!` that never panics; see [`tell_line`].
 macro_rules! tell {
     ($($arg:tt)*) => {
-        $crate::cli::out::tell_line(format_args!($($arg)*))
+        $crate::out::tell_line(format_args!($($arg)*))
     };
 }
 
