@@ -47,7 +47,7 @@ fn main() -> anyhow::Result<()> {
                 .iter()
                 .enumerate()
                 .map(|(index, &n)| LayerMetrics {
-                    index,
+                    layer: index + 1,
                     weight_grad_norm: n * 1.3,
                     act_grad_norm: n,
                     act_rms: 0.5 + 1e-3 * index as f64,

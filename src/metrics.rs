@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 /// Per-layer measurements at one step.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LayerMetrics {
-    /// Hidden layer index, 0 = closest to the input.
-    pub index: usize,
+    /// The hidden layer, numbered from 1 at the input (L1), as everywhere gradlab shows layers.
+    pub layer: usize,
     /// ‖∂L/∂W_l‖ of the layer's transform weights.
     #[serde(deserialize_with = "null_as_nan")]
     pub weight_grad_norm: f64,
@@ -48,7 +48,8 @@ pub struct TimestepMetrics {
 pub struct Divergence {
     /// The step whose forward or backward pass went non-finite.
     pub step: u64,
-    /// The first hidden layer holding NaN/Inf (null when only the loss or head did).
+    /// The first hidden layer holding NaN/Inf, numbered from 1 at the input (null when only
+    /// the loss or head did).
     pub layer: Option<usize>,
     /// What went non-finite, in words.
     pub what: String,

@@ -64,7 +64,7 @@ pub fn lesion_all(trainer: &mut Trainer) -> Vec<LesionResult> {
         .map(|block| {
             let (test_loss, test_accuracy) = trainer.evaluate_test(Lesion(Some(block)));
             LesionResult {
-                block,
+                block: block + 1,
                 test_loss,
                 test_accuracy,
             }

@@ -58,7 +58,7 @@ fn run_json_follows_the_contract() {
     let layers = json["layers"].as_array().expect("layers");
     assert_eq!(layers.len(), 8);
     for (i, layer) in layers.iter().enumerate() {
-        assert_eq!(layer["index"], i);
+        assert_eq!(layer["layer"], i + 1, "layers count from 1 at the input");
         for key in ["weight_grad_norm", "act_grad_norm", "act_rms"] {
             assert!(
                 layer[key].as_f64().is_some_and(|v| v > 0.0),
@@ -189,7 +189,7 @@ fn run_json_has_paths_theory_and_lesions() {
     let lesion = json["lesion"].as_array().expect("lesion");
     assert_eq!(lesion.len(), 6);
     for (i, l) in lesion.iter().enumerate() {
-        assert_eq!(l["block"], i);
+        assert_eq!(l["block"], i + 1, "blocks count from 1 at the input");
         assert!(l["test_loss"].as_f64().is_some());
         assert!(l["test_accuracy"].as_f64().is_some());
     }

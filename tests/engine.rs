@@ -160,7 +160,12 @@ fn a_diverging_run_reports_the_step_and_the_layer() {
     assert!(last.is_none(), "a diverged run has no final measurement");
     let divergence = trainer.divergence().expect("diverged").clone();
     assert!(divergence.step < 200);
-    assert!(divergence.layer.is_some(), "names a layer: {divergence:?}");
+    let layer = divergence.layer.expect("names a layer");
+    assert!((1..=6).contains(&layer), "layers count from 1: {divergence:?}");
+    assert!(
+        divergence.what.contains(&format!("layer {layer} ")),
+        "the message names the same layer as the field: {divergence:?}"
+    );
     let diverged_snapshot = sink.events.iter().rev().find_map(|e| match e {
         Event::Snapshot(s) if s.diverged => Some(s.clone()),
         _ => None,

@@ -168,7 +168,7 @@ fn lesion_command_is_answered_with_one_result_per_block() {
     let _ = handle.thread.join();
     let results = results.expect("Lesion event within 60 s");
     assert_eq!(results.len(), 5);
-    assert!(results.iter().enumerate().all(|(i, r)| r.block == i));
+    assert!(results.iter().enumerate().all(|(i, r)| r.block == i + 1));
 }
 
 /// The cost figures in the README: the live analyses (path decomposition and, for dense and

@@ -43,7 +43,7 @@ fn started(preset: &str) -> Dash {
 fn snapshot(step: u64, first: f64, depth: usize) -> Snapshot {
     let layers = (0..depth)
         .map(|index| LayerMetrics {
-            index,
+            layer: index + 1,
             weight_grad_norm: 1e-3,
             act_grad_norm: if index == 0 { first } else { 1e-2 },
             act_rms: 0.5,
@@ -426,7 +426,7 @@ fn path_panel_and_lesion_keys() {
     assert!(app.run().show_paths && app.run().lesion_pending);
     assert_eq!(app.outbox.pop(), Some(Command::Lesion));
     let results = vec![LesionResult {
-        block: 0,
+        block: 1,
         test_loss: 0.9,
         test_accuracy: Some(0.5),
     }];

@@ -422,7 +422,7 @@ impl Trainer {
                     Some(bias.iter().map(|&b| f64::from(b)).sum::<f64>() / bias.len().max(1) as f64)
                 });
                 LayerMetrics {
-                    index,
+                    layer: index + 1,
                     weight_grad_norm: weight_norms.get(index).copied().unwrap_or(f64::NAN),
                     act_grad_norm,
                     act_rms,
@@ -454,8 +454,15 @@ impl Trainer {
             .iter()
             .position(|l| !l.act_grad_norm.is_finite() || !l.weight_grad_norm.is_finite());
         let (layer, what) = match (first_bad_activation, first_bad_gradient) {
-            (Some(l), _) => (Some(l), format!("activations of layer {l} are NaN/Inf")),
-            (None, Some(l)) => (Some(l), format!("gradient at layer {l} is NaN/Inf")),
+            // Layers are numbered from 1 at the input wherever a person reads them.
+            (Some(l), _) => (
+                Some(l + 1),
+                format!("activations of layer {} are NaN/Inf", l + 1),
+            ),
+            (None, Some(l)) => (
+                Some(l + 1),
+                format!("gradient at layer {} is NaN/Inf", l + 1),
+            ),
             (None, None) if !loss.is_finite() => (None, format!("loss is {loss}")),
             (None, None) => (None, "gradient of the head is NaN/Inf".to_string()),
         };

@@ -109,7 +109,7 @@ pub enum RunState {
 /// The test-set result with one block removed (the `"lesion"` list).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LesionResult {
-    /// The removed block (hidden layer index, 0 = closest to the input).
+    /// The removed block, numbered from 1 at the input (L1).
     pub block: usize,
     /// Test loss without it (non-finite prints as `null`).
     pub test_loss: f64,

@@ -41,7 +41,20 @@ impl V1Lines {
                         upgrade_command(command);
                     }
                 }
+                Some("state") => {
+                    if let Some(divergence) =
+                        object.get_mut("state").and_then(|s| s.get_mut("diverged"))
+                    {
+                        renumber(divergence, "layer");
+                    }
+                }
+                Some("lesion") => {
+                    if let Some(results) = object.get_mut("results").and_then(Value::as_array_mut) {
+                        results.iter_mut().for_each(|r| renumber(r, "block"));
+                    }
+                }
                 Some("snapshot") => {
+                    renumber_snapshot(object);
                     // The skip label carried the gate's initial bias ("highway(b=-2)"); the
                     // mode's label is now plain "highway" (the bias is model.gate_bias).
                     if let Some(skip) = object.get_mut("skip")
@@ -55,6 +68,28 @@ impl V1Lines {
             object.insert("run".into(), json!(self.run.max(1)));
         }
         serde_json::from_value(value)
+    }
+}
+
+/// Version 1 numbered layers from 0 in its data (`index`, a divergence's `layer`, a lesion's
+/// `block`); version 2 numbers them from 1, as the dashboard always did.
+fn renumber_snapshot(snapshot: &mut serde_json::Map<String, Value>) {
+    if let Some(layers) = snapshot.get_mut("layers").and_then(Value::as_array_mut) {
+        for layer in layers.iter_mut().filter_map(Value::as_object_mut) {
+            if let Some(index) = layer.remove("index").and_then(|i| i.as_u64()) {
+                layer.insert("layer".into(), json!(index + 1));
+            }
+        }
+    }
+    if let Some(divergence) = snapshot.get_mut("divergence") {
+        renumber(divergence, "layer");
+    }
+}
+
+/// Adds one to the number `field` of `object`, where it is a number.
+fn renumber(object: &mut Value, field: &str) {
+    if let Some(n) = object.get(field).and_then(Value::as_u64) {
+        object[field] = json!(n + 1);
     }
 }
 

@@ -34,12 +34,7 @@ pub fn state_label(state: &RunState) -> String {
         RunState::Paused => "paused".into(),
         RunState::Finished => "finished".into(),
         RunState::Diverged(d) => match d.layer {
-            Some(layer) => format!(
-                "diverged at step {}, layer {}: {}",
-                d.step,
-                layer + 1,
-                d.what
-            ),
+            Some(layer) => format!("diverged at step {}, layer {}: {}", d.step, layer, d.what),
             None => format!("diverged at step {}: {}", d.step, d.what),
         },
         RunState::Crashed(message) => format!("crashed: {message}"),

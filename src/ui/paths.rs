@@ -307,7 +307,7 @@ fn render_lesion(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) {
         title.extend([
             Span::styled("worst ", theme.dim()),
             Span::styled(
-                format!("L{} {} ", worst.block + 1, fmt_value(worst.test_loss)),
+                format!("L{} {} ", worst.block, fmt_value(worst.test_loss)),
                 theme.exploding(),
             ),
         ]);
