@@ -22,7 +22,7 @@ pub struct SourceGradients {
 /// The norms of each source's share of ‖∂L/∂h_l‖ at one layer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LayerSources {
-    /// Hidden layer, 0 = input side.
+    /// The hidden layer, numbered from 1 at the input (L1).
     pub layer: usize,
     /// ‖∂L/∂h_l‖ of the whole objective.
     pub total: f64,
@@ -176,7 +176,7 @@ pub fn summarise_sources(sources: &SourceGradients) -> Vec<LayerSources> {
                 total.iter_mut().zip(&g[layer]).for_each(|(t, v)| *t += v);
             }
             LayerSources {
-                layer,
+                layer: layer + 1,
                 total: norm(&total),
                 main: norm(&sources.main[layer]),
                 readouts: sources.readouts.iter().map(|g| norm(&g[layer])).collect(),

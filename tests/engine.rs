@@ -161,7 +161,10 @@ fn a_diverging_run_reports_the_step_and_the_layer() {
     let divergence = trainer.divergence().expect("diverged").clone();
     assert!(divergence.step < 200);
     let layer = divergence.layer.expect("names a layer");
-    assert!((1..=6).contains(&layer), "layers count from 1: {divergence:?}");
+    assert!(
+        (1..=6).contains(&layer),
+        "layers count from 1: {divergence:?}"
+    );
     assert!(
         divergence.what.contains(&format!("layer {layer} ")),
         "the message names the same layer as the field: {divergence:?}"

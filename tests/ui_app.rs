@@ -461,7 +461,7 @@ fn path_panel_and_lesion_keys() {
         "stale decomposition dropped on a skip switch"
     );
     let layers = vec![LayerSources {
-        layer: 0,
+        layer: 1,
         total: 1.0,
         main: 0.5,
         readouts: vec![],

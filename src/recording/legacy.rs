@@ -48,6 +48,11 @@ impl V1Lines {
                         renumber(divergence, "layer");
                     }
                 }
+                Some("sources") => {
+                    if let Some(layers) = object.get_mut("layers").and_then(Value::as_array_mut) {
+                        layers.iter_mut().for_each(|l| renumber(l, "layer"));
+                    }
+                }
                 Some("lesion") => {
                     if let Some(results) = object.get_mut("results").and_then(Value::as_array_mut) {
                         results.iter_mut().for_each(|r| renumber(r, "block"));

@@ -303,7 +303,7 @@ mod tests {
 
     fn layer(main: f64, readouts: Vec<f64>, aux: Vec<f64>) -> LayerSources {
         LayerSources {
-            layer: 0,
+            layer: 1,
             total: 0.0,
             main,
             readouts,
