@@ -359,7 +359,7 @@ fn divergence_and_nan_are_shown_as_text() {
     app.event(Event::Snapshot(Box::new(latest)));
     let divergence = Divergence {
         step: 41,
-        layer: Some(2),
+        layer: Some(3),
         what: "loss is NaN".into(),
     };
     app.event(Event::State {
