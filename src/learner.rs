@@ -18,7 +18,8 @@ pub trait Learner: Send {
     fn divergence(&self) -> Option<&Divergence>;
     /// Measures the next batch and, with `update`, applies the optimiser (see `Trainer`).
     fn train_step(&mut self, update: bool, measure: bool) -> Option<Snapshot>;
-    /// Applies a switch command (skip, aux, learning rate, cell); others are ignored.
+    /// Applies a switch command; the match in each impl lists every command, so a new switch
+    /// cannot be forgotten here.
     fn apply(&mut self, command: &Command);
     /// Learning rate in effect.
     fn learning_rate(&self) -> f32;
@@ -57,7 +58,17 @@ impl Learner for Trainer {
             Command::SetSkip(skip) => self.set_skip(*skip),
             Command::SetAux(on) => self.set_aux(*on),
             Command::SetLearningRate(lr) => self.set_learning_rate(*lr),
-            _ => {}
+            // Recurrent switches do not exist on an MLP (the keymap never sends them here).
+            Command::SetCell(_) => {}
+            // Not switches: the driver handles these.
+            Command::Pause
+            | Command::Resume
+            | Command::Step(_)
+            | Command::Reset
+            | Command::LoadPreset(_)
+            | Command::Lesion
+            | Command::Fork { .. }
+            | Command::Shutdown => {}
         }
     }
     fn learning_rate(&self) -> f32 {
@@ -85,7 +96,21 @@ impl Learner for RnnTrainer {
         RnnTrainer::train_step(self, update, measure)
     }
     fn apply(&mut self, command: &Command) {
-        RnnTrainer::apply(self, command)
+        match command {
+            Command::SetCell(cell) => self.set_cell(*cell),
+            Command::SetLearningRate(lr) => RnnTrainer::set_learning_rate(self, *lr),
+            // MLP switches do not exist on a recurrent net (the keymap never sends them here).
+            Command::SetSkip(_) | Command::SetAux(_) => {}
+            // Not switches: the driver handles these.
+            Command::Pause
+            | Command::Resume
+            | Command::Step(_)
+            | Command::Reset
+            | Command::LoadPreset(_)
+            | Command::Lesion
+            | Command::Fork { .. }
+            | Command::Shutdown => {}
+        }
     }
     fn learning_rate(&self) -> f32 {
         RnnTrainer::learning_rate(self)

@@ -2,6 +2,7 @@
 //! cells switch live without losing weights, and the JSON carries the time axis.
 
 use gradlab::config::{CellKind, load_preset};
+use gradlab::learner::Learner;
 use gradlab::protocol::Command;
 use gradlab::rnn::RnnTrainer;
 use gradlab::trainer::{VecSink, run_headless};

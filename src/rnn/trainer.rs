@@ -8,7 +8,6 @@ use crate::config::{CellKind, Experiment};
 use crate::metrics::{Divergence, Snapshot, TimestepMetrics, gradient_ratios, l2_norm};
 use crate::model::Matrix;
 use crate::optim::Optimizer;
-use crate::protocol::Command;
 use crate::tasks::sequence::{SeqBatch, SeqKind, SeqTargets, SeqTask};
 use anyhow::Result;
 use dfdx::prelude::*;
@@ -149,13 +148,14 @@ impl RnnTrainer {
         self.learning_rate
     }
 
-    /// Applies a switch command (cell, learning rate); others are ignored.
-    pub fn apply(&mut self, command: &Command) {
-        match command {
-            Command::SetCell(cell) => self.cell = *cell,
-            Command::SetLearningRate(lr) => self.learning_rate = *lr,
-            _ => {}
-        }
+    /// Switches the cell from the next step on (each cell keeps its own weights).
+    pub fn set_cell(&mut self, cell: CellKind) {
+        self.cell = cell;
+    }
+
+    /// Changes the learning rate from the next step on.
+    pub fn set_learning_rate(&mut self, lr: f32) {
+        self.learning_rate = lr;
     }
 
     /// Measures the next batch and, with `update`, applies the optimiser.

@@ -174,10 +174,8 @@ impl<'a> Driver<'a> {
             )),
             Command::Lesion => self.lanes[lane].lesion(),
             Command::Fork { flip } => self.fork(lane, flip.map(|f| *f)),
-            Command::SetSkip(_)
-            | Command::SetAux(_)
-            | Command::SetLearningRate(_)
-            | Command::SetCell(_) => self.lanes[lane].switch(command),
+            // Everything else is a live switch of this lane.
+            switch => self.lanes[lane].switch(switch),
         }
         self.flush(out)
     }
