@@ -59,3 +59,32 @@ fn refuses_to_draw_when_stdout_is_not_a_terminal() {
     assert!(stderr.contains("gradlab run"), "{stderr}");
     assert!(output.stdout.is_empty(), "nothing drawn on a pipe");
 }
+
+#[test]
+fn ctrl_z_hands_the_terminal_back_and_fg_resumes_the_dashboard() {
+    let name = format!("gradlab-e2e-tstp-{}", std::process::id());
+    let command = format!("{} --preset plain-deep", env!("CARGO_BIN_EXE_gradlab"));
+    let Some(session) = start_shell(&name, &command) else {
+        return;
+    };
+    wait_for(&name, Duration::from_secs(60), |screen| header_step(screen))
+        .unwrap_or_else(|| panic!("training did not show up:\n{}", capture(&name)));
+    tmux(&["send-keys", "-t", &name, "C-z"]);
+    let suspended = wait_for(&name, Duration::from_secs(20), |screen| {
+        (screen.contains("Stopped") && !screen.contains("‖∂L/∂h_l‖")).then_some(())
+    });
+    assert!(
+        suspended.is_some(),
+        "Ctrl-Z did not give the shell its screen back:\n{}",
+        capture(&name)
+    );
+    tmux(&["send-keys", "-t", &name, "fg", "Enter"]);
+    let step = wait_for(&name, Duration::from_secs(20), |screen| header_step(screen));
+    assert!(
+        step.is_some(),
+        "fg did not redraw the dashboard:\n{}",
+        capture(&name)
+    );
+    quit_and_expect_shell(&name, "‖∂L/∂h_l‖");
+    drop(session);
+}

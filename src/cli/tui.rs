@@ -278,7 +278,7 @@ impl event::Screen<CrosstermBackend<CastingWriter<Stdout>>> for Screen {
         execute!(std::io::stdout(), EnterAlternateScreen)
             .context("cannot reopen the alternate screen")?;
         let _ = self.terminal.hide_cursor();
-        self.terminal.clear()?;
+        event::repaint_all(&mut self.terminal)?;
         Ok(())
     }
 }

@@ -148,13 +148,21 @@ where
         if dirty && now >= next_draw {
             let terminal = screen.terminal();
             if std::mem::take(&mut app.needs_full_redraw) {
-                terminal.clear()?;
+                repaint_all(terminal)?;
             }
             terminal.draw(|frame| render(frame, app))?;
             dirty = false;
             next_draw = now + frame_time;
         }
     }
+}
+
+/// Clears the screen and forgets what was drawn, so the next frame repaints every cell,
+/// without asking the terminal where its cursor is: `Terminal::clear` does, and the input
+/// thread, which reads the terminal all the time, would swallow the answer.
+pub fn repaint_all<B: Backend>(terminal: &mut Terminal<B>) -> Result<(), B::Error> {
+    let size = terminal.size()?;
+    terminal.resize(ratatui::layout::Rect::new(0, 0, size.width, size.height))
 }
 
 /// The figures a tick can change without any event: each run's measured rate.
