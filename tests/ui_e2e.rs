@@ -67,7 +67,7 @@ fn ctrl_z_hands_the_terminal_back_and_fg_resumes_the_dashboard() {
     let Some(session) = start_shell(&name, &command) else {
         return;
     };
-    wait_for(&name, Duration::from_secs(60), |screen| header_step(screen))
+    wait_for(&name, Duration::from_secs(60), header_step)
         .unwrap_or_else(|| panic!("training did not show up:\n{}", capture(&name)));
     tmux(&["send-keys", "-t", &name, "C-z"]);
     let suspended = wait_for(&name, Duration::from_secs(20), |screen| {
@@ -79,7 +79,7 @@ fn ctrl_z_hands_the_terminal_back_and_fg_resumes_the_dashboard() {
         capture(&name)
     );
     tmux(&["send-keys", "-t", &name, "fg", "Enter"]);
-    let step = wait_for(&name, Duration::from_secs(20), |screen| header_step(screen));
+    let step = wait_for(&name, Duration::from_secs(20), header_step);
     assert!(
         step.is_some(),
         "fg did not redraw the dashboard:\n{}",
