@@ -463,3 +463,19 @@ fn replay_binary_shows_the_header_and_answers_space_and_q() {
     );
     drop(session);
 }
+
+#[test]
+fn replay_says_how_many_corrupt_lines_it_skipped() {
+    let path = scratch("corrupt.jsonl");
+    record(&path, 20);
+    let text = std::fs::read_to_string(&path).expect("recorded");
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.insert(5, "{\"run\":1,\"type\":\"snapshot\",\"step\":");
+    std::fs::write(&path, lines.join("\n") + "\n").expect("write");
+    let (app, _source) = replay(&path);
+    let note = note(&app).unwrap_or_default();
+    assert!(
+        note.contains("1 corrupt line(s) skipped, the first at line 6"),
+        "{note}"
+    );
+}

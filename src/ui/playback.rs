@@ -103,6 +103,13 @@ impl ReplaySource {
         let mut out = Vec::new();
         self.rebuild(&mut out, 0, Stop::Step(0))?;
         out.push(self.status());
+        // Skipped lines are said, not hidden: the replay shows the rest of the file.
+        if let Some(first) = self.index.first_corrupt {
+            out.push(Msg::ReplayNote(format!(
+                "{} corrupt line(s) skipped, the first at line {first}",
+                self.index.corrupt
+            )));
+        }
         Ok(out)
     }
 

@@ -64,6 +64,8 @@ pub struct RecordingIndex {
     pub markers: Vec<MarkerPoint>,
     /// Corrupt lines skipped (the reader names each on stderr of other tools).
     pub corrupt: u64,
+    /// The first corrupt line's number, for the notice replay shows.
+    pub first_corrupt: Option<u64>,
     /// Snapshots in the file.
     pub snapshots: u64,
 }
@@ -83,6 +85,7 @@ impl RecordingIndex {
             points: Vec::new(),
             markers: Vec::new(),
             corrupt: 0,
+            first_corrupt: None,
             snapshots: 0,
         };
         let mut ordinal = 0;
@@ -93,8 +96,12 @@ impl RecordingIndex {
                 None => break,
                 Some(Ok(record)) => record,
                 Some(Err(e)) if e.is_fatal() => return Err(e),
-                Some(Err(_)) => {
+                Some(Err(e)) => {
                     index.corrupt += 1;
+                    if let (None, RecordingError::Corrupt { line, .. }) = (index.first_corrupt, &e)
+                    {
+                        index.first_corrupt = Some(*line);
+                    }
                     continue;
                 }
             };
