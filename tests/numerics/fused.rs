@@ -1,9 +1,7 @@
 //! The fused layer op against dfdx's own ops: same outputs, same gradients, every mode and
 //! activation, on a net big enough to exercise gemm's blocked paths.
 
-mod common;
-
-use common::{Batch, params_for, small_model};
+use crate::common::{Batch, params_for, small_model};
 use dfdx::prelude::*;
 use gradlab::config::{Activation, SkipMode};
 use gradlab::model::{BlockOps, Lesion, MlpParams, Switches, forward_with};

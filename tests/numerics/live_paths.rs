@@ -174,7 +174,7 @@ fn lesion_command_is_answered_with_one_result_per_block() {
 /// The cost figures in the README: the live analyses (path decomposition and, for dense and
 /// auxiliary nets, gradient sources) against training steps, in the same process so machine
 /// load affects both alike.
-/// `cargo test --release --test live_paths -- --ignored --nocapture`
+/// `cargo test --release --test numerics live_analysis_cost -- --ignored --nocapture`
 #[test]
 #[ignore]
 fn live_analysis_cost() {

@@ -1,9 +1,7 @@
 //! Path-length decomposition: the exact 2ⁿ-path oracle against dfdx's backward pass, the
 //! sampled estimator against exact per-length means, and Veit's 54-block observation.
 
-mod common;
-
-use common::{Batch, params_for};
+use crate::common::{Batch, params_for};
 use gradlab::config::{
     Activation, AuxSpec, InitSpec, ModelKind, ModelSpec, SkipMode, WeightDistribution,
 };

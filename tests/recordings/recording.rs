@@ -398,6 +398,21 @@ fn gradlab(args: &[&str]) -> std::process::Output {
         .expect("the binary runs")
 }
 
+/// `gradlab plot <recording> --out <figure>`, expected to succeed.
+fn plot(recording: &Path, figure: &Path) {
+    let out = gradlab(&[
+        "plot",
+        recording.to_str().expect("utf-8"),
+        "--out",
+        figure.to_str().expect("utf-8"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn reproduce_is_exact_on_every_builtin_preset_with_interventions() {
     for preset in gradlab::config::builtin_presets() {
@@ -496,17 +511,7 @@ fn plot_writes_a_valid_png_and_svg() {
     let png_path = fresh("plot.png");
     let svg_path = fresh("plot.svg");
     for out in [&png_path, &svg_path] {
-        let result = gradlab(&[
-            "plot",
-            path.to_str().expect("utf-8"),
-            "--out",
-            out.to_str().expect("utf-8"),
-        ]);
-        assert!(
-            result.status.success(),
-            "{}",
-            String::from_utf8_lossy(&result.stderr)
-        );
+        plot(&path, out);
     }
     let bytes = std::fs::read(&png_path).expect("png");
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
@@ -631,16 +636,7 @@ fn live_gradient_sources_are_recorded_as_shown() {
     // JSON round trip of f64 is exact (serde_json's float_roundtrip).
     assert_eq!(recorded, live);
     let svg = fresh("sources.svg");
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_gradlab"))
-        .args([
-            "plot",
-            &path.display().to_string(),
-            "--out",
-            &svg.display().to_string(),
-        ])
-        .status()
-        .expect("runs");
-    assert!(status.success());
+    plot(&path, &svg);
     let text = std::fs::read_to_string(&svg).expect("written");
     assert!(
         text.contains("gradient sources per layer (step 10)"),
@@ -687,16 +683,7 @@ fn live_path_statistics_are_recorded_replayed_and_plotted() {
         "6 blocks: lengths 0..=6"
     );
     let svg = fresh("paths.svg");
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_gradlab"))
-        .args([
-            "plot",
-            &path.display().to_string(),
-            "--out",
-            &svg.display().to_string(),
-        ])
-        .status()
-        .expect("runs");
-    assert!(status.success());
+    plot(&path, &svg);
     let text = std::fs::read_to_string(&svg).expect("written");
     assert!(text.contains("path length"), "the path panel is drawn");
 }
