@@ -8,3 +8,4 @@ mod fuzz_recording;
 mod legacy_recording;
 mod recording;
 mod recording_runs;
+mod support;

@@ -1,5 +1,6 @@
 //! Recordings end to end: write, read back, survive kills and signals, reproduce, export, plot.
 
+use crate::support::{fresh_in, gradlab, scratch_in};
 use gradlab::config::{Experiment, SkipMode, apply_overrides, load_preset};
 use gradlab::learner::build_learner;
 use gradlab::metrics::Snapshot;
@@ -14,9 +15,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("recording-tests");
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir.join(name)
+    scratch_in("recording-tests", name)
 }
 
 fn small(preset: &str, depth: usize) -> Experiment {
@@ -27,9 +26,7 @@ fn small(preset: &str, depth: usize) -> Experiment {
 /// A scratch path for an output file, removed first: export and plot never replace a file
 /// without --force.
 fn fresh(name: &str) -> PathBuf {
-    let path = scratch(name);
-    let _ = std::fs::remove_file(&path);
-    path
+    fresh_in("recording-tests", name)
 }
 
 fn interventions() -> Vec<(u64, Command)> {
@@ -389,13 +386,6 @@ fn kill_9_while_recording_keeps_every_complete_line() {
         "kill -9: {snapshots} snapshots kept, truncated tail: {:?}",
         recording.truncated()
     );
-}
-
-fn gradlab(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_gradlab"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
 }
 
 /// `gradlab plot <recording> --out <figure>`, expected to succeed.

@@ -1,6 +1,7 @@
 //! Recordings with several runs (a reset, a loaded preset), recurrent recordings, and the one
 //! bad-line policy, through the real `export`, `plot` and `reproduce` commands.
 
+use crate::support::{fresh_in, gradlab};
 use gradlab::config::{Experiment, SkipMode, apply_overrides, load_preset};
 use gradlab::learner::build_learner;
 use gradlab::protocol::{Command, Event};
@@ -8,26 +9,14 @@ use gradlab::recording::writer::Tee;
 use gradlab::recording::{Header, Recorder, Recording, runs};
 use gradlab::trainer::{MetricsSink, VecSink, run_headless};
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("recording-runs-tests");
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    let path = dir.join(name);
-    let _ = std::fs::remove_file(&path);
-    path
+    fresh_in("recording-runs-tests", name)
 }
 
 fn small(preset: &str, depth: usize) -> Experiment {
     let e = load_preset(preset).expect("built-in preset");
     apply_overrides(&e, &[format!("model.depth={depth}")]).expect("override")
-}
-
-fn gradlab(args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_gradlab"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -78,6 +67,18 @@ impl MetricsSink for Until<'_> {
     }
 }
 
+/// What the dashboard records when `command` at `step` starts a new run of `next`.
+fn new_run(recorder: &mut Recorder, step: u64, command: Command, next: &Experiment) {
+    recorder
+        .record(&Event::Applied { step, command })
+        .expect("write");
+    recorder
+        .record(&Event::Started {
+            preset: Box::new(next.clone()),
+        })
+        .expect("write");
+}
+
 /// A session of three runs as the dashboard records one: plain-deep with a switch, reset at
 /// step 9; plain-deep again with aux losses switched on; then residual-deep loaded.
 fn three_runs(path: &Path) -> [Experiment; 2] {
@@ -91,17 +92,7 @@ fn three_runs(path: &Path) -> [Experiment; 2] {
         step: 9,
     };
     run_headless(trainer.as_mut(), 1000, &switch, &mut until);
-    recorder
-        .record(&Event::Applied {
-            step: 9,
-            command: Command::Reset,
-        })
-        .expect("write");
-    recorder
-        .record(&Event::Started {
-            preset: Box::new(first.clone()),
-        })
-        .expect("write");
+    new_run(&mut recorder, 9, Command::Reset, &first);
     let mut trainer = build_learner(first.clone(), None).expect("trainer");
     run_headless(
         trainer.as_mut(),
@@ -109,17 +100,12 @@ fn three_runs(path: &Path) -> [Experiment; 2] {
         &[(3, Command::SetAux(true))],
         &mut recorder,
     );
-    recorder
-        .record(&Event::Applied {
-            step: 8,
-            command: Command::LoadPreset(Box::new(loaded.clone())),
-        })
-        .expect("write");
-    recorder
-        .record(&Event::Started {
-            preset: Box::new(loaded.clone()),
-        })
-        .expect("write");
+    new_run(
+        &mut recorder,
+        8,
+        Command::LoadPreset(Box::new(loaded.clone())),
+        &loaded,
+    );
     let mut trainer = build_learner(loaded.clone(), None).expect("trainer");
     run_headless(trainer.as_mut(), 6, &[], &mut recorder);
     recorder.close().expect("close");
