@@ -101,9 +101,7 @@ pub fn write_whole(
     force: bool,
     write: impl FnOnce(&File) -> Result<()>,
 ) -> Result<()> {
-    let temporary = temporary_beside(output)?;
-    write(temporary.as_file())?;
-    put_in_place(temporary, output, force)
+    via_temporary(output, force, |temporary| write(temporary.as_file()))
 }
 
 /// Like [`write_whole`] for writers that want a path (the temporary one, with `output`'s
@@ -113,7 +111,16 @@ pub fn write_whole_at(
     force: bool,
     write: impl FnOnce(&Path) -> Result<()>,
 ) -> Result<()> {
+    via_temporary(output, force, |temporary| write(temporary.path()))
+}
+
+/// Fills a temporary file beside `output` with `write`, then puts it in `output`'s place.
+fn via_temporary(
+    output: &Path,
+    force: bool,
+    write: impl FnOnce(&NamedTempFile) -> Result<()>,
+) -> Result<()> {
     let temporary = temporary_beside(output)?;
-    write(temporary.path())?;
+    write(&temporary)?;
     put_in_place(temporary, output, force)
 }

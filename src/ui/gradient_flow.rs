@@ -10,6 +10,7 @@ use super::run_view::RunView;
 use super::theme::Theme;
 use super::widgets::{fmt_value, log_tick, panel_block};
 use ratatui::Frame;
+use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
@@ -262,18 +263,17 @@ fn draw_bars(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme, spec: 
     if theory.is_some() {
         let dash = if theme.ascii { "-" } else { "─" };
         let legend = format!(" {dash} mean-field theory (plain net) ");
-        let x = area
-            .right()
-            .saturating_sub(legend.chars().count() as u16 + 1);
-        if x > area.x {
-            buf.set_stringn(
-                x,
-                area.bottom() - 1,
-                legend,
-                usize::from(area.width),
-                theme.theory(),
-            );
-        }
+        let width = legend.chars().count();
+        bottom_legend(buf, area, legend, width, theme.theory());
+    }
+}
+
+/// Writes `legend`, taken as `width` columns wide, at the right end of `area`'s bottom border
+/// when there is room for it.
+fn bottom_legend(buf: &mut Buffer, area: Rect, legend: String, width: usize, style: Style) {
+    let x = area.right().saturating_sub(width as u16 + 1);
+    if x > area.x {
+        buf.set_stringn(x, area.bottom() - 1, legend, usize::from(area.width), style);
     }
 }
 
@@ -415,16 +415,8 @@ pub fn render_heat(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) 
     }
     if lo.is_finite() {
         let legend = format!(" {} … {} ", log_tick(lo), log_tick(hi));
-        let x = area.right().saturating_sub(legend.len() as u16 + 1);
-        if x > area.x {
-            buf.set_stringn(
-                x,
-                area.bottom() - 1,
-                legend,
-                usize::from(area.width),
-                theme.dim(),
-            );
-        }
+        let width = legend.len();
+        bottom_legend(buf, area, legend, width, theme.dim());
     }
     for marker in &run.markers {
         if let Some(col) = step_column(graph, (x0, x1), marker.step as f64) {

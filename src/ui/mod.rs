@@ -100,7 +100,7 @@ pub fn layout(area: Rect) -> Option<Areas> {
         return None;
     }
     let compact = area.width < COMPACT_BELOW_WIDTH || area.height < COMPACT_BELOW_HEIGHT;
-    if compact {
+    let (header, [loss, bars], [heat, sparklines], status) = if compact {
         let [header, top, heat, sparklines, status] = Layout::vertical([
             Constraint::Length(HEADER_ROWS),
             Constraint::Min(COMPACT_MIN_TOP_ROWS),
@@ -109,16 +109,9 @@ pub fn layout(area: Rect) -> Option<Areas> {
             Constraint::Length(STATUS_ROWS),
         ])
         .areas(area);
-        let [loss, bars] =
-            Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(top);
-        Some(Areas {
-            header,
-            loss,
-            bars,
-            heat,
-            sparklines,
-            status,
-        })
+        let halves = [Constraint::Percentage(50), Constraint::Percentage(50)];
+        let top = Layout::horizontal(halves).areas(top);
+        (header, top, [heat, sparklines], status)
     } else {
         let [header, top, bottom, status] = Layout::vertical([
             Constraint::Length(HEADER_ROWS),
@@ -131,17 +124,18 @@ pub fn layout(area: Rect) -> Option<Areas> {
             Constraint::Percentage(WIDE_LEFT_PERCENT),
             Constraint::Percentage(100 - WIDE_LEFT_PERCENT),
         ];
-        let [loss, bars] = Layout::horizontal(columns).areas(top);
-        let [heat, sparklines] = Layout::horizontal(columns).areas(bottom);
-        Some(Areas {
-            header,
-            loss,
-            bars,
-            heat,
-            sparklines,
-            status,
-        })
-    }
+        let top = Layout::horizontal(columns).areas(top);
+        let bottom = Layout::horizontal(columns).areas(bottom);
+        (header, top, bottom, status)
+    };
+    Some(Areas {
+        header,
+        loss,
+        bars,
+        heat,
+        sparklines,
+        status,
+    })
 }
 
 /// Draws the whole dashboard for the current state.

@@ -54,6 +54,31 @@ pub fn render(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) {
     }
 }
 
+/// Draws a panel's border titled `title` over `area`; the area inside it, or None when that
+/// is too small to draw in.
+pub(super) fn framed(frame: &mut Frame, area: Rect, theme: &Theme, title: Line) -> Option<Rect> {
+    let block = panel_block(theme, title);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    (inner.width >= 4 && inner.height > 0).then_some(inner)
+}
+
+/// The graph area inside a panel's `inner` area once `measured` has arrived; until then, a
+/// note that it is awaited.
+pub(super) fn measured_graph<T>(
+    buf: &mut Buffer,
+    inner: Rect,
+    run: &RunView,
+    theme: &Theme,
+    measured: Option<T>,
+) -> Option<(T, Rect)> {
+    let Some(measured) = measured else {
+        show_waiting(buf, inner, run, theme);
+        return None;
+    };
+    Some((measured, graph_area(inner, 2)?))
+}
+
 /// Writes, on the panel's first row, that no measurement under the current switches has
 /// arrived yet.
 pub(super) fn show_waiting(buf: &mut Buffer, inner: Rect, run: &RunView, theme: &Theme) {
@@ -135,12 +160,9 @@ fn render_paths(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) {
             ]);
         }
     }
-    let block = panel_block(theme, Line::from(title));
-    let inner = block.inner(area);
-    frame.render_widget(block, area);
-    if inner.width < 4 || inner.height == 0 {
+    let Some(inner) = framed(frame, area, theme, Line::from(title)) else {
         return;
-    }
+    };
     let buf = frame.buffer_mut();
     let width = usize::from(inner.width);
     let Some((_, stats)) = &run.paths else {
@@ -318,12 +340,9 @@ fn render_lesion(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) {
             theme.dim(),
         ));
     }
-    let block = panel_block(theme, Line::from(title));
-    let inner = block.inner(area);
-    frame.render_widget(block, area);
-    if inner.width < 4 || inner.height == 0 {
+    let Some(inner) = framed(frame, area, theme, Line::from(title)) else {
         return;
-    }
+    };
     let buf = frame.buffer_mut();
     if run.lesion_pending {
         buf.set_stringn(

@@ -5,10 +5,9 @@
 //!
 //! Shares are of the sum of the parts' norms ([`LayerSources::shares`]).
 
-use super::paths::{GUTTER, graph_area, item_at, show_waiting, vbar};
+use super::paths::{GUTTER, framed, item_at, measured_graph, vbar};
 use super::run_view::RunView;
 use super::theme::Theme;
-use super::widgets::panel_block;
 use crate::config::SkipMode;
 use crate::model::aux_head_layers;
 use crate::paths::{effective_range, peak_length};
@@ -141,18 +140,11 @@ fn render_layer_shares(frame: &mut Frame, area: Rect, run: &RunView, theme: &The
         }
         title.push(Span::styled(format!("(step {step}) "), theme.dim()));
     }
-    let block = panel_block(theme, Line::from(title));
-    let inner = block.inner(area);
-    frame.render_widget(block, area);
-    if inner.width < 4 || inner.height == 0 {
-        return;
-    }
-    let buf = frame.buffer_mut();
-    let Some((_, layers)) = measured else {
-        show_waiting(buf, inner, run, theme);
+    let Some(inner) = framed(frame, area, theme, Line::from(title)) else {
         return;
     };
-    let Some(graph) = graph_area(inner, 2) else {
+    let buf = frame.buffer_mut();
+    let Some(((_, layers), graph)) = measured_graph(buf, inner, run, theme, measured) else {
         return;
     };
     let cats = categories(run, theme, &layers[0]);
@@ -253,18 +245,13 @@ fn render_blocks_crossed(frame: &mut Frame, area: Rect, run: &RunView, theme: &T
             Span::styled(format!("(step {step}) "), theme.dim()),
         ]);
     }
-    let block = panel_block(theme, Line::from(title));
-    let inner = block.inner(area);
-    frame.render_widget(block, area);
-    if inner.width < 4 || inner.height == 0 {
-        return;
-    }
-    let buf = frame.buffer_mut();
-    let (Some((_, profile)), Some((lo, hi))) = (profile, range) else {
-        show_waiting(buf, inner, run, theme);
+    let Some(inner) = framed(frame, area, theme, Line::from(title)) else {
         return;
     };
-    let Some(graph) = graph_area(inner, 2) else {
+    let buf = frame.buffer_mut();
+    let measured = profile.zip(range);
+    let Some((((_, profile), (lo, hi)), graph)) = measured_graph(buf, inner, run, theme, measured)
+    else {
         return;
     };
     let top = profile.iter().copied().fold(0.0f64, f64::max).max(1e-12);

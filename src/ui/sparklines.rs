@@ -7,7 +7,7 @@ use super::header::fmt_db;
 use super::history::History;
 use super::run_view::RunView;
 use super::theme::Theme;
-use super::widgets::{fmt_value, panel_block};
+use super::widgets::fmt_value;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
@@ -33,6 +33,26 @@ struct Series<'a> {
     history: Option<&'a History>,
     log: bool,
     style: Style,
+}
+
+impl<'a> Series<'a> {
+    /// A series whose newest value is `v`.
+    fn of(
+        label: impl Into<String>,
+        v: f64,
+        history: Option<&'a History>,
+        log: bool,
+        style: Style,
+    ) -> Self {
+        Series {
+            label: label.into(),
+            value: fmt_value(v),
+            value_finite: v.is_finite(),
+            history,
+            log,
+            style,
+        }
+    }
 }
 
 /// Scales the newest `width` points into sparkline heights; non-finite points are already gone.
@@ -164,33 +184,22 @@ pub fn render(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) {
         let gates: Vec<f64> = s.layers.iter().filter_map(|l| l.gate_mean).collect();
         (!gates.is_empty()).then(|| gates.iter().sum::<f64>() / gates.len() as f64)
     });
-    let value = |v: f64| (fmt_value(v), v.is_finite());
     let ratio = latest.map_or(f64::NAN, |s| s.grad_ratio_db);
     let mut series = vec![
-        {
-            let v = layer_value(first, |l| l.act_grad_norm);
-            let (value, value_finite) = value(v);
-            Series {
-                label: "‖∂L/∂h‖ first".into(),
-                value,
-                value_finite,
-                history: Some(&run.first_grad),
-                log: true,
-                style: theme.vanishing(),
-            }
-        },
-        {
-            let v = layer_value(last, |l| l.act_grad_norm);
-            let (value, value_finite) = value(v);
-            Series {
-                label: "‖∂L/∂h‖ last".into(),
-                value,
-                value_finite,
-                history: Some(&run.last_grad),
-                log: true,
-                style: theme.healthy(),
-            }
-        },
+        Series::of(
+            "‖∂L/∂h‖ first",
+            layer_value(first, |l| l.act_grad_norm),
+            Some(&run.first_grad),
+            true,
+            theme.vanishing(),
+        ),
+        Series::of(
+            "‖∂L/∂h‖ last",
+            layer_value(last, |l| l.act_grad_norm),
+            Some(&run.last_grad),
+            true,
+            theme.healthy(),
+        ),
         Series {
             label: "first/last dB".into(),
             value: fmt_db(ratio),
@@ -200,17 +209,13 @@ pub fn render(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) {
             style: theme.series(0),
         },
         match gate {
-            Some(g) => {
-                let (value, value_finite) = value(g);
-                Series {
-                    label: "gate mean T".into(),
-                    value,
-                    value_finite,
-                    history: Some(&run.gate_mean),
-                    log: false,
-                    style: theme.series(1),
-                }
-            }
+            Some(g) => Series::of(
+                "gate mean T",
+                g,
+                Some(&run.gate_mean),
+                false,
+                theme.series(1),
+            ),
             None => Series {
                 label: "gate T".into(),
                 value: "n/a (no highway)".into(),
@@ -227,21 +232,18 @@ pub fn render(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) {
         ("‖ΔW‖/‖W‖", |l| l.update_ratio, 2),
     ];
     for (name, f, i) in per_layer {
-        let v = layer_value(cursor, f);
-        let (value, value_finite) = value(v);
         let history = cursor_layer.map(|h| match i {
             0 => &h.weight_grad,
             1 => &h.act_rms,
             _ => &h.update_ratio,
         });
-        series.push(Series {
-            label: format!("L{c} {name}"),
-            value,
-            value_finite,
+        series.push(Series::of(
+            format!("L{c} {name}"),
+            layer_value(cursor, f),
             history,
-            log: true,
-            style: theme.series(2 + i),
-        });
+            true,
+            theme.series(2 + i),
+        ));
     }
 
     let title = Line::from(vec![
@@ -253,12 +255,9 @@ pub fn render(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) {
 
 /// The bordered panel with `series` laid out in one or two columns.
 fn draw_panel(frame: &mut Frame, area: Rect, theme: &Theme, title: Line, series: &[Series]) {
-    let block = panel_block(theme, title);
-    let inner = block.inner(area);
-    frame.render_widget(block, area);
-    if inner.width < 4 || inner.height == 0 {
+    let Some(inner) = super::paths::framed(frame, area, theme, title) else {
         return;
-    }
+    };
     // One column when every series gets a row of its own, else two side by side.
     let columns: Vec<Rect> = if usize::from(inner.height) >= series.len() {
         vec![inner]

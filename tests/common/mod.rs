@@ -2,9 +2,11 @@
 //! finite differences) and small fixtures.
 #![allow(dead_code)]
 
+use dfdx::prelude::{Cpu, Gradients};
 use gradlab::config::{
-    Activation, AuxSpec, InitSpec, ModelKind, ModelSpec, SkipMode, WeightDistribution,
+    Activation, AuxSpec, CellKind, InitSpec, ModelKind, ModelSpec, SkipMode, WeightDistribution,
 };
+use gradlab::model::params::ParamMut;
 use gradlab::model::{BatchTargets, MlpParams, Switches, init_params};
 use gradlab::theory::{phi, phi_prime};
 use rand::rngs::StdRng;
@@ -38,6 +40,38 @@ pub fn small_model(
         gate_bias: -1.0,
         forget_bias: 1.0,
     }
+}
+
+/// A one-layer recurrent model spec of `cell` with `width` hidden units, weights drawn with
+/// variance `weight_var`.
+pub fn rnn_model(cell: CellKind, width: usize, weight_var: f32) -> ModelSpec {
+    ModelSpec {
+        kind: ModelKind::Rnn,
+        depth: 1,
+        width,
+        activation: Activation::Tanh,
+        init: InitSpec {
+            weight_var,
+            bias_var: 0.1,
+            distribution: WeightDistribution::Gaussian,
+        },
+        skip: SkipMode::Plain,
+        aux: Default::default(),
+        cell,
+        gate_bias: -1.0,
+        forget_bias: 1.0,
+    }
+}
+
+/// ∂L/∂θ for each of `params` (as `params_mut` lists them), read from `grads`.
+pub fn grads_by_param<R>(
+    params: Vec<(R, ParamMut<'_>)>,
+    grads: &mut Gradients<f32, Cpu>,
+) -> Vec<Vec<f32>> {
+    params
+        .into_iter()
+        .map(|(_, p)| p.grad(grads).to_vec())
+        .collect()
 }
 
 /// Labels or real targets for the reference network.

@@ -2,9 +2,7 @@
 //! ∂L/∂h_l for every hidden layer, for every skip mode, with and without auxiliary losses,
 //! for every activation. The oracle is an independent f64 implementation (tests/common).
 
-mod common;
-
-use common::{Batch, Reference, params_for, small_model};
+use crate::common::{Batch, Reference, params_for, small_model};
 use gradlab::config::{Activation, SkipMode};
 use gradlab::model::{Switches, backprop};
 

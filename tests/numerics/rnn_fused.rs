@@ -3,10 +3,9 @@
 //! paths; the untaped (evaluation) pass, which keeps no traces, agrees bit for bit with the
 //! taped one; and buffers reused across steps change nothing.
 
+use crate::common::{grads_by_param, rnn_model};
 use dfdx::prelude::*;
-use gradlab::config::{
-    CellKind, InitSpec, ModelKind, ModelSpec, SkipMode, TaskSpec, WeightDistribution,
-};
+use gradlab::config::{CellKind, TaskSpec};
 use gradlab::rnn::workspace::Workspace;
 use gradlab::rnn::{RnnOps, RnnParams, init_rnn_params, unroll_with};
 use gradlab::tasks::sequence::{SeqBatch, SeqTargets, SeqTask};
@@ -40,11 +39,7 @@ fn run(
     let hidden_states = pass.hidden;
     let mut grads = pass.loss.backward();
     let hidden_grads = gradlab::model::backprop::grads_of(&mut grads, &hidden_states);
-    let param_grads = params
-        .params_mut()
-        .into_iter()
-        .map(|(_, p)| p.grad(&mut grads).to_vec())
-        .collect();
+    let param_grads = grads_by_param(params.params_mut(), &mut grads);
     Run {
         loss,
         outputs,
@@ -77,22 +72,7 @@ fn setup(cell: CellKind, spec: &TaskSpec, hidden: usize, rows: usize) -> (RnnPar
         (_, TaskSpec::Copy { alphabet, .. }) => *alphabet,
         _ => 2,
     };
-    let model = ModelSpec {
-        kind: ModelKind::Rnn,
-        depth: 1,
-        width: hidden,
-        activation: gradlab::config::Activation::Tanh,
-        init: InitSpec {
-            weight_var: 1.2,
-            bias_var: 0.1,
-            distribution: WeightDistribution::Gaussian,
-        },
-        skip: SkipMode::Plain,
-        aux: Default::default(),
-        cell,
-        gate_bias: -1.0,
-        forget_bias: 1.0,
-    };
+    let model = rnn_model(cell, hidden, 1.2);
     let dev = Cpu::default();
     let params = init_rnn_params(
         &dev,

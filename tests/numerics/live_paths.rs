@@ -19,14 +19,16 @@ fn preset(name: &str, sets: &[&str]) -> Experiment {
     apply_overrides(&base, &sets).expect("valid overrides")
 }
 
+/// The steps of the events `step_of` picks out.
+fn steps(events: &[Event], step_of: fn(&Event) -> Option<u64>) -> Vec<u64> {
+    events.iter().filter_map(step_of).collect()
+}
+
 fn path_steps(events: &[Event]) -> Vec<u64> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Paths { step, .. } => Some(*step),
-            _ => None,
-        })
-        .collect()
+    steps(events, |e| match e {
+        Event::Paths { step, .. } => Some(*step),
+        _ => None,
+    })
 }
 
 #[test]
@@ -70,13 +72,10 @@ fn recurrent_nets_get_no_paths_event() {
 }
 
 fn source_steps(events: &[Event]) -> Vec<u64> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Sources { step, .. } => Some(*step),
-            _ => None,
-        })
-        .collect()
+    steps(events, |e| match e {
+        Event::Sources { step, .. } => Some(*step),
+        _ => None,
+    })
 }
 
 #[test]
@@ -174,7 +173,7 @@ fn lesion_command_is_answered_with_one_result_per_block() {
 /// The cost figures in the README: the live analyses (path decomposition and, for dense and
 /// auxiliary nets, gradient sources) against training steps, in the same process so machine
 /// load affects both alike.
-/// `cargo test --release --test live_paths -- --ignored --nocapture`
+/// `cargo test --release --test numerics live_analysis_cost -- --ignored --nocapture`
 #[test]
 #[ignore]
 fn live_analysis_cost() {

@@ -7,11 +7,11 @@
 //! recorded (every event): pause, 12 steps, skip → highway(b=-2), 10 steps, reset, 8 steps,
 //! then SIGTERM.
 
+use crate::support::{fresh_in, gradlab};
 use gradlab::config::SkipMode;
 use gradlab::protocol::{Command, Event, RunState};
 use gradlab::recording::{Recording, runs};
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -20,18 +20,7 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("legacy-tests");
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    let path = dir.join(name);
-    let _ = std::fs::remove_file(&path);
-    path
-}
-
-fn gradlab(args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_gradlab"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
+    fresh_in("legacy-tests", name)
 }
 
 #[test]

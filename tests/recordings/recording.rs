@@ -1,5 +1,6 @@
 //! Recordings end to end: write, read back, survive kills and signals, reproduce, export, plot.
 
+use crate::support::{fresh_in, gradlab, scratch_in};
 use gradlab::config::{Experiment, SkipMode, apply_overrides, load_preset};
 use gradlab::learner::build_learner;
 use gradlab::metrics::Snapshot;
@@ -14,9 +15,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("recording-tests");
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir.join(name)
+    scratch_in("recording-tests", name)
 }
 
 fn small(preset: &str, depth: usize) -> Experiment {
@@ -27,9 +26,7 @@ fn small(preset: &str, depth: usize) -> Experiment {
 /// A scratch path for an output file, removed first: export and plot never replace a file
 /// without --force.
 fn fresh(name: &str) -> PathBuf {
-    let path = scratch(name);
-    let _ = std::fs::remove_file(&path);
-    path
+    fresh_in("recording-tests", name)
 }
 
 fn interventions() -> Vec<(u64, Command)> {
@@ -391,11 +388,19 @@ fn kill_9_while_recording_keeps_every_complete_line() {
     );
 }
 
-fn gradlab(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_gradlab"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
+/// `gradlab plot <recording> --out <figure>`, expected to succeed.
+fn plot(recording: &Path, figure: &Path) {
+    let out = gradlab(&[
+        "plot",
+        recording.to_str().expect("utf-8"),
+        "--out",
+        figure.to_str().expect("utf-8"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -496,17 +501,7 @@ fn plot_writes_a_valid_png_and_svg() {
     let png_path = fresh("plot.png");
     let svg_path = fresh("plot.svg");
     for out in [&png_path, &svg_path] {
-        let result = gradlab(&[
-            "plot",
-            path.to_str().expect("utf-8"),
-            "--out",
-            out.to_str().expect("utf-8"),
-        ]);
-        assert!(
-            result.status.success(),
-            "{}",
-            String::from_utf8_lossy(&result.stderr)
-        );
+        plot(&path, out);
     }
     let bytes = std::fs::read(&png_path).expect("png");
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
@@ -631,16 +626,7 @@ fn live_gradient_sources_are_recorded_as_shown() {
     // JSON round trip of f64 is exact (serde_json's float_roundtrip).
     assert_eq!(recorded, live);
     let svg = fresh("sources.svg");
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_gradlab"))
-        .args([
-            "plot",
-            &path.display().to_string(),
-            "--out",
-            &svg.display().to_string(),
-        ])
-        .status()
-        .expect("runs");
-    assert!(status.success());
+    plot(&path, &svg);
     let text = std::fs::read_to_string(&svg).expect("written");
     assert!(
         text.contains("gradient sources per layer (step 10)"),
@@ -687,16 +673,7 @@ fn live_path_statistics_are_recorded_replayed_and_plotted() {
         "6 blocks: lengths 0..=6"
     );
     let svg = fresh("paths.svg");
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_gradlab"))
-        .args([
-            "plot",
-            &path.display().to_string(),
-            "--out",
-            &svg.display().to_string(),
-        ])
-        .status()
-        .expect("runs");
-    assert!(status.success());
+    plot(&path, &svg);
     let text = std::fs::read_to_string(&svg).expect("written");
     assert!(text.contains("path length"), "the path panel is drawn");
 }

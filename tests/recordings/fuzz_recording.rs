@@ -1,6 +1,6 @@
 //! Property tests: mutated recordings and mutated preset texts never panic the readers.
 //!
-//! `PROPTEST_CASES=100000 cargo test --release --test fuzz_recording` runs a longer campaign.
+//! `PROPTEST_CASES=100000 cargo test --release --test recordings fuzz_recording::` runs a longer campaign.
 
 use gradlab::config::{apply_overrides, builtin_presets, load_preset, parse_preset};
 use gradlab::model::Trainer;
@@ -40,7 +40,7 @@ fn sample() -> &'static [u8] {
 
 /// The version-1 recording of the previous release, committed as a fixture.
 fn v1_sample() -> &'static [u8] {
-    include_bytes!("data/v1-session.jsonl")
+    include_bytes!("../data/v1-session.jsonl")
 }
 
 /// Reads everything; only panics count as failures.

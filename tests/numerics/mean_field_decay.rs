@@ -2,9 +2,7 @@
 //! mean-field χ₁ (Schoenholz et al. 2017), in the ordered phase, the chaotic phase and at the
 //! critical point.
 
-mod common;
-
-use common::{Batch, params_for};
+use crate::common::{Batch, params_for};
 use gradlab::config::{
     Activation, AuxSpec, InitSpec, ModelKind, ModelSpec, SkipMode, WeightDistribution,
 };

@@ -1,6 +1,7 @@
 //! Recordings with several runs (a reset, a loaded preset), recurrent recordings, and the one
 //! bad-line policy, through the real `export`, `plot` and `reproduce` commands.
 
+use crate::support::{fresh_in, gradlab};
 use gradlab::config::{Experiment, SkipMode, apply_overrides, load_preset};
 use gradlab::learner::build_learner;
 use gradlab::protocol::{Command, Event};
@@ -8,14 +9,9 @@ use gradlab::recording::writer::Tee;
 use gradlab::recording::{Header, Recorder, Recording, runs};
 use gradlab::trainer::{MetricsSink, VecSink, run_headless};
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("recording-runs-tests");
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    let path = dir.join(name);
-    let _ = std::fs::remove_file(&path);
-    path
+    fresh_in("recording-runs-tests", name)
 }
 
 fn small(preset: &str, depth: usize) -> Experiment {
@@ -23,15 +19,38 @@ fn small(preset: &str, depth: usize) -> Experiment {
     apply_overrides(&e, &[format!("model.depth={depth}")]).expect("override")
 }
 
-fn gradlab(args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_gradlab"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `gradlab export <recording> --csv <csv> <extra>`, expected to succeed.
+fn export(recording: &Path, csv: &Path, extra: &[&str]) {
+    let (recording, csv) = (recording.display().to_string(), csv.display().to_string());
+    let args = [
+        &["export", recording.as_str(), "--csv", csv.as_str()],
+        extra,
+    ]
+    .concat();
+    let out = gradlab(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+/// `gradlab plot <recording> --out <svg> <extra>`, expected to succeed; the figure drawn.
+fn plot(recording: &Path, svg: &Path, extra: &[&str]) -> String {
+    let (recording, out) = (recording.display().to_string(), svg.display().to_string());
+    let args = [&["plot", recording.as_str(), "--out", out.as_str()], extra].concat();
+    let out = gradlab(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    std::fs::read_to_string(svg).expect("svg")
+}
+
+/// A one-run recording of `steps` steps of `experiment` at `path`.
+fn record(path: &Path, experiment: &Experiment, steps: u64) {
+    let mut trainer = build_learner(experiment.clone(), None).expect("trainer");
+    let mut recorder =
+        Recorder::create(path, &Header::new(experiment, Some(steps))).expect("recorder");
+    run_headless(trainer.as_mut(), steps, &[], &mut recorder);
+    recorder.close().expect("close");
 }
 
 /// Passes events on until a snapshot of `step` has gone through, then hangs up: a dashboard
@@ -48,6 +67,18 @@ impl MetricsSink for Until<'_> {
     }
 }
 
+/// What the dashboard records when `command` at `step` starts a new run of `next`.
+fn new_run(recorder: &mut Recorder, step: u64, command: Command, next: &Experiment) {
+    recorder
+        .record(&Event::Applied { step, command })
+        .expect("write");
+    recorder
+        .record(&Event::Started {
+            preset: Box::new(next.clone()),
+        })
+        .expect("write");
+}
+
 /// A session of three runs as the dashboard records one: plain-deep with a switch, reset at
 /// step 9; plain-deep again with aux losses switched on; then residual-deep loaded.
 fn three_runs(path: &Path) -> [Experiment; 2] {
@@ -61,17 +92,7 @@ fn three_runs(path: &Path) -> [Experiment; 2] {
         step: 9,
     };
     run_headless(trainer.as_mut(), 1000, &switch, &mut until);
-    recorder
-        .record(&Event::Applied {
-            step: 9,
-            command: Command::Reset,
-        })
-        .expect("write");
-    recorder
-        .record(&Event::Started {
-            preset: Box::new(first.clone()),
-        })
-        .expect("write");
+    new_run(&mut recorder, 9, Command::Reset, &first);
     let mut trainer = build_learner(first.clone(), None).expect("trainer");
     run_headless(
         trainer.as_mut(),
@@ -79,17 +100,12 @@ fn three_runs(path: &Path) -> [Experiment; 2] {
         &[(3, Command::SetAux(true))],
         &mut recorder,
     );
-    recorder
-        .record(&Event::Applied {
-            step: 8,
-            command: Command::LoadPreset(Box::new(loaded.clone())),
-        })
-        .expect("write");
-    recorder
-        .record(&Event::Started {
-            preset: Box::new(loaded.clone()),
-        })
-        .expect("write");
+    new_run(
+        &mut recorder,
+        8,
+        Command::LoadPreset(Box::new(loaded.clone())),
+        &loaded,
+    );
     let mut trainer = build_learner(loaded.clone(), None).expect("trainer");
     run_headless(trainer.as_mut(), 6, &[], &mut recorder);
     recorder.close().expect("close");
@@ -147,13 +163,7 @@ fn export_keeps_runs_apart_with_a_leading_run_column() {
     let path = scratch("export-runs.jsonl");
     let csv = scratch("export-runs.csv");
     three_runs(&path);
-    let out = gradlab(&[
-        "export",
-        &path.display().to_string(),
-        "--csv",
-        &csv.display().to_string(),
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    export(&path, &csv, &[]);
     let (header, rows) = csv_rows(&csv);
     assert_eq!(header[0], "run");
     let run_of: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
@@ -181,15 +191,7 @@ fn export_keeps_runs_apart_with_a_leading_run_column() {
     assert!(rows.iter().any(|r| r[0] == "2" && r[last] == "aux on"));
 
     let only = scratch("export-run2.csv");
-    let out = gradlab(&[
-        "export",
-        &path.display().to_string(),
-        "--csv",
-        &only.display().to_string(),
-        "--run",
-        "2",
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    export(&path, &only, &["--run", "2"]);
     let (_, rows) = csv_rows(&only);
     assert_eq!(rows.len(), 9);
     assert!(rows.iter().all(|r| r[0] == "2"));
@@ -227,14 +229,7 @@ fn plot_draws_one_band_per_run_titled_with_its_preset() {
     let path = scratch("plot-runs.jsonl");
     three_runs(&path);
     let svg = scratch("plot-runs.svg");
-    let out = gradlab(&[
-        "plot",
-        &path.display().to_string(),
-        "--out",
-        &svg.display().to_string(),
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let figure = std::fs::read_to_string(&svg).expect("svg");
+    let figure = plot(&path, &svg, &[]);
     let doc = roxmltree::Document::parse(&figure).expect("well-formed");
     for title in [
         "run 1 (plain-deep): loss",
@@ -251,16 +246,7 @@ fn plot_draws_one_band_per_run_titled_with_its_preset() {
     assert!(height >= 3 * 800, "three bands: {height}");
 
     let one = scratch("plot-run3.svg");
-    let out = gradlab(&[
-        "plot",
-        &path.display().to_string(),
-        "--out",
-        &one.display().to_string(),
-        "--run",
-        "3",
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let figure = std::fs::read_to_string(&one).expect("svg");
+    let figure = plot(&path, &one, &["--run", "3"]);
     assert!(figure.contains("run 3 (residual-deep): loss"));
     assert!(!figure.contains("run 1 ("));
 }
@@ -333,13 +319,7 @@ fn recurrent_recordings_export_time_steps_and_plot_a_time_heat_map() {
     assert!(steps > 1, "an RNN snapshot measures every time step");
 
     let csv = scratch("rnn.csv");
-    let out = gradlab(&[
-        "export",
-        &path.display().to_string(),
-        "--csv",
-        &csv.display().to_string(),
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    export(&path, &csv, &[]);
     let (header, rows) = csv_rows(&csv);
     let col = |name: &str| header.iter().position(|h| h == name);
     for name in [
@@ -371,14 +351,7 @@ fn recurrent_recordings_export_time_steps_and_plot_a_time_heat_map() {
     }
 
     let svg = scratch("rnn.svg");
-    let out = gradlab(&[
-        "plot",
-        &path.display().to_string(),
-        "--out",
-        &svg.display().to_string(),
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let figure = std::fs::read_to_string(&svg).expect("svg");
+    let figure = plot(&path, &svg, &[]);
     assert!(
         figure.contains("log10 ‖∂L/∂h_t‖ per time step"),
         "the time heat map"
@@ -398,12 +371,7 @@ fn recurrent_recordings_export_time_steps_and_plot_a_time_heat_map() {
 #[test]
 fn every_reader_names_each_corrupt_line_once_and_counts_them() {
     let path = scratch("corrupt-runs.jsonl");
-    let experiment = small("plain-deep", 4);
-    let mut trainer = build_learner(experiment.clone(), None).expect("trainer");
-    let mut recorder =
-        Recorder::create(&path, &Header::new(&experiment, Some(6))).expect("recorder");
-    run_headless(trainer.as_mut(), 6, &[], &mut recorder);
-    recorder.close().expect("close");
+    record(&path, &small("plain-deep", 4), 6);
     let original = std::fs::read_to_string(&path).expect("text");
     let mut lines: Vec<&str> = original.lines().collect();
     lines.insert(3, "{\"run\":1,\"type\":\"snapshot\",\"step\":");
@@ -434,11 +402,7 @@ fn every_reader_names_each_corrupt_line_once_and_counts_them() {
 #[test]
 fn appended_sessions_continue_the_run_numbering() {
     let path = scratch("appended.jsonl");
-    let first = small("plain-deep", 4);
-    let mut trainer = build_learner(first.clone(), None).expect("trainer");
-    let mut recorder = Recorder::create(&path, &Header::new(&first, Some(4))).expect("recorder");
-    run_headless(trainer.as_mut(), 4, &[], &mut recorder);
-    recorder.close().expect("close");
+    record(&path, &small("plain-deep", 4), 4);
 
     // A headless session appended to the file: its run gets the next number and a started
     // line naming its experiment, so it can be reproduced on its own.

@@ -1,9 +1,7 @@
 //! The split of ∂L/∂h_l by source (main head, dense read-outs, auxiliary heads) is exact: the
 //! sources add up to the gradient dfdx computes for the whole objective.
 
-mod common;
-
-use common::{Batch, params_for, small_model};
+use crate::common::{Batch, params_for, small_model};
 use dfdx::prelude::Cpu;
 use gradlab::config::{Activation, SkipMode};
 use gradlab::model::{Switches, backprop};

@@ -2,9 +2,8 @@
 //! cell and the head, and ∂L/∂h_t at every t, against an independent f64 implementation;
 //! for the fused recurrence training runs and for the dfdx-op reference.
 
-use gradlab::config::{
-    CellKind, InitSpec, ModelKind, ModelSpec, SkipMode, TaskSpec, WeightDistribution,
-};
+use crate::common::rnn_model;
+use gradlab::config::{CellKind, TaskSpec};
 use gradlab::rnn::{RnnOps, init_rnn_params, rnn_backprop_with};
 use gradlab::tasks::sequence::{SeqBatch, SeqTargets, SeqTask};
 use rand::SeedableRng;
@@ -124,22 +123,7 @@ fn check(ops: RnnOps, cell: CellKind, spec: TaskSpec) {
         SeqTargets::FinalValue(_) => 1,
         _ => task_classes(&spec),
     };
-    let model = ModelSpec {
-        kind: ModelKind::Rnn,
-        depth: 1,
-        width: HIDDEN,
-        activation: gradlab::config::Activation::Tanh,
-        init: InitSpec {
-            weight_var: 1.5,
-            bias_var: 0.1,
-            distribution: WeightDistribution::Gaussian,
-        },
-        skip: SkipMode::Plain,
-        aux: Default::default(),
-        cell,
-        gate_bias: -1.0,
-        forget_bias: 1.0,
-    };
+    let model = rnn_model(cell, HIDDEN, 1.5);
     let dev = dfdx::prelude::Cpu::default();
     let mut params = init_rnn_params(
         &dev,

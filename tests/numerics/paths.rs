@@ -1,13 +1,11 @@
 //! Path-length decomposition: the exact 2ⁿ-path oracle against dfdx's backward pass, the
 //! sampled estimator against exact per-length means, and Veit's 54-block observation.
 
-mod common;
-
-use common::{Batch, params_for};
+use crate::common::{Batch, params_for};
 use gradlab::config::{
     Activation, AuxSpec, InitSpec, ModelKind, ModelSpec, SkipMode, WeightDistribution,
 };
-use gradlab::model::{MlpParams, Switches, backprop};
+use gradlab::model::{Backprop, MlpParams, Switches, backprop};
 use gradlab::paths::{PathNetwork, effective_range, norm, peak_length, summarise};
 
 fn model(depth: usize, width: usize, weight_var: f32, skip: SkipMode) -> ModelSpec {
@@ -42,18 +40,23 @@ struct Setup {
     batch: Batch,
 }
 
+/// dfdx's gradients of `params` on `batch`, main head only (no auxiliary losses).
+fn main_head_backprop(params: &mut MlpParams, spec: &ModelSpec, batch: &Batch) -> Backprop {
+    let dev = dfdx::prelude::Cpu::default();
+    let (x, targets) = batch.tensors(&dev);
+    let switches = Switches {
+        skip: spec.skip,
+        aux_enabled: false,
+        aux_weight: 0.0,
+    };
+    backprop(params, spec.activation, &switches, x, &targets)
+}
+
 fn setup(depth: usize, width: usize, dims: usize, skip: SkipMode, seed: u64) -> Setup {
     let spec = model(depth, width, 1.0, skip);
     let mut params = params_for(&spec, dims, 3, spec.gate_bias, seed);
     let batch = Batch::random(5, dims, 3, true, seed + 100);
-    let dev = dfdx::prelude::Cpu::default();
-    let (x, targets) = batch.tensors(&dev);
-    let switches = Switches {
-        skip,
-        aux_enabled: false,
-        aux_weight: 0.0,
-    };
-    let result = backprop(&mut params, spec.activation, &switches, x, &targets);
+    let result = main_head_backprop(&mut params, &spec, &batch);
     let net = PathNetwork::new(&params, spec.activation, skip, &batch.x).expect("not dense");
     let upstream = result.hidden_grads[depth - 1]
         .iter()
@@ -233,14 +236,7 @@ fn veit_54_blocks_gradient_comes_from_short_paths() {
     spec.init.bias_var = 0.0;
     let mut params = params_for(&spec, 2, 3, -1.0, 7);
     let batch = Batch::random(32, 2, 3, true, 8);
-    let dev = dfdx::prelude::Cpu::default();
-    let (x, targets) = batch.tensors(&dev);
-    let switches = Switches {
-        skip,
-        aux_enabled: false,
-        aux_weight: 0.0,
-    };
-    let result = backprop(&mut params, spec.activation, &switches, x, &targets);
+    let result = main_head_backprop(&mut params, &spec, &batch);
     let upstream: Vec<f64> = result.hidden_grads[depth - 1]
         .iter()
         .map(|&v| f64::from(v))

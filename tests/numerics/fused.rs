@@ -1,9 +1,7 @@
 //! The fused layer op against dfdx's own ops: same outputs, same gradients, every mode and
 //! activation, on a net big enough to exercise gemm's blocked paths.
 
-mod common;
-
-use common::{Batch, params_for, small_model};
+use crate::common::{Batch, grads_by_param, params_for, small_model};
 use dfdx::prelude::*;
 use gradlab::config::{Activation, SkipMode};
 use gradlab::model::{BlockOps, Lesion, MlpParams, Switches, forward_with};
@@ -30,11 +28,7 @@ fn run(
     let hidden = pass.hidden;
     let mut grads = pass.total_loss.backward();
     let hidden_grads = gradlab::model::backprop::grads_of(&mut grads, &hidden);
-    let param_grads = params
-        .params_mut()
-        .into_iter()
-        .map(|(_, p)| p.grad(&mut grads).to_vec())
-        .collect();
+    let param_grads = grads_by_param(params.params_mut(), &mut grads);
     (loss, param_grads, hidden_grads)
 }
 
