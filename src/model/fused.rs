@@ -4,7 +4,7 @@
 //! dfdx would record five to nine generic ops per layer (matmul, broadcast, add, tanh, mul…),
 //! each allocating and walking strided indices, and its tanh calls libm one value at a time.
 //! Here the products go straight to `gemm` and the element-wise work is one vectorised pass.
-//! `tests/fused.rs` checks every mode against the dfdx-op version, and `tests/gradcheck.rs`
+//! `tests/numerics/fused.rs` checks every mode against the dfdx-op version, and `tests/numerics/gradcheck.rs`
 //! checks the result against finite differences.
 
 use super::kernels::{

@@ -9,8 +9,8 @@
 //! are one product up front, and the weight gradients of all steps are one product at the end.
 //! The hidden states h_1..h_T are still separate tensors on the tape: the backward pass adds
 //! the recurrent gradient to whatever the output head put on each h_t and leaves the total
-//! there, so ∂L/∂h_t reads exactly as with dfdx's ops. `tests/rnn_fused.rs` checks it against
-//! the dfdx-op unroll, `tests/bptt_gradcheck.rs` against finite differences.
+//! there, so ∂L/∂h_t reads exactly as with dfdx's ops. `tests/numerics/rnn_fused.rs` checks it against
+//! the dfdx-op unroll, `tests/numerics/bptt_gradcheck.rs` against finite differences.
 //!
 //! Every state and gradient the recurrence writes passes through [`flush`], in the pass that
 //! writes it: a vanishing gradient would otherwise spend many of the T = 200 steps as subnormal
