@@ -3,7 +3,7 @@
 use crate::config::{Experiment, ModelKind};
 use crate::metrics::{Divergence, Snapshot};
 use crate::model::Trainer;
-use crate::protocol::Command;
+use crate::protocol::{Command, Setting};
 use crate::rnn::RnnTrainer;
 use anyhow::Result;
 use std::path::Path;
@@ -18,8 +18,8 @@ pub trait Learner: Send {
     fn divergence(&self) -> Option<&Divergence>;
     /// Measures the next batch and, with `update`, applies the optimiser (see `Trainer`).
     fn train_step(&mut self, update: bool, measure: bool) -> Option<Snapshot>;
-    /// Applies a switch command; the match in each impl lists every command, so a new switch
-    /// cannot be forgotten here.
+    /// Applies a switch command; each impl matches every `Setting`, so a new switch cannot be
+    /// forgotten here.
     fn apply(&mut self, command: &Command);
     /// Learning rate in effect.
     fn learning_rate(&self) -> f32;
@@ -54,21 +54,12 @@ impl Learner for Trainer {
         Trainer::train_step(self, update, measure)
     }
     fn apply(&mut self, command: &Command) {
-        match command {
-            Command::SetSkip(skip) => self.set_skip(*skip),
-            Command::SetAux(on) => self.set_aux(*on),
-            Command::SetLearningRate(lr) => self.set_learning_rate(*lr),
-            // Recurrent switches do not exist on an MLP (the keymap never sends them here).
-            Command::SetCell(_) => {}
-            // Not switches: the driver handles these.
-            Command::Pause
-            | Command::Resume
-            | Command::Step(_)
-            | Command::Reset
-            | Command::LoadPreset(_)
-            | Command::Lesion
-            | Command::Fork { .. }
-            | Command::Shutdown => {}
+        match command.setting() {
+            Some(Setting::Skip(skip)) => self.set_skip(skip),
+            Some(Setting::Aux(on)) => self.set_aux(on),
+            Some(Setting::LearningRate(lr)) => self.set_learning_rate(lr),
+            // A recurrent switch does not exist on an MLP (the keymap never sends it here).
+            Some(Setting::Cell(_)) | None => {}
         }
     }
     fn learning_rate(&self) -> f32 {
@@ -96,20 +87,11 @@ impl Learner for RnnTrainer {
         RnnTrainer::train_step(self, update, measure)
     }
     fn apply(&mut self, command: &Command) {
-        match command {
-            Command::SetCell(cell) => self.set_cell(*cell),
-            Command::SetLearningRate(lr) => RnnTrainer::set_learning_rate(self, *lr),
+        match command.setting() {
+            Some(Setting::Cell(cell)) => self.set_cell(cell),
+            Some(Setting::LearningRate(lr)) => RnnTrainer::set_learning_rate(self, lr),
             // MLP switches do not exist on a recurrent net (the keymap never sends them here).
-            Command::SetSkip(_) | Command::SetAux(_) => {}
-            // Not switches: the driver handles these.
-            Command::Pause
-            | Command::Resume
-            | Command::Step(_)
-            | Command::Reset
-            | Command::LoadPreset(_)
-            | Command::Lesion
-            | Command::Fork { .. }
-            | Command::Shutdown => {}
+            Some(Setting::Skip(_) | Setting::Aux(_)) | None => {}
         }
     }
     fn learning_rate(&self) -> f32 {

@@ -38,13 +38,7 @@ fn run_json_follows_the_contract() {
         "--set",
         "model.depth=8",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: serde_json::Value =
-        serde_json::from_slice(&out.stdout).expect("stdout is one JSON object");
+    let json = json_of(&out);
     assert_eq!(json["preset"], "plain-deep");
     assert_eq!(json["step"], 20);
     assert!(json["loss"].as_f64().is_some_and(|l| l > 0.0));
@@ -162,13 +156,7 @@ fn run_json_has_paths_theory_and_lesions() {
         "--set",
         "model.depth=6",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: serde_json::Value =
-        serde_json::from_slice(&out.stdout).expect("stdout is one JSON object");
+    let json = json_of(&out);
     let paths = &json["paths"];
     assert_eq!(paths["blocks"], 6);
     assert_eq!(paths["samples_per_length"], 8);
@@ -267,4 +255,14 @@ fn bench_json_lists_mlp_and_recurrent_rows_by_the_contract() {
         seen.insert((model.to_string(), metrics));
     }
     assert_eq!(seen.len(), 12, "every model with metrics on and off");
+}
+
+/// The one JSON object a successful command printed.
+fn json_of(out: &std::process::Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("stdout is one JSON object")
 }

@@ -147,6 +147,18 @@ fn replay(path: &Path) -> (App, ReplaySource) {
     (app, source)
 }
 
+/// A dashboard following `path` (which may not exist yet).
+fn following(path: &Path) -> (App, FollowSource) {
+    let app = App::replaying(
+        Theme {
+            color: false,
+            ascii: false,
+        },
+        FollowSource::view(path),
+    );
+    (app, FollowSource::open(path))
+}
+
 fn press(app: &mut App, source: &mut ReplaySource, code: KeyCode) {
     let msg = Msg::Input(KeyEvent::new(code, KeyModifiers::NONE));
     let own = apply(app, source, msg).own;
@@ -266,14 +278,7 @@ fn follow_takes_in_lines_another_writer_appends() {
     let text = std::fs::read_to_string(&source_path).expect("recorded");
     let lines: Vec<&str> = text.lines().collect();
     let _ = std::fs::remove_file(&path);
-    let mut follow = FollowSource::open(&path);
-    let mut app = App::replaying(
-        Theme {
-            color: false,
-            ascii: false,
-        },
-        FollowSource::view(&path),
-    );
+    let (mut app, mut follow) = following(&path);
     apply(&mut app, &mut follow, Msg::Tick(0.0));
     assert!(
         note(&app).is_some_and(|n| n.contains("waiting for")),
@@ -314,14 +319,7 @@ fn follow_says_when_a_file_stops_without_an_end() {
     // Everything but the closing line: what SIGKILL leaves behind.
     let cut: Vec<&str> = text.lines().collect();
     std::fs::write(&path, cut[..cut.len() - 1].join("\n") + "\n").expect("write");
-    let mut follow = FollowSource::open(&path);
-    let mut app = App::replaying(
-        Theme {
-            color: false,
-            ascii: false,
-        },
-        FollowSource::view(&path),
-    );
+    let (mut app, mut follow) = following(&path);
     apply(&mut app, &mut follow, Msg::Tick(0.0));
     assert!(app.replay().is_some_and(|v| !v.at_end));
     apply(&mut app, &mut follow, Msg::Tick(12.0));

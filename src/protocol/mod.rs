@@ -83,11 +83,43 @@ impl Command {
         }
     }
 
+    /// The setting a switch command makes, or None for the commands the driver handles
+    /// itself. It lists every command, so a new one must say here whether it is a switch.
+    pub fn setting(&self) -> Option<Setting> {
+        match self {
+            Command::SetSkip(skip) => Some(Setting::Skip(*skip)),
+            Command::SetAux(on) => Some(Setting::Aux(*on)),
+            Command::SetLearningRate(lr) => Some(Setting::LearningRate(*lr)),
+            Command::SetCell(cell) => Some(Setting::Cell(*cell)),
+            Command::Pause
+            | Command::Resume
+            | Command::Step(_)
+            | Command::Reset
+            | Command::LoadPreset(_)
+            | Command::Lesion
+            | Command::Fork { .. }
+            | Command::Shutdown => None,
+        }
+    }
+
     /// Whether this command changes the wiring that path statistics and gradient sources
     /// describe, so they must be measured again at once.
     pub fn rewires(&self) -> bool {
         matches!(self, Command::SetSkip(_) | Command::SetAux(_))
     }
+}
+
+/// What a switch command sets: the network applies it, the dashboard shows it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Setting {
+    /// The skip mode.
+    Skip(SkipMode),
+    /// Auxiliary losses on or off.
+    Aux(bool),
+    /// The learning rate.
+    LearningRate(f32),
+    /// The recurrent cell.
+    Cell(CellKind),
 }
 
 /// Whether a run is stepping, and if not, why.

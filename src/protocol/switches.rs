@@ -3,7 +3,7 @@
 //! A new live switch is a [`Command`] variant plus an arm in each match here (the compiler
 //! lists them), its effect in the trainer (the `Learner` impls), and its key in the keymap.
 
-use super::Command;
+use super::{Command, Setting};
 use crate::config::{CellKind, Experiment, ModelKind, SkipMode};
 
 /// Learning rates the keys stay within.
@@ -113,19 +113,12 @@ impl Switches {
 
     /// Takes in a command that took effect; false for commands that are not switches.
     pub fn apply(&mut self, command: &Command) -> bool {
-        match command {
-            Command::SetSkip(skip) => self.skip = *skip,
-            Command::SetAux(on) => self.aux = *on,
-            Command::SetLearningRate(lr) => self.lr = *lr,
-            Command::SetCell(cell) => self.cell = *cell,
-            Command::Pause
-            | Command::Resume
-            | Command::Step(_)
-            | Command::Reset
-            | Command::LoadPreset(_)
-            | Command::Lesion
-            | Command::Fork { .. }
-            | Command::Shutdown => return false,
+        match command.setting() {
+            Some(Setting::Skip(skip)) => self.skip = skip,
+            Some(Setting::Aux(on)) => self.aux = on,
+            Some(Setting::LearningRate(lr)) => self.lr = lr,
+            Some(Setting::Cell(cell)) => self.cell = cell,
+            None => return false,
         }
         true
     }
