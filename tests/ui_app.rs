@@ -1,7 +1,7 @@
 //! Key handling and state updates, driven through `update` without a terminal.
 
 use gradlab::config::{CellKind, SkipMode, load_preset};
-use gradlab::metrics::{Divergence, LayerMetrics, Snapshot, TimestepMetrics};
+use gradlab::metrics::{LayerMetrics, Snapshot, TimestepMetrics};
 use gradlab::paths::PathStats;
 use gradlab::protocol::LesionResult;
 use gradlab::protocol::{Command, Event, Move, RunState};
@@ -243,15 +243,7 @@ fn non_finite_metrics_stay_out_of_the_charts() {
 #[test]
 fn divergence_is_held_until_reset() {
     let mut app = started("plain-deep");
-    let divergence = Divergence {
-        step: 12,
-        layer: Some(3),
-        what: "loss is NaN".into(),
-    };
-    app.event(Event::State {
-        step: 12,
-        state: RunState::Diverged(divergence.clone()),
-    });
+    let divergence = app.diverge(12, 3);
     assert_eq!(app.run().state, RunState::Diverged(divergence));
     app.key(Action::TogglePause);
     assert!(

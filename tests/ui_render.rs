@@ -3,7 +3,6 @@
 
 use gradlab::config::{CellKind, SkipMode, apply_overrides, load_preset};
 use gradlab::learner::Learner;
-use gradlab::metrics::Divergence;
 use gradlab::model::Lesion;
 use gradlab::model::Trainer;
 use gradlab::protocol::{Command, Event, RunState};
@@ -357,15 +356,7 @@ fn divergence_and_nan_are_shown_as_text() {
         layer.act_grad_norm = f64::INFINITY;
     }
     app.event(Event::Snapshot(Box::new(latest)));
-    let divergence = Divergence {
-        step: 41,
-        layer: Some(3),
-        what: "loss is NaN".into(),
-    };
-    app.event(Event::State {
-        step: 41,
-        state: RunState::Diverged(divergence),
-    });
+    app.diverge(41, 3);
     for (w, h) in [(80, 24), (120, 40), (200, 60)] {
         let text = screen_text(&draw(&app, w, h));
         assert!(

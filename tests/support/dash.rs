@@ -65,6 +65,20 @@ impl Dash {
         }
     }
 
+    /// Lane 0 reports that it diverged at `step` in `layer` (the loss went NaN).
+    pub fn diverge(&mut self, step: u64, layer: usize) -> gradlab::metrics::Divergence {
+        let divergence = gradlab::metrics::Divergence {
+            step,
+            layer: Some(layer),
+            what: "loss is NaN".into(),
+        };
+        self.event(Event::State {
+            step,
+            state: gradlab::protocol::RunState::Diverged(divergence.clone()),
+        });
+        divergence
+    }
+
     /// An event of lane `lane`.
     pub fn lane(&mut self, lane: usize, event: Event) {
         self.send(Msg::Lane(LaneEvent { lane, event }));
