@@ -140,7 +140,11 @@ impl App {
     }
 
     /// A live dashboard of several runs (`gradlab compare`), named by `labels` when given.
-    pub fn with_runs(theme: Theme, labels: Vec<Option<String>>) -> Self {
+    pub fn with_runs(theme: Theme, mut labels: Vec<Option<String>>) -> Self {
+        // Every view shows a run, even one still starting.
+        if labels.is_empty() {
+            labels.push(None);
+        }
         Self {
             theme,
             screen: Screen::Live,
