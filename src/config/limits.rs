@@ -207,7 +207,7 @@ pub fn check_fits_within(
     }
     if total > NOTEWORTHY_BYTES && total <= available {
         // Big but possible: said up front, so a slow start is not taken for a hang.
-        eprintln!(
+        crate::out::tell!(
             "note: this needs about {} of the {} of memory available now",
             human_bytes(total),
             human_bytes(available)
