@@ -16,6 +16,7 @@ pub mod header;
 pub mod help;
 pub mod history;
 pub mod keymap;
+pub mod keys_doc;
 pub mod live;
 pub mod loss;
 pub mod paths;
