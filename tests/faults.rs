@@ -67,6 +67,68 @@ const STDERR_FULL: &[(&str, &[&str], i32)] = &[
 
 /// Keeps every training case small: two layers, one step.
 const CASES: &[Case] = &[
+    // ── plot: sweep folders and recordings ──
+    Case {
+        name: "plot a folder that holds no sweep results",
+        args: &["plot", "{dir}", "--out", "{dir}/figure.png"],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &["no results.csv", "gradlab sweep"],
+        not: &["panicked"],
+    },
+    Case {
+        name: "plot a sweep onto an existing figure",
+        args: &["plot", "{dir}/sweep-out", "--out", "{dir}/old.png"],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &["old.png exists", "--force"],
+        not: &["panicked"],
+    },
+    Case {
+        name: "plot a sweep by a column it does not have",
+        args: &[
+            "plot",
+            "{dir}/sweep-out",
+            "--y",
+            "nope",
+            "--out",
+            "{dir}/figure.svg",
+        ],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &["no column `nope`", "tail_loss"],
+        not: &["panicked"],
+    },
+    Case {
+        name: "plot --run on a sweep folder",
+        args: &[
+            "plot",
+            "{dir}/sweep-out",
+            "--run",
+            "1",
+            "--out",
+            "{dir}/figure.svg",
+        ],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &["--run is for recordings"],
+        not: &["panicked"],
+    },
+    Case {
+        name: "plot --x on a recording",
+        args: &[
+            "plot",
+            "{dir}/v1.jsonl",
+            "--x",
+            "model.depth",
+            "--out",
+            "{dir}/figure.svg",
+        ],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &["--x and --y are for a sweep"],
+        not: &["panicked"],
+    },
     // ── an output that exists is never replaced unless asked ──
     Case {
         name: "run --record onto an existing file",
@@ -620,6 +682,11 @@ fn fixtures(dir: &Path) -> Vec<(PathBuf, String)> {
             "a file that is not a recording\n".into(),
         ),
         (dir.join("v1.jsonl"), v1),
+        (
+            dir.join("sweep-out").join("results.csv"),
+            "id,model.depth,seed,step,tail_loss\nd4-s1,4,1,10,0.5\nd4-s2,4,2,10,0.6\n".into(),
+        ),
+        (dir.join("old.png"), "a figure the user kept\n".into()),
     ]
 }
 
@@ -652,6 +719,9 @@ fn scratch(index: usize) -> PathBuf {
 fn check(index: usize, case: &Case) -> Result<(), String> {
     let dir = scratch(index);
     for (path, text) in fixtures(&dir) {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("fixture folder");
+        }
         std::fs::write(path, text).expect("fixture written");
     }
     let before = snapshot(&dir);

@@ -3,7 +3,7 @@
 use crate::out::{say, tell};
 use crate::recording::reproduce::{Report, Reproduction};
 use crate::recording::runs::Damage;
-use crate::recording::{export, plot, reproduce};
+use crate::recording::{export, plot, plot_sweep, reproduce};
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
@@ -51,18 +51,30 @@ pub struct ExportArgs {
 /// Arguments of `gradlab plot`.
 #[derive(Debug, Args)]
 #[command(after_help = "\
-One band of panels per run, titled with its number and preset: loss with the interventions \
-marked, the heat map of log10 ‖∂L/∂h‖ (per layer, or per time step for recurrent nets), and \
-path lengths and gradient sources where the run measured them.")]
+From a recording: one band of panels per run, titled with its number and preset: training and \
+test loss (log scale) with the interventions marked, the heat map of log10 ‖∂L/∂h‖ (per layer, \
+or per time step for recurrent nets) with its colour bar, and path lengths and gradient sources \
+where the run measured them.
+
+From a sweep's results directory (the `out` of `gradlab sweep`): one quantity (--y, default \
+tail_loss, the training loss over the last 10 % of steps) against a numeric axis (--x, default \
+the first, e.g. model.depth), one line per combination of the other axes, mean over seeds with \
+± one standard deviation.")]
 pub struct PlotArgs {
-    /// The recording to draw.
+    /// The recording to draw, or a sweep's results directory.
     file: PathBuf,
     /// The figure to write: .png or .svg (never the recording itself).
     #[arg(long, value_name = "OUT", value_parser = figure_path)]
     out: PathBuf,
-    /// Only this run (1 = the first); by default every run, one band each.
+    /// Only this run (1 = the first); by default every run, one band each (recordings only).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     run: Option<u32>,
+    /// Sweeps: the axis on x, as named in the sweep file (default: the first numeric one).
+    #[arg(long = "x", value_name = "AXIS")]
+    x_axis: Option<String>,
+    /// Sweeps: the results.csv column to plot.
+    #[arg(long = "y", value_name = "COLUMN", default_value = plot_sweep::DEFAULT_METRIC)]
+    metric: String,
     /// Replace OUT if it exists.
     #[arg(long)]
     force: bool,
@@ -162,6 +174,31 @@ pub fn export(args: &ExportArgs) -> Result<ExitCode> {
 
 /// Draws the figure.
 pub fn plot(args: &PlotArgs) -> Result<ExitCode> {
+    if args.file.is_dir() {
+        if args.run.is_some() {
+            tell!(
+                "gradlab: --run is for recordings; {} is a sweep's results directory",
+                args.file.display()
+            );
+            return Ok(ExitCode::from(2));
+        }
+        plot_sweep::plot_sweep(
+            &args.file,
+            &args.out,
+            args.x_axis.as_deref(),
+            &args.metric,
+            args.force,
+        )?;
+        tell!("figure written to {}", args.out.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.x_axis.is_some() || args.metric != plot_sweep::DEFAULT_METRIC {
+        tell!(
+            "gradlab: --x and --y are for a sweep's results directory; {} is a recording",
+            args.file.display()
+        );
+        return Ok(ExitCode::from(2));
+    }
     let damage = plot::plot(&args.file, &args.out, args.run, args.force)?;
     report_damage(&damage);
     tell!("figure written to {}", args.out.display());

@@ -27,6 +27,8 @@ pub mod export;
 mod legacy;
 pub mod output;
 pub mod plot;
+pub mod plot_style;
+pub mod plot_sweep;
 pub mod reader;
 pub mod reproduce;
 pub mod runs;

@@ -11,6 +11,10 @@
 //! Text uses the embedded DejaVu Sans Mono, so no system font library is needed.
 
 use super::output::{check_output, write_whole_at};
+use super::plot_style::{
+    COLOUR_BAR_WIDTH, draw_colour_bar, integer_label, printable, register_font, value_label,
+    viridis,
+};
 use super::runs::{self, Damage, RunInfo};
 use crate::model::aux_head_layers;
 use crate::protocol::Event;
@@ -19,7 +23,6 @@ use anyhow::{Context, Result, anyhow, bail};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::Path;
-use std::sync::OnceLock;
 
 /// Most step columns drawn; more steps are averaged together.
 pub const MAX_COLUMNS: usize = 400;
@@ -35,16 +38,16 @@ const MAX_MARKERS: usize = 200;
 const TIME_PANEL: u32 = 400;
 const SNAPSHOT_PANEL: u32 = 300;
 
-const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSansMono.ttf");
-
 /// What one run's band shows, accumulated while streaming the run.
 struct RunFigure {
     run: u32,
     preset: String,
     first_step: u64,
     last_step: u64,
-    /// Mean finite loss per column, with the number of values summed.
+    /// Mean finite training-batch loss per column, with the number of values summed.
     loss: Vec<(f64, u32)>,
+    /// Mean test loss (as of the last evaluation) per column.
+    test_loss: Vec<(f64, u32)>,
     /// Mean log10 gradient norm per column and heat-map row (layer or time step).
     heat: Vec<Vec<(f64, u32)>>,
     /// Heat-map rows: hidden layers, or time steps of a recurrent net.
@@ -96,6 +99,7 @@ fn read_run(path: &Path, info: &RunInfo) -> Result<RunFigure> {
         first_step: info.first_step,
         last_step: info.last_step,
         loss: vec![(0.0, 0); columns],
+        test_loss: vec![(0.0, 0); columns],
         heat: vec![vec![(0.0, 0); rows]; columns],
         rows,
         recurrent: info.recurrent(),
@@ -131,6 +135,10 @@ fn read_run(path: &Path, info: &RunInfo) -> Result<RunFigure> {
         if s.loss.is_finite() {
             figure.loss[c].0 += s.loss;
             figure.loss[c].1 += 1;
+        }
+        if let Some(test) = s.test_loss.filter(|v| v.is_finite()) {
+            figure.test_loss[c].0 += test;
+            figure.test_loss[c].1 += 1;
         }
         let norms: Vec<f64> = if figure.recurrent {
             s.timesteps.iter().map(|t| t.hidden_grad_norm).collect()
@@ -209,114 +217,202 @@ where
     Ok(())
 }
 
-fn register_font() -> Result<()> {
-    static REGISTERED: OnceLock<bool> = OnceLock::new();
-    let ok = *REGISTERED.get_or_init(|| {
-        plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).is_ok()
-    });
-    if ok {
-        Ok(())
-    } else {
-        bail!("the embedded font does not load")
-    }
-}
-
-/// Maps 0..=1 to a blue → green → yellow → red ramp.
-fn heat_colour(t: f64) -> RGBColor {
-    let t = t.clamp(0.0, 1.0);
-    let hue = (1.0 - t) * 240.0 / 360.0;
-    let (r, g, b) = hsl_to_rgb(hue, 0.85, 0.5);
-    RGBColor(r, g, b)
-}
-
-fn hsl_to_rgb(h: f64, s: f64, l: f64) -> (u8, u8, u8) {
-    let q = if l < 0.5 {
-        l * (1.0 + s)
-    } else {
-        l + s - l * s
-    };
-    let p = 2.0 * l - q;
-    let channel = |t: f64| {
-        let t = t.rem_euclid(1.0);
-        let v = if t < 1.0 / 6.0 {
-            p + (q - p) * 6.0 * t
-        } else if t < 0.5 {
-            q
-        } else if t < 2.0 / 3.0 {
-            p + (q - p) * (2.0 / 3.0 - t) * 6.0
-        } else {
-            p
-        };
-        (v * 255.0).round() as u8
-    };
-    (channel(h + 1.0 / 3.0), channel(h), channel(h - 1.0 / 3.0))
+/// Per column, the mean of the values summed there: (step, mean) of every column that has one.
+fn column_means(f: &RunFigure, sums: &[(f64, u32)]) -> Vec<(f64, f64)> {
+    sums.iter()
+        .enumerate()
+        .filter(|(_, (_, n))| *n > 0)
+        .map(|(c, (sum, n))| (f.column_step(c), sum / f64::from(*n)))
+        .collect()
 }
 
 fn draw<DB: DrawingBackend>(band: &DrawingArea<DB, Shift>, f: &RunFigure) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
-    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("drawing failed: {e}");
     let (time_panels, snapshot_panels) = band.split_vertically(2 * TIME_PANEL);
     let mut areas = time_panels.split_evenly((2, 1));
     if f.panels() > 2 {
         areas.extend(snapshot_panels.split_evenly((f.panels() - 2, 1)));
     }
-    let x_range = f.first_step as f64..(f.last_step.max(f.first_step + 1)) as f64;
+    draw_loss(&areas[0], f)?;
+    draw_heat(&areas[1], f)?;
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("drawing failed: {e}");
+    let mut next = 2;
+    if !f.paths.is_empty() {
+        draw_paths(&areas[2], f).map_err(err)?;
+        next += 1;
+    }
+    if let (Some((step, layers)), Some(area)) = (&f.sources, areas.get(next)) {
+        draw_sources(area, *step, layers, &f.aux_layers).map_err(err)?;
+    }
+    Ok(())
+}
 
-    // Loss with intervention markers.
-    let losses: Vec<(f64, f64)> = f
-        .loss
+/// Training-batch and test loss over steps, on a log scale when every value is positive, with
+/// a marker per intervention; marker labels sit inside the panel, staggered, right-aligned in
+/// its right half, so none is cut at an edge.
+fn draw_loss<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, f: &RunFigure) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("drawing failed: {e}");
+    let train = column_means(f, &f.loss);
+    let test = column_means(f, &f.test_loss);
+    let (lo, hi) = train
         .iter()
-        .enumerate()
-        .filter(|(_, (_, n))| *n > 0)
-        .map(|(c, (sum, n))| (f.column_step(c), sum / f64::from(*n)))
-        .collect();
-    let (lo, hi) = losses
-        .iter()
+        .chain(&test)
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (_, v)| {
             (lo.min(*v), hi.max(*v))
         });
     let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
-    let pad = ((hi - lo) * 0.05).max(1e-6);
-    let mut chart = ChartBuilder::on(&areas[0])
-        .caption(
-            format!("run {} ({}): loss", f.run, f.preset),
-            ("sans-serif", 22),
-        )
+    let x_range = f.first_step as f64..(f.last_step.max(f.first_step + 1)) as f64;
+    let caption = printable(&format!("run {} ({}): loss", f.run, f.preset));
+    let colour_test = RGBColor(230, 120, 20);
+    let mut chart = ChartBuilder::on(area);
+    chart
+        .caption(caption, ("sans-serif", 22))
         .margin(12)
-        .x_label_area_size(30)
-        .y_label_area_size(70)
-        .build_cartesian_2d(x_range.clone(), (lo - pad)..(hi + pad))
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc("step")
-        .y_desc("loss")
-        .draw()
-        .map_err(err)?;
-    chart
-        .draw_series(LineSeries::new(losses, BLUE.stroke_width(2)))
-        .map_err(err)?;
-    let marker = RGBColor(200, 30, 30);
-    for (step, label) in &f.markers {
-        let x = *step as f64;
-        chart
-            .draw_series(std::iter::once(PathElement::new(
-                vec![(x, lo - pad), (x, hi + pad)],
-                marker.stroke_width(1),
-            )))
+        .margin_right(COLOUR_BAR_WIDTH)
+        .x_label_area_size(36)
+        .y_label_area_size(95);
+    // A loss spans decades as it trains; a log axis shows the late, small changes too.
+    if lo > 0.0 {
+        let (bottom, top) = (lo / 1.25, hi * 1.6);
+        let mut chart = chart
+            .build_cartesian_2d(
+                x_range,
+                (bottom..top)
+                    .log_scale()
+                    .with_key_points(log_ticks(bottom, top)),
+            )
             .map_err(err)?;
         chart
-            .draw_series(std::iter::once(Text::new(
-                label.clone(),
-                (x, hi + pad * 0.2),
-                ("sans-serif", 14).into_font().color(&marker),
-            )))
+            .configure_mesh()
+            .label_style(("sans-serif", 15))
+            .axis_desc_style(("sans-serif", 16))
+            .x_desc("step")
+            .y_desc("loss (log scale)")
+            .x_label_formatter(&integer_label)
+            .y_label_formatter(&value_label)
+            .draw()
             .map_err(err)?;
+        draw_loss_series(&mut chart, &train, &test, colour_test).map_err(err)?;
+        draw_markers(&mut chart, f, bottom, top, true).map_err(err)?;
+        legend(&mut chart).map_err(err)?;
+    } else {
+        let pad = ((hi - lo) * 0.05).max(1e-6);
+        let (bottom, top) = (lo - pad, hi + 6.0 * pad);
+        let mut chart = chart
+            .build_cartesian_2d(x_range, bottom..top)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .label_style(("sans-serif", 15))
+            .axis_desc_style(("sans-serif", 16))
+            .x_desc("step")
+            .y_desc("loss")
+            .x_label_formatter(&integer_label)
+            .y_label_formatter(&value_label)
+            .draw()
+            .map_err(err)?;
+        draw_loss_series(&mut chart, &train, &test, colour_test).map_err(err)?;
+        draw_markers(&mut chart, f, bottom, top, false).map_err(err)?;
+        legend(&mut chart).map_err(err)?;
     }
+    Ok(())
+}
 
-    // Heat map of log10 ‖∂L/∂h‖, layer 1 (input side) or time step 1 at the bottom.
+/// Ticks at 1, 2 and 5 times each power of ten inside `lo..hi`, so a log axis that spans less
+/// than a decade still has labels.
+fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let first = lo.log10().floor() as i32;
+    let last = hi.log10().ceil() as i32;
+    (first..=last)
+        .flat_map(|e| [1.0, 2.0, 5.0].map(|m| m * 10f64.powi(e)))
+        .filter(|t| (lo..=hi).contains(t))
+        .collect()
+}
+
+fn draw_loss_series<'a, DB: DrawingBackend + 'a, Y: Ranged<ValueType = f64>>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
+    train: &[(f64, f64)],
+    test: &[(f64, f64)],
+    colour_test: RGBColor,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    chart
+        .draw_series(LineSeries::new(train.to_vec(), BLUE.stroke_width(2)))?
+        .label("training batch")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLUE.stroke_width(2)));
+    if !test.is_empty() {
+        chart
+            .draw_series(LineSeries::new(test.to_vec(), colour_test.stroke_width(2)))?
+            .label("test set (last evaluation)")
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], colour_test.stroke_width(2))
+            });
+    }
+    Ok(())
+}
+
+fn legend<'a, DB: DrawingBackend + 'a, Y: Ranged<ValueType = f64>>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .draw()
+}
+
+/// One vertical line per intervention, its label inside the plot: three staggered rows below
+/// the top, anchored on the line's right in the left half and on its left in the right half.
+fn draw_markers<'a, DB: DrawingBackend + 'a, Y: Ranged<ValueType = f64>>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
+    f: &RunFigure,
+    bottom: f64,
+    top: f64,
+    log: bool,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    use plotters::style::text_anchor::{HPos, Pos, VPos};
+    let marker = RGBColor(200, 30, 30);
+    let span = (f.last_step.max(f.first_step + 1) - f.first_step) as f64;
+    // Rows of labels from the top, in data units of the y axis (log or linear).
+    let row_y = |row: usize| {
+        let fraction = 0.04 + 0.07 * row as f64;
+        if log {
+            (top.ln() - (top.ln() - bottom.ln()) * fraction).exp()
+        } else {
+            top - (top - bottom) * fraction
+        }
+    };
+    for (i, (step, label)) in f.markers.iter().enumerate() {
+        let x = *step as f64;
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(x, bottom), (x, top)],
+            marker.stroke_width(1),
+        )))?;
+        let right_half = (x - f.first_step as f64) / span > 0.5;
+        let anchor = Pos::new(if right_half { HPos::Right } else { HPos::Left }, VPos::Top);
+        let font = ("sans-serif", 14).into_font().color(&marker).pos(anchor);
+        chart.draw_series(std::iter::once(Text::new(
+            format!(" {} ", printable(label)),
+            (x, row_y(i % 3)),
+            font,
+        )))?;
+    }
+    Ok(())
+}
+
+/// Heat map of log10 ‖∂L/∂h‖ over steps, layer 1 (input side) or time step 1 at the bottom, in
+/// viridis with its colour bar on the right.
+fn draw_heat<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, f: &RunFigure) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("drawing failed: {e}");
     let cells: Vec<(usize, usize, f64)> = f
         .heat
         .iter()
@@ -333,27 +429,32 @@ where
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), (_, _, v)| {
             (a.min(*v), b.max(*v))
         });
-    let mut heat = ChartBuilder::on(&areas[1])
+    let (vmin, vmax) = if vmin.is_finite() {
+        (vmin, vmax)
+    } else {
+        (0.0, 1.0)
+    };
+    let (plot_area, bar_area) = area.split_horizontally(area.dim_in_pixel().0 - COLOUR_BAR_WIDTH);
+    let quantity = if f.recurrent {
+        "‖∂L/∂h_t‖ per time step"
+    } else {
+        "‖∂L/∂h_l‖ per layer"
+    };
+    let x_range = f.first_step as f64..(f.last_step.max(f.first_step + 1)) as f64;
+    let mut heat = ChartBuilder::on(&plot_area)
         .caption(
-            format!(
-                "{} (blue {vmin:.1} … red {vmax:.1})",
-                if f.recurrent {
-                    "log10 ‖∂L/∂h_t‖ per time step"
-                } else {
-                    "log10 ‖∂L/∂h_l‖ per layer"
-                },
-                vmin = if vmin.is_finite() { vmin } else { 0.0 },
-                vmax = if vmax.is_finite() { vmax } else { 0.0 }
-            ),
+            format!("log10 {quantity} (batch Frobenius norm)"),
             ("sans-serif", 22),
         )
         .margin(12)
-        .x_label_area_size(30)
-        .y_label_area_size(70)
+        .x_label_area_size(36)
+        .y_label_area_size(95)
         // Row r is centred on r + 1, so the axis reads layer (or time step) numbers 1..n.
         .build_cartesian_2d(x_range, 0.5..f.rows.max(1) as f64 + 0.5)
         .map_err(err)?;
     heat.configure_mesh()
+        .label_style(("sans-serif", 15))
+        .axis_desc_style(("sans-serif", 16))
         .disable_mesh()
         .x_desc("step")
         .y_desc(if f.recurrent {
@@ -361,6 +462,9 @@ where
         } else {
             "layer (1 = input side)"
         })
+        .x_label_formatter(&integer_label)
+        .y_label_formatter(&integer_label)
+        .y_labels(f.rows.clamp(2, 12))
         .draw()
         .map_err(err)?;
     let half = (f.last_step - f.first_step) as f64 / (2 * (f.heat.len().max(2) - 1)) as f64;
@@ -369,7 +473,7 @@ where
         let x = f.column_step(c);
         Rectangle::new(
             [(x - half, l as f64 + 0.5), (x + half, l as f64 + 1.5)],
-            heat_colour((v - vmin) / span).filled(),
+            viridis((v - vmin) / span).filled(),
         )
     }))
     .map_err(err)?;
@@ -381,37 +485,41 @@ where
         )))
         .map_err(err)?;
     }
+    draw_colour_bar(&bar_area, vmin, vmax, "log10 ‖∂L/∂h‖").map_err(err)?;
+    Ok(())
+}
 
-    let mut next = 2;
-    if !f.paths.is_empty() {
-        next += 1;
-        let max_len = f.paths.iter().map(|p| p.0).fold(0.0, f64::max);
-        let max_c = f.paths.iter().map(|p| p.1).fold(0.0, f64::max).max(1e-12);
-        let mut chart = ChartBuilder::on(&areas[2])
-            .caption(
-                "gradient contribution by path length (last measurement)",
-                ("sans-serif", 22),
-            )
-            .margin(12)
-            .x_label_area_size(30)
-            .y_label_area_size(70)
-            .build_cartesian_2d(-0.5..max_len + 0.5, 0.0..max_c * 1.05)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("path length (transform branches taken)")
-            .y_desc("contribution")
-            .draw()
-            .map_err(err)?;
-        chart
-            .draw_series(f.paths.iter().map(|&(k, c)| {
-                Rectangle::new([(k - 0.4, 0.0), (k + 0.4, c)], BLUE.mix(0.7).filled())
-            }))
-            .map_err(err)?;
-    }
-    if let (Some((step, layers)), Some(area)) = (&f.sources, areas.get(next)) {
-        draw_sources(area, *step, layers, &f.aux_layers).map_err(err)?;
-    }
+/// The newest live path statistics: Veit's C(n,k)·E‖g_k‖ by path length.
+fn draw_paths<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    f: &RunFigure,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let max_len = f.paths.iter().map(|p| p.0).fold(0.0, f64::max);
+    let max_c = f.paths.iter().map(|p| p.1).fold(0.0, f64::max).max(1e-12);
+    let mut chart = ChartBuilder::on(area)
+        .caption(
+            "Veit's path profile C(n,k)·E‖g_k‖ by path length k (last measurement)",
+            ("sans-serif", 22),
+        )
+        .margin(12)
+        .margin_right(COLOUR_BAR_WIDTH)
+        .x_label_area_size(36)
+        .y_label_area_size(95)
+        .build_cartesian_2d(-0.5..max_len + 0.5, 0.0..max_c * 1.05)?;
+    chart
+        .configure_mesh()
+        .label_style(("sans-serif", 15))
+        .axis_desc_style(("sans-serif", 16))
+        .x_desc("path length k (transform branches taken)")
+        .y_desc("C(n,k)·E‖g_k‖")
+        .x_label_formatter(&integer_label)
+        .y_label_formatter(&value_label)
+        .draw()?;
+    chart.draw_series(
+        f.paths
+            .iter()
+            .map(|&(k, c)| Rectangle::new([(k - 0.4, 0.0), (k + 0.4, c)], BLUE.mix(0.7).filled())),
+    )?;
     Ok(())
 }
 
@@ -450,14 +558,19 @@ fn draw_sources<DB: DrawingBackend>(
             ("sans-serif", 22),
         )
         .margin(12)
-        .x_label_area_size(30)
-        .y_label_area_size(70)
+        .margin_right(COLOUR_BAR_WIDTH)
+        .x_label_area_size(36)
+        .y_label_area_size(95)
         .build_cartesian_2d(0.5..layers.len() as f64 + 0.5, 0.0..1.0)?;
     chart
         .configure_mesh()
+        .label_style(("sans-serif", 15))
+        .axis_desc_style(("sans-serif", 16))
         .disable_x_mesh()
         .x_desc("layer (1 = input side)")
         .y_desc("share of the gradient")
+        .x_label_formatter(&integer_label)
+        .y_label_formatter(&value_label)
         .draw()?;
     for (i, label) in labels.iter().enumerate() {
         let colour = COLOURS[i % COLOURS.len()];

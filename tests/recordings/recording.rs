@@ -388,7 +388,7 @@ fn kill_9_while_recording_keeps_every_complete_line() {
     );
 }
 
-/// `gradlab plot <recording> --out <figure>`, expected to succeed.
+/// `gradlab plot <recording or sweep folder> --out <figure>`, expected to succeed.
 fn plot(recording: &Path, figure: &Path) {
     let out = gradlab(&[
         "plot",
@@ -526,6 +526,25 @@ fn plot_writes_a_valid_png_and_svg() {
     );
     assert!(doc.descendants().filter(|n| n.has_tag_name("rect")).count() > 100);
     assert!(svg.contains("gradient sources per layer (step 20)"));
+    // Counts read as counts: no tick says `1000.0` or `2.5` on a step or layer axis, the
+    // layer axis is labelled, and the heat map has its colour bar.
+    let texts: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text())
+        .map(str::trim)
+        .collect();
+    let float_counts: Vec<&&str> = texts
+        .iter()
+        .filter(|t| t.ends_with(".0") && t.trim_end_matches(".0").parse::<i64>().is_ok())
+        .collect();
+    assert!(float_counts.is_empty(), "tick labels {float_counts:?}");
+    assert!(texts.contains(&"8"), "the layer axis reads 1–8: {texts:?}");
+    assert!(texts.contains(&"log10 ‖∂L/∂h‖"), "colour bar: {texts:?}");
+    assert!(
+        texts.contains(&"test set (last evaluation)"),
+        "test loss: {texts:?}"
+    );
 
     let bad = gradlab(&[
         "plot",
@@ -676,4 +695,61 @@ fn live_path_statistics_are_recorded_replayed_and_plotted() {
     plot(&path, &svg);
     let text = std::fs::read_to_string(&svg).expect("written");
     assert!(text.contains("path length"), "the path panel is drawn");
+}
+
+#[test]
+fn a_sweep_folder_plots_the_metric_against_depth_with_one_line_per_skip_mode() {
+    let dir = scratch("sweep-figure");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("folder");
+    std::fs::write(
+        dir.join("results.csv"),
+        "id,model.depth,model.skip,seed,step,loss,tail_loss\n\
+         a,4,Plain,1,50,0.5,0.41\n\
+         b,4,Plain,2,50,0.5,0.45\n\
+         c,16,Plain,1,50,0.7,0.69\n\
+         d,16,Plain,2,50,0.7,0.68\n\
+         e,4,\"Residual(scale: 1.0)\",1,50,0.3,0.31\n\
+         f,4,\"Residual(scale: 1.0)\",2,50,0.3,0.29\n\
+         g,16,\"Residual(scale: 1.0)\",1,50,0.2,0.21\n\
+         h,16,\"Residual(scale: 1.0)\",2,50,0.2,0.19\n",
+    )
+    .expect("results.csv");
+    let png_path = fresh("sweep.png");
+    let svg_path = fresh("sweep.svg");
+    for out in [&png_path, &svg_path] {
+        let run = gradlab(&[
+            "plot",
+            dir.to_str().expect("utf-8"),
+            "--out",
+            out.to_str().expect("utf-8"),
+        ]);
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+    }
+    let decoder = png::Decoder::new(std::io::Cursor::new(std::fs::read(&png_path).expect("png")));
+    let reader = decoder.read_info().expect("png header");
+    assert_eq!((reader.info().width, reader.info().height), (1200, 700));
+    let svg = std::fs::read_to_string(&svg_path).expect("svg");
+    let doc = roxmltree::Document::parse(&svg).expect("well-formed XML");
+    let texts: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text())
+        .map(str::trim)
+        .collect();
+    for wanted in [
+        "model.skip=Plain",
+        "model.skip=Residual(scale: 1.0)",
+        "model.depth",
+        "tail_loss",
+        "4",
+        "16",
+    ] {
+        assert!(texts.contains(&wanted), "{wanted} missing from {texts:?}");
+    }
+    assert!(!texts.iter().any(|t| t.ends_with(".0")), "{texts:?}");
 }
