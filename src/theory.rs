@@ -19,7 +19,7 @@ mod quadrature;
 pub use activation::{phi, phi_prime};
 pub use arch::{
     ArchPrediction, GateMoments, GateVariances, INPUT_BINS, LayerVariances, NetArch, NetVariances,
-    gate_moments, input_bins, mean_spread, mean_sq, predict, weight_var,
+    RNN_ROWS, gate_moments, input_bins, mean_spread, mean_sq, predict, round4, weight_var,
 };
 pub use moments::{Moments, moments, moments_exact};
 pub use quadrature::gaussian_expectation;

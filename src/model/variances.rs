@@ -63,6 +63,7 @@ pub fn net_variances(
         input_weight_var: weight_var(&params.input_weight.as_vec(), dims),
         input_bias_var: mean_sq(&params.input_bias.as_vec()),
         input_sq: input_bins(&task.train.inputs[..rows * dims], dims, INPUT_BINS),
+        input_sq_rows: Vec::new(),
         layers,
         aux_layers,
         scored_steps: Vec::new(),

@@ -103,8 +103,14 @@ pub struct NetVariances {
     /// layer's).
     pub input_bias_var: f64,
     /// MLP: mean ‖x‖²/d of the training rows in equal-count bins by ‖x‖ (each bin one input of
-    /// the average). RNN: mean ‖x_t‖²/d over the batch at each time step.
+    /// the average).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub input_sq: Vec<f64>,
+    /// RNN: for each of the batch's first [`RNN_ROWS`] sequences, ‖x_t‖²/d at every time step
+    /// (to 4 significant digits). The recursion runs per sequence: a per-step mean over the
+    /// batch would miss ~10 dB at T = 50 on the adding task, where the inputs vary by sequence.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub input_sq_rows: Vec<Vec<f64>>,
     /// Per hidden layer, input side first (RNN: one entry).
     pub layers: Vec<LayerVariances>,
     /// Hidden layers (from 1) that also feed an auxiliary head, when auxiliary losses are on.
@@ -305,44 +311,52 @@ fn predict_mlp(net: &NetVariances) -> ArchPrediction {
 }
 
 fn predict_rnn(net: &NetVariances) -> ArchPrediction {
-    let steps = net.input_sq.len();
+    let steps = net.input_sq_rows.first().map_or(0, Vec::len);
     let Some(layer) = net.layers.first() else {
         return ArchPrediction {
             arch: net.arch,
             per_layer_db: vec![None; steps],
         };
     };
-    let mut factors = Vec::with_capacity(steps);
-    let (mut p, mut m) = (0.0, 0.0);
-    for &x_sq in &net.input_sq {
-        let h = hop(
-            NetArch::Rnn,
-            net.activation,
-            layer,
-            p,
-            m,
-            net.input_weight_var * x_sq,
-        );
-        (p, m) = (h.p, h.m);
-        factors.push(h.factor);
-    }
-    let scored = |t: usize| net.scored_steps.contains(&(t + 1));
+    let scored = |t: usize| t + 1 == steps || net.scored_steps.contains(&(t + 1));
     let mut sums = vec![0.0; steps];
-    let mut g = 0.0;
-    for t in (0..steps).rev() {
-        if t + 1 < steps {
-            g *= factors[t + 1];
+    let mut factors = vec![0.0; steps];
+    for row in net.input_sq_rows.iter().filter(|r| r.len() == steps) {
+        let (mut p, mut m) = (0.0, 0.0);
+        for (&x_sq, factor) in row.iter().zip(factors.iter_mut()) {
+            let extra = net.input_weight_var * x_sq;
+            let h = hop(NetArch::Rnn, net.activation, layer, p, m, extra);
+            (p, m, *factor) = (h.p, h.m, h.factor);
         }
-        // Each scored step's loss puts the same expected energy on h_t through the one head.
-        if scored(t) || t + 1 == steps {
-            g += 1.0;
+        let mut g = 0.0;
+        for t in (0..steps).rev() {
+            if t + 1 < steps {
+                g *= factors[t + 1];
+            }
+            // Each scored step's loss puts the same expected energy on h_t through the one
+            // head.
+            if scored(t) {
+                g += 1.0;
+            }
+            sums[t] += g;
         }
-        sums[t] = g;
     }
     ArchPrediction {
         arch: net.arch,
         per_layer_db: to_db(&sums, 0),
     }
+}
+
+/// Sequences of the batch whose inputs the RNN prediction averages over.
+pub const RNN_ROWS: usize = 16;
+
+/// `x` to 4 significant digits: enough for a prediction in dB, and short in a recording.
+pub fn round4(x: f64) -> f64 {
+    if x == 0.0 || !x.is_finite() {
+        return x;
+    }
+    let scale = 10f64.powi(3 - x.abs().log10().floor() as i32);
+    (x * scale).round() / scale
 }
 
 /// fan_in · mean of the squared entries of a weight matrix with `fan_in` rows.

@@ -49,6 +49,7 @@ fn net(
         input_weight_var: 1.0,
         input_bias_var: 0.0,
         input_sq,
+        input_sq_rows: Vec::new(),
         layers,
         aux_layers: Vec::new(),
         scored_steps: Vec::new(),
@@ -127,6 +128,33 @@ fn closed_forms_for_relu_and_linear_nets() {
             &format!("dense L{}", l + 1),
         );
     }
+
+    // A linear RNN scored at the last step: σ_U² per step back; every scored step adds the
+    // head's energy again: G_t = 1 + σ_U² G_{t+1} over the scored tail.
+    let mut rnn = net(
+        NetArch::Rnn,
+        Activation::Linear,
+        vec![layer(0.9, 0.1)],
+        Vec::new(),
+    );
+    rnn.input_sq_rows = vec![vec![0.5; 10], vec![2.0; 10]];
+    let p = predict(&rnn);
+    close(
+        p.ratio_db().unwrap(),
+        9.0 * 10.0 * 0.9f64.log10(),
+        1e-9,
+        "linear RNN",
+    );
+    rnn.scored_steps = vec![8, 9, 10];
+    let p = predict(&rnn);
+    let tail = 1.0 + 0.9 * (1.0 + 0.9);
+    let expected = 10.0 * (tail * 0.9f64.powi(7) / 1.0).log10();
+    close(
+        p.ratio_db().unwrap(),
+        expected,
+        1e-9,
+        "linear RNN, three scored steps",
+    );
 
     // Auxiliary heads: layers at or below the top one are not covered.
     let mut aux = net(
@@ -277,8 +305,118 @@ fn plain_and_highway_predictions_match_wide_nets_at_init() {
     close(predicted, measured, 3.0, "dense depth 16");
 }
 
+/// ‖∂L/∂h_1‖/‖∂L/∂h_T‖ in dB of a vanilla tanh RNN in f64 at width 256, with a fresh
+/// recurrent matrix at every step (`untied`, what the mean-field recursion assumes) or one
+/// shared matrix (what a real RNN has), on adding-task-like inputs; and the prediction for it.
+fn rnn_monte_carlo(seed: u64, untied: bool) -> (f64, f64) {
+    use rand::{Rng, SeedableRng};
+    use rand_distr::StandardNormal;
+    let (n, steps, batch, dims, weight_var) = (256, 50, 64, 2, 0.8);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut normal = move |std: f64| std * rng.sample::<f64, _>(StandardNormal);
+    // Inputs: a value in [0, 1) and a marker on two of the steps, like the adding task.
+    let mut x = vec![vec![[0.0f64; 2]; batch]; steps];
+    for b in 0..batch {
+        for row in x.iter_mut() {
+            row[b][0] = normal(1.0).abs().min(1.0);
+        }
+        x[(b * 7) % steps][b][1] = 1.0;
+        x[(b * 13 + 5) % steps][b][1] = 1.0;
+    }
+    let w: Vec<f64> = (0..dims * n)
+        .map(|_| normal((1.0 / dims as f64).sqrt()))
+        .collect();
+    let mut draw_u = || -> Vec<f64> {
+        (0..n * n)
+            .map(|_| normal((weight_var / n as f64).sqrt()))
+            .collect()
+    };
+    let shared = draw_u();
+    let us: Vec<Vec<f64>> = (0..steps)
+        .map(|_| if untied { draw_u() } else { shared.clone() })
+        .collect();
+    let mut h = vec![vec![0.0; n]; batch];
+    let mut slopes = Vec::with_capacity(steps);
+    for (t, u) in us.iter().enumerate() {
+        let mut slope = vec![vec![0.0; n]; batch];
+        for b in 0..batch {
+            let mut z: Vec<f64> = (0..n)
+                .map(|j| x[t][b][0] * w[j] + x[t][b][1] * w[n + j])
+                .collect();
+            for (i, &hi) in h[b].iter().enumerate() {
+                for (zj, uij) in z.iter_mut().zip(&u[i * n..(i + 1) * n]) {
+                    *zj += hi * uij;
+                }
+            }
+            h[b] = z.iter().map(|v| v.tanh()).collect();
+            slope[b] = z.iter().map(|v| 1.0 - v.tanh().powi(2)).collect();
+        }
+        slopes.push(slope);
+    }
+    // Backwards from one random head gradient per sequence at the last step.
+    let mut g: Vec<Vec<f64>> = (0..batch)
+        .map(|_| (0..n).map(|_| normal(1.0)).collect())
+        .collect();
+    let norm = |g: &Vec<Vec<f64>>| g.iter().flatten().map(|v| v * v).sum::<f64>();
+    let last = norm(&g);
+    for t in (1..steps).rev() {
+        for b in 0..batch {
+            let d: Vec<f64> = g[b].iter().zip(&slopes[t][b]).map(|(g, s)| g * s).collect();
+            g[b] = (0..n)
+                .map(|i| {
+                    us[t][i * n..(i + 1) * n]
+                        .iter()
+                        .zip(&d)
+                        .map(|(u, d)| u * d)
+                        .sum()
+                })
+                .collect();
+        }
+    }
+    let measured = 10.0 * (norm(&g) / last).log10();
+    let variances = NetVariances {
+        arch: NetArch::Rnn,
+        activation: Activation::Tanh,
+        input_weight_var: gradlab::theory::weight_var(
+            &w.iter().map(|&v| v as f32).collect::<Vec<_>>(),
+            dims,
+        ),
+        input_bias_var: 0.0,
+        input_sq: Vec::new(),
+        input_sq_rows: (0..batch)
+            .map(|b| {
+                (0..steps)
+                    .map(|t| (x[t][b][0].powi(2) + x[t][b][1].powi(2)) / 2.0)
+                    .collect()
+            })
+            .collect(),
+        layers: vec![layer(weight_var, 0.0)],
+        aux_layers: Vec::new(),
+        scored_steps: vec![steps],
+        head_weight_var: 1.0,
+    };
+    (measured, predict(&variances).ratio_db().unwrap())
+}
+
 #[test]
-fn vanilla_rnn_prediction_matches_a_wide_net_along_time() {
+fn vanilla_rnn_recursion_matches_an_untied_monte_carlo_net() {
+    let (mut measured, mut predicted) = (0.0, 0.0);
+    for seed in 1..=3 {
+        let (m, p) = rnn_monte_carlo(seed, true);
+        measured += m / 3.0;
+        predicted += p / 3.0;
+    }
+    eprintln!(
+        "untied vanilla RNN T = 50: measured {measured:+.1} dB, predicted {predicted:+.1} dB"
+    );
+    close(predicted, measured, 3.0, "untied vanilla RNN");
+}
+
+/// The real RNN shares U across time, which the recursion does not model: on the adding task
+/// at width 256 its gradient decays ~4 dB less over 49 steps than predicted. This test pins
+/// that gap (and that the trainer ships the variances) rather than hiding it.
+#[test]
+fn vanilla_rnn_prediction_against_the_trainer_along_time() {
     let (mut measured, mut predicted) = (0.0, 0.0);
     for seed in 1..=3 {
         let mut experiment = load_preset("rnn-vanilla-adding").expect("built-in preset");
@@ -295,8 +433,15 @@ fn vanilla_rnn_prediction_matches_a_wide_net_along_time() {
         assert_eq!(p.per_layer_db.len(), s.timesteps.len());
         predicted += p.ratio_db().expect("t = 1 covered") / 3.0;
     }
-    eprintln!("vanilla RNN T = 50: measured {measured:+.1} dB, predicted {predicted:+.1} dB");
-    close(predicted, measured, 3.0, "vanilla RNN");
+    eprintln!(
+        "vanilla RNN (tied) T = 50: measured {measured:+.1} dB, predicted {predicted:+.1} dB"
+    );
+    close(
+        predicted,
+        measured - 4.0,
+        3.0,
+        "vanilla RNN, shared weights",
+    );
 }
 
 #[test]
