@@ -12,7 +12,9 @@ pub struct LayerMetrics {
     /// ‖∂L/∂W_l‖ of the layer's transform weights.
     #[serde(deserialize_with = "null_as_nan")]
     pub weight_grad_norm: f64,
-    /// ‖∂L/∂h_l‖ of the layer's output over the batch: the signal the lab is about.
+    /// ‖∂L/∂h_l‖ of the layer's output over the batch: the signal the lab is about. It is the
+    /// Frobenius norm of the batch's gradient of the *mean* loss, so it scales as 1/√B with the
+    /// batch size B.
     #[serde(deserialize_with = "null_as_nan")]
     pub act_grad_norm: f64,
     /// Root mean square of the layer's output h_l.
@@ -34,7 +36,8 @@ pub struct LayerMetrics {
 pub struct TimestepMetrics {
     /// Time step, 1 = the first input.
     pub t: usize,
-    /// ‖∂L/∂h_t‖ over the batch: the signal that travels back through time.
+    /// ‖∂L/∂h_t‖ over the batch (Frobenius norm of the gradient of the mean loss, ∝ 1/√B):
+    /// the signal that travels back through time.
     #[serde(deserialize_with = "null_as_nan")]
     pub hidden_grad_norm: f64,
     /// Mean LSTM forget gate f_t (null for other cells).

@@ -97,8 +97,8 @@ struct BarsSpec<'a> {
     norms: Vec<f64>,
     /// Mean-field prediction per bar in dB relative to the last, for the theory line.
     predicted_db: Option<&'a [Option<f64>]>,
-    /// What the bottom border says about the line (or why there is none).
-    legend: Option<String>,
+    /// What the bottom border says about the line (or why there is none), long and short.
+    legend: Option<(String, String)>,
 }
 
 /// Draws the gradient bars: per layer with the theory line, or per time step for an RNN.
@@ -107,11 +107,14 @@ pub fn render_bars(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) 
     let prediction = run.prediction();
     let dash = if theme.ascii { "-" } else { "─" };
     let legend = match (prediction, latest) {
-        (Some(p), _) => Some(format!(
-            " {dash} mean-field, {} (current variances) ",
-            p.arch.name()
+        (Some(p), _) => Some((
+            format!(" {dash} mean-field, {} (current variances) ", p.arch.name()),
+            format!(" {dash} mean-field, {} ", p.arch.name()),
         )),
-        (None, Some(s)) => Some(format!(" {} ", super::header::no_prediction_note(s))),
+        (None, Some(s)) => Some((
+            format!(" {} ", super::header::no_prediction_note(s)),
+            " no theory ".to_string(),
+        )),
         (None, None) => None,
     };
     let predicted_db = prediction.map(|p| p.per_layer_db.as_slice());
@@ -278,8 +281,16 @@ fn draw_bars(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme, spec: 
     }
     // The legends go on the bottom border: the title is already full of cursor readout. The
     // theory's goes right; what the bars measure goes left when there is room for both.
-    let legend_width = spec.legend.as_ref().map_or(0, |l| l.chars().count());
-    if let Some(legend) = &spec.legend {
+    // The long legend when it fits, else the short one.
+    let legend = spec.legend.as_ref().map(|(long, short)| {
+        if long.chars().count() + 2 < usize::from(area.width) {
+            long
+        } else {
+            short
+        }
+    });
+    let legend_width = legend.map_or(0, |l| l.chars().count());
+    if let Some(legend) = legend {
         let style = if theory.is_some() {
             theme.theory()
         } else {

@@ -76,7 +76,8 @@ pub struct RunView {
     pub forked_at: Option<u64>,
     /// The experiment the run trains (None until `Started`).
     pub experiment: Option<Experiment>,
-    /// Mean-field prediction for the experiment's initialisation.
+    /// Plain-net mean-field numbers for the experiment's initial σ_w² and σ_b² (the line and
+    /// the header show [`RunView::prediction`], for the architecture in effect).
     pub theory: Option<MeanField>,
     /// Run state.
     pub state: RunState,
