@@ -12,7 +12,9 @@ pub struct LayerMetrics {
     /// ‖∂L/∂W_l‖ of the layer's transform weights.
     #[serde(deserialize_with = "null_as_nan")]
     pub weight_grad_norm: f64,
-    /// ‖∂L/∂h_l‖ of the layer's output over the batch: the signal the lab is about.
+    /// ‖∂L/∂h_l‖ of the layer's output over the batch: the signal the lab is about. It is the
+    /// Frobenius norm of the batch's gradient of the *mean* loss, so it scales as 1/√B with the
+    /// batch size B.
     #[serde(deserialize_with = "null_as_nan")]
     pub act_grad_norm: f64,
     /// Root mean square of the layer's output h_l.
@@ -34,7 +36,8 @@ pub struct LayerMetrics {
 pub struct TimestepMetrics {
     /// Time step, 1 = the first input.
     pub t: usize,
-    /// ‖∂L/∂h_t‖ over the batch: the signal that travels back through time.
+    /// ‖∂L/∂h_t‖ over the batch (Frobenius norm of the gradient of the mean loss, ∝ 1/√B):
+    /// the signal that travels back through time.
     #[serde(deserialize_with = "null_as_nan")]
     pub hidden_grad_norm: f64,
     /// Mean LSTM forget gate f_t (null for other cells).
@@ -98,7 +101,10 @@ pub struct Snapshot {
     /// The same ratio in decibels, 20·log10.
     #[serde(deserialize_with = "null_as_nan")]
     pub grad_ratio_db: f64,
-    /// Geometric mean over l of (‖∂L/∂h_l‖ / ‖∂L/∂h_{l+1}‖)²: the measured χ₁.
+    /// The measured χ₁: exp(−slope) of the least-squares line through ln ‖∂L/∂h_l‖² against
+    /// l over the middle layers (see [`middle_fit_chi1`]), so neither the transient toward q*
+    /// at the input end nor the head's end enters. (Recordings before this fit held
+    /// (first/last)^(2/(n−1)) here, now `gain_per_layer_db`'s figure.)
     #[serde(deserialize_with = "null_as_nan")]
     pub measured_chi1: f64,
     /// Recurrent nets: per time step (the ratios above are then along the time axis).
@@ -110,6 +116,10 @@ pub struct Snapshot {
     /// Loss of the best input-blind predictor, where the task defines one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline_loss: Option<f64>,
+    /// The current weight and bias variances the mean-field prediction is computed from
+    /// (`theory::predict`); absent for cells without a prediction and in older recordings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variances: Option<crate::theory::NetVariances>,
 }
 
 /// Reads back what serialising wrote: serde_json writes NaN and ±Inf as `null`, and a snapshot
@@ -118,22 +128,58 @@ fn null_as_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> 
     Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
-/// First/last ratio, its value in dB and the measured χ₁ from per-layer gradient norms.
+/// First/last ratio, its value in dB and the measured χ₁ (the middle-layer fit) from
+/// per-layer gradient norms.
 pub fn gradient_ratios(act_grad_norms: &[f64]) -> (f64, f64, f64) {
     let (Some(first), Some(last)) = (act_grad_norms.first(), act_grad_norms.last()) else {
         return (f64::NAN, f64::NAN, f64::NAN);
     };
     let ratio = first / last;
     let db = 20.0 * ratio.log10();
-    let hops = act_grad_norms.len() - 1;
-    // The product of per-hop squared ratios telescopes to (first/last)², so the geometric mean
-    // needs only the ends.
-    let chi1 = if hops == 0 {
+    (ratio, db, middle_fit_chi1(act_grad_norms))
+}
+
+/// The end-to-end gain per layer in dB: 20·log10(first/last) / (n − 1), what tables used to
+/// call χ₁ (it equals 10·log10 χ₁ only for a plain net at its fixed point). NaN for n < 2.
+pub fn gain_per_layer_db(grad_ratio_db: f64, layers: usize) -> f64 {
+    if layers < 2 {
         f64::NAN
     } else {
-        ratio.powf(2.0 / hops as f64)
-    };
-    (ratio, db, chi1)
+        grad_ratio_db / (layers - 1) as f64
+    }
+}
+
+/// The layers (0-based, half-open) the χ₁ fit uses: the first and last quarter of the n layers
+/// (⌊n/4⌋ each) are left out, and at least two layers stay.
+pub fn chi1_fit_window(layers: usize) -> std::ops::Range<usize> {
+    let skip = layers / 4;
+    skip..layers - skip
+}
+
+/// χ₁ measured over the middle layers: exp(−slope) of the least-squares line through
+/// ln ‖∂L/∂h_l‖² against l in [`chi1_fit_window`] (gradient energy multiplies by χ₁ per layer
+/// going back toward the input). NaN with fewer than two layers or a non-finite or zero norm
+/// in the window.
+pub fn middle_fit_chi1(act_grad_norms: &[f64]) -> f64 {
+    let window = chi1_fit_window(act_grad_norms.len());
+    let points: Vec<(f64, f64)> = act_grad_norms[window.clone()]
+        .iter()
+        .zip(window)
+        .map(|(&norm, l)| (l as f64, 2.0 * norm.ln()))
+        .collect();
+    if points.len() < 2 || points.iter().any(|p| !p.1.is_finite()) {
+        return f64::NAN;
+    }
+    let n = points.len() as f64;
+    let mean_x = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let mean_y = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let (sxy, sxx) = points.iter().fold((0.0, 0.0), |(sxy, sxx), &(x, y)| {
+        (
+            sxy + (x - mean_x) * (y - mean_y),
+            sxx + (x - mean_x).powi(2),
+        )
+    });
+    (-sxy / sxx).exp()
 }
 
 /// Σ v² in f64, over eight independent accumulators so the loop vectorises (a single running
@@ -185,14 +231,23 @@ mod tests {
     }
 
     #[test]
-    fn measured_chi1_is_the_geometric_mean_of_squared_hop_ratios() {
-        let norms = [8.0, 4.0, 1.0, 0.5];
+    fn measured_chi1_fits_the_middle_layers() {
+        // A clean geometric profile with χ₁ = 0.8 in the middle, distorted at both ends.
+        let mut norms: Vec<f64> = (0..12).map(|l| 0.8f64.powf(-(l as f64) / 2.0)).collect();
+        norms[0] *= 50.0;
+        norms[1] *= 0.1;
+        norms[11] *= 7.0;
         let (ratio, db, chi1) = gradient_ratios(&norms);
-        assert_eq!(ratio, 16.0);
-        assert!((db - 20.0 * 16f64.log10()).abs() < 1e-12);
-        let hops: Vec<f64> = norms.windows(2).map(|w| (w[0] / w[1]).powi(2)).collect();
-        let geo = hops.iter().map(|h| h.ln()).sum::<f64>() / hops.len() as f64;
-        assert!((chi1 - geo.exp()).abs() < 1e-12);
-        assert!(chi1 > 1.0, "gradients growing toward the input mean χ₁ > 1");
+        assert_eq!(ratio, norms[0] / norms[11]);
+        assert!((db - 20.0 * ratio.log10()).abs() < 1e-12);
+        assert!((chi1 - 0.8).abs() < 1e-12, "χ₁ = {chi1}");
+        assert_eq!(chi1_fit_window(12), 3..9);
+        assert_eq!(chi1_fit_window(3), 0..3);
+        assert!(middle_fit_chi1(&[1.0]).is_nan());
+        // Two layers: the fit is the one hop, (first/last)².
+        assert!((middle_fit_chi1(&[4.0, 1.0]) - 16.0).abs() < 1e-12);
+        assert!(middle_fit_chi1(&[1.0, 0.0, 1.0]).is_nan());
+        assert!((gain_per_layer_db(-30.0, 4) + 10.0).abs() < 1e-12);
+        assert!(gain_per_layer_db(3.0, 1).is_nan());
     }
 }

@@ -1,5 +1,5 @@
 //! The analyses `gradlab run --json` adds beside the final snapshot: path-length statistics,
-//! the mean-field prediction for the preset's initialisation, and single-block lesions.
+//! the mean-field prediction for the network in effect, and single-block lesions.
 
 use crate::config::{Experiment, SkipMode};
 use crate::learner::Learner;
@@ -10,7 +10,7 @@ use crate::paths::{PathNetwork, PathStats};
 use crate::protocol::LesionResult;
 use crate::sources::{LayerSources, source_gradients, summarise_sources};
 use crate::tasks::TaskKind;
-use crate::theory::mean_field;
+use crate::theory::{mean_field, predict};
 use dfdx::prelude::{Cpu, TensorFromVec};
 use serde::{Deserialize, Serialize};
 
@@ -19,20 +19,37 @@ pub const DEFAULT_PATH_ROWS: usize = 32;
 /// Random paths per length by default (Veit's M).
 pub const DEFAULT_PATH_SAMPLES: usize = 8;
 
-/// Mean-field numbers for the preset's activation, σ_w² and σ_b² (the `"theory"` object);
-/// non-finite values are `None` and print as `null`.
+/// Mean-field numbers (the `"theory"` object): the plain-net fixed point for the preset's
+/// activation, σ_w² and σ_b², and the prediction for the architecture in effect at the final
+/// snapshot, computed from each layer's current weight and bias variances (mean-field from
+/// current variances: exact in the wide limit at initialisation, an approximation once
+/// training has correlated the weights). Non-finite values are `None` and print as `null`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TheoryReport {
-    /// χ₁ = σ_w² E[φ′(√q* z)²].
+    /// Plain net at the preset's initialisation: χ₁ = σ_w² E[φ′(√q* z)²].
     pub chi1: Option<f64>,
-    /// Fixed point of the pre-activation variance map.
+    /// Plain net at the preset's initialisation: fixed point of the pre-activation variance map.
     pub q_star: Option<f64>,
-    /// ξ = 1/|ln χ₁| in layers.
+    /// Plain net at the preset's initialisation: ξ = 1/|ln χ₁| in layers.
     pub depth_scale: Option<f64>,
-    /// 10·log10 χ₁: predicted change in gradient energy per layer, in dB.
+    /// Plain net at the preset's initialisation: 10·log10 χ₁, the change in gradient energy per
+    /// layer in dB.
     pub predicted_db_per_layer: Option<f64>,
-    /// σ_w² that would put the net at χ₁ = 1 for this σ_b².
+    /// σ_w² that would put a plain net at χ₁ = 1 for this σ_b² (the lowest crossing).
     pub critical_weight_var: Option<f64>,
+    /// The architecture the prediction below is for: `plain`, `residual`, `highway`, `dense`
+    /// or `rnn` (along time); null where no mean-field prediction exists (GRU, LSTM).
+    #[serde(default)]
+    pub architecture: Option<String>,
+    /// Predicted 20·log10(‖∂L/∂h_first‖/‖∂L/∂h_last‖), the quantity `grad_ratio_db` measures
+    /// (batch Frobenius norms of the gradient of the mean loss), mean-field from the current
+    /// variances, averaged over inputs as the batch norm averages them.
+    #[serde(default)]
+    pub predicted_ratio_db: Option<f64>,
+    /// Per layer (time step for an RNN), the predicted ‖∂L/∂h_l‖ relative to the last layer in
+    /// dB; null for layers the prediction does not cover (at or below an auxiliary head).
+    #[serde(default)]
+    pub per_layer_db: Vec<Option<f64>>,
 }
 
 fn finite(v: f64) -> Option<f64> {
@@ -40,7 +57,8 @@ fn finite(v: f64) -> Option<f64> {
 }
 
 impl TheoryReport {
-    /// The prediction for `experiment`'s initialisation.
+    /// The plain-net numbers for `experiment`'s initialisation, without an architecture
+    /// prediction (for callers that have no snapshot).
     pub fn for_experiment(experiment: &Experiment) -> Self {
         let init = &experiment.model.init;
         let mf = mean_field(
@@ -54,7 +72,38 @@ impl TheoryReport {
             depth_scale: finite(mf.depth_scale),
             predicted_db_per_layer: finite(mf.predicted_db_per_layer),
             critical_weight_var: finite(mf.critical_weight_var),
+            architecture: None,
+            predicted_ratio_db: None,
+            per_layer_db: Vec::new(),
         }
+    }
+
+    /// The plain-net numbers plus the prediction for the architecture in effect at `snapshot`
+    /// (from the variances it carries).
+    pub fn for_snapshot(experiment: &Experiment, snapshot: &Snapshot) -> Self {
+        let mut report = Self::for_experiment(experiment);
+        if let Some(prediction) = snapshot.variances.as_ref().map(predict) {
+            report.architecture = Some(prediction.arch.name().to_string());
+            report.predicted_ratio_db = prediction.ratio_db();
+            report.per_layer_db = prediction.per_layer_db;
+        }
+        report
+    }
+
+    /// The prediction along time for a vanilla RNN's snapshot (the plain-net fields do not
+    /// apply); None for cells without one.
+    pub fn for_rnn(snapshot: &Snapshot) -> Option<Self> {
+        let prediction = predict(snapshot.variances.as_ref()?);
+        Some(Self {
+            chi1: None,
+            q_star: None,
+            depth_scale: None,
+            predicted_db_per_layer: None,
+            critical_weight_var: None,
+            architecture: Some(prediction.arch.name().to_string()),
+            predicted_ratio_db: prediction.ratio_db(),
+            per_layer_db: prediction.per_layer_db,
+        })
     }
 }
 
@@ -159,7 +208,8 @@ pub struct RunReport {
     /// Path-length decomposition of the final network.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub paths: Option<PathStats>,
-    /// Mean-field prediction for the preset's initialisation.
+    /// Mean-field numbers: the plain net at the preset's initialisation and the prediction for
+    /// the architecture in effect from the current variances.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub theory: Option<TheoryReport>,
     /// Test results with each block removed in turn.
@@ -197,12 +247,12 @@ pub fn build_report(
     analyses: &Analyses,
 ) -> RunReport {
     let seed = learner.experiment().seed;
-    // Paths, theory and lesions are about the MLP's layers; a recurrent net has none of them.
+    // Paths and lesions are about the MLP's layers; a recurrent net has only its theory.
     let Some(mlp) = learner.as_mlp() else {
         return RunReport {
+            theory: TheoryReport::for_rnn(&snapshot),
             snapshot,
             paths: None,
-            theory: None,
             lesion: None,
             sources: None,
         };
@@ -212,7 +262,7 @@ pub fn build_report(
         paths: analyses
             .paths
             .and_then(|(rows, samples)| path_stats(mlp, rows, samples, seed)),
-        theory: Some(TheoryReport::for_experiment(mlp.experiment())),
+        theory: Some(TheoryReport::for_snapshot(mlp.experiment(), &snapshot)),
         sources: layer_sources(
             mlp,
             analyses.paths.map_or(DEFAULT_PATH_ROWS, |(rows, _)| rows),

@@ -11,10 +11,17 @@
 //! interesting, so they are handled as logarithms.
 
 mod activation;
+mod arch;
 mod fixed_point;
+mod moments;
 mod quadrature;
 
 pub use activation::{phi, phi_prime};
+pub use arch::{
+    ArchPrediction, GateMoments, GateVariances, INPUT_BINS, LayerVariances, NetArch, NetVariances,
+    RNN_ROWS, gate_moments, input_bins, mean_spread, mean_sq, predict, round4, weight_var,
+};
+pub use moments::{Moments, moments, moments_exact};
 pub use quadrature::gaussian_expectation;
 
 use crate::config::Activation;
@@ -275,6 +282,17 @@ mod tests {
         assert!(critical_weight_var(Activation::Tanh, -1.0).is_nan());
         // Without bias GELU's q* jumps from 0 (χ1 = σ_w²/4) to ∞ (χ1 = σ_w²/2): no χ1 = 1.
         assert!(critical_weight_var(Activation::Gelu, 0.0).is_nan());
+        // GELU at σ_b² = 0.3: χ1 first reaches 1 at σ_w² ≈ 1.956 (finite q*); it touches 1
+        // again at 2.0, where q* runs off to ∞ and χ1 → σ_w²/2. The lowest crossing counts.
+        let gelu = critical_weight_var(Activation::Gelu, 0.3);
+        assert_close(gelu, 1.956, 1e-3, "GELU σ_b² = 0.3");
+        let q = fixed_point(Activation::Gelu, gelu, 0.3);
+        assert!(q.is_finite(), "q* at GELU's critical point is {q}");
+        assert_close(chi1_at(Activation::Gelu, gelu, q), 1.0, 1e-6, "χ1 there");
+        for w in [1.90, 1.93, 1.95] {
+            let below = chi1_at(Activation::Gelu, w, fixed_point(Activation::Gelu, w, 0.3));
+            assert!(below < 1.0, "χ1({w}) = {below} below the critical point");
+        }
         // Sigmoid's slope never exceeds 1/4, so χ1 stays below 1 up to σ_w² = 100.
         assert!(critical_weight_var(Activation::Sigmoid, 0.0).is_nan());
     }

@@ -88,8 +88,23 @@ pub fn run(args: &CompareArgs) -> Result<ExitCode> {
     })
 }
 
-/// The columns `compare` and `sweep` tables share, for one report.
-pub(crate) fn report_cells(report: &RunReport) -> [String; 6] {
+/// The number of layers (time steps for an RNN) the first/last ratio spans.
+pub(crate) fn profile_len(s: &crate::metrics::Snapshot) -> usize {
+    if s.timesteps.is_empty() {
+        s.layers.len()
+    } else {
+        s.timesteps.len()
+    }
+}
+
+/// The end-to-end gain per layer in dB: dB first/last ÷ (n − 1).
+pub(crate) fn gain_per_layer(s: &crate::metrics::Snapshot) -> f64 {
+    crate::metrics::gain_per_layer_db(s.grad_ratio_db, profile_len(s))
+}
+
+/// The columns `compare` and `sweep` tables share, for one report: loss, train %, test %,
+/// dB first/last, gain per layer in dB, χ₁ fitted over the middle layers, path range.
+pub(crate) fn report_cells(report: &RunReport) -> [String; 7] {
     let s = &report.snapshot;
     let pct = |v: Option<f64>| v.map_or("n/a".into(), |a| format!("{:.1}", 100.0 * a));
     let range = report.paths.as_ref().map_or("n/a".into(), |p| {
@@ -104,6 +119,7 @@ pub(crate) fn report_cells(report: &RunReport) -> [String; 6] {
         pct(s.train_accuracy),
         pct(s.test_accuracy),
         format!("{:.1}", s.grad_ratio_db),
+        format!("{:.2}", gain_per_layer(s)),
         format!("{:.3}", s.measured_chi1),
         range,
     ]
@@ -112,28 +128,31 @@ pub(crate) fn report_cells(report: &RunReport) -> [String; 6] {
 fn print_table(runs: &[CompareRun]) -> Result<()> {
     let width = runs.iter().map(|r| r.label.len()).max().unwrap_or(0).max(3);
     say!(
-        "{:width$}  {:>9} {:>7} {:>7} {:>9} {:>7} {:>7}  {:>8} {:>8}",
+        "{:width$}  {:>9} {:>7} {:>7} {:>9} {:>8} {:>7} {:>7}  {:>8} {:>8}",
         "run",
         "loss",
         "train%",
         "test%",
         "dB",
-        "χ₁",
+        "dB/layer",
+        "χ₁ mid",
         "paths",
         "steps/s",
         "busy/s"
     )?;
     for run in runs {
-        let [loss, train, test, db, chi1, range] = report_cells(&run.report);
+        let [loss, train, test, db, gain, chi1, range] = report_cells(&run.report);
         say!(
-            "{:width$}  {loss:>9} {train:>7} {test:>7} {db:>9} {chi1:>7} {range:>7}  {:>8.1} {:>8.1}",
+            "{:width$}  {loss:>9} {train:>7} {test:>7} {db:>9} {gain:>8} {chi1:>7} {range:>7}  {:>8.1} {:>8.1}",
             run.label,
             run.steps_per_sec,
             run.busy_steps_per_sec
         )?;
     }
     say!(
-        "loss: last training batch · %: accuracy · dB: ‖∂L/∂h_first‖/‖∂L/∂h_last‖ · χ₁: measured · \
+        "loss: last training batch · %: accuracy · dB: ‖∂L/∂h_first‖/‖∂L/∂h_last‖ (batch Frobenius norms \
+         of the mean loss's gradient) · dB/layer: dB ÷ (layers − 1), the end-to-end gain per layer · \
+         χ₁ mid: exp(−slope) of ln ‖∂L/∂h_l‖² over the middle half of the layers · \
          paths: lengths holding 90 % of the gradient · steps/s: over the wall clock, busy/s: over the run's own steps"
     )?;
     Ok(())

@@ -276,8 +276,18 @@ fn print_summary(s: &Snapshot) -> Result<()> {
     say!("‖∂L/∂h‖ first     {}", fmt(layer(0)))?;
     say!("‖∂L/∂h‖ middle    {}", fmt(layer(depth / 2)))?;
     say!("‖∂L/∂h‖ last      {}", fmt(layer(depth.saturating_sub(1))))?;
-    say!("first/last        {:.1} dB", s.grad_ratio_db)?;
-    say!("measured χ₁       {}", fmt(s.measured_chi1))?;
+    say!(
+        "first/last        {:.1} dB (batch Frobenius norms, mean loss)",
+        s.grad_ratio_db
+    )?;
+    say!(
+        "gain per layer    {:.2} dB (first/last ÷ (n − 1))",
+        super::compare::gain_per_layer(s)
+    )?;
+    say!(
+        "χ₁ middle fit     {} (middle half of the layers)",
+        fmt(s.measured_chi1)
+    )?;
     say!("state             {state}")?;
     Ok(())
 }

@@ -102,7 +102,7 @@ pub fn run(args: &SweepArgs) -> Result<ExitCode> {
             report,
         } => {
             done += 1;
-            let [loss, _, test, db, _, _] = report_cells(&report);
+            let [loss, _, test, db, _, _, _] = report_cells(&report);
             let elapsed = started.elapsed().as_secs_f64();
             let left = pending.len() - done - failed;
             let eta = elapsed / (done + failed) as f64 * left as f64;
@@ -178,8 +178,9 @@ fn lesion_mean(report: &RunReport) -> Option<f64> {
     (!accs.is_empty()).then(|| accs.iter().sum::<f64>() / accs.len() as f64)
 }
 
-/// Numbers of one row, for averaging: tail loss, test acc, dB, χ₁, path lo, path hi, lesion.
-fn numbers(row: &Row) -> Option<[Option<f64>; 7]> {
+/// Numbers of one row, for averaging: tail loss, test acc, dB, gain per layer (dB), χ₁ fitted
+/// over the middle layers, path lo, path hi, lesion.
+fn numbers(row: &Row) -> Option<[Option<f64>; 8]> {
     let report = row.report.as_ref()?;
     let s = &report.snapshot;
     let finite = |v: f64| v.is_finite().then_some(v);
@@ -188,6 +189,7 @@ fn numbers(row: &Row) -> Option<[Option<f64>; 7]> {
         row.tail_loss.or(finite(s.loss)),
         s.test_accuracy.map(|a| 100.0 * a),
         finite(s.grad_ratio_db),
+        finite(super::compare::gain_per_layer(s)),
         finite(s.measured_chi1),
         range.map(|r| r[0] as f64),
         range.map(|r| r[1] as f64),
@@ -224,7 +226,9 @@ fn print_table(sweep: &Sweep, rows: &[Row]) -> Result<()> {
     for name in &shown {
         let _ = write!(header, "| {name} ");
     }
-    header.push_str("| runs | train loss | test acc % | dB first/last | χ₁ | paths 90 % |");
+    header.push_str(
+        "| runs | train loss | test acc % | dB first/last | gain per layer (dB) | χ₁ mid | paths 90 % |",
+    );
     if lesion {
         header.push_str(" lesioned acc % |");
     }
@@ -237,7 +241,7 @@ fn print_table(sweep: &Sweep, rows: &[Row]) -> Result<()> {
             .collect::<String>()
     )?;
     for (key, members) in &groups {
-        let measured: Vec<[Option<f64>; 7]> = members.iter().filter_map(|r| numbers(r)).collect();
+        let measured: Vec<[Option<f64>; 8]> = members.iter().filter_map(|r| numbers(r)).collect();
         let diverged = members
             .iter()
             .filter(|r| r.report.as_ref().is_some_and(|r| r.snapshot.diverged))
@@ -259,16 +263,17 @@ fn print_table(sweep: &Sweep, rows: &[Row]) -> Result<()> {
         };
         let _ = write!(
             line,
-            "| {runs} | {} | {} | {} | {} | {}–{} |",
+            "| {runs} | {} | {} | {} | {} | {} | {}–{} |",
             show(mean(0), 4),
             show(mean(1), 1),
             show(mean(2), 1),
-            show(mean(3), 3),
-            show(mean(4), 1),
-            show(mean(5), 1)
+            show(mean(3), 2),
+            show(mean(4), 3),
+            show(mean(5), 1),
+            show(mean(6), 1)
         );
         if lesion {
-            let _ = write!(line, " {} |", show(mean(6), 1));
+            let _ = write!(line, " {} |", show(mean(7), 1));
         }
         say!("{line}")?;
     }
@@ -276,11 +281,18 @@ fn print_table(sweep: &Sweep, rows: &[Row]) -> Result<()> {
     if missing > 0 {
         say!("({missing} job(s) without a result)")?;
     }
+    say!(
+        "dB first/last: batch Frobenius norms of the mean loss's gradient (they scale as 1/√B) · \
+         gain per layer: dB first/last ÷ (layers − 1) · χ₁ mid: exp(−slope) of ln ‖∂L/∂h_l‖² \
+         over the middle half of the layers (first and last quarter left out)"
+    )?;
     Ok(())
 }
 
 /// Columns after the id and the axis values.
-const RESULT_COLUMNS: [&str; 13] = [
+/// `measured_chi1` is the middle-layer fit (`metrics::middle_fit_chi1`); `gain_per_layer_db`
+/// is grad_ratio_db ÷ (layers − 1). New columns go at the end so existing readers keep working.
+const RESULT_COLUMNS: [&str; 14] = [
     "step",
     "loss",
     "tail_loss",
@@ -294,6 +306,7 @@ const RESULT_COLUMNS: [&str; 13] = [
     "path_mean",
     "diverged",
     "lesion_mean_test_accuracy",
+    "gain_per_layer_db",
 ];
 
 /// `results.csv`: one line per job, its axis values as written in the sweep file (RON values
@@ -310,7 +323,7 @@ fn results_csv(axis_names: &[String], rows: &[Row]) -> Result<Vec<u8>> {
             .map_or(String::new(), |v| v.to_string())
     };
     for row in rows {
-        let results: [String; 13] = match &row.report {
+        let results: [String; 14] = match &row.report {
             Some(report) => {
                 let s = &report.snapshot;
                 let paths = report.paths.as_ref();
@@ -328,6 +341,7 @@ fn results_csv(axis_names: &[String], rows: &[Row]) -> Result<Vec<u8>> {
                     num(paths.map(|p| p.mean_length)),
                     s.diverged.to_string(),
                     num(lesion_mean(report)),
+                    num(Some(super::compare::gain_per_layer(s))),
                 ]
             }
             None => Default::default(),

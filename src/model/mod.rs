@@ -6,6 +6,7 @@ pub mod kernels;
 pub mod ops;
 pub mod params;
 pub mod trainer;
+pub mod variances;
 
 pub use forward::{BatchTargets, BlockOps, ForwardPass, Lesion, Switches, forward, forward_with};
 pub use params::{AuxHead, HiddenLayer, Matrix, MlpParams, Vector, aux_head_layers, init_params};

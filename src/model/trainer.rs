@@ -312,6 +312,12 @@ impl Trainer {
                 grad_ratio_first_last: ratio,
                 grad_ratio_db: db,
                 measured_chi1: chi1,
+                variances: Some(super::variances::net_variances(
+                    &self.params,
+                    self.experiment.model.activation,
+                    &self.switches,
+                    &self.task,
+                )),
                 ..Snapshot::default()
             }
         });

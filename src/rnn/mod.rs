@@ -5,6 +5,7 @@ pub mod forward;
 pub mod fused;
 pub mod params;
 mod trainer;
+pub mod variances;
 pub mod workspace;
 
 pub use forward::{

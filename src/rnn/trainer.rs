@@ -267,6 +267,7 @@ impl RnnTrainer {
                 timesteps,
                 cell: Some(active_cell.label().into()),
                 baseline_loss: Some(self.task.baseline_loss),
+                variances: super::variances::net_variances(&self.params, active_cell, &batch),
                 ..Snapshot::default()
             }
         });

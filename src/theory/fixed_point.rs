@@ -95,21 +95,43 @@ pub(super) fn fixed_point(act: Activation, weight_var: f64, bias_var: f64) -> f6
     }
 }
 
+/// Sub-intervals each octave bracket is scanned in for the first sign change.
+const SCAN_STEPS: u32 = 64;
+
 /// Lowest σ_w² in (0, 100] with χ1 = 1 at q*(σ_w²), or NaN.
+///
+/// χ1 − 1 can cross zero several times within one octave of σ_w² (GELU at σ_b² = 0.3 crosses
+/// at 1.956, where q* is finite, and touches zero again at 2.0, where q* runs off to ∞ and
+/// χ1 → σ_w²/2), so the first octave with χ1 ≥ 1 at its top is scanned in 64 equal steps
+/// (~1.6 % of σ_w²) and Brent's method refines the first step with a sign change. A crossing
+/// narrower than one step could be missed.
 pub(super) fn solve_critical(act: Activation, bias_var: f64) -> f64 {
     let excess = |w: f64| chi1_at(act, w, fixed_point(act, w, bias_var)) - 1.0;
     // χ1 → 0 as σ_w² → 0, so the bracket can start at 0 without evaluating there.
     let (mut lo, mut h_lo) = (0.0, -1.0);
     for k in (0..=9).rev() {
-        let hi = 100.0 / f64::from(1u32 << k);
-        let h_hi = excess(hi);
-        if h_hi >= 0.0 {
-            // 1e-12 is far below what a slider can show and saves ~15 solves on jumps.
-            let w = brent(excess, lo, hi, h_lo, h_hi, 1e-12);
-            // A sign change without a root means q* jumped (e.g. GELU between 0 and ∞).
-            return if excess(w).abs() <= 1e-6 { w } else { f64::NAN };
+        let top = 100.0 / f64::from(1u32 << k);
+        let h_top = excess(top);
+        if h_top >= 0.0 {
+            let step = (top - lo) / f64::from(SCAN_STEPS);
+            for i in 1..=SCAN_STEPS {
+                let hi = if i == SCAN_STEPS {
+                    top
+                } else {
+                    lo + step * f64::from(i)
+                };
+                let h_hi = excess(hi);
+                if h_hi >= 0.0 {
+                    // 1e-12 is far below what a slider can show and saves ~15 solves on jumps.
+                    let w = brent(excess, lo, hi, h_lo, h_hi, 1e-12);
+                    // A sign change without a root means q* jumped (e.g. GELU between 0
+                    // and ∞).
+                    return if excess(w).abs() <= 1e-6 { w } else { f64::NAN };
+                }
+                (lo, h_lo) = (hi, h_hi);
+            }
         }
-        (lo, h_lo) = (hi, h_hi);
+        (lo, h_lo) = (top, h_top);
     }
     f64::NAN
 }

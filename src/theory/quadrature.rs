@@ -21,7 +21,7 @@ const GL_POINTS: usize = 16;
 const TAIL_SIGMAS: f64 = 13.0;
 
 /// Gauss–Legendre nodes and weights on [−1, 1], computed once by Newton's method on P_n.
-fn gauss_legendre() -> &'static [(f64, f64); GL_POINTS] {
+pub(super) fn gauss_legendre() -> &'static [(f64, f64); GL_POINTS] {
     static RULE: OnceLock<[(f64, f64); GL_POINTS]> = OnceLock::new();
     RULE.get_or_init(|| {
         let n = GL_POINTS;

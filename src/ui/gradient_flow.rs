@@ -95,13 +95,29 @@ struct BarsSpec<'a> {
     axis: &'a str,
     /// One norm per bar, input side (or t = 1) first.
     norms: Vec<f64>,
-    /// Mean-field χ₁ for the theory line (MLP only).
-    chi1: Option<f64>,
+    /// Mean-field prediction per bar in dB relative to the last, for the theory line.
+    predicted_db: Option<&'a [Option<f64>]>,
+    /// What the bottom border says about the line (or why there is none), long and short.
+    legend: Option<(String, String)>,
 }
 
 /// Draws the gradient bars: per layer with the theory line, or per time step for an RNN.
 pub fn render_bars(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) {
     let latest = run.latest.as_ref();
+    let prediction = run.prediction();
+    let dash = if theme.ascii { "-" } else { "─" };
+    let legend = match (prediction, latest) {
+        (Some(p), _) => Some((
+            format!(" {dash} mean-field, {} (current variances) ", p.arch.name()),
+            format!(" {dash} mean-field, {} ", p.arch.name()),
+        )),
+        (None, Some(s)) => Some((
+            format!(" {} ", super::header::no_prediction_note(s)),
+            " no theory ".to_string(),
+        )),
+        (None, None) => None,
+    };
+    let predicted_db = prediction.map(|p| p.per_layer_db.as_slice());
     let spec = if run.is_rnn() {
         BarsSpec {
             title: " ‖∂L/∂h_t‖ per time step (log) ",
@@ -110,7 +126,8 @@ pub fn render_bars(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) 
             norms: latest.map_or_else(Vec::new, |s| {
                 s.timesteps.iter().map(|t| t.hidden_grad_norm).collect()
             }),
-            chi1: None,
+            predicted_db,
+            legend,
         }
     } else {
         BarsSpec {
@@ -120,20 +137,23 @@ pub fn render_bars(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) 
             norms: latest.map_or_else(Vec::new, |s| {
                 s.layers.iter().map(|l| l.act_grad_norm).collect()
             }),
-            chi1: run
-                .theory
-                .map(|t| t.chi1)
-                .filter(|c| c.is_finite() && *c > 0.0),
+            predicted_db,
+            legend,
         }
     };
     draw_bars(frame, area, run, theme, &spec);
 }
 
-/// Predicted ‖∂L/∂h_l‖ for a plain net, anchored at the last layer: each layer back
-/// multiplies the gradient energy by χ₁, so the norm by √χ₁.
-pub fn theory_norms(chi1: f64, last: f64, depth: usize) -> Vec<f64> {
-    (0..depth)
-        .map(|l| last * chi1.powf((depth - 1 - l) as f64 / 2.0))
+/// What the bars measure, for the bottom border: the batch's Frobenius norm of the gradient of
+/// the mean loss, which shrinks as 1/√B with the batch size B.
+pub const NORM_NOTE: &str = " batch Frobenius norm, mean loss (∝1/√B) ";
+
+/// Predicted ‖∂L/∂h_l‖ per bar, anchored at the measured last bar: `last` × 10^(dB/20); NaN
+/// where the prediction does not cover the layer.
+pub fn theory_norms(predicted_db: &[Option<f64>], last: f64) -> Vec<f64> {
+    predicted_db
+        .iter()
+        .map(|db| db.map_or(f64::NAN, |db| last * 10f64.powf(db / 20.0)))
         .collect()
 }
 
@@ -159,9 +179,9 @@ fn draw_bars(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme, spec: 
         ));
     }
     let theory = spec
-        .chi1
-        .filter(|_| last.is_finite() && last > 0.0)
-        .map(|chi1| theory_norms(chi1, last, norms.len()));
+        .predicted_db
+        .filter(|db| last.is_finite() && last > 0.0 && db.len() == norms.len())
+        .map(|db| theory_norms(db, last));
     let block = panel_block(theme, Line::from(title));
     let inner = block.inner(area);
     frame.render_widget(block, area);
@@ -223,8 +243,8 @@ fn draw_bars(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme, spec: 
             buf.set_string(x, graph.bottom() - 1 - row, glyph, style);
         }
         if let Some(predicted) = theory.as_ref().and_then(|t| t.get(layer)) {
-            // Off-scale predictions (a plain-net theory under a residual net) are left out
-            // rather than pinned to the edge, where they would read as a measurement.
+            // Off-scale predictions are left out rather than pinned to the edge, where they
+            // would read as a measurement.
             let level = (predicted.log10() - lo) / (hi - lo);
             if predicted.is_finite() && *predicted > 0.0 && (0.0..=1.0).contains(&level) {
                 let row =
@@ -259,12 +279,28 @@ fn draw_bars(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme, spec: 
         let caret = if theme.ascii { "^" } else { "▲" };
         buf.set_string(graph.x + c, bottom, caret, theme.key());
     }
-    // The legend goes on the bottom border: the title is already full of cursor readout.
-    if theory.is_some() {
-        let dash = if theme.ascii { "-" } else { "─" };
-        let legend = format!(" {dash} mean-field theory (plain net) ");
-        let width = legend.chars().count();
-        bottom_legend(buf, area, legend, width, theme.theory());
+    // The legends go on the bottom border: the title is already full of cursor readout. The
+    // theory's goes right; what the bars measure goes left when there is room for both.
+    // The long legend when it fits, else the short one.
+    let legend = spec.legend.as_ref().map(|(long, short)| {
+        if long.chars().count() + 2 < usize::from(area.width) {
+            long
+        } else {
+            short
+        }
+    });
+    let legend_width = legend.map_or(0, |l| l.chars().count());
+    if let Some(legend) = legend {
+        let style = if theory.is_some() {
+            theme.theory()
+        } else {
+            theme.dim()
+        };
+        bottom_legend(buf, area, legend.clone(), legend_width, style);
+    }
+    let note_width = NORM_NOTE.chars().count();
+    if usize::from(area.width) >= note_width + legend_width + 4 {
+        buf.set_string(area.x + 1, area.bottom() - 1, NORM_NOTE, theme.dim());
     }
 }
 

@@ -6,6 +6,7 @@ use super::run_view::RunView;
 use super::theme::Theme;
 use super::widgets::fmt_value;
 use crate::config::{OptimizerSpec, TaskSpec};
+use crate::metrics::Snapshot;
 use crate::protocol::{RunState, Switch};
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -136,25 +137,53 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             ]);
         }
     }
-    if let (Some(theory), Some(e), false) = (&run.theory, &run.experiment, run.is_rnn()) {
-        let hops = e.model.depth.saturating_sub(1) as f64;
-        second.extend([
-            sep(),
-            Span::styled("theory χ₁ ", theme.dim()),
-            Span::raw(fmt_value(theory.chi1)),
-            Span::styled(
-                format!(
-                    " (plain net: {} dB)",
-                    fmt_db(theory.predicted_db_per_layer * hops)
-                ),
-                theme.dim(),
-            ),
-        ]);
-    }
+    second.extend(theory_spans(run, theme, &sep));
     frame.render_widget(
         Paragraph::new(vec![Line::from(first), Line::from(second)]),
         area,
     );
+}
+
+/// The mean-field prediction for the architecture on screen, named, or a note that none
+/// exists for the cell in effect.
+fn theory_spans<'a>(run: &RunView, theme: &Theme, sep: &dyn Fn() -> Span<'a>) -> Vec<Span<'a>> {
+    let Some(latest) = &run.latest else {
+        return Vec::new();
+    };
+    let Some(prediction) = run.prediction() else {
+        return vec![sep(), Span::styled(no_prediction_note(latest), theme.dim())];
+    };
+    let arch = prediction.arch.name();
+    let (prefix, last) = if run.is_rnn() {
+        ("t", "T")
+    } else {
+        ("L", "last")
+    };
+    let (what, db) = match (prediction.ratio_db(), prediction.first_covered()) {
+        (Some(db), _) => (format!("{arch} first/last "), db),
+        (None, Some(from)) => (
+            format!("{arch} {prefix}{from}/{last} "),
+            prediction.per_layer_db[from - 1].unwrap_or(f64::NAN),
+        ),
+        (None, None) => (format!("{arch} "), f64::NAN),
+    };
+    vec![
+        sep(),
+        Span::styled("theory ", theme.dim()),
+        Span::raw(format!("{what}{} dB", fmt_db(db))),
+        Span::styled(" (mean-field from current variances)", theme.dim()),
+    ]
+}
+
+/// Why a snapshot has no mean-field prediction: its cell has none (GRU, LSTM), or it was
+/// recorded before snapshots carried the variances.
+pub fn no_prediction_note(snapshot: &Snapshot) -> String {
+    match &snapshot.cell {
+        Some(cell) if snapshot.variances.is_none() && cell != "vanilla" => {
+            format!("no mean-field prediction for {cell}")
+        }
+        _ => "no mean-field prediction (no variances recorded)".into(),
+    }
 }
 
 /// The switches that apply to the run, each with the keys that move it (from the keymap).

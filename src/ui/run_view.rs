@@ -8,7 +8,7 @@ use crate::metrics::Snapshot;
 use crate::paths::PathStats;
 use crate::protocol::{Command, Event, LesionResult, RunState, Switches};
 use crate::sources::LayerSources;
-use crate::theory::{MeanField, mean_field};
+use crate::theory::{ArchPrediction, MeanField, mean_field, predict};
 use std::collections::VecDeque;
 
 /// Points kept at full resolution per series (about the width of a large terminal).
@@ -76,7 +76,8 @@ pub struct RunView {
     pub forked_at: Option<u64>,
     /// The experiment the run trains (None until `Started`).
     pub experiment: Option<Experiment>,
-    /// Mean-field prediction for the experiment's initialisation.
+    /// Plain-net mean-field numbers for the experiment's initial σ_w² and σ_b² (the line and
+    /// the header show [`RunView::prediction`], for the architecture in effect).
     pub theory: Option<MeanField>,
     /// Run state.
     pub state: RunState,
@@ -87,6 +88,8 @@ pub struct RunView {
     pub switches: Switches,
     /// Newest snapshot, shown as text (may hold NaN/Inf).
     pub latest: Option<Snapshot>,
+    /// The mean-field prediction for `latest`, computed on first use (see [`RunView::prediction`]).
+    prediction: std::cell::OnceCell<Option<ArchPrediction>>,
     /// Total objective.
     pub loss: History,
     /// Main head's loss.
@@ -150,6 +153,7 @@ impl RunView {
             step: 0,
             switches: Switches::default(),
             latest: None,
+            prediction: std::cell::OnceCell::new(),
             loss: history(),
             main_loss: history(),
             aux_losses: Vec::new(),
@@ -185,6 +189,16 @@ impl RunView {
             (None, Some(e)) => e.name.clone(),
             (None, None) => "starting…".into(),
         }
+    }
+
+    /// The mean-field prediction for the architecture of the newest snapshot, from the
+    /// variances it carries (None for cells without one, and before the first snapshot).
+    /// Computed once per snapshot and only when drawn, so a replay seeking through thousands
+    /// of steps does not pay for it.
+    pub fn prediction(&self) -> Option<&ArchPrediction> {
+        self.prediction
+            .get_or_init(|| self.latest.as_ref()?.variances.as_ref().map(predict))
+            .as_ref()
     }
 
     /// The kind of network (None before it started).
@@ -246,6 +260,7 @@ impl RunView {
             Event::Snapshot(snapshot) => {
                 self.record(&snapshot);
                 self.latest = Some(*snapshot);
+                self.prediction = std::cell::OnceCell::new();
             }
             Event::State { state, .. } => {
                 if matches!(state, RunState::Crashed(_)) {
@@ -363,6 +378,7 @@ impl RunView {
             .collect();
         self.markers.clear();
         self.latest = None;
+        self.prediction = std::cell::OnceCell::new();
         self.step = 0;
         self.rate_sample = None;
         self.steps_per_sec = None;
