@@ -68,6 +68,7 @@ print(f"| {os.environ[\"ACT\"]} | {os.environ[\"WV\"]} | {os.environ[\"BV\"]} | 
     echo
     echo 'Plain nets, width 128, depth 24, batch 256, at initialisation (`--steps 0`), preset seed.'
   } | emit theory
+  cargo run --release --quiet --example theory_table | emit theory-arch
 }
 
 paths() {
