@@ -4,7 +4,7 @@
 //! runs never share a step axis). In each band: loss with a vertical marker per
 //! intervention; the heat map of log10 ‖∂L/∂h‖ over training steps, per hidden layer for MLPs
 //! and per time step for recurrent nets (‖∂L/∂h_t‖, backprop through time); and, when the run
-//! has live path statistics, the contribution of each path length at the last measurement;
+//! has live path statistics, Veit's profile C(n,k)·E‖g_path‖ at the last measurement;
 //! when it has live gradient sources (dense read-out, auxiliary losses), the share of each
 //! layer's gradient by the head it came from at the last measurement. Steps are averaged into
 //! at most [`MAX_COLUMNS`] columns, so memory is bounded by the figure, not the recording.
@@ -51,7 +51,7 @@ struct RunFigure {
     rows: usize,
     recurrent: bool,
     markers: Vec<(u64, String)>,
-    /// (path length, contribution) of the newest live path statistics.
+    /// (path length, Veit's profile) of the newest live path statistics.
     paths: Vec<(f64, f64)>,
     /// The last live gradient sources: their step and one entry per layer.
     sources: Option<(u64, Vec<LayerSources>)>,
@@ -389,7 +389,7 @@ where
         let max_c = f.paths.iter().map(|p| p.1).fold(0.0, f64::max).max(1e-12);
         let mut chart = ChartBuilder::on(&areas[2])
             .caption(
-                "gradient contribution by path length (last measurement)",
+                "Veit's profile C(n,k)·E‖path gradient‖ by path length (last measurement)",
                 ("sans-serif", 22),
             )
             .margin(12)
@@ -400,7 +400,7 @@ where
         chart
             .configure_mesh()
             .x_desc("path length (transform branches taken)")
-            .y_desc("contribution")
+            .y_desc("C(n,k)·E‖g_path‖, normalised")
             .draw()
             .map_err(err)?;
         chart
