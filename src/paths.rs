@@ -502,8 +502,8 @@ pub struct PathStats {
     pub rows: Option<usize>,
     /// The exact split of the gradient at h_in by path length (exact for the sub-batch, not
     /// sampled), shortest first; the shares sum to 1. Empty in recordings made before it
-    /// existed.
-    #[serde(default)]
+    /// existed (and then left out when written, so such recordings round-trip unchanged).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exact_by_length: Vec<ExactLength>,
     /// The length with the largest exact share.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -3,7 +3,7 @@
 //! ```text
 //!  ╭ paths by length Veit peak 5 exact peak 3 of 12 (step 20) ╮
 //!  │▆ Veit C(n,k)·E‖g_path‖, est. M=4 ░±1SE: mean … 90% in …   │  legend rows
-//!  │▆ exact split ⟨g_k,g⟩/‖g‖², Σ=1, ▒<0: mean …               │
+//!  │▆ exact split ⟨g_k,g⟩/‖g‖² on rows 1–8, Σ=1, ▒<0: mean …   │
 //!  │paths  log10 C(n,k): how many paths of each length exist   │  counts (tall panels)
 //!  │Veit   Veit's profile, ░ ±1 standard error of the estimate │
 //!  │exact  the exact split's shares, ▒ where negative          │
@@ -209,11 +209,8 @@ fn render_paths(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) {
                     Span::styled(format!("{peak} "), theme.series(0)),
                 ]);
             }
-            let rows = stats
-                .rows
-                .map_or(String::new(), |r| format!(", training rows 1–{r}"));
             title.push(Span::styled(
-                format!("of {}{rows} (step {step}) ", stats.blocks),
+                format!("of {} (step {step}) ", stats.blocks),
                 theme.dim(),
             ));
         }
@@ -295,10 +292,14 @@ fn render_paths(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) {
                 (true, true) => ", -<0",
             };
             let mean = stats.exact_mean_length.map_or(f64::NAN, |m| m);
+            // Exact for the rows it ran on, which the legend names (training rows from 1).
+            let rows = stats
+                .rows
+                .map_or(String::new(), |r| format!(" on rows 1–{r}"));
             let line = Line::from(vec![
                 Span::styled(bar, theme.series(0)),
                 Span::styled(
-                    format!("exact split ⟨g_k,g⟩/‖g‖², Σ=1{note}: "),
+                    format!("exact split ⟨g_k,g⟩/‖g‖²{rows}, Σ=1{note}: "),
                     theme.dim(),
                 ),
                 Span::styled(format!("mean {}", fmt_value(mean)), theme.active()),
