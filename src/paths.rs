@@ -1,5 +1,5 @@
-//! Veit-style path-length decomposition of the input-side gradient (Veit, Wilber & Belongie
-//! 2016: "Residual networks behave like ensembles of relatively shallow networks").
+//! Path-length decompositions of the input-side gradient of a chain of residual or highway
+//! blocks.
 //!
 //! Each residual or highway block's backward Jacobian splits into two branches that sum to it:
 //!
@@ -10,12 +10,28 @@
 //! A path picks one branch per block; its length is the number of transform branches. Because
 //! the backward pass is linear in the upstream gradient, the 2ⁿ path gradients sum exactly to
 //! the full gradient. The gradient is taken at **h_in, the output of the input projection**
-//! (the input of block 0), so every block takes part; the upstream gradient is ∂L/∂h_last of
+//! (the input of block 1), so every block takes part; the upstream gradient is ∂L/∂h_last of
 //! the main loss (auxiliary heads and dense read-outs inject gradient elsewhere and are not
 //! decomposed here). Norms are Frobenius norms over the sub-batch, like `act_grad_norm`.
 //!
+//! Two views per length k, both here:
+//!
+//! * **Veit's profile** (Veit, Wilber & Belongie 2016, "Residual networks behave like
+//!   ensembles of relatively shallow networks"): C(n, k)·E‖g_path‖, the number of length-k
+//!   paths times the mean norm of one path's gradient, normalised over k. It measures how much
+//!   gradient *magnitude* paths of each length carry; it is not a share of the gradient, since
+//!   norms of path gradients do not add (they partly cancel). E‖g_path‖ is estimated from M
+//!   random paths per length, with its standard error.
+//! * **The exact split** (`exact`): g_k, the sum of all length-k path gradients, from one
+//!   polynomial backward pass; Σ g_k is the gradient, and ⟨g_k, g⟩/‖g‖² is the share of it
+//!   paths of length k carry. Not sampled: exact for the sub-batch.
+//!
 //! Everything runs on the host in f64: the sub-batch is small and the cost is dominated by
 //! n·(n+1)·M small matrix products, off the training hot path.
+
+mod exact;
+
+pub use exact::{ExactLength, exact_mean_length, exact_peak_length, exact_shares};
 
 use crate::config::{Activation, SkipMode};
 use crate::model::MlpParams;
@@ -309,34 +325,48 @@ impl PathNetwork {
     /// k-subsets of blocks take the transform branch, the rest the skip. Lengths with at most
     /// `samples` paths are enumerated exactly instead. Deterministic given `seed`.
     pub fn sampled_grad_per_path(&self, upstream: &[f64], samples: usize, seed: u64) -> Vec<f64> {
+        self.sampled_path_norms(upstream, samples, seed)
+            .iter()
+            .map(|s| s.mean)
+            .collect()
+    }
+
+    /// Like `sampled_grad_per_path`, with each length's standard error and paths used.
+    pub fn sampled_path_norms(
+        &self,
+        upstream: &[f64],
+        samples: usize,
+        seed: u64,
+    ) -> Vec<SampledNorms> {
         let n = self.blocks.len();
         let samples = samples.max(1);
         let mut rng = StdRng::seed_from_u64(seed);
         (0..=n)
             .map(|k| {
-                let subsets: Vec<Vec<usize>> =
-                    if binomial_log10(n, k) <= (samples as f64).log10() + 1e-9 {
-                        k_subsets(n, k)
-                    } else {
-                        (0..samples)
-                            .map(|_| rand::seq::index::sample(&mut rng, n, k).into_vec())
-                            .collect()
-                    };
-                let total: f64 = subsets
+                let enumerated = binomial_log10(n, k) <= (samples as f64).log10() + 1e-9;
+                let subsets: Vec<Vec<usize>> = if enumerated {
+                    k_subsets(n, k)
+                } else {
+                    (0..samples)
+                        .map(|_| rand::seq::index::sample(&mut rng, n, k).into_vec())
+                        .collect()
+                };
+                let norms: Vec<f64> = subsets
                     .iter()
                     .map(|subset| {
                         let mut transform = vec![false; n];
                         subset.iter().for_each(|&l| transform[l] = true);
                         norm(&self.path_gradient(upstream, &transform))
                     })
-                    .sum();
-                total / subsets.len().max(1) as f64
+                    .collect();
+                SampledNorms::of(&norms, enumerated)
             })
             .collect()
     }
 
-    /// Path statistics of this network for upstream gradient ∂L/∂h_last; plain nets report
-    /// their single path of length n.
+    /// Veit's profile (M = `samples` random paths per length) and the exact split of this
+    /// network for upstream gradient ∂L/∂h_last; plain nets report their single path of
+    /// length n.
     pub fn stats(&self, upstream: &[f64], samples: usize, seed: u64) -> PathStats {
         let n = self.blocks.len();
         if !self.has_skips() {
@@ -352,11 +382,58 @@ impl PathNetwork {
                     paths_log10: 0.0,
                     grad_per_path: g,
                     contribution: 1.0,
+                    paths_used: Some(1),
+                    grad_per_path_se: Some(0.0),
+                    contribution_se: Some(0.0),
                 }],
+                rows: Some(self.rows),
+                exact_by_length: vec![ExactLength {
+                    length: n,
+                    share: 1.0,
+                    grad_norm: g,
+                }],
+                exact_peak_length: Some(n),
+                exact_mean_length: Some(n as f64),
             };
         }
-        let per_path = self.sampled_grad_per_path(upstream, samples, seed);
-        summarise(&per_path, samples)
+        let sampled = self.sampled_path_norms(upstream, samples, seed);
+        let mut stats = summarise_sampled(&sampled, samples);
+        let exact = self.exact_by_length(upstream);
+        stats.rows = Some(self.rows);
+        stats.exact_peak_length = Some(exact_peak_length(&exact));
+        stats.exact_mean_length = Some(exact_mean_length(&exact));
+        stats.exact_by_length = exact;
+        stats
+    }
+}
+
+/// The sampled norms of one length's path gradients, summarised.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SampledNorms {
+    /// Mean norm of the paths used.
+    pub mean: f64,
+    /// Standard error of `mean` as an estimate of the mean over every path of this length:
+    /// 0 when every path was used, None from a single sample.
+    pub se: Option<f64>,
+    /// Paths used.
+    pub paths: usize,
+}
+
+impl SampledNorms {
+    /// Summarises `norms`; `enumerated` when they are every path of the length.
+    pub fn of(norms: &[f64], enumerated: bool) -> Self {
+        let m = norms.len();
+        let mean = norms.iter().sum::<f64>() / m.max(1) as f64;
+        let se = if enumerated {
+            Some(0.0)
+        } else if m > 1 {
+            // Independent uniform draws: the sample variance over m, Bessel-corrected.
+            let var = norms.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (m - 1) as f64;
+            Some((var / m as f64).sqrt())
+        } else {
+            None
+        };
+        Self { mean, se, paths: m }
     }
 }
 
@@ -377,38 +454,100 @@ fn k_subsets(n: usize, k: usize) -> Vec<Vec<usize>> {
     }
 }
 
-/// One path length's numbers.
+/// One path length's numbers in Veit's profile.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LengthStats {
     /// Path length k: the number of transform branches on the path.
     pub length: usize,
     /// log10 C(n, k), the number of paths of this length.
     pub paths_log10: f64,
-    /// Mean Frobenius norm of the gradient at h_in carried by one path of this length.
+    /// Mean Frobenius norm of the gradient at h_in carried by one path of this length
+    /// (estimated from `paths_used` paths unless they are all of them).
     pub grad_per_path: f64,
-    /// C(n, k)·grad_per_path normalised over all lengths to sum to 1.
+    /// Veit's profile: C(n, k)·grad_per_path normalised over all lengths to sum to 1. A
+    /// magnitude profile, not a share of the gradient (norms of path gradients do not add;
+    /// `PathStats::exact_by_length` is the split that does).
     pub contribution: f64,
+    /// Paths whose gradient was computed for this length (all C(n, k) when that is at most
+    /// M). None in recordings made before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paths_used: Option<usize>,
+    /// Standard error of `grad_per_path` (0 when every path was used; None from one sample).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grad_per_path_se: Option<f64>,
+    /// Standard error of `contribution`, propagated from every length's `grad_per_path_se`
+    /// to first order (the lengths are sampled independently).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contribution_se: Option<f64>,
 }
 
-/// The path-length decomposition of one network, the `"paths"` object of `--json`.
+/// The path-length decompositions of one network, the `"paths"` object of `--json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PathStats {
     /// Number of blocks n.
     pub blocks: usize,
-    /// Random paths sampled per length (M).
+    /// Random paths sampled per length for Veit's profile (M).
     pub samples_per_length: usize,
-    /// The length carrying the largest share of the gradient.
+    /// The length where Veit's profile peaks.
     pub peak_length: usize,
-    /// Contribution-weighted mean path length.
+    /// Mean path length weighted by Veit's profile.
     pub mean_length: f64,
-    /// Shortest contiguous range of lengths holding ≥ 90 % of the contribution, inclusive.
+    /// Shortest contiguous range of lengths holding ≥ 90 % of Veit's profile, inclusive.
     pub effective_range: [usize; 2],
-    /// Per length, shortest first.
+    /// Veit's profile per length, shortest first.
     pub by_length: Vec<LengthStats>,
+    /// The sub-batch: the first `rows` rows of the training split. None in recordings made
+    /// before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<usize>,
+    /// The exact split of the gradient at h_in by path length (exact for the sub-batch, not
+    /// sampled), shortest first; the shares sum to 1. Empty in recordings made before it
+    /// existed (and then left out when written, so such recordings round-trip unchanged).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exact_by_length: Vec<ExactLength>,
+    /// The length with the largest exact share.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exact_peak_length: Option<usize>,
+    /// Σ k·share_k over the exact split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exact_mean_length: Option<f64>,
 }
 
-/// Turns per-length mean path-gradient norms (index = length) into contributions and the
-/// derived peak, mean and effective range.
+/// Veit's profile from sampled norms (index = length), with standard errors.
+pub fn summarise_sampled(sampled: &[SampledNorms], samples: usize) -> PathStats {
+    let means: Vec<f64> = sampled.iter().map(|s| s.mean).collect();
+    let mut stats = summarise(&means, samples);
+    // First-order propagation through c_k = C_k·m_k / Σ_j C_j·m_j, with r_j = se_j/m_j:
+    // Var c_k = c_k²(1 − c_k)² r_k² + Σ_{j≠k} c_k² c_j² r_j².
+    let rel: Option<Vec<f64>> = sampled
+        .iter()
+        .map(|s| {
+            s.se.map(|se| if se == 0.0 { 0.0 } else { se / s.mean.abs() })
+        })
+        .collect();
+    let contribution: Vec<f64> = stats.by_length.iter().map(|l| l.contribution).collect();
+    for (k, (entry, s)) in stats.by_length.iter_mut().zip(sampled).enumerate() {
+        entry.paths_used = Some(s.paths);
+        entry.grad_per_path_se = s.se;
+        entry.contribution_se = rel.as_ref().map(|rel| {
+            let c_k = contribution[k];
+            let var: f64 = contribution
+                .iter()
+                .zip(rel)
+                .enumerate()
+                .map(|(j, (c_j, r_j))| {
+                    let d = if j == k { c_k * (1.0 - c_k) } else { c_k * c_j };
+                    (d * r_j).powi(2)
+                })
+                .sum();
+            var.sqrt()
+        });
+    }
+    stats
+}
+
+/// Turns per-length mean path-gradient norms (index = length) into Veit's profile and its
+/// peak, mean and effective range (no standard errors, no exact split).
 pub fn summarise(grad_per_path: &[f64], samples: usize) -> PathStats {
     let n = grad_per_path.len().saturating_sub(1);
     // Contributions are C(n,k)·g_k with C(n,k) up to ~10^(0.3n): scale by the largest log
@@ -447,6 +586,9 @@ pub fn summarise(grad_per_path: &[f64], samples: usize) -> PathStats {
             paths_log10: binomial_log10(n, k),
             grad_per_path: g,
             contribution: c,
+            paths_used: None,
+            grad_per_path_se: None,
+            contribution_se: None,
         })
         .collect();
     let (lo, hi) = effective_range(&contribution, EFFECTIVE_MASS);
@@ -461,6 +603,10 @@ pub fn summarise(grad_per_path: &[f64], samples: usize) -> PathStats {
             .sum(),
         effective_range: [lo, hi],
         by_length,
+        rows: None,
+        exact_by_length: Vec::new(),
+        exact_peak_length: None,
+        exact_mean_length: None,
     }
 }
 

@@ -122,7 +122,8 @@ pub fn lesion_all(trainer: &mut Trainer) -> Vec<LesionResult> {
 }
 
 /// Path statistics of the trainer's current network on the first `rows` training rows, for
-/// the main loss under the live skip mode. `None` for dense nets or an empty training split.
+/// the main loss under the live skip mode: Veit's profile (`samples` random paths per length,
+/// drawn from `seed`) and the exact split. `None` for dense nets or an empty training split.
 pub fn path_stats(trainer: &Trainer, rows: usize, samples: usize, seed: u64) -> Option<PathStats> {
     let switches = trainer.switches();
     if matches!(switches.skip, SkipMode::Dense) {
@@ -205,7 +206,7 @@ pub struct RunReport {
     /// The final measurement, its fields inlined.
     #[serde(flatten)]
     pub snapshot: Snapshot,
-    /// Path-length decomposition of the final network.
+    /// Veit's path-length profile and the exact split by path length of the final network.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub paths: Option<PathStats>,
     /// Mean-field numbers: the plain net at the preset's initialisation and the prediction for

@@ -438,6 +438,10 @@ fn path_panel_and_lesion_keys() {
         mean_length: 1.0,
         effective_range: [1, 1],
         by_length: vec![],
+        rows: None,
+        exact_by_length: vec![],
+        exact_peak_length: None,
+        exact_mean_length: None,
     };
     app.event(Event::Paths {
         step: 50,

@@ -208,9 +208,21 @@ fn rnn_view_shows_cell_baseline_and_time_axis() {
 }
 
 #[test]
+fn snapshot_paths_panel_80x24() {
+    let app = paths_app(plain_theme());
+    insta::assert_snapshot!("paths_80x24", draw(&app, 80, 24).backend());
+}
+
+#[test]
 fn snapshot_paths_panel_120x40() {
     let app = paths_app(plain_theme());
     insta::assert_snapshot!("paths_120x40", draw(&app, 120, 40).backend());
+}
+
+#[test]
+fn snapshot_paths_panel_200x60() {
+    let app = paths_app(plain_theme());
+    insta::assert_snapshot!("paths_200x60", draw(&app, 200, 60).backend());
 }
 
 #[test]
@@ -224,6 +236,16 @@ fn path_panel_shows_range_and_lesions() {
     let text = screen_text(&draw(&app, 120, 40));
     assert!(text.contains("90% in"), "{text}");
     assert!(text.contains("theory"), "theory line on the bars:\n{text}");
+    // Both path views, each under its own name, and the estimate says it is one.
+    for label in [
+        "Veit peak",
+        "exact peak",
+        "Veit C(n,k)·E‖g_path‖",
+        "exact split",
+        "est. M=4",
+    ] {
+        assert!(text.contains(label), "{label}:\n{text}");
+    }
 }
 
 #[test]

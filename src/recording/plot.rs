@@ -4,7 +4,7 @@
 //! runs never share a step axis). In each band: loss with a vertical marker per
 //! intervention; the heat map of log10 ‖∂L/∂h‖ over training steps, per hidden layer for MLPs
 //! and per time step for recurrent nets (‖∂L/∂h_t‖, backprop through time); and, when the run
-//! has live path statistics, the contribution of each path length at the last measurement;
+//! has live path statistics, Veit's profile C(n,k)·E‖g_path‖ at the last measurement;
 //! when it has live gradient sources (dense read-out, auxiliary losses), the share of each
 //! layer's gradient by the head it came from at the last measurement. Steps are averaged into
 //! at most [`MAX_COLUMNS`] columns, so memory is bounded by the figure, not the recording.
@@ -54,7 +54,7 @@ struct RunFigure {
     rows: usize,
     recurrent: bool,
     markers: Vec<(u64, String)>,
-    /// (path length, contribution) of the newest live path statistics.
+    /// (path length, Veit's profile) of the newest live path statistics.
     paths: Vec<(f64, f64)>,
     /// The last live gradient sources: their step and one entry per layer.
     sources: Option<(u64, Vec<LayerSources>)>,
@@ -498,7 +498,7 @@ fn draw_paths<DB: DrawingBackend>(
     let max_c = f.paths.iter().map(|p| p.1).fold(0.0, f64::max).max(1e-12);
     let mut chart = ChartBuilder::on(area)
         .caption(
-            "Veit's path profile C(n,k)·E‖g_k‖ by path length k (last measurement)",
+            "Veit's profile C(n,k)·E‖path gradient‖ by path length k (last measurement)",
             ("sans-serif", 22),
         )
         .margin(12)
@@ -511,7 +511,7 @@ fn draw_paths<DB: DrawingBackend>(
         .label_style(("sans-serif", 15))
         .axis_desc_style(("sans-serif", 16))
         .x_desc("path length k (transform branches taken)")
-        .y_desc("C(n,k)·E‖g_k‖")
+        .y_desc("C(n,k)·E‖g_path‖, normalised")
         .x_label_formatter(&integer_label)
         .y_label_formatter(&value_label)
         .draw()?;

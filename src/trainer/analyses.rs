@@ -8,7 +8,9 @@ use crate::report::{layer_sources, lesion_all, path_stats};
 /// Training rows the live path statistics run on: fewer than `gradlab run --json` uses, so
 /// they stay cheap enough to compute every `path_every` steps.
 pub const LIVE_PATH_ROWS: usize = 8;
-/// Random paths per length for the live path statistics.
+/// Random paths per length for the live estimate of Veit's profile. The same paths are drawn
+/// at every refresh of a run and the panel shows the estimate's standard error; the exact
+/// split beside it is not sampled.
 pub const LIVE_PATH_SAMPLES: usize = 4;
 
 /// The live analyses due before the next step: on the experiment's `path_every` cadence, an
@@ -28,7 +30,10 @@ pub fn analyses_now(trainer: &mut dyn Learner) -> Vec<Event> {
     if trainer.divergence().is_some() {
         return Vec::new();
     }
-    let seed = trainer.experiment().seed ^ step;
+    // The run's seed alone, not the step: every refresh draws the same paths (common random
+    // numbers), so the profile moves between refreshes only when the network does. A new
+    // draw per refresh made the peak jump by several lengths from sampling noise alone.
+    let seed = trainer.experiment().seed;
     let Some(mlp) = trainer.as_mlp() else {
         return Vec::new();
     };
@@ -39,6 +44,7 @@ pub fn analyses_now(trainer: &mut dyn Learner) -> Vec<Event> {
         s.by_length
             .iter()
             .all(|l| l.contribution.is_finite() && l.grad_per_path.is_finite())
+            && s.exact_by_length.iter().all(|l| l.share.is_finite())
     }) {
         events.push(Event::Paths {
             step,

@@ -116,7 +116,7 @@ pub fn ratio_spans<'a>(theme: &Theme, app: &RunView) -> Vec<Span<'a>> {
     spans
 }
 
-/// The newest path-length statistics: peak, mean and the range holding 90 % of the gradient.
+/// The newest path-length statistics: the peak, mean and 90 % range of Veit's profile.
 pub fn path_spans<'a>(theme: &Theme, app: &RunView) -> Vec<Span<'a>> {
     let text = match (&app.paths, app.is_rnn()) {
         (_, true) => return Vec::new(),

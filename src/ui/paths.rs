@@ -1,7 +1,18 @@
-//! Path panel (`l`): Veit's path-length decomposition of the live network — how many paths of
-//! each length exist against how much gradient they carry — and, after `L`, the damage done
-//! by removing each block in turn. Under dense read-out or auxiliary losses the panel also
-//! shows where each layer's gradient comes from (`sources`).
+//! Path panel (`l`): the path-length views of the live network, stacked over one length axis:
+//!
+//! ```text
+//!  ╭ paths by length Veit peak 5 exact peak 3 of 12 (step 20) ╮
+//!  │▆ Veit C(n,k)·E‖g_path‖, est. M=4 ░±1SE: mean … 90% in …   │  legend rows
+//!  │▆ exact split ⟨g_k,g⟩/‖g‖² on rows 1–8, Σ=1, ▒<0: mean …   │
+//!  │paths  log10 C(n,k): how many paths of each length exist   │  counts (tall panels)
+//!  │Veit   Veit's profile, ░ ±1 standard error of the estimate │
+//!  │exact  the exact split's shares, ▒ where negative          │
+//!  │len k 0 ━━━2–7━━━                                        12│  axis, Veit's 90 % range
+//!  ╰───────────────────────────────────────────────────────────╯
+//! ```
+//!
+//! and, after `L`, the damage done by removing each block in turn. Under dense read-out or
+//! auxiliary losses the panel also shows where each layer's gradient comes from (`sources`).
 
 use super::run_view::RunView;
 use super::sources;
@@ -142,22 +153,66 @@ fn single_path(stats: &PathStats) -> bool {
     stats.by_length.len() == 1
 }
 
+/// Rows of the path view given to each part, top to bottom (the axis row is below them).
+struct PathRows {
+    legend: u16,
+    counts: u16,
+    veit: u16,
+    exact: u16,
+}
+
+impl PathRows {
+    /// Splits `height` rows: the two bar charts first, then the legend, then the path counts.
+    fn split(height: u16, has_exact: bool) -> Self {
+        let legend = match (height >= 7, has_exact) {
+            (false, _) => 0,
+            (true, true) => 2,
+            (true, false) => 1,
+        };
+        let bars = height - legend;
+        let counts = if bars >= 8 { bars / 4 } else { 0 };
+        let rest = bars - counts;
+        let exact = if has_exact { rest / 2 } else { 0 };
+        Self {
+            legend,
+            counts,
+            veit: rest - exact,
+            exact,
+        }
+    }
+}
+
+/// How Veit's profile was estimated, for its legend: M random paths per length and the
+/// glyph of its ±1 standard-error band, or every path when all lengths were enumerated.
+fn estimate_note(stats: &PathStats) -> String {
+    let se: Option<Vec<f64>> = stats.by_length.iter().map(|l| l.grad_per_path_se).collect();
+    match se {
+        Some(se) if se.iter().all(|&v| v == 0.0) => "every path".into(),
+        Some(_) => format!("est. M={} ░±1SE", stats.samples_per_length),
+        None => format!("est. M={}", stats.samples_per_length),
+    }
+}
+
 fn render_paths(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) {
     let mut title = vec![Span::styled(" paths by length ", theme.title())];
     if let Some((step, stats)) = &run.paths {
         if single_path(stats) {
             title.push(Span::styled(format!("(step {step}) "), theme.dim()));
         } else {
-            let [lo, hi] = stats.effective_range;
             title.extend([
-                Span::styled("peak ", theme.dim()),
-                Span::styled(format!("{} ", stats.peak_length), theme.active()),
-                Span::styled("mean ", theme.dim()),
-                Span::styled(format!("{} ", fmt_value(stats.mean_length)), theme.active()),
-                Span::styled("90% in ", theme.dim()),
-                Span::styled(format!("{lo}–{hi} "), theme.healthy()),
-                Span::styled(format!("of {} (step {step}) ", stats.blocks), theme.dim()),
+                Span::styled("Veit peak ", theme.dim()),
+                Span::styled(format!("{} ", stats.peak_length), theme.healthy()),
             ]);
+            if let Some(peak) = stats.exact_peak_length {
+                title.extend([
+                    Span::styled("exact peak ", theme.dim()),
+                    Span::styled(format!("{peak} "), theme.series(0)),
+                ]);
+            }
+            title.push(Span::styled(
+                format!("of {} (step {step}) ", stats.blocks),
+                theme.dim(),
+            ));
         }
     }
     let Some(inner) = framed(frame, area, theme, Line::from(title)) else {
@@ -208,8 +263,51 @@ fn render_paths(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) {
     let Some(graph) = graph_area(inner, 3) else {
         return;
     };
-    let top_rows = graph.height / 2;
-    let bottom_rows = graph.height - top_rows;
+    let exact = &stats.exact_by_length;
+    let rows = PathRows::split(graph.height, !exact.is_empty());
+    let [lo, hi] = stats.effective_range;
+    let mut y = graph.y;
+    if rows.legend > 0 {
+        let bar = if theme.ascii { "# " } else { "▆ " };
+        let veit = Line::from(vec![
+            Span::styled(bar, theme.healthy()),
+            Span::styled(
+                format!("Veit C(n,k)·E‖g_path‖, {}: ", estimate_note(stats)),
+                theme.dim(),
+            ),
+            Span::styled(
+                format!("mean {} ", fmt_value(stats.mean_length)),
+                theme.active(),
+            ),
+            Span::styled("90% in ", theme.dim()),
+            Span::styled(format!("{lo}–{hi}"), theme.healthy()),
+        ]);
+        buf.set_line(inner.x, y, &veit, inner.width);
+        y += 1;
+        if rows.legend > 1 {
+            let negative = exact.iter().any(|l| l.share < 0.0);
+            let note = match (negative, theme.ascii) {
+                (false, _) => "",
+                (true, false) => ", ▒<0",
+                (true, true) => ", -<0",
+            };
+            let mean = stats.exact_mean_length.map_or(f64::NAN, |m| m);
+            // Exact for the rows it ran on, which the legend names (training rows from 1).
+            let rows = stats
+                .rows
+                .map_or(String::new(), |r| format!(" on rows 1–{r}"));
+            let line = Line::from(vec![
+                Span::styled(bar, theme.series(0)),
+                Span::styled(
+                    format!("exact split ⟨g_k,g⟩/‖g‖²{rows}, Σ=1{note}: "),
+                    theme.dim(),
+                ),
+                Span::styled(format!("mean {}", fmt_value(mean)), theme.active()),
+            ]);
+            buf.set_line(inner.x, y, &line, inner.width);
+            y += 1;
+        }
+    }
     let lengths = &stats.by_length;
     let max_count = lengths
         .iter()
@@ -217,57 +315,99 @@ fn render_paths(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) {
         .filter(|v| v.is_finite())
         .fold(0.0f64, f64::max)
         .max(1e-9);
-    let max_share = lengths
+    let band = |l: &crate::paths::LengthStats| l.contribution_se.unwrap_or(0.0);
+    let max_veit = lengths
         .iter()
-        .map(|l| l.contribution)
+        .map(|l| l.contribution + band(l))
         .filter(|v| v.is_finite())
         .fold(0.0f64, f64::max)
         .max(1e-12);
-    let [lo, hi] = stats.effective_range;
-    for c in 0..graph.width {
-        let k = item_at(c, graph.width, lengths.len());
-        let Some(entry) = lengths.get(k) else {
-            continue;
-        };
-        let x = graph.x + c;
-        if top_rows > 0 {
-            let bottom = graph.y + top_rows - 1;
-            vbar(
-                buf,
-                x,
-                bottom,
-                top_rows,
-                entry.paths_log10 / max_count,
-                theme.series(5),
-                theme.ascii,
-            );
-        }
-        let in_range = (lo..=hi).contains(&entry.length);
-        let style = if in_range {
-            theme.healthy()
-        } else {
-            theme.vanishing()
-        };
-        if entry.contribution.is_finite() && entry.contribution > 0.0 {
-            vbar(
-                buf,
-                x,
-                graph.bottom() - 1,
-                bottom_rows,
-                entry.contribution / max_share,
-                style,
-                theme.ascii,
-            );
-        }
-    }
+    let max_exact = exact
+        .iter()
+        .map(|l| l.share.abs())
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, f64::max)
+        .max(1e-12);
     let label = usize::from(GUTTER - 1);
-    buf.set_stringn(inner.x, graph.y, "paths", label, theme.dim());
-    if top_rows > 1 {
-        buf.set_stringn(inner.x, graph.y + 1, "log10", label, theme.dim());
+    let counts_top = y;
+    let veit_top = counts_top + rows.counts;
+    let exact_top = veit_top + rows.veit;
+    for c in 0..graph.width {
+        let x = graph.x + c;
+        if let Some(entry) = lengths.get(item_at(c, graph.width, lengths.len())) {
+            if rows.counts > 0 {
+                vbar(
+                    buf,
+                    x,
+                    veit_top - 1,
+                    rows.counts,
+                    entry.paths_log10 / max_count,
+                    theme.series(5),
+                    theme.ascii,
+                );
+            }
+            let style = if (lo..=hi).contains(&entry.length) {
+                theme.healthy()
+            } else {
+                theme.vanishing()
+            };
+            if entry.contribution.is_finite() && entry.contribution > 0.0 && rows.veit > 0 {
+                let spread = band(entry);
+                let bottom = exact_top - 1;
+                vbar(
+                    buf,
+                    x,
+                    bottom,
+                    rows.veit,
+                    (entry.contribution - spread) / max_veit,
+                    style,
+                    theme.ascii,
+                );
+                let shade = if theme.ascii { ":" } else { "░" };
+                let (from, to) = (
+                    (entry.contribution - spread) / max_veit,
+                    (entry.contribution + spread) / max_veit,
+                );
+                for row in band_rows(from, to, rows.veit) {
+                    buf.set_string(x, bottom - row, shade, style);
+                }
+            }
+        }
+        if let Some(entry) = exact.get(item_at(c, graph.width, exact.len()))
+            && rows.exact > 0
+            && entry.share.is_finite()
+            && entry.share != 0.0
+        {
+            let bottom = exact_top + rows.exact - 1;
+            let level = entry.share.abs() / max_exact;
+            if entry.share > 0.0 {
+                vbar(
+                    buf,
+                    x,
+                    bottom,
+                    rows.exact,
+                    level,
+                    theme.series(0),
+                    theme.ascii,
+                );
+            } else {
+                let glyph = if theme.ascii { "-" } else { "▒" };
+                let cells = ((level * f64::from(rows.exact)).ceil() as u16).clamp(1, rows.exact);
+                for row in 0..cells {
+                    buf.set_string(x, bottom - row, glyph, theme.exploding());
+                }
+            }
+        }
     }
-    buf.set_stringn(inner.x, graph.y + top_rows, "grad", label, theme.dim());
-    if bottom_rows > 1 {
-        buf.set_stringn(inner.x, graph.y + top_rows + 1, "share", label, theme.dim());
+    let labels = [
+        (counts_top, rows.counts, ["paths", "log10"]),
+        (veit_top, rows.veit, ["Veit", "est."]),
+        (exact_top, rows.exact, ["exact", "share"]),
+    ];
+    for (top, height, names) in labels {
+        for (row, name) in (0..height).zip(names) {
+            buf.set_stringn(inner.x, top + row, name, label, theme.dim());
+        }
     }
     let axis = inner.bottom() - 1;
     buf.set_stringn(inner.x, axis, "len k", label, theme.dim());
@@ -275,7 +415,7 @@ fn render_paths(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) {
     let n = format!("{}", stats.blocks);
     let n_x = graph.right().saturating_sub(n.len() as u16).max(graph.x);
     buf.set_stringn(n_x, axis, &n, n.len(), theme.dim());
-    // The effective range as a bracket on the axis row.
+    // Veit's effective range as a bracket on the axis row.
     let columns: Vec<u16> = (0..graph.width)
         .filter(|&c| {
             let k = item_at(c, graph.width, lengths.len());
@@ -302,6 +442,19 @@ fn render_paths(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) {
             theme.healthy(),
         );
     }
+}
+
+/// The rows (counted up from the bottom, 0-based) of a `rows`-tall bar that lie in the band
+/// `from..to` (levels 0..=1) above a solid bar drawn to `from`: the solid bar's partly filled
+/// top cell is left to it.
+fn band_rows(from: f64, to: f64, rows: u16) -> std::ops::Range<u16> {
+    if !(from.is_finite() && to.is_finite()) || to <= from {
+        return 0..0;
+    }
+    let scale = f64::from(rows);
+    let first = (from.max(0.0) * scale).ceil().min(scale) as u16;
+    let last = (to.min(1.0) * scale).ceil().min(scale) as u16;
+    first..last
 }
 
 fn render_lesion(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) {

@@ -6,7 +6,7 @@ use gradlab::config::{Experiment, apply_overrides, load_preset};
 use gradlab::learner::Learner;
 use gradlab::model::Trainer;
 use gradlab::protocol::{Command, Event};
-use gradlab::report::layer_sources;
+use gradlab::report::{layer_sources, path_stats};
 use gradlab::rnn::RnnTrainer;
 use gradlab::trainer::{
     LIVE_PATH_ROWS, LIVE_PATH_SAMPLES, LaneStart, VecSink, analyses_now, run_headless, spawn_driver,
@@ -52,6 +52,25 @@ fn paths_event_arrives_at_the_cadence() {
     assert!(
         (total - 1.0).abs() < 1e-9,
         "contributions sum to 1: {total}"
+    );
+    assert_eq!(stats.rows, Some(LIVE_PATH_ROWS));
+    assert_eq!(stats.samples_per_length, LIVE_PATH_SAMPLES);
+    for l in &stats.by_length {
+        // Lengths 0 and 6 have one path each and are enumerated; C(6, k) > 4 elsewhere.
+        let every = [0, 6].contains(&l.length);
+        let used = if every { 1 } else { LIVE_PATH_SAMPLES };
+        assert_eq!(l.paths_used, Some(used), "k={}", l.length);
+        assert!(l.grad_per_path_se.is_some() && l.contribution_se.is_some());
+    }
+    assert_eq!(
+        stats.exact_by_length.len(),
+        7,
+        "the exact split, lengths 0..=6"
+    );
+    let shares: f64 = stats.exact_by_length.iter().map(|l| l.share).sum();
+    assert!(
+        (shares - 1.0).abs() < 1e-9,
+        "exact shares sum to 1: {shares}"
     );
 }
 
@@ -208,4 +227,68 @@ fn live_analysis_cost() {
             overhead * 100.0
         );
     }
+}
+
+/// How far the peak of the live path panel moves between refreshes, the old way (M = 4 new
+/// random paths per refresh), the current way (the same M = 4 paths every refresh) and for the
+/// exact split; and how much the peak of one network spreads over sample draws, at M = 4 and
+/// M = 16, with the cost of each. `residual-deep`, refreshed every 50 steps for 1000 steps.
+/// `cargo test --release --test numerics live_peak_stability -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn live_peak_stability() {
+    let experiment = preset("residual-deep", &["path_every=1000000"]);
+    let seed = experiment.seed;
+    let mut trainer = Trainer::new(experiment, None).expect("builds");
+    let spread = |trainer: &Trainer, samples: usize| {
+        let start = Instant::now();
+        let peaks: Vec<usize> = (0..20)
+            .map(|s| {
+                path_stats(trainer, LIVE_PATH_ROWS, samples, 1000 + s)
+                    .expect("residual")
+                    .peak_length
+            })
+            .collect();
+        let cost = start.elapsed().as_secs_f64() * 1e3 / 20.0;
+        let (lo, hi) = (peaks.iter().min(), peaks.iter().max());
+        println!(
+            "  step {}: Veit peak over 20 draws at M = {samples}: {lo:?}–{hi:?} ({cost:.0} ms \
+             per analysis)",
+            Learner::step(trainer)
+        );
+    };
+    spread(&trainer, LIVE_PATH_SAMPLES);
+    spread(&trainer, 16);
+    let (mut redrawn, mut same, mut exact) = (Vec::new(), Vec::new(), Vec::new());
+    let mut means = Vec::new();
+    for _ in 0..=20 {
+        let step = Learner::step(&trainer);
+        let fresh = path_stats(&trainer, LIVE_PATH_ROWS, LIVE_PATH_SAMPLES, seed ^ step);
+        let fixed = path_stats(&trainer, LIVE_PATH_ROWS, LIVE_PATH_SAMPLES, seed);
+        let (fresh, fixed) = (fresh.expect("residual"), fixed.expect("residual"));
+        redrawn.push(fresh.peak_length);
+        same.push(fixed.peak_length);
+        exact.push(fixed.exact_peak_length.expect("exact split"));
+        means.push((
+            fixed.mean_length,
+            fixed.exact_mean_length.unwrap_or(f64::NAN),
+        ));
+        for _ in 0..50 {
+            trainer.train_step(true, Learner::step(&trainer).is_multiple_of(10));
+        }
+    }
+    spread(&trainer, LIVE_PATH_SAMPLES);
+    spread(&trainer, 16);
+    let jumps = |peaks: &[usize]| {
+        let steps: Vec<usize> = peaks.windows(2).map(|w| w[0].abs_diff(w[1])).collect();
+        let mean = steps.iter().sum::<usize>() as f64 / steps.len() as f64;
+        format!(
+            "mean |Δpeak| {mean:.2}, largest {}, peaks {peaks:?}",
+            steps.iter().max().unwrap_or(&0)
+        )
+    };
+    println!("Veit, new paths each refresh: {}", jumps(&redrawn));
+    println!("Veit, same paths each refresh: {}", jumps(&same));
+    println!("exact split: {}", jumps(&exact));
+    println!("(Veit mean length, exact mean length) per refresh: {means:.1?}");
 }

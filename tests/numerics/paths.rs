@@ -1,12 +1,15 @@
-//! Path-length decomposition: the exact 2ⁿ-path oracle against dfdx's backward pass, the
-//! sampled estimator against exact per-length means, and Veit's 54-block observation.
+//! Path-length decompositions: the exact 2ⁿ-path oracle against dfdx's backward pass, the exact
+//! split by length against dfdx and against enumeration, the sampled estimator (and its
+//! standard error) against exact per-length means, and Veit's 54-block observation.
 
 use crate::common::{Batch, params_for};
 use gradlab::config::{
     Activation, AuxSpec, InitSpec, ModelKind, ModelSpec, SkipMode, WeightDistribution,
 };
 use gradlab::model::{Backprop, MlpParams, Switches, backprop};
-use gradlab::paths::{PathNetwork, effective_range, norm, peak_length, summarise};
+use gradlab::paths::{
+    PathNetwork, effective_range, exact_mean_length, exact_shares, norm, peak_length, summarise,
+};
 
 fn model(depth: usize, width: usize, weight_var: f32, skip: SkipMode) -> ModelSpec {
     ModelSpec {
@@ -227,6 +230,132 @@ fn plain_nets_have_one_path_of_full_length() {
     assert!((stats.by_length[0].grad_per_path - full).abs() <= 1e-12 * full);
 }
 
+const SKIPS: [SkipMode; 3] = [
+    SkipMode::Residual { scale: 1.0 },
+    SkipMode::Residual { scale: 0.5 },
+    SkipMode::Highway,
+];
+
+#[test]
+fn exact_split_sums_to_the_dfdx_input_gradient() {
+    for skip in SKIPS {
+        for depth in [2, 7, 16, 33] {
+            for seed in [1, 2, 3] {
+                let width = 8;
+                let s = setup(depth, width, width, skip, seed);
+                let split = s.net.exact_split(&s.upstream);
+                assert_eq!(split.len(), depth + 1, "lengths 0..=n");
+                let mut sum = vec![0.0; s.net.gradient_len()];
+                for g in &split {
+                    sum.iter_mut().zip(g).for_each(|(a, b)| *a += b);
+                }
+                let vs_full = relative_error(&sum, &s.net.full_gradient(&s.upstream));
+                let dx = through_input_projection(&sum, &s.params, s.batch.rows);
+                let vs_dfdx = relative_error(&dx, &s.input_grad);
+                let what = format!("{skip:?} n={depth} seed {seed}");
+                assert!(vs_full < 1e-12, "{what}: vs full Jacobian {vs_full:e}");
+                assert!(vs_dfdx < 1e-4, "{what}: vs dfdx ∂L/∂x {vs_dfdx:e}");
+                let shares = exact_shares(&split);
+                let total: f64 = shares.iter().map(|l| l.share).sum();
+                assert!((total - 1.0).abs() < 1e-9, "{what}: shares sum to {total}");
+                let stats = s.net.stats(&s.upstream, 4, seed);
+                assert_eq!(stats.exact_by_length, shares);
+                assert_eq!(stats.rows, Some(s.batch.rows));
+            }
+        }
+    }
+}
+
+#[test]
+fn exact_split_is_the_sum_of_the_paths_of_each_length() {
+    let n = 6;
+    for skip in SKIPS {
+        let s = setup(n, 8, 4, skip, 9);
+        let split = s.net.exact_split(&s.upstream);
+        let mut by_length = vec![vec![0.0; s.net.gradient_len()]; n + 1];
+        let mut transform = vec![false; n];
+        for mask in 0u32..(1 << n) {
+            for (l, t) in transform.iter_mut().enumerate() {
+                *t = mask >> l & 1 == 1;
+            }
+            let g = s.net.path_gradient(&s.upstream, &transform);
+            let k = mask.count_ones() as usize;
+            by_length[k].iter_mut().zip(g).for_each(|(a, b)| *a += b);
+        }
+        for (k, (fast, brute)) in split.iter().zip(&by_length).enumerate() {
+            let error = relative_error(fast, brute);
+            assert!(error < 1e-12, "{skip:?} k={k}: {error:e}");
+            assert!(
+                norm(brute) > 0.0,
+                "{skip:?} k={k}: every length carries gradient"
+            );
+        }
+        // The shares from the enumeration, computed here by hand.
+        let total: Vec<f64> = (0..s.net.gradient_len())
+            .map(|i| by_length.iter().map(|g| g[i]).sum())
+            .collect();
+        let energy: f64 = total.iter().map(|v| v * v).sum();
+        for (k, entry) in exact_shares(&split).iter().enumerate() {
+            let share = by_length[k]
+                .iter()
+                .zip(&total)
+                .map(|(a, b)| a * b)
+                .sum::<f64>()
+                / energy;
+            assert!((entry.share - share).abs() < 1e-12, "{skip:?} k={k}");
+            assert!((entry.grad_norm - norm(&by_length[k])).abs() <= 1e-12 * entry.grad_norm);
+        }
+    }
+}
+
+#[test]
+fn plain_nets_split_into_one_length() {
+    let s = setup(5, 8, 4, SkipMode::Plain, 4);
+    let split = s.net.exact_split(&s.upstream);
+    assert!(split[..5].iter().all(|g| norm(g) == 0.0));
+    assert_eq!(split[5], s.net.full_gradient(&s.upstream));
+    let stats = s.net.stats(&s.upstream, 4, 0);
+    assert_eq!(stats.exact_by_length.len(), 1);
+    assert_eq!(stats.exact_by_length[0].length, 5);
+    assert_eq!(stats.exact_by_length[0].share, 1.0);
+}
+
+/// The reported standard errors against the spread of the estimate over independent seeds: the
+/// estimator's own Monte-Carlo check.
+#[test]
+fn standard_errors_match_the_spread_over_seeds() {
+    let s = setup(10, 8, 4, SkipMode::Residual { scale: 1.0 }, 3);
+    let (samples, seeds) = (8, 400);
+    let runs: Vec<_> = (0..seeds)
+        .map(|seed| s.net.stats(&s.upstream, samples, seed))
+        .collect();
+    let n = s.net.blocks();
+    let mut ratios = Vec::new();
+    for k in 0..=n {
+        let values: Vec<f64> = runs.iter().map(|r| r.by_length[k].contribution).collect();
+        let mean = values.iter().sum::<f64>() / seeds as f64;
+        let spread =
+            (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (seeds - 1) as f64).sqrt();
+        let reported = runs
+            .iter()
+            .map(|r| r.by_length[k].contribution_se.expect("M > 1"))
+            .sum::<f64>()
+            / seeds as f64;
+        let entry = &runs[0].by_length[k];
+        if entry.paths_used == Some(samples) && entry.grad_per_path_se != Some(0.0) {
+            ratios.push((k, reported / spread));
+        } else {
+            // Enumerated lengths: the grad term is exact, only the normalisation moves.
+            assert!(entry.grad_per_path_se == Some(0.0), "k={k}");
+        }
+    }
+    println!("reported SE / spread over {seeds} seeds, per length (M = {samples}): {ratios:.2?}");
+    assert!(!ratios.is_empty());
+    for (k, ratio) in &ratios {
+        assert!((0.6..1.5).contains(ratio), "k={k}: ratio {ratio}");
+    }
+}
+
 #[test]
 fn veit_54_blocks_gradient_comes_from_short_paths() {
     let depth = 54;
@@ -277,4 +406,19 @@ fn veit_54_blocks_gradient_comes_from_short_paths() {
     assert!(hi < depth / 2 + 5 && lo > 0, "range {lo}–{hi}");
     let total: f64 = stats.by_length.iter().map(|l| l.contribution).sum();
     assert!((total - 1.0).abs() < 1e-9);
+
+    // The exact split of the same gradient: the shares add up, and sit at shorter lengths.
+    let exact = &stats.exact_by_length;
+    let shares: f64 = exact.iter().map(|l| l.share).sum();
+    let exact_mean = exact_mean_length(exact);
+    let negative: f64 = exact.iter().map(|l| l.share.min(0.0)).sum();
+    println!(
+        "exact split: peak {}, mean length {exact_mean:.2} (Veit's profile: {:.2}), shares sum \
+         to {shares:.12}, negative shares total {negative:.3}",
+        stats.exact_peak_length.unwrap_or(usize::MAX),
+        stats.mean_length
+    );
+    assert!((shares - 1.0).abs() < 1e-9);
+    assert_eq!(stats.exact_mean_length, Some(exact_mean));
+    assert!(exact_mean + 3.0 < stats.mean_length, "exact {exact_mean}");
 }
