@@ -73,15 +73,17 @@ print(f"| {os.environ[\"ACT\"]} | {os.environ[\"WV\"]} | {os.environ[\"BV\"]} | 
 
 paths() {
   {
-    echo '| preset | steps | peak length | mean length | 90 % of the gradient |'
-    echo '|---|---|---|---|---|'
-    for steps in 0 1000; do
-      "$bin" run --preset residual-deep --steps "$steps" --json | STEPS=$steps python3 -c '
+    echo '| net | steps | Veit: peak | Veit: mean | Veit: 90 % range | exact split: peak | exact split: mean |'
+    echo '|---|---|---|---|---|---|---|'
+    for spec in "32 0" "32 1000" "54 0"; do
+      set -- $spec
+      "$bin" run --preset residual-deep --set model.depth="$1" --steps "$2" --json | \
+        DEPTH=$1 STEPS=$2 python3 -c '
 import json, os, sys
-r = json.load(sys.stdin); p = r.get("paths") or {}
-g = lambda *k: next((p[x] for x in k if x in p), None)
+p = json.load(sys.stdin).get("paths") or {}
 f = lambda v: "—" if v is None else (f"{v:.1f}" if isinstance(v, float) else str(v))
-print(f"| residual-deep | {os.environ[\"STEPS\"]} | {f(g(\"peak\"))} | {f(g(\"mean\"))} | {f(g(\"lo\", \"range_lo\"))}–{f(g(\"hi\", \"range_hi\"))} |")'
+r = p.get("effective_range") or [None, None]
+print(f"| residual, {os.environ[\"DEPTH\"]} blocks | {os.environ[\"STEPS\"]} | {f(p.get(\"peak_length\"))} | {f(p.get(\"mean_length\"))} | {f(r[0])}–{f(r[1])} | {f(p.get(\"exact_peak_length\"))} | {f(p.get(\"exact_mean_length\"))} |")'
     done
   } | emit paths
 }
