@@ -16,3 +16,4 @@ mod paths;
 mod rnn;
 mod rnn_fused;
 mod sources;
+mod spectrum;
