@@ -1,7 +1,7 @@
 //! The analyses `gradlab run --json` adds beside the final snapshot: path-length statistics,
 //! the mean-field prediction for the preset's initialisation, and single-block lesions.
 
-use crate::analysis::{ForwardSignal, JacobianSpectrum, analyse_trainer};
+use crate::analysis::{ANALYSIS_ROWS, ForwardSignal, JacobianSpectrum, analyse_trainer};
 use crate::config::{Experiment, SkipMode};
 use crate::learner::Learner;
 use crate::metrics::Snapshot;
@@ -218,7 +218,7 @@ pub fn build_report(
         };
     };
     let lesion = analyses.lesion.then(|| lesion_all(mlp));
-    let (jacobian, forward) = analyse_trainer(mlp)
+    let (jacobian, forward) = analyse_trainer(mlp, ANALYSIS_ROWS)
         .map(|a| (a.jacobian, a.forward))
         .unzip();
     RunReport {

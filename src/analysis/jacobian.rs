@@ -3,7 +3,7 @@
 //! dynamically isometric (Saxe et al. 2014; Pennington, Schoenholz & Ganguli 2017).
 
 use super::maps::{LayerVars, block_gain, length_map};
-use super::stack::{Stack, Trace};
+use super::stack::{Mat, Stack, Trace};
 use super::svd::singular_values;
 use serde::{Deserialize, Serialize};
 
@@ -85,6 +85,21 @@ pub fn second_moment_of(v: &[f64]) -> f64 {
     v.iter().map(|x| x * x).sum::<f64>() / v.len() as f64
 }
 
+/// The mean-field (1/N)·tr(J Jᵀ) of ∂h_L/∂h_1 averaged over the traces' inputs; None for
+/// stacks without a mean-field map (highway).
+pub fn predicted_mean_sq(stack: &Stack, traces: &[Trace]) -> Option<f64> {
+    let vars = layer_vars(stack);
+    let total = traces.iter().try_fold(0.0, |acc, t| {
+        Some(acc + predicted_for(stack, &vars, second_moment_of(&t.h0))?)
+    })?;
+    Some(total / traces.len() as f64)
+}
+
+/// (1/N)·‖J‖²_F = (1/N)·Σσ²: the mean squared singular value without the SVD.
+pub fn frobenius_mean_sq(j: &Mat) -> f64 {
+    j.data.iter().map(|v| v * v).sum::<f64>() / j.rows as f64
+}
+
 /// The mean-field (1/N)·tr(J Jᵀ) for one input whose h_0 has second moment `m0`: the product
 /// of the block gains of layers 2..L along the input's predicted q_l.
 fn predicted_for(stack: &Stack, vars: &[LayerVars], m0: f64) -> Option<f64> {
@@ -111,18 +126,14 @@ pub fn jacobian_spectrum(stack: &Stack, traces: &[Trace]) -> Option<JacobianSpec
     if traces.is_empty() {
         return None;
     }
-    let vars = layer_vars(stack);
     let width = stack.width;
     let mut values = Vec::with_capacity(traces.len() * width);
     let mut resolution: f64 = 0.0;
-    let (mut mean_sq, mut predicted) = (0.0, Some(0.0));
+    let mut mean_sq = 0.0;
     for trace in traces {
         let s = singular_values(&stack.jacobian(trace));
         resolution = resolution.max(s[0] * width as f64 * f64::EPSILON);
         mean_sq += s.iter().map(|v| v * v).sum::<f64>() / width as f64;
-        predicted = predicted
-            .zip(predicted_for(stack, &vars, second_moment_of(&trace.h0)))
-            .map(|(a, b)| a + b);
         values.extend(s);
     }
     values.sort_by(|a, b| b.total_cmp(a));
@@ -133,7 +144,7 @@ pub fn jacobian_spectrum(stack: &Stack, traces: &[Trace]) -> Option<JacobianSpec
         to_layer: stack.depth(),
         singular_values: values,
         mean_sq: mean_sq / n,
-        predicted_mean_sq: predicted.map(|p| p / n),
+        predicted_mean_sq: predicted_mean_sq(stack, traces),
         theory: theory_name(stack),
         resolution,
     })

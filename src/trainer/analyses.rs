@@ -2,7 +2,7 @@
 //! on the `path_every` cadence, the Jacobian spectrum and forward signal on their own (each
 //! at once after a rewiring switch too), and lesions on request.
 
-use crate::analysis::analyse_trainer;
+use crate::analysis::{analyse_trainer, live_jacobian_inputs};
 use crate::learner::Learner;
 use crate::protocol::Event;
 use crate::report::{layer_sources, lesion_all, path_stats};
@@ -14,7 +14,8 @@ pub const LIVE_PATH_ROWS: usize = 8;
 pub const LIVE_PATH_SAMPLES: usize = 4;
 
 /// Steps between two live Jacobian spectra and forward signals: each costs one f64 Jacobian
-/// product and SVD per input (`analysis::ANALYSIS_ROWS` of them), more than path statistics.
+/// product and SVD per input (`analysis::live_jacobian_inputs` of them), more than path
+/// statistics.
 pub const LIVE_SPECTRUM_EVERY: u64 = 250;
 
 /// The live analyses due before the next step: on the experiment's `path_every` cadence, an
@@ -49,7 +50,9 @@ pub fn spectrum_analysis(trainer: &mut dyn Learner) -> Option<Event> {
     if trainer.divergence().is_some() {
         return None;
     }
-    let analysis = analyse_trainer(trainer.as_mlp()?)?;
+    let mlp = trainer.as_mlp()?;
+    let inputs = live_jacobian_inputs(mlp.experiment().model.width);
+    let analysis = analyse_trainer(mlp, inputs)?;
     Some(Event::Spectrum {
         step,
         jacobian: Box::new(analysis.jacobian),

@@ -14,7 +14,6 @@ use super::paths::{framed, vbar};
 use super::run_view::{RunView, SpectrumView};
 use super::theme::Theme;
 use super::widgets::{fmt_value, log_tick};
-use crate::analysis::ANALYSIS_ROWS;
 use crate::analysis::forward_signal::ForwardSignal;
 use crate::analysis::jacobian::JacobianSpectrum;
 use crate::trainer::analyses::LIVE_SPECTRUM_EVERY;
@@ -73,12 +72,14 @@ fn waiting(buf: &mut Buffer, inner: Rect, theme: &Theme) {
 fn render_spectrum(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) {
     let title = match &run.spectrum {
         Some(s) => format!(
-            " Jacobian ∂h_L{}/∂h_L{}: singular values σ, log scale · estimate from {} inputs · step {} ",
-            s.jacobian.to_layer, s.jacobian.from_layer, s.jacobian.inputs, s.step
+            " Jacobian ∂h_L{}/∂h_L{}: singular values σ, log scale · estimate from {} input{} · step {} ",
+            s.jacobian.to_layer,
+            s.jacobian.from_layer,
+            s.jacobian.inputs,
+            if s.jacobian.inputs == 1 { "" } else { "s" },
+            s.step
         ),
-        None => format!(
-            " Jacobian ∂h_last/∂h_first: singular values σ · estimate from {ANALYSIS_ROWS} inputs "
-        ),
+        None => " Jacobian ∂h_last/∂h_first: singular values σ, log scale ".into(),
     };
     let Some(inner) = framed(frame, area, theme, Line::from(title)) else {
         return;

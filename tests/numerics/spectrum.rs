@@ -4,8 +4,9 @@
 //! nets at init, and the dynamical-isometry contrast of the preset pair.
 
 use dfdx::prelude::{Cpu, NoneTape, TensorFromVec};
-use gradlab::analysis::stack::Stack;
-use gradlab::analysis::{analyse, analyse_trainer, jacobian};
+use gradlab::analysis::forward_signal::forward_signal;
+use gradlab::analysis::stack::{Stack, Trace};
+use gradlab::analysis::{ANALYSIS_ROWS, analyse, analyse_trainer, jacobian, live_jacobian_inputs};
 use gradlab::config::{Experiment, SkipMode, apply_overrides, load_preset};
 use gradlab::model::{BatchTargets, BlockOps, Lesion, Switches, Trainer, forward_with};
 use gradlab::tasks::TaskKind;
@@ -145,6 +146,18 @@ fn jacobian_matches_central_differences_in_every_skip_mode() {
     }
 }
 
+/// The trainer's f64 stack and its first 8 training rows run through it.
+fn stack_and_traces(t: &Trainer) -> (Stack, Vec<Trace>) {
+    let act = t.experiment().model.activation;
+    let stack = Stack::new(t.params(), act, t.switches().skip).expect("layers");
+    let dims = t.task().input_dims;
+    let traces = t.task().train.inputs[..ANALYSIS_ROWS * dims]
+        .chunks(dims)
+        .map(|x| stack.run(x))
+        .collect();
+    (stack, traces)
+}
+
 /// |ln(a/b)|: symmetric relative gap.
 fn log_gap(a: f64, b: f64) -> f64 {
     (a / b).ln().abs()
@@ -170,13 +183,19 @@ fn mean_squared_singular_value_matches_mean_field_on_a_wide_net() {
         let mut all = vec!["model.width=256", "model.depth=8"];
         all.extend_from_slice(sets);
         let t = trainer(preset, &all);
-        let a = analyse_trainer(&t).expect("analysis");
-        let predicted = a.jacobian.predicted_mean_sq.expect("a prediction");
-        let gap = log_gap(a.jacobian.mean_sq, predicted);
+        let (stack, traces) = stack_and_traces(&t);
+        let predicted = jacobian::predicted_mean_sq(&stack, &traces).expect("a prediction");
+        // (1/N)·Σσ² is (1/N)·‖J‖²_F, so the wide net needs no SVD here (the spectrum's
+        // mean_sq is checked against its singular values in the CLI test).
+        let measured = traces
+            .iter()
+            .map(|t| jacobian::frobenius_mean_sq(&stack.jacobian(t)))
+            .sum::<f64>()
+            / traces.len() as f64;
+        let gap = log_gap(measured, predicted);
         assert!(
             gap < 0.12,
-            "{preset} {sets:?}: measured {} vs mean-field {predicted}",
-            a.jacobian.mean_sq
+            "{preset} {sets:?}: measured {measured} vs mean-field {predicted}"
         );
     }
 }
@@ -196,7 +215,8 @@ fn forward_signal_matches_length_and_correlation_maps_on_a_wide_net() {
         let mut all = vec!["model.width=512", "model.depth=10"];
         all.extend_from_slice(sets);
         let t = trainer(preset, &all);
-        let f = analyse_trainer(&t).expect("analysis").forward;
+        let (stack, traces) = stack_and_traces(&t);
+        let f = forward_signal(&stack, &traces).expect("forward signal");
         assert_eq!((f.inputs, f.pairs), (8, 4));
         for layer in &f.layers {
             let q = layer.q_theory.expect("q theory");
@@ -222,7 +242,9 @@ fn plain_net_forward_signal_collapses_and_xi_c_is_reported() {
     // plain-deep (σ_w² = 0.5, σ_b² = 0): q_l shrinks by about a factor χ₁ = 0.5 per layer, so
     // every input reaches layer 32 as nearly the zero vector.
     let t = trainer("plain-deep", &[]);
-    let f = analyse_trainer(&t).expect("analysis").forward;
+    let f = analyse_trainer(&t, ANALYSIS_ROWS)
+        .expect("analysis")
+        .forward;
     let (first, last) = (&f.layers[0], f.layers.last().expect("layers"));
     assert!(last.q < 1e-6 * first.q, "q_1 {} q_L {}", first.q, last.q);
     let xi = f.xi_c.expect("ξ_c for a plain chain");
@@ -230,7 +252,7 @@ fn plain_net_forward_signal_collapses_and_xi_c_is_reported() {
     // Highway stacks have no map: no theory, said so.
     let mut h = trainer("plain-deep", &["model.depth=4"]);
     h.set_skip(SkipMode::Highway);
-    let a = analyse_trainer(&h).expect("analysis");
+    let a = analyse_trainer(&h, ANALYSIS_ROWS).expect("analysis");
     assert!(a.jacobian.predicted_mean_sq.is_none() && a.forward.xi_c.is_none());
     assert!(a.jacobian.theory.starts_with("no prediction"));
     assert!(a.forward.layers.iter().all(|l| l.q_theory.is_none()));
@@ -239,7 +261,10 @@ fn plain_net_forward_signal_collapses_and_xi_c_is_reported() {
 /// log10(p95/p5) of a preset's Jacobian spectrum at init, and whether p5 was resolved.
 fn spread_of(preset: &str, sets: &[&str]) -> jacobian::Spread {
     let t = trainer(preset, sets);
-    analyse_trainer(&t).expect("analysis").jacobian.spread()
+    analyse_trainer(&t, ANALYSIS_ROWS)
+        .expect("analysis")
+        .jacobian
+        .spread()
 }
 
 #[test]
@@ -290,5 +315,19 @@ fn block_spectrum_of_an_orthogonal_linear_block_is_its_gain() {
 fn analysis_refuses_a_net_without_inputs() {
     let t = small(SkipMode::Plain);
     let act = t.experiment().model.activation;
-    assert!(analyse(t.params(), act, SkipMode::Plain, &[]).is_none());
+    assert!(analyse(t.params(), act, SkipMode::Plain, &[], ANALYSIS_ROWS).is_none());
+}
+
+#[test]
+fn live_analyses_take_fewer_jacobians_on_wide_nets() {
+    assert_eq!(live_jacobian_inputs(64), 8);
+    assert_eq!(live_jacobian_inputs(128), 8);
+    assert_eq!(live_jacobian_inputs(160), 4);
+    assert_eq!(live_jacobian_inputs(256), 1);
+    assert_eq!(live_jacobian_inputs(4096), 1);
+    let t = trainer("plain-deep", &["model.width=160", "model.depth=3"]);
+    let a = analyse_trainer(&t, live_jacobian_inputs(160)).expect("analysis");
+    assert_eq!(a.jacobian.inputs, 4);
+    assert_eq!(a.jacobian.singular_values.len(), 4 * 160);
+    assert_eq!(a.forward.inputs, 8, "the forward signal keeps every row");
 }
