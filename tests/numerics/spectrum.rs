@@ -158,15 +158,34 @@ fn stack_and_traces(t: &Trainer) -> (Stack, Vec<Trace>) {
     (stack, traces)
 }
 
-/// |ln(a/b)|: symmetric relative gap.
-fn log_gap(a: f64, b: f64) -> f64 {
-    (a / b).ln().abs()
+/// Checks that per-seed gaps between measurement and prediction average to zero within
+/// `floor` plus three standard errors of their mean, and that the scatter is small enough
+/// (standard error ≤ 0.05) for that to say something. ReLU at criticality scatters most:
+/// its log-norms random-walk with depth at finite width.
+fn assert_within_scatter(gaps: &[f64], floor: f64, what: &str) {
+    let n = gaps.len() as f64;
+    let mean = gaps.iter().sum::<f64>() / n;
+    let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    let se = (var / n).sqrt();
+    assert!(
+        se <= 0.05,
+        "{what}: too scattered to test (standard error {se})"
+    );
+    assert!(
+        mean.abs() <= floor + 3.0 * se,
+        "{what}: mean gap {mean} (standard error {se}, gaps {gaps:?})"
+    );
 }
+
+/// Seeds the wide-net checks average over: one net's (1/N)·tr(J Jᵀ) scatters by ~10 % around
+/// its mean at any width (the weights are shared by all its directions), so single nets
+/// cannot test a prediction to better than that.
+const SEEDS: u64 = 8;
 
 #[test]
 fn mean_squared_singular_value_matches_mean_field_on_a_wide_net() {
-    // Width 256 at init: the measured (1/N)·tr(J Jᵀ) is a Monte-Carlo estimate of the
-    // mean-field product of block gains along each input's q_l.
+    // Width 256 at init: the measured (1/N)·tr(J Jᵀ), averaged over seeds, is a Monte-Carlo
+    // estimate of the mean-field product of block gains along each input's q_l.
     let cases: [(&str, &[&str]); 4] = [
         (
             "plain-deep",
@@ -180,23 +199,30 @@ fn mean_squared_singular_value_matches_mean_field_on_a_wide_net() {
         ("residual-deep", &["model.init.weight_var=0.5"]),
     ];
     for (preset, sets) in cases {
-        let mut all = vec!["model.width=256", "model.depth=8"];
-        all.extend_from_slice(sets);
-        let t = trainer(preset, &all);
-        let (stack, traces) = stack_and_traces(&t);
-        let predicted = jacobian::predicted_mean_sq(&stack, &traces).expect("a prediction");
-        // (1/N)·Σσ² is (1/N)·‖J‖²_F, so the wide net needs no SVD here (the spectrum's
-        // mean_sq is checked against its singular values in the CLI test).
-        let measured = traces
+        let (mut measured, mut predicted) = (Vec::new(), Vec::new());
+        for seed in 1..=SEEDS {
+            let seed = format!("seed={seed}");
+            let mut all = vec!["model.width=256", "model.depth=6", seed.as_str()];
+            all.extend_from_slice(sets);
+            let t = trainer(preset, &all);
+            let (stack, mut traces) = stack_and_traces(&t);
+            // Two inputs per net: the scatter is between nets, not between inputs.
+            traces.truncate(2);
+            predicted.push(jacobian::predicted_mean_sq(&stack, &traces).expect("a prediction"));
+            // (1/N)·Σσ² is (1/N)·‖J‖²_F, so the wide net needs no SVD here (the spectrum's
+            // mean_sq is checked against its singular values in the CLI test).
+            let per_input = traces
+                .iter()
+                .map(|t| jacobian::frobenius_mean_sq(&stack.jacobian(t)));
+            measured.push(per_input.sum::<f64>() / traces.len() as f64);
+        }
+        let gaps: Vec<f64> = measured
             .iter()
-            .map(|t| jacobian::frobenius_mean_sq(&stack.jacobian(t)))
-            .sum::<f64>()
-            / traces.len() as f64;
-        let gap = log_gap(measured, predicted);
-        assert!(
-            gap < 0.12,
-            "{preset} {sets:?}: measured {measured} vs mean-field {predicted}"
-        );
+            .zip(&predicted)
+            .map(|(m, p)| (m / p).ln())
+            .collect();
+        let what = format!("{preset} {sets:?}: measured {measured:?} vs mean-field {predicted:?}");
+        assert_within_scatter(&gaps, 0.03, &what);
     }
 }
 
@@ -208,31 +234,36 @@ fn forward_signal_matches_length_and_correlation_maps_on_a_wide_net() {
             &["model.init.weight_var=2.0", "model.init.bias_var=0.05"],
         ),
         ("plain-deep", &["model.init.weight_var=0.5"]),
-        ("relu-critical", &["model.init.bias_var=0.05"]),
+        // ReLU in its ordered phase: at σ_w² = 2 the length map is marginal and a finite
+        // net's q_l random-walks away from it (tested through mean σ² above instead).
+        (
+            "relu-critical",
+            &["model.init.weight_var=1.2", "model.init.bias_var=0.05"],
+        ),
         ("residual-deep", &[]),
     ];
     for (preset, sets) in cases {
-        let mut all = vec!["model.width=512", "model.depth=10"];
-        all.extend_from_slice(sets);
-        let t = trainer(preset, &all);
-        let (stack, traces) = stack_and_traces(&t);
-        let f = forward_signal(&stack, &traces).expect("forward signal");
-        assert_eq!((f.inputs, f.pairs), (8, 4));
-        for layer in &f.layers {
-            let q = layer.q_theory.expect("q theory");
-            let c = layer.c_theory.expect("c theory");
-            assert!(
-                log_gap(layer.q, q) < 0.1,
-                "{preset} {sets:?} L{}: q {} vs {q}",
-                layer.layer,
-                layer.q
-            );
-            assert!(
-                (layer.c - c).abs() < 0.06,
-                "{preset} {sets:?} L{}: c {} vs {c}",
-                layer.layer,
-                layer.c
-            );
+        let depth = 10;
+        // Per layer and seed: ln(q/q_theory) and c − c_theory.
+        let mut q_gaps = vec![Vec::new(); depth];
+        let mut c_gaps = vec![Vec::new(); depth];
+        for seed in 1..=SEEDS {
+            let seed = format!("seed={seed}");
+            let mut all = vec!["model.width=512", "model.depth=10", seed.as_str()];
+            all.extend_from_slice(sets);
+            let t = trainer(preset, &all);
+            let (stack, traces) = stack_and_traces(&t);
+            let f = forward_signal(&stack, &traces).expect("forward signal");
+            assert_eq!((f.inputs, f.pairs), (8, 4));
+            for (l, layer) in f.layers.iter().enumerate() {
+                q_gaps[l].push((layer.q / layer.q_theory.expect("q theory")).ln());
+                c_gaps[l].push(layer.c - layer.c_theory.expect("c theory"));
+            }
+        }
+        for l in 0..depth {
+            let at = format!("{preset} {sets:?} L{}", l + 1);
+            assert_within_scatter(&q_gaps[l], 0.02, &format!("{at}: ln(q/q_theory)"));
+            assert_within_scatter(&c_gaps[l], 0.02, &format!("{at}: c − c_theory"));
         }
     }
 }
