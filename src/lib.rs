@@ -1,5 +1,6 @@
 //! gradlab: a terminal lab for watching vanishing and exploding gradients and fixing them live.
 
+pub mod analysis;
 pub mod bench;
 pub mod cli;
 pub mod compare;

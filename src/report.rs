@@ -1,6 +1,7 @@
 //! The analyses `gradlab run --json` adds beside the final snapshot: path-length statistics,
 //! the mean-field prediction for the network in effect, and single-block lesions.
 
+use crate::analysis::{ANALYSIS_ROWS, ForwardSignal, JacobianSpectrum, analyse_trainer};
 use crate::config::{Experiment, SkipMode};
 use crate::learner::Learner;
 use crate::metrics::Snapshot;
@@ -219,6 +220,13 @@ pub struct RunReport {
     /// Per layer, the gradient's share from each source (dense or auxiliary nets only).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub sources: Option<Vec<LayerSources>>,
+    /// Singular values of ∂h_L/∂h_1 of the final net on the first training rows, their mean
+    /// square and its mean-field prediction.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub jacobian: Option<JacobianSpectrum>,
+    /// Per-layer q_l and c_l of the final net, measured and mean-field, and ξ_c.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub forward: Option<ForwardSignal>,
 }
 
 /// Which analyses to run after training, beside the final snapshot.
@@ -256,10 +264,17 @@ pub fn build_report(
             paths: None,
             lesion: None,
             sources: None,
+            jacobian: None,
+            forward: None,
         };
     };
     let lesion = analyses.lesion.then(|| lesion_all(mlp));
+    let (jacobian, forward) = analyse_trainer(mlp, ANALYSIS_ROWS)
+        .map(|a| (a.jacobian, a.forward))
+        .unzip();
     RunReport {
+        jacobian,
+        forward,
         paths: analyses
             .paths
             .and_then(|(rows, samples)| path_stats(mlp, rows, samples, seed)),

@@ -275,3 +275,52 @@ fn json_of(out: &std::process::Output) -> serde_json::Value {
     );
     serde_json::from_slice(&out.stdout).expect("stdout is one JSON object")
 }
+
+#[test]
+fn run_json_has_jacobian_spectrum_and_forward_signal() {
+    let out = gradlab(&[
+        "run",
+        "--preset",
+        "isometry-orthogonal",
+        "--steps",
+        "2",
+        "--json",
+        "--set",
+        "model.depth=6",
+    ]);
+    let json = json_of(&out);
+    let jacobian = &json["jacobian"];
+    let values = jacobian["singular_values"]
+        .as_array()
+        .expect("singular_values");
+    assert_eq!(values.len(), 8 * 64, "8 inputs × width 64");
+    let values: Vec<f64> = values.iter().filter_map(|v| v.as_f64()).collect();
+    assert!(values.windows(2).all(|w| w[0] >= w[1]), "largest first");
+    let mean_sq = jacobian["mean_sq"].as_f64().expect("mean_sq");
+    let direct = values.iter().map(|v| v * v).sum::<f64>() / values.len() as f64;
+    assert!(
+        (mean_sq - direct).abs() <= 1e-9 * direct,
+        "{mean_sq} vs {direct}"
+    );
+    assert!(jacobian["predicted_mean_sq"].as_f64().is_some());
+    assert_eq!(jacobian["from_layer"], 1);
+    assert_eq!(jacobian["to_layer"], 6);
+    let forward = &json["forward"];
+    let layers = forward["layers"].as_array().expect("forward.layers");
+    assert_eq!(layers.len(), 6);
+    for (i, l) in layers.iter().enumerate() {
+        assert_eq!(l["layer"], i + 1, "layers count from 1 at the input");
+        for key in ["q", "q_theory", "c", "c_theory"] {
+            assert!(l[key].as_f64().is_some(), "{key} in {l}");
+        }
+    }
+    assert!(
+        forward["xi_c"].as_f64().is_some(),
+        "near-critical tanh: a finite ξ_c"
+    );
+    // A recurrent net has no hidden stack to take a Jacobian of.
+    let rnn = json_of(&gradlab(&[
+        "run", "--preset", "rnn-xor", "--steps", "1", "--json",
+    ]));
+    assert!(rnn.get("jacobian").is_none() && rnn.get("forward").is_none());
+}

@@ -400,3 +400,97 @@ fn crash_is_shown_with_its_message() {
     let text = screen_text(&draw(&app, 80, 24));
     assert!(text.contains("crashed: boom"), "{text}");
 }
+
+/// `preset` (with `sets`) for 10 steps — the spectrum analysis is taken at step 0 — with the
+/// spectrum view (`J`) open.
+fn spectrum_app(theme: Theme, preset: &str, sets: &[&str]) -> Dash {
+    let base = load_preset(preset).expect("built-in preset");
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    let experiment = apply_overrides(&base, &sets).expect("valid overrides");
+    let mut trainer = Trainer::new(experiment.clone(), None).expect("trainer builds");
+    let mut sink = VecSink::default();
+    run_headless(&mut trainer, 10, &[], &mut sink);
+    let mut app = replay(theme, experiment, sink.events);
+    app.key(Action::ToggleSpectrum);
+    app
+}
+
+#[test]
+fn snapshot_spectrum_80x24() {
+    let app = spectrum_app(plain_theme(), "isometry-gaussian", &[]);
+    insta::assert_snapshot!("spectrum_80x24", draw(&app, 80, 24).backend());
+}
+
+#[test]
+fn snapshot_spectrum_120x40() {
+    let app = spectrum_app(plain_theme(), "isometry-gaussian", &[]);
+    insta::assert_snapshot!("spectrum_120x40", draw(&app, 120, 40).backend());
+}
+
+#[test]
+fn snapshot_spectrum_200x60() {
+    let app = spectrum_app(plain_theme(), "isometry-gaussian", &[]);
+    insta::assert_snapshot!("spectrum_200x60", draw(&app, 200, 60).backend());
+}
+
+#[test]
+fn spectrum_view_names_its_quantities_and_shows_collapse() {
+    let app = spectrum_app(plain_theme(), "isometry-orthogonal", &[]);
+    for (w, h) in [(80, 24), (120, 40), (200, 60)] {
+        let text = screen_text(&draw(&app, w, h));
+        for label in [
+            "singular values",
+            "estimate from 8 inputs",
+            "Forward signal",
+            "mean σ²",
+        ] {
+            assert!(text.contains(label), "{label}, {w}×{h}:\n{text}");
+        }
+    }
+    // plain-deep's signal dies on the way up: the view says the inputs have collapsed.
+    let app = spectrum_app(plain_theme(), "plain-deep", &[]);
+    let text = screen_text(&draw(&app, 120, 40));
+    assert!(text.contains("collapsed"), "{text}");
+    assert!(text.contains("ξ_c"), "{text}");
+    // Highway stacks have no mean-field map, and the view says so.
+    let app = spectrum_app(plain_theme(), "highway-deep", &["model.depth=8"]);
+    let text = screen_text(&draw(&app, 200, 60));
+    assert!(text.contains("no prediction"), "{text}");
+    // The key toggles the view back off.
+    let mut app = app;
+    app.key(Action::ToggleSpectrum);
+    let text = screen_text(&draw(&app, 120, 40));
+    assert!(!text.contains("Forward signal"), "{text}");
+}
+
+#[test]
+fn spectrum_view_says_it_is_for_mlps_on_a_recurrent_net() {
+    let mut app = rnn_app(plain_theme());
+    app.app.runs[0].show_spectrum = true;
+    let text = screen_text(&draw(&app, 120, 40));
+    assert!(text.contains("this view is for MLPs"), "{text}");
+}
+
+#[test]
+fn spectrum_view_never_panics() {
+    let app = spectrum_app(
+        Theme {
+            color: false,
+            ascii: true,
+        },
+        "isometry-gaussian",
+        &[],
+    );
+    let waiting = {
+        let mut app = recorded_app(plain_theme());
+        app.app.runs[0].spectrum = None;
+        app.key(Action::ToggleSpectrum);
+        app
+    };
+    for width in (1..=220u16).step_by(3) {
+        for height in (1..=70u16).step_by(2) {
+            draw(&app, width, height);
+            draw(&waiting, width, height);
+        }
+    }
+}

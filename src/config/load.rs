@@ -28,6 +28,8 @@ const BUILTIN: &[Preset] = embedded![
     "relu-critical",
     "exploding",
     "plain-shallow",
+    "isometry-orthogonal",
+    "isometry-gaussian",
     "rnn-vanilla-adding",
     "rnn-gru-adding",
     "rnn-lstm-adding",

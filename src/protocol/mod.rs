@@ -15,6 +15,7 @@ mod switches;
 
 pub use switches::{LR_RANGE, Move, Switch, Switches};
 
+use crate::analysis::{ForwardSignal, JacobianSpectrum};
 use crate::config::{CellKind, Experiment, SkipMode};
 use crate::metrics::{Divergence, Snapshot};
 use crate::paths::PathStats;
@@ -205,6 +206,16 @@ pub enum Event {
         /// One entry per hidden layer, input side first.
         layers: Vec<LayerSources>,
     },
+    /// MLP nets: the Jacobian spectrum and forward signal of the hidden stack on the first
+    /// training rows, every `SPECTRUM_EVERY` steps (see `trainer::analyses`).
+    Spectrum {
+        /// Updates applied before the measurement.
+        step: u64,
+        /// Singular values of ∂h_L/∂h_1, pooled over the inputs.
+        jacobian: Box<JacobianSpectrum>,
+        /// Per-layer q_l and c_l, measured and mean-field.
+        forward: Box<ForwardSignal>,
+    },
     /// This run was forked from run `from` after `step` updates; its own events follow.
     Forked {
         /// The parent run.
@@ -241,6 +252,7 @@ impl Event {
             | Event::Paths { step, .. }
             | Event::Lesion { step, .. }
             | Event::Sources { step, .. }
+            | Event::Spectrum { step, .. }
             | Event::Forked { step, .. }
             | Event::Ended { step, .. } => Some(*step),
             Event::Started { .. } | Event::Error { .. } | Event::Throughput { .. } => None,

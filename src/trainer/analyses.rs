@@ -1,6 +1,8 @@
 //! The live analyses a run sends besides its snapshots: path statistics and gradient sources
-//! on the `path_every` cadence (and at once after a rewiring switch), and lesions on request.
+//! on the `path_every` cadence, the Jacobian spectrum and forward signal on their own (each
+//! at once after a rewiring switch too), and lesions on request.
 
+use crate::analysis::{analyse_trainer, live_jacobian_inputs};
 use crate::learner::Learner;
 use crate::protocol::Event;
 use crate::report::{layer_sources, lesion_all, path_stats};
@@ -13,19 +15,55 @@ pub const LIVE_PATH_ROWS: usize = 8;
 /// split beside it is not sampled.
 pub const LIVE_PATH_SAMPLES: usize = 4;
 
+/// Steps between two live Jacobian spectra and forward signals: each costs one f64 Jacobian
+/// product and SVD per input (`analysis::live_jacobian_inputs` of them), more than path
+/// statistics.
+pub const LIVE_SPECTRUM_EVERY: u64 = 250;
+
 /// The live analyses due before the next step: on the experiment's `path_every` cadence, an
-/// MLP's path statistics and (dense or auxiliary nets) its gradient sources.
+/// MLP's path statistics and (dense or auxiliary nets) its gradient sources; every
+/// `LIVE_SPECTRUM_EVERY` steps its Jacobian spectrum and forward signal.
 pub fn live_analyses(trainer: &mut dyn Learner) -> Vec<Event> {
     let every = trainer.experiment().path_every.max(1) as u64;
-    if !trainer.step().is_multiple_of(every) {
-        return Vec::new();
+    let step = trainer.step();
+    let mut events = if step.is_multiple_of(every) {
+        path_analyses(trainer)
+    } else {
+        Vec::new()
+    };
+    if step.is_multiple_of(LIVE_SPECTRUM_EVERY) {
+        events.extend(spectrum_analysis(trainer));
     }
-    analyses_now(trainer)
+    events
 }
 
-/// The path statistics and gradient sources of the network as it is now, whatever the
-/// cadence: sent right after a switch changes so the panel never shows the old wiring.
+/// Every live analysis of the network as it is now, whatever the cadence: sent right after a
+/// switch changes so the panels never show the old wiring.
 pub fn analyses_now(trainer: &mut dyn Learner) -> Vec<Event> {
+    let mut events = path_analyses(trainer);
+    events.extend(spectrum_analysis(trainer));
+    events
+}
+
+/// An MLP's Jacobian spectrum and forward signal on its first training rows (nothing for a
+/// recurrent or diverged net).
+pub fn spectrum_analysis(trainer: &mut dyn Learner) -> Option<Event> {
+    let step = trainer.step();
+    if trainer.divergence().is_some() {
+        return None;
+    }
+    let mlp = trainer.as_mlp()?;
+    let inputs = live_jacobian_inputs(mlp.experiment().model.width);
+    let analysis = analyse_trainer(mlp, inputs)?;
+    Some(Event::Spectrum {
+        step,
+        jacobian: Box::new(analysis.jacobian),
+        forward: Box::new(analysis.forward),
+    })
+}
+
+/// The path statistics and gradient sources of the network as it is now.
+fn path_analyses(trainer: &mut dyn Learner) -> Vec<Event> {
     let step = trainer.step();
     if trainer.divergence().is_some() {
         return Vec::new();

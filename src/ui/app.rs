@@ -472,6 +472,9 @@ fn on_action(app: &mut App, action: Action) -> Vec<Effect> {
             }
         }
         Action::TogglePaths => app.runs[focus].show_paths = !app.runs[focus].show_paths,
+        Action::ToggleSpectrum => {
+            app.runs[focus].show_spectrum = !app.runs[focus].show_spectrum;
+        }
         Action::Lesion => {
             let run = &mut app.runs[focus];
             run.show_paths = true;

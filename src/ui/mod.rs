@@ -27,6 +27,7 @@ pub mod replay_index;
 pub mod run_view;
 pub mod sources;
 pub mod sparklines;
+pub mod spectrum;
 pub mod status;
 pub mod theme;
 pub mod widgets;
@@ -95,7 +96,8 @@ pub struct Areas {
 /// ```
 /// `l` puts the path panel (and the lesion view under it) in place of the heat map; in the
 /// compact layout it takes the sparkline rows too. The RNN view keeps the same places with
-/// time in place of depth: bars per time step, a time × step heat map.
+/// time in place of depth: bars per time step, a time × step heat map. `J` puts the spectrum
+/// view (Jacobian spectrum and forward signal) in place of the whole body.
 pub fn layout(area: Rect) -> Option<Areas> {
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
         return None;
@@ -167,6 +169,12 @@ pub fn render(frame: &mut Frame, app: &App) {
 fn render_single(frame: &mut Frame, app: &App, areas: &Areas) {
     let (run, theme) = (app.run(), &app.theme);
     header::render(frame, areas.header, app);
+    if run.show_spectrum {
+        // The spectrum view takes the whole body: loss, bars, heat map and sparklines.
+        spectrum::render(frame, areas.loss.union(areas.sparklines), run, theme);
+        status::render(frame, areas.status, app);
+        return;
+    }
     loss::render(frame, areas.loss, run, theme);
     gradient_flow::render_bars(frame, areas.bars, run, theme);
     if run.show_paths && !run.is_rnn() {

@@ -3,6 +3,7 @@
 //! these; the compare view shows 2–4.
 
 use super::history::History;
+use crate::analysis::{ForwardSignal, JacobianSpectrum};
 use crate::config::{Experiment, ModelKind};
 use crate::metrics::Snapshot;
 use crate::paths::PathStats;
@@ -53,6 +54,17 @@ pub struct Marker {
     pub step: u64,
     /// What it was, e.g. `skip → residual`.
     pub label: String,
+}
+
+/// The newest spectrum analysis of a run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpectrumView {
+    /// Updates applied before the measurement.
+    pub step: u64,
+    /// Singular values of ∂h_L/∂h_1.
+    pub jacobian: JacobianSpectrum,
+    /// Per-layer q_l and c_l.
+    pub forward: ForwardSignal,
 }
 
 /// The newest answer to a lesion request.
@@ -124,6 +136,10 @@ pub struct RunView {
     pub lesion_pending: bool,
     /// Path panel shown in place of the heat map.
     pub show_paths: bool,
+    /// The newest Jacobian spectrum and forward signal (MLP), with the step they were taken.
+    pub spectrum: Option<SpectrumView>,
+    /// Whether the spectrum / forward-signal view replaces the panels (toggled by a key).
+    pub show_spectrum: bool,
     /// Commands applied, oldest first.
     pub markers: VecDeque<Marker>,
     /// Layer (or time step) under the cursor.
@@ -171,6 +187,8 @@ impl RunView {
             lesion: None,
             lesion_pending: false,
             show_paths: false,
+            spectrum: None,
+            show_spectrum: false,
             markers: VecDeque::new(),
             cursor: 0,
             error: None,
@@ -276,6 +294,17 @@ impl RunView {
             }
             Event::Paths { step, stats } => self.paths = Some((step, *stats)),
             Event::Sources { step, layers } => self.sources = Some((step, layers)),
+            Event::Spectrum {
+                step,
+                jacobian,
+                forward,
+            } => {
+                self.spectrum = Some(SpectrumView {
+                    step,
+                    jacobian: *jacobian,
+                    forward: *forward,
+                })
+            }
             Event::Lesion {
                 step,
                 intact_test_loss,
@@ -318,6 +347,7 @@ impl RunView {
             // rather than show them under the new switches.
             self.paths = None;
             self.sources = None;
+            self.spectrum = None;
         }
         match &command {
             // A replayed restart had no key press to label it; live ones keep their label.
@@ -371,6 +401,7 @@ impl RunView {
         self.timesteps.clear();
         self.paths = None;
         self.sources = None;
+        self.spectrum = None;
         self.lesion = None;
         self.lesion_pending = false;
         self.layers = (0..experiment.model.depth)

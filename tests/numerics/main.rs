@@ -16,4 +16,5 @@ mod paths;
 mod rnn;
 mod rnn_fused;
 mod sources;
+mod spectrum;
 mod theory_arch;
