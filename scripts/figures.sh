@@ -15,7 +15,7 @@ mkdir -p "$out"
 cargo build --release --quiet
 bin=target/release/gradlab
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] || [ "${targets[0]}" = all ] && targets=(keys presets json theory paths rnn papers bench)
+[ ${#targets[@]} -eq 0 ] || [ "${targets[0]}" = all ] && targets=(keys presets json theory spectrum spectrum paths rnn papers bench)
 
 stamp() {
   local cpu load
@@ -88,6 +88,30 @@ print(f"| residual, {os.environ[\"DEPTH\"]} blocks | {os.environ[\"STEPS\"]} | {
   } | emit paths
 }
 
+spectrum() {
+  {
+    echo '| preset | weights | mean σ² (measured) | mean σ² (mean-field) | log10 p95/p5 (decades) |'
+    echo '|---|---|---|---|---|'
+    for spec in "isometry-orthogonal" "isometry-gaussian" "isometry-orthogonal model.activation=Relu model.init.weight_var=2.0" \
+                "isometry-gaussian model.activation=Relu model.init.weight_var=2.0"; do
+      set -- $spec
+      preset=$1; shift
+      sets=(); for s in "$@"; do sets+=(--set "$s"); done
+      "$bin" run --preset "$preset" "${sets[@]}" --steps 0 --json --no-paths | \
+        NAME="$preset $*" python3 -c '
+import json, os, sys
+r = json.load(sys.stdin); j = r.get("jacobian") or {}
+sv = sorted(v for v in j.get("singular_values", []) if v > 0)
+pick = lambda q: sv[min(len(sv) - 1, int(q * (len(sv) - 1) + 0.5))]
+import math
+spread = math.log10(pick(0.95) / pick(0.05)) if sv else float("nan")
+f = lambda v: "—" if v is None else f"{v:.3g}"
+name = os.environ["NAME"].strip()
+print(f"| {name} | {r.get(\"skip\", \"\")} | {f(j.get(\"mean_sq\"))} | {f(j.get(\"predicted_mean_sq\"))} | {spread:.2f} |")'
+    done
+  } | emit spectrum
+}
+
 rnn() {
   {
     echo '| preset | seed | steps | test MSE (baseline 0.167) | ‖∂L/∂h_1‖/‖∂L/∂h_T‖ (dB) | wall time (s) |'
@@ -146,7 +170,7 @@ print(f"`gradlab run --preset plain-shallow --steps 1000000`: resident set {min(
 
 for t in "${targets[@]}"; do
   case $t in
-    keys|presets|json|theory|paths|rnn|papers|bench|memory) "$t" ;;
-    *) echo "figures.sh: unknown target '$t' (keys presets json theory paths rnn papers bench memory all)" >&2; exit 2 ;;
+    keys|presets|json|theory|spectrum|paths|rnn|papers|bench|memory) "$t" ;;
+    *) echo "figures.sh: unknown target '$t' (keys presets json theory spectrum paths rnn papers bench memory all)" >&2; exit 2 ;;
   esac
 done
