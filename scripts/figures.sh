@@ -90,8 +90,8 @@ print(f"| residual, {os.environ[\"DEPTH\"]} blocks | {os.environ[\"STEPS\"]} | {
 
 spectrum() {
   {
-    echo '| preset | weights | mean σ² (measured) | mean σ² (mean-field) | log10 p95/p5 (decades) |'
-    echo '|---|---|---|---|---|'
+    echo '| preset and overrides | mean σ² (measured) | mean σ² (mean-field) | log10 p95/p5 (decades) |'
+    echo '|---|---|---|---|'
     for spec in "isometry-orthogonal" "isometry-gaussian" "isometry-orthogonal model.activation=Relu model.init.weight_var=2.0" \
                 "isometry-gaussian model.activation=Relu model.init.weight_var=2.0"; do
       set -- $spec
@@ -107,7 +107,7 @@ import math
 spread = math.log10(pick(0.95) / pick(0.05)) if sv else float("nan")
 f = lambda v: "—" if v is None else f"{v:.3g}"
 name = os.environ["NAME"].strip()
-print(f"| {name} | {r.get(\"skip\", \"\")} | {f(j.get(\"mean_sq\"))} | {f(j.get(\"predicted_mean_sq\"))} | {spread:.2f} |")'
+print(f"| {name} | {f(j.get(\"mean_sq\"))} | {f(j.get(\"predicted_mean_sq\"))} | {spread:.2f} |")'
     done
   } | emit spectrum
 }
