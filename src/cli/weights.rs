@@ -3,7 +3,7 @@
 
 use crate::learner::Learner;
 use crate::out::tell;
-use crate::recording::output::{check_output, write_whole};
+use crate::recording::output::{check_output, same_file, write_whole};
 use crate::weights::{Weights, format};
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -64,7 +64,7 @@ impl WeightsArgs {
             ("--checkpoint", self.checkpoint.as_deref()),
         ];
         if let (Some(a), Some(b)) = (outputs[0].1, outputs[1].1)
-            && (a == b || crate::recording::output::same_file(a, b))
+            && (a == b || same_file(a, b))
         {
             bail!(
                 "--save-weights and --checkpoint both name {}: give each its own file",
@@ -73,9 +73,15 @@ impl WeightsArgs {
         }
         for (flag, output) in outputs {
             let Some(output) = output else { continue };
-            if let Some(input) = self.input() {
-                check_output(input, output, force)
-                    .with_context(|| format!("{flag} {}", output.display()))?;
+            if let Some(input) = self.input()
+                && (input == output || same_file(input, output))
+            {
+                bail!(
+                    "refusing to write {flag} {} over {}, the file this run starts from; \
+                     choose another output",
+                    output.display(),
+                    input.display()
+                );
             }
             if record.is_some_and(|r| r == output) {
                 bail!(

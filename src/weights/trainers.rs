@@ -7,7 +7,7 @@ use super::{FORMAT, FORMAT_VERSION, LAYOUT, Weights};
 use crate::config::{Experiment, ModelKind};
 use crate::model::Trainer;
 use crate::rnn::RnnTrainer;
-use anyhow::Result;
+use anyhow::{Result, bail};
 use std::collections::BTreeMap;
 
 /// Metadata every file carries: what wrote it, the preset and where the run stood.
@@ -53,6 +53,24 @@ pub fn describe(experiment: &Experiment) -> String {
     }
 }
 
+/// Refuses weights a file says belong to the other kind of network, before tensor names
+/// would say it less plainly.
+fn check_kind(weights: &Weights, experiment: &Experiment) -> Result<()> {
+    let (ours, theirs) = match experiment.model.kind {
+        ModelKind::Mlp => ("mlp", "a recurrent net"),
+        ModelKind::Rnn => ("rnn", "an MLP"),
+    };
+    match weights.metadata.get("kind") {
+        Some(kind) if kind != ours => bail!(
+            "{} holds the weights of {theirs} (written by preset {}), and {} is not one",
+            weights.origin(),
+            weights.metadata.get("preset").map_or("?", String::as_str),
+            describe(experiment)
+        ),
+        _ => Ok(()),
+    }
+}
+
 /// The MLP's parameters and metadata (skip mode and auxiliary losses as in effect now).
 pub fn mlp_weights(trainer: &mut Trainer) -> Weights {
     let mut metadata = common_metadata(trainer.experiment(), trainer.step());
@@ -70,6 +88,7 @@ pub fn mlp_weights(trainer: &mut Trainer) -> Weights {
 
 /// Overwrites the MLP's parameters with `weights`, after checking every name and shape.
 pub fn load_mlp(trainer: &mut Trainer, weights: &Weights) -> Result<()> {
+    check_kind(weights, trainer.experiment())?;
     let what = describe(trainer.experiment());
     write_in(mlp_named(trainer.params_mut()), weights, &what)
 }
@@ -87,6 +106,7 @@ pub fn rnn_weights(trainer: &mut RnnTrainer) -> Weights {
 
 /// Overwrites the recurrent net's parameters with `weights`, after checking them.
 pub fn load_rnn(trainer: &mut RnnTrainer, weights: &Weights) -> Result<()> {
+    check_kind(weights, trainer.experiment())?;
     let what = describe(trainer.experiment());
     write_in(rnn_named(trainer.params_mut()), weights, &what)
 }
