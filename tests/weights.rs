@@ -593,3 +593,69 @@ fn run_resume_through_the_binary_prints_the_uninterrupted_json() {
     assert_eq!(a.metadata["step"], "40");
     assert_eq!(a.metadata["skip"], "highway");
 }
+
+/// The `w` key asks the focused run's lane to save; the answer puts the path on the status
+/// line, and a refusal shows as the run's error.
+#[test]
+fn the_save_key_sends_the_command_and_shows_the_answer() {
+    use gradlab::ui::app::{App, Effect, Msg, update};
+    use gradlab::ui::keymap::Action;
+    use gradlab::ui::theme::Theme;
+    use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    let mut app = App::new(Theme {
+        color: false,
+        ascii: false,
+    });
+    let lane_event = |event| Msg::Lane(LaneEvent { lane: 0, event });
+    let experiment = preset("rnn-copy", &[]);
+    update(
+        &mut app,
+        lane_event(Event::Started {
+            preset: Box::new(experiment),
+        }),
+    );
+    let key = KeyEvent::new(KeyCode::Char('w'), KeyModifiers::NONE);
+    let effects = update(&mut app, Msg::Input(key));
+    assert_eq!(
+        effects,
+        [Effect::Send(LaneCommand {
+            lane: 0,
+            command: Command::SaveWeights,
+        })]
+    );
+    update(
+        &mut app,
+        lane_event(Event::WeightsSaved {
+            step: 12,
+            path: "./rnn-copy-step12.safetensors".into(),
+        }),
+    );
+    assert_eq!(
+        app.note.as_deref(),
+        Some("weights at step 12 saved to ./rnn-copy-step12.safetensors")
+    );
+    update(
+        &mut app,
+        lane_event(Event::error("weights not saved: cannot write ./x")),
+    );
+    assert_eq!(
+        app.run().error.as_deref(),
+        Some("weights not saved: cannot write ./x")
+    );
+    // A replay has no network to save: the key says so instead of sending anything.
+    let view = gradlab::ui::replay::ReplayView::new("run.jsonl", false);
+    let mut replay = App::replaying(
+        Theme {
+            color: false,
+            ascii: false,
+        },
+        view,
+    );
+    assert!(update(&mut replay, Msg::Key(Action::SaveWeights)).is_empty());
+    assert!(
+        replay
+            .note
+            .as_deref()
+            .is_some_and(|n| n.contains("replaying"))
+    );
+}

@@ -381,7 +381,7 @@ pub const KEYMAP: &[Binding] = &[
     row(Main, &[code(KeyCode::Up), ch('k')], A::CursorUp, "time-step cursor towards t = 1", Some("time step"), VIEW_RNN),
     row(Main, &[code(KeyCode::Down), ch('j')], A::CursorDown, "time-step cursor towards t = T", Some("time step"), VIEW_RNN),
     row(Main, &[ch('P')], A::OpenPicker, "preset picker (restarts the run)", Some("presets"), LIVE_SINGLE),
-    row(Main, &[ch('w')], A::SaveWeights, "save weights: a fresh <preset>-step<N>.safetensors here", None, LIVE),
+    row(Main, &[ch('w')], A::SaveWeights, "save weights: <preset>-step<N>.safetensors", None, LIVE),
     row(Main, &[ch('f')], A::OpenFork, "fork: a twin with one switch flipped, compared", Some("fork"), LIVE),
     row(Main, &[ch('?')], A::ToggleHelp, "this help", Some("help"), ANYWHERE),
     row(Main, &[code(KeyCode::Esc)], A::Close, "close an overlay", None, ANYWHERE),
