@@ -5,6 +5,7 @@ use crate::metrics::{Divergence, Snapshot};
 use crate::model::Trainer;
 use crate::protocol::{Command, Setting};
 use crate::rnn::RnnTrainer;
+use crate::weights::{Weights, checkpoint, trainers};
 use anyhow::Result;
 use std::path::Path;
 
@@ -30,6 +31,17 @@ pub trait Learner: Send {
     /// An independent copy at this moment: weights, optimiser state, switches, step and
     /// position in the data stream, so the copy takes exactly the steps the original would.
     fn fork(&self) -> Box<dyn Learner>;
+    /// The parameters by name, with metadata (preset, step, seed, switches in effect).
+    fn weights(&mut self) -> Weights;
+    /// Overwrites the parameters with `weights`; every name and shape is checked first, and
+    /// on a mismatch nothing changes and the error names the file, tensor and both shapes.
+    fn load_weights(&mut self, weights: &Weights) -> Result<()>;
+    /// Weights plus optimiser state, step, live switches and data position (refused once
+    /// the run diverged).
+    fn checkpoint(&mut self) -> Result<Weights>;
+    /// Puts a network freshly built from the same experiment where `checkpoint` says its
+    /// run stood, so it goes on bit-identically.
+    fn restore(&mut self, checkpoint: &Weights) -> Result<()>;
 }
 
 /// Builds the trainer the experiment's model kind calls for.
@@ -71,6 +83,18 @@ impl Learner for Trainer {
     fn fork(&self) -> Box<dyn Learner> {
         Box::new(self.clone())
     }
+    fn weights(&mut self) -> Weights {
+        trainers::mlp_weights(self)
+    }
+    fn load_weights(&mut self, weights: &Weights) -> Result<()> {
+        trainers::load_mlp(self, weights)
+    }
+    fn checkpoint(&mut self) -> Result<Weights> {
+        checkpoint::mlp_checkpoint(self)
+    }
+    fn restore(&mut self, file: &Weights) -> Result<()> {
+        checkpoint::restore_mlp(self, file)
+    }
 }
 
 impl Learner for RnnTrainer {
@@ -99,5 +123,17 @@ impl Learner for RnnTrainer {
     }
     fn fork(&self) -> Box<dyn Learner> {
         Box::new(self.clone())
+    }
+    fn weights(&mut self) -> Weights {
+        trainers::rnn_weights(self)
+    }
+    fn load_weights(&mut self, weights: &Weights) -> Result<()> {
+        trainers::load_rnn(self, weights)
+    }
+    fn checkpoint(&mut self) -> Result<Weights> {
+        checkpoint::rnn_checkpoint(self)
+    }
+    fn restore(&mut self, file: &Weights) -> Result<()> {
+        checkpoint::restore_rnn(self, file)
     }
 }

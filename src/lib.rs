@@ -22,3 +22,4 @@ pub mod tasks;
 pub mod theory;
 pub mod trainer;
 pub mod ui;
+pub mod weights;

@@ -39,6 +39,55 @@ impl Optimizer {
         }
     }
 
+    /// Whether the optimiser keeps a second moment (Adam) besides the first (SGD: momentum).
+    pub fn has_second_moment(&self) -> bool {
+        matches!(self.spec, OptimizerSpec::Adam { .. })
+    }
+
+    /// Momentum (SGD) or first moment (Adam) of every parameter, for checkpoints.
+    pub fn first_moments(&self) -> &[Vec<f32>] {
+        &self.first
+    }
+
+    /// Adam's second moment of every parameter (empty for SGD), for checkpoints.
+    pub fn second_moments(&self) -> &[Vec<f32>] {
+        &self.second
+    }
+
+    /// Updates applied to each parameter (Adam's bias correction counts them), for checkpoints.
+    pub fn update_counts(&self) -> &[u64] {
+        &self.updates
+    }
+
+    /// Replaces the state with one read from a checkpoint; refuses sizes that differ from the
+    /// parameters' (leaving the state as it was).
+    pub fn restore(
+        &mut self,
+        first: Vec<Vec<f32>>,
+        second: Vec<Vec<f32>>,
+        updates: Vec<u64>,
+    ) -> Result<(), String> {
+        let sizes = |v: &[Vec<f32>]| v.iter().map(Vec::len).collect::<Vec<_>>();
+        let expected = sizes(&self.first);
+        if sizes(&first) != expected {
+            return Err("the first moments do not match the parameters' sizes".into());
+        }
+        if sizes(&second) != sizes(&self.second) {
+            return Err("the second moments do not match the parameters' sizes".into());
+        }
+        if updates.len() != expected.len() {
+            return Err(format!(
+                "{} update counts for {} parameters",
+                updates.len(),
+                expected.len()
+            ));
+        }
+        self.first = first;
+        self.second = second;
+        self.updates = updates;
+        Ok(())
+    }
+
     /// Updates `values` of parameter `index` in place from `grad` scaled by `grad_scale`;
     /// with `measure`, also returns the norms of the update and of the weights before it.
     pub fn update(

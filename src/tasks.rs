@@ -20,7 +20,7 @@ mod generators;
 mod sampler;
 pub mod sequence;
 
-pub use sampler::BatchSampler;
+pub use sampler::{BatchSampler, SamplerPosition};
 
 use generators::{Teacher, blobs, checkerboard, circles, spirals, teacher};
 

@@ -195,6 +195,275 @@ const CASES: &[Case] = &[
         message: &["stdout"],
         not: &[],
     },
+    // ── weights and checkpoints: outputs never replace a file, inputs are checked ──
+    Case {
+        name: "run --save-weights onto an existing file",
+        args: &[
+            "run",
+            "--steps",
+            "1",
+            "--set",
+            "model.depth=2",
+            "--save-weights",
+            "{dir}/precious.txt",
+        ],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &["--save-weights", "precious.txt exists", "--force"],
+        not: &[],
+    },
+    Case {
+        name: "run --checkpoint onto an existing file",
+        args: &[
+            "run",
+            "--steps",
+            "1",
+            "--set",
+            "model.depth=2",
+            "--checkpoint",
+            "{dir}/keep.txt",
+        ],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &["--checkpoint", "keep.txt exists", "--force"],
+        not: &[],
+    },
+    Case {
+        name: "run --save-weights over the --load-weights input, even with --force",
+        args: &[
+            "run",
+            "--steps",
+            "1",
+            "--set",
+            "model.depth=2",
+            "--load-weights",
+            "{dir}/weights.safetensors",
+            "--save-weights",
+            "./weights.safetensors",
+            "--force",
+        ],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &[
+            "refusing to write --save-weights",
+            "the file this run starts from",
+        ],
+        not: &[],
+    },
+    Case {
+        name: "run --checkpoint over the --resume input, even with --force",
+        args: &[
+            "run",
+            "-p",
+            "highway-deep",
+            "--steps",
+            "1",
+            "--set",
+            "model.depth=2",
+            "--resume",
+            "{dir}/ck-highway.safetensors",
+            "--checkpoint",
+            "{dir}/ck-highway.safetensors",
+            "--force",
+        ],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &["refusing to write --checkpoint", "ck-highway.safetensors"],
+        not: &[],
+    },
+    Case {
+        name: "run --save-weights and --checkpoint naming one file",
+        args: &[
+            "run",
+            "--steps",
+            "1",
+            "--set",
+            "model.depth=2",
+            "--save-weights",
+            "{dir}/a.safetensors",
+            "--checkpoint",
+            "{dir}/a.safetensors",
+        ],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &["--save-weights and --checkpoint both name", "a.safetensors"],
+        not: &[],
+    },
+    Case {
+        name: "run --save-weights into a folder that cannot exist",
+        args: &[
+            "run",
+            "--steps",
+            "1",
+            "--set",
+            "model.depth=2",
+            "--save-weights",
+            "{dir}/keep.txt/w.safetensors",
+        ],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &["--save-weights", "keep.txt is not a folder"],
+        not: &[],
+    },
+    Case {
+        name: "run --load-weights of a truncated file",
+        args: &[
+            "run",
+            "--steps",
+            "1",
+            "--set",
+            "model.depth=2",
+            "--load-weights",
+            "{dir}/truncated.safetensors",
+        ],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &["truncated.safetensors is not a readable safetensors file"],
+        not: &[],
+    },
+    Case {
+        name: "run --load-weights of a file that is not safetensors",
+        args: &[
+            "run",
+            "--steps",
+            "1",
+            "--set",
+            "model.depth=2",
+            "--load-weights",
+            "{dir}/keep.txt",
+        ],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &["keep.txt is not a readable safetensors file"],
+        not: &[],
+    },
+    Case {
+        name: "run --load-weights of a file that does not exist",
+        args: &[
+            "run",
+            "--steps",
+            "1",
+            "--set",
+            "model.depth=2",
+            "--load-weights",
+            "{dir}/none.safetensors",
+        ],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &["cannot read", "none.safetensors"],
+        not: &[],
+    },
+    Case {
+        name: "run --load-weights of another width names tensor and both shapes",
+        args: &[
+            "run",
+            "--steps",
+            "1",
+            "--set",
+            "model.depth=2",
+            "--load-weights",
+            "{dir}/narrow.safetensors",
+        ],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &[
+            "narrow.safetensors does not fit preset plain-deep (MLP of depth 2, width 64)",
+            "tensor `input.weight`: expected shape [2, 64], found [2, 8]",
+        ],
+        not: &["panicked"],
+    },
+    Case {
+        name: "run --resume of a checkpoint from another preset",
+        args: &[
+            "run",
+            "--steps",
+            "1",
+            "--set",
+            "model.depth=2",
+            "--resume",
+            "{dir}/ck-highway.safetensors",
+        ],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &[
+            "ck-highway.safetensors is a checkpoint of preset highway-deep, not plain-deep",
+            "--preset highway-deep",
+        ],
+        not: &[],
+    },
+    Case {
+        name: "run --resume of weights without a checkpoint",
+        args: &[
+            "run",
+            "--steps",
+            "1",
+            "--set",
+            "model.depth=2",
+            "--resume",
+            "{dir}/weights.safetensors",
+        ],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &[
+            "weights.safetensors holds weights but no checkpoint",
+            "--load-weights",
+        ],
+        not: &[],
+    },
+    Case {
+        name: "run --record with --resume is refused (reproduce could not replay it)",
+        args: &[
+            "run",
+            "-p",
+            "highway-deep",
+            "--steps",
+            "1",
+            "--set",
+            "model.depth=2",
+            "--resume",
+            "{dir}/ck-highway.safetensors",
+            "--record",
+            "{dir}/new.jsonl",
+        ],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &[
+            "--record cannot be combined with --resume",
+            "gradlab reproduce",
+        ],
+        not: &[],
+    },
+    Case {
+        name: "run with both --load-weights and --resume",
+        args: &[
+            "run",
+            "--load-weights",
+            "{dir}/weights.safetensors",
+            "--resume",
+            "{dir}/ck-highway.safetensors",
+        ],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &["--load-weights", "--resume"],
+        not: &[],
+    },
+    Case {
+        name: "run --save-weights with stdout's reader gone still ends quietly",
+        args: &[
+            "run",
+            "--steps",
+            "1",
+            "--json",
+            "--set",
+            "model.depth=2",
+            "--save-weights",
+            "{dir}/out.safetensors",
+        ],
+        stdout: Stdout::Closed,
+        code: 141,
+        message: &[],
+        not: &[],
+    },
     // ── stdout's reader goes away (EPIPE): quiet, 141 like `ls | head` ──
     Case {
         name: "presets into a closed pipe",
@@ -634,6 +903,36 @@ const CASES: &[Case] = &[
     },
 ];
 
+/// Safetensors files the weight cases read: weights of plain-deep at depth 2, the same cut
+/// short, weights of a narrower net, and a checkpoint of highway-deep at depth 2 (step 0).
+fn weight_fixtures(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    use gradlab::config::{apply_overrides, load_preset};
+    use gradlab::learner::build_learner;
+    use gradlab::weights::format::encode;
+    let net = |preset: &str, sets: &[&str]| {
+        let base = load_preset(preset).expect("built-in preset");
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        let experiment = apply_overrides(&base, &sets).expect("valid overrides");
+        build_learner(experiment, None).expect("builds")
+    };
+    let weights = encode(&net("plain-deep", &["model.depth=2"]).weights()).expect("encodes");
+    let narrow =
+        encode(&net("plain-deep", &["model.depth=2", "model.width=8"]).weights()).expect("encodes");
+    let checkpoint = net("highway-deep", &["model.depth=2"])
+        .checkpoint()
+        .expect("a fresh run checkpoints");
+    let checkpoint = encode(&checkpoint).expect("encodes");
+    vec![
+        (
+            dir.join("truncated.safetensors"),
+            weights[..weights.len() / 2].to_vec(),
+        ),
+        (dir.join("weights.safetensors"), weights),
+        (dir.join("narrow.safetensors"), narrow),
+        (dir.join("ck-highway.safetensors"), checkpoint),
+    ]
+}
+
 /// Files every case's folder starts with; none may change.
 fn fixtures(dir: &Path) -> Vec<(PathBuf, String)> {
     let preset = std::fs::read_to_string("presets/rnn-lstm-adding.ron").expect("shipped preset");
@@ -723,6 +1022,9 @@ fn check(index: usize, case: &Case) -> Result<(), String> {
             std::fs::create_dir_all(parent).expect("fixture folder");
         }
         std::fs::write(path, text).expect("fixture written");
+    }
+    for (path, bytes) in weight_fixtures(&dir) {
+        std::fs::write(path, bytes).expect("fixture written");
     }
     let before = snapshot(&dir);
     let args: Vec<String> = case

@@ -87,18 +87,25 @@ pub fn run(
     steps: Option<u64>,
     output: &Output,
     recording: &super::RecordArgs,
+    weights: &super::weights::WeightsArgs,
 ) -> Result<ExitCode> {
     let experiment = preset.load()?;
     let steps = steps.unwrap_or(experiment.steps as u64);
+    // Outputs are refused before the recording is opened or anything is trained.
+    weights.check(recording.force, recording.record.as_deref())?;
     let mut recorder = recording.open(&Header::new(&experiment, Some(steps)))?;
     let record = recording.record.as_deref();
     let mut trainer = build_learner(experiment, preset.base_dir().as_deref())?;
+    weights.start(trainer.as_mut())?;
     let mut sink = ProgressSink::new(steps);
     let signal = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
+    // A signal stops between two steps, so the recording closes and a checkpoint can resume.
+    if recorder.is_some() || weights.writes() {
+        watch_signals(&signal, &stop)?;
+    }
     let last = match recorder.as_mut() {
         Some(recorder) => {
-            watch_signals(&signal, &stop)?;
             let mut tee = Tee(recorder, &mut sink);
             run_headless_until(trainer.as_mut(), steps, &[], &mut tee, &stop)
         }
@@ -107,8 +114,9 @@ pub fn run(
     if let Some(bar) = &sink.bar {
         bar.finish_and_clear();
     }
+    weights.finish(trainer.as_mut(), recording.force)?;
+    let caught = signal.load(Ordering::Relaxed);
     if let (Some(mut recorder), Some(path)) = (recorder, record) {
-        let caught = signal.load(Ordering::Relaxed);
         let reason = if caught != 0 {
             signal_name(caught)
         } else if trainer.divergence().is_some() {
@@ -129,6 +137,14 @@ pub fn run(
             // The shell convention for "ended by signal N".
             return Ok(ExitCode::from(128 + caught as u8));
         }
+    }
+    if caught != 0 {
+        tell!(
+            "gradlab: stopped by {} at step {}",
+            signal_name(caught),
+            trainer.step()
+        );
+        return Ok(ExitCode::from(128 + caught as u8));
     }
     let snapshot = last
         .or(sink.last)

@@ -5,6 +5,7 @@ mod headless;
 mod recordings;
 mod sweep;
 mod tui;
+mod weights;
 
 use crate::config::{Experiment, builtin_presets, check_fits, check_overrides_apply, load_preset};
 use crate::out::{self, EXIT_BROKEN_PIPE, EXIT_OUTPUT_FAILED, StdoutError, say, tell};
@@ -200,7 +201,7 @@ pub struct RecordArgs {
     /// unless --force or --append says what to do with it.
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
-    /// Replace an existing --record (or --cast) file.
+    /// Replace an existing output file (--record, --cast, --save-weights, --checkpoint).
     #[arg(long)]
     pub force: bool,
     /// Add this session to an existing --record file as its next run(s).
@@ -231,6 +232,10 @@ pub struct DashArgs {
     /// Write an asciicast v2 file of the terminal session (play it with `asciinema play`).
     #[arg(long, value_name = "FILE")]
     pub cast: Option<PathBuf>,
+    /// Start from the weights in this safetensors file (names and shapes must fit the
+    /// preset; a reset goes back to them). `w` saves the net as it stands to a fresh file.
+    #[arg(long, value_name = "FILE")]
+    pub load_weights: Option<PathBuf>,
 }
 
 /// Arguments of `gradlab replay`.
@@ -274,6 +279,8 @@ struct RunArgs {
     lesion: bool,
     #[command(flatten)]
     recording: RecordArgs,
+    #[command(flatten)]
+    weights: weights::WeightsArgs,
 }
 
 /// Entry point of the binary.
@@ -294,6 +301,7 @@ pub fn main() -> ExitCode {
                 lesion: args.lesion,
             },
             &args.recording,
+            &args.weights,
         ),
         Some(Commands::Reproduce(args)) => recordings::reproduce(args),
         Some(Commands::Export(args)) => recordings::export(args),

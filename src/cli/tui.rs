@@ -81,6 +81,30 @@ fn exit_code(app: &App) -> ExitCode {
     }
 }
 
+/// The weights `--load-weights` names, checked against the preset now, so a file that does
+/// not fit is refused on the terminal before the dashboard opens.
+fn start_weights(
+    dash: &DashArgs,
+    experiment: &crate::config::Experiment,
+    preset: &PresetArgs,
+) -> Result<Option<std::sync::Arc<crate::weights::Weights>>> {
+    let Some(path) = &dash.load_weights else {
+        return Ok(None);
+    };
+    if dash.recording.record.is_some() {
+        anyhow::bail!(
+            "--record cannot be combined with --load-weights {}: a recording is replayed by \
+             `gradlab reproduce` from the preset's initial weights",
+            path.display()
+        );
+    }
+    let weights = super::weights::read(path)?;
+    let mut probe =
+        crate::learner::build_learner(experiment.clone(), preset.base_dir().as_deref())?;
+    probe.load_weights(&weights)?;
+    Ok(Some(std::sync::Arc::new(weights)))
+}
+
 /// Opens the dashboard on the preset; refuses (exit 2) when stdout is not a terminal.
 pub fn run(preset: &PresetArgs, ui: &UiArgs, dash: &DashArgs) -> Result<ExitCode> {
     let instead = format!(
@@ -105,10 +129,14 @@ pub fn run(preset: &PresetArgs, ui: &UiArgs, dash: &DashArgs) -> Result<ExitCode
     {
         anyhow::bail!("{} exists; pass --force to replace it", cast.display());
     }
+    let weights = start_weights(dash, &experiment, preset)?;
     let recorder = dash.recording.open(&Header::new(&experiment, None))?;
     let (inbox_tx, inbox) = channel();
     watch_signals(inbox_tx.clone())?;
-    let start = LaneStart::fresh(experiment, preset.base_dir());
+    let mut start = LaneStart::fresh(experiment, preset.base_dir());
+    if let Some(weights) = weights {
+        start = start.with_weights(weights);
+    }
     let driver = spawn_driver(vec![start], cores(), false)?;
     let mut source = LiveSource::start(driver, recorder, inbox_tx.clone())?;
     let mut app = App::new(Theme::from_env(ui.ascii));

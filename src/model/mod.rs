@@ -12,4 +12,4 @@ pub use forward::{BatchTargets, BlockOps, ForwardPass, Lesion, Switches, forward
 pub use params::{AuxHead, HiddenLayer, Matrix, MlpParams, Vector, aux_head_layers, init_params};
 pub mod backprop;
 pub use backprop::{Backprop, backprop};
-pub use trainer::Trainer;
+pub use trainer::{MlpPosition, Trainer};

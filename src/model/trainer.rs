@@ -7,7 +7,7 @@ use crate::model::{
     BatchTargets, ForwardPass, Lesion, Matrix, MlpParams, Switches, forward, init_params,
 };
 use crate::optim::{Optimizer, UpdateNorms};
-use crate::tasks::{BatchSampler, Split, TaskData, TaskKind, build_task};
+use crate::tasks::{BatchSampler, SamplerPosition, Split, TaskData, TaskKind, build_task};
 use anyhow::Result;
 use dfdx::prelude::*;
 use rand::SeedableRng;
@@ -19,6 +19,22 @@ use std::path::Path;
 struct TestResult {
     loss: f64,
     accuracy: Option<f64>,
+}
+
+/// Where a run stands besides its parameters and optimiser state: what a checkpoint stores
+/// so a resumed run takes exactly the steps the original would.
+#[derive(Clone, Debug)]
+pub struct MlpPosition {
+    /// Updates applied so far.
+    pub step: u64,
+    /// Learning rate in effect.
+    pub learning_rate: f32,
+    /// The live switches.
+    pub switches: Switches,
+    /// Where the batch sampler stands.
+    pub sampler: SamplerPosition,
+    /// The last test-set evaluation (loss, accuracy), reported until the next one.
+    pub last_test: Option<(f64, Option<f64>)>,
 }
 
 /// A network being trained on a task, with its live switches and optimiser state.
@@ -136,6 +152,35 @@ impl Trainer {
         &mut self.params
     }
 
+    /// The optimiser's state (checkpoints read and restore it).
+    pub fn optimizer_mut(&mut self) -> &mut Optimizer {
+        &mut self.optimizer
+    }
+
+    /// Where the run stands, for a checkpoint.
+    pub fn position(&self) -> MlpPosition {
+        MlpPosition {
+            step: self.step,
+            learning_rate: self.learning_rate,
+            switches: self.switches,
+            sampler: self.sampler.position(),
+            last_test: self.last_test.map(|t| (t.loss, t.accuracy)),
+        }
+    }
+
+    /// Puts a freshly built trainer where a checkpoint says its run stood.
+    pub fn restore_position(&mut self, position: &MlpPosition) -> Result<(), String> {
+        self.sampler.set_position(&position.sampler)?;
+        self.step = position.step;
+        self.learning_rate = position.learning_rate;
+        self.switches = position.switches;
+        self.last_test = position
+            .last_test
+            .map(|(loss, accuracy)| TestResult { loss, accuracy });
+        self.divergence = None;
+        Ok(())
+    }
+
     /// Changes the skip mode from the next step on; no parameter is touched.
     pub fn set_skip(&mut self, skip: SkipMode) {
         self.switches.skip = skip;
@@ -241,10 +286,16 @@ impl Trainer {
             let (loss, accuracy) = self.evaluate_test(Lesion::default());
             self.last_test = Some(TestResult { loss, accuracy });
         }
+        // A measurement without an update leaves the data stream where it was, so a run
+        // checkpointed after its final measurement resumes on the batch it would have taken.
+        let kept = (!update).then(|| self.sampler.clone());
         let mut indices = std::mem::take(&mut self.batch_indices);
         self.sampler
             .next_indices(self.experiment.batch, &mut indices);
         self.batch_indices = indices;
+        if let Some(kept) = kept {
+            self.sampler = kept;
+        }
         let (x, targets) = self.batch_tensors(false, None);
         let pass = forward(
             &self.params,

@@ -54,6 +54,9 @@ pub enum Command {
     /// MLP nets: evaluate the test set with each block removed in turn (answered by
     /// `Event::Lesion`); the network itself is not changed.
     Lesion,
+    /// Write this run's weights to a fresh `<preset>-step<N>.safetensors` file in the
+    /// dashboard's folder (never replacing a file); answered by `Event::WeightsSaved`.
+    SaveWeights,
     /// Copy this run as it stands (weights, optimiser, step, data position) into a new run and
     /// apply `flip` to the copy only; answered by `Event::Forked` on the new run.
     Fork {
@@ -78,6 +81,7 @@ impl Command {
             Command::Reset => "reset".into(),
             Command::LoadPreset(e) => format!("load {}", e.name),
             Command::Lesion => "lesion".into(),
+            Command::SaveWeights => "save weights".into(),
             Command::Fork { flip: None } => "fork".into(),
             Command::Fork { flip: Some(flip) } => format!("fork: {}", flip.label()),
             Command::Shutdown => "shutdown".into(),
@@ -98,6 +102,7 @@ impl Command {
             | Command::Reset
             | Command::LoadPreset(_)
             | Command::Lesion
+            | Command::SaveWeights
             | Command::Fork { .. }
             | Command::Shutdown => None,
         }
@@ -225,6 +230,13 @@ pub enum Event {
         /// The switch flipped on this run (None: an identical twin).
         flip: Option<Command>,
     },
+    /// The answer to `Command::SaveWeights`: the weights after `step` updates are in `path`.
+    WeightsSaved {
+        /// Updates applied when the weights were written.
+        step: u64,
+        /// The file written.
+        path: String,
+    },
     /// Updates per second of the time this run's own steps took (what it would do alone).
     Throughput {
         /// Steps per busy second over the last report interval.
@@ -254,6 +266,7 @@ impl Event {
             | Event::Sources { step, .. }
             | Event::Spectrum { step, .. }
             | Event::Forked { step, .. }
+            | Event::WeightsSaved { step, .. }
             | Event::Ended { step, .. } => Some(*step),
             Event::Started { .. } | Event::Error { .. } | Event::Throughput { .. } => None,
             Event::Unknown => None,

@@ -12,4 +12,4 @@ pub use forward::{
     RnnBackprop, RnnOps, RnnPass, rnn_backprop, rnn_backprop_with, unroll, unroll_with,
 };
 pub use params::{CellParams, GateParams, RnnParams, init_rnn_params};
-pub use trainer::RnnTrainer;
+pub use trainer::{RnnPosition, RnnTrainer};

@@ -13,6 +13,22 @@ use anyhow::Result;
 use dfdx::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
+use rand_chacha::ChaCha12Rng;
+
+/// Where a recurrent run stands besides its parameters and optimiser state (for checkpoints).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RnnPosition {
+    /// Updates applied so far.
+    pub step: u64,
+    /// Learning rate in effect.
+    pub learning_rate: f32,
+    /// The cell in effect.
+    pub cell: CellKind,
+    /// The batch generator's position in its stream, in 32-bit words.
+    pub batches_word_pos: u128,
+    /// The last test-set evaluation (loss, accuracy), reported until the next one.
+    pub last_test: Option<(f64, Option<f64>)>,
+}
 
 /// A recurrent net being trained on a sequence task. Cloning is a fork (see `Trainer`).
 #[derive(Clone)]
@@ -25,7 +41,9 @@ pub struct RnnTrainer {
     cell: CellKind,
     learning_rate: f32,
     step: u64,
-    batches: StdRng,
+    /// ChaCha12 seeded as `StdRng` seeds it (the same stream), by name so a checkpoint can
+    /// read and set its position.
+    batches: ChaCha12Rng,
     divergence: Option<Divergence>,
     last_test: Option<(f64, Option<f64>)>,
     scratch: Vec<f32>,
@@ -49,7 +67,7 @@ impl RnnTrainer {
             optimizer: Optimizer::new(&experiment.optimizer, &sizes),
             cell: experiment.model.cell,
             learning_rate: experiment.optimizer.learning_rate(),
-            batches: StdRng::seed_from_u64(experiment.seed.wrapping_add(1)),
+            batches: ChaCha12Rng::seed_from_u64(experiment.seed.wrapping_add(1)),
             experiment,
             dev,
             task,
@@ -148,6 +166,32 @@ impl RnnTrainer {
         self.learning_rate
     }
 
+    /// The optimiser's state (checkpoints read and restore it).
+    pub fn optimizer_mut(&mut self) -> &mut Optimizer {
+        &mut self.optimizer
+    }
+
+    /// Where the run stands, for a checkpoint.
+    pub fn position(&self) -> RnnPosition {
+        RnnPosition {
+            step: self.step,
+            learning_rate: self.learning_rate,
+            cell: self.cell,
+            batches_word_pos: self.batches.get_word_pos(),
+            last_test: self.last_test,
+        }
+    }
+
+    /// Puts a freshly built trainer where a checkpoint says its run stood.
+    pub fn restore_position(&mut self, position: &RnnPosition) {
+        self.step = position.step;
+        self.learning_rate = position.learning_rate;
+        self.cell = position.cell;
+        self.batches.set_word_pos(position.batches_word_pos);
+        self.last_test = position.last_test;
+        self.divergence = None;
+    }
+
     /// Switches the cell from the next step on (each cell keeps its own weights).
     pub fn set_cell(&mut self, cell: CellKind) {
         self.cell = cell;
@@ -166,7 +210,12 @@ impl RnnTrainer {
         if self.step.is_multiple_of(self.experiment.test_every as u64) || self.last_test.is_none() {
             self.last_test = Some(self.evaluate_test());
         }
+        // A measurement without an update leaves the data stream where it was (see `Trainer`).
+        let kept = (!update).then(|| self.batches.get_word_pos());
         let batch = self.task.sample(self.experiment.batch, &mut self.batches);
+        if let Some(word_pos) = kept {
+            self.batches.set_word_pos(word_pos);
+        }
         let h0: Matrix = self.dev.zeros_like(&(batch.rows, self.hidden_size()));
         let pass = self.unroll(&batch, h0.leaky_traced());
         let loss = pass.loss.retaped::<NoneTape>().array();

@@ -156,7 +156,7 @@ impl SeqTask {
     }
 
     /// Draws `rows` fresh sequences.
-    pub fn sample(&self, rows: usize, rng: &mut StdRng) -> SeqBatch {
+    pub fn sample(&self, rows: usize, rng: &mut impl Rng) -> SeqBatch {
         let (steps, dims) = (self.steps, self.input_dims);
         let mut inputs = vec![0.0f32; steps * rows * dims];
         let at = |t: usize, r: usize, d: usize| (t * rows + r) * dims + d;

@@ -21,6 +21,7 @@ use crate::metrics::Snapshot;
 use crate::parallel::for_each_dealt;
 use crate::protocol::{Command, Event, LaneCommand, LaneEvent, LaneId, MAX_LANES, RunState};
 use anyhow::Result;
+use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError, channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -42,6 +43,8 @@ pub struct Driver<'a> {
     threads: usize,
     /// Throughput reports (the dashboard); headless runs leave them out.
     rates_sent: Option<Instant>,
+    /// Where `SaveWeights` writes: the working folder unless told otherwise.
+    save_dir: PathBuf,
 }
 
 /// A lane after its driver is done with it.
@@ -63,7 +66,14 @@ impl<'a> Driver<'a> {
             steps_left: 0,
             threads: threads.max(1),
             rates_sent: None,
+            save_dir: PathBuf::from("."),
         }
+    }
+
+    /// Writes `SaveWeights` files into `dir` instead of the working folder.
+    pub fn with_save_dir(mut self, dir: PathBuf) -> Self {
+        self.save_dir = dir;
+        self
     }
 
     /// Reports each lane's throughput every second (`Event::Throughput`).
@@ -167,12 +177,15 @@ impl<'a> Driver<'a> {
                     .push(applied(lane, &Command::LoadPreset(experiment.clone())));
                 lane.experiment = *experiment;
                 lane.flips.clear();
+                // Weights loaded for the old preset need not fit the new one.
+                lane.start_weights = None;
                 lane.restart(state);
             }
             Command::LoadPreset(_) => self.lanes[lane].pending.push(Event::error(
                 "the compare view keeps its runs: quit and start another comparison",
             )),
             Command::Lesion => self.lanes[lane].lesion(),
+            Command::SaveWeights => self.lanes[lane].save_weights(&self.save_dir),
             Command::Fork { flip } => self.fork(lane, flip.map(|f| *f)),
             // Everything else is a live switch of this lane.
             switch => self.lanes[lane].switch(switch),

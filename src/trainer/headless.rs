@@ -73,4 +73,16 @@ impl<L: Learner + ?Sized> Learner for &mut L {
     fn fork(&self) -> Box<dyn Learner> {
         (**self).fork()
     }
+    fn weights(&mut self) -> crate::weights::Weights {
+        (**self).weights()
+    }
+    fn load_weights(&mut self, weights: &crate::weights::Weights) -> anyhow::Result<()> {
+        (**self).load_weights(weights)
+    }
+    fn checkpoint(&mut self) -> anyhow::Result<crate::weights::Weights> {
+        (**self).checkpoint()
+    }
+    fn restore(&mut self, checkpoint: &crate::weights::Weights) -> anyhow::Result<()> {
+        (**self).restore(checkpoint)
+    }
 }

@@ -6,8 +6,10 @@ use crate::config::Experiment;
 use crate::learner::{Learner, build_learner};
 use crate::metrics::Snapshot;
 use crate::protocol::{Command, Event, RunState};
+use crate::weights::Weights;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Where a lane's network comes from.
@@ -29,6 +31,9 @@ pub struct LaneStart<'a> {
     pub budget: Option<u64>,
     /// Headless runs: commands to apply at given steps, in step order.
     pub schedule: Vec<(u64, Command)>,
+    /// Weights a fresh run starts from (and a reset returns to) instead of the preset's
+    /// initialisation; checked against the preset by the caller.
+    pub weights: Option<Arc<Weights>>,
 }
 
 impl<'a> LaneStart<'a> {
@@ -39,6 +44,7 @@ impl<'a> LaneStart<'a> {
             base_dir,
             budget: None,
             schedule: Vec::new(),
+            weights: None,
         }
     }
 
@@ -49,7 +55,14 @@ impl<'a> LaneStart<'a> {
             base_dir,
             budget: None,
             schedule: Vec::new(),
+            weights: None,
         }
+    }
+
+    /// Starts (and resets) from `weights` instead of the preset's initialisation.
+    pub fn with_weights(mut self, weights: Arc<Weights>) -> Self {
+        self.weights = Some(weights);
+        self
     }
 
     /// Stops after `steps` updates with one final measurement, applying `schedule` on the way.
@@ -67,6 +80,8 @@ pub(super) struct Lane<'a> {
     pub(super) base_dir: Option<PathBuf>,
     /// Switches flipped at forks, re-applied after a reset so a twin stays a twin.
     pub(super) flips: Vec<Command>,
+    /// Weights a (re)start loads after building the network (`--load-weights`).
+    pub(super) start_weights: Option<Arc<Weights>>,
     budget: Option<u64>,
     schedule: Vec<(u64, Command)>,
     next_command: usize,
@@ -97,6 +112,7 @@ impl<'a> Lane<'a> {
             experiment,
             base_dir: start.base_dir,
             flips: Vec::new(),
+            start_weights: start.weights,
             budget: start.budget,
             schedule: start.schedule,
             next_command: 0,
@@ -119,6 +135,7 @@ impl<'a> Lane<'a> {
         }
         let mut lane = Lane::new(LaneStart::running(twin, self.base_dir.clone()));
         lane.flips = flips;
+        lane.start_weights = self.start_weights.clone();
         Some(lane)
     }
 
@@ -138,8 +155,15 @@ impl<'a> Lane<'a> {
         self.stopped = false;
         self.next_command = 0;
         self.last = None;
-        let built = guard(|| build_learner(self.experiment.clone(), self.base_dir.as_deref()))
-            .and_then(|built| built.map_err(|e| format!("{e:#}")));
+        let weights = self.start_weights.clone();
+        let built = guard(|| {
+            let mut learner = build_learner(self.experiment.clone(), self.base_dir.as_deref())?;
+            if let Some(weights) = &weights {
+                learner.load_weights(weights)?;
+            }
+            anyhow::Ok(learner)
+        })
+        .and_then(|built| built.map_err(|e| format!("{e:#}")));
         match built {
             Ok(mut learner) => {
                 self.pending.push(Event::Started {
@@ -190,6 +214,30 @@ impl<'a> Lane<'a> {
             return;
         }
         self.with_learner(|learner, pending| pending.push(lesion_event(Some(learner), step)));
+    }
+
+    /// Writes the network's weights to a fresh file in `dir` (never replacing one) and queues
+    /// `WeightsSaved`, or the error.
+    pub(super) fn save_weights(&mut self, dir: &Path) {
+        let step = self.step();
+        if self.learner.is_none() {
+            self.pending.push(Event::error(
+                "nothing to save: this run has no network (it crashed)",
+            ));
+            return;
+        }
+        self.with_learner(|learner, pending| {
+            let stem = crate::weights::save::stem_for(&learner.experiment().name, step);
+            let saved = crate::weights::format::encode(&learner.weights())
+                .and_then(|bytes| crate::weights::save::save_fresh(dir, &stem, &bytes));
+            pending.push(match saved {
+                Ok(path) => Event::WeightsSaved {
+                    step,
+                    path: path.display().to_string(),
+                },
+                Err(e) => Event::error(format!("weights not saved: {e:#}")),
+            });
+        });
     }
 
     /// Queues path statistics and sources of the net as wired now.

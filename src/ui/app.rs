@@ -356,6 +356,9 @@ fn on_lane_event(app: &mut App, lane: LaneId, event: Event) {
         app.note = None;
         return;
     }
+    if let Event::WeightsSaved { step, path } = &event {
+        app.note = Some(format!("weights at step {step} saved to {path}"));
+    }
     if let Some(run) = app.runs.get_mut(lane) {
         run.on_event(event);
         // A crash report went to stderr over the screen: the frame repaints it.
@@ -481,6 +484,8 @@ fn on_action(app: &mut App, action: Action) -> Vec<Effect> {
             run.lesion_pending = true;
             return vec![send(focus, Command::Lesion)];
         }
+        // The answer (path or error) comes back as an event for the status line.
+        Action::SaveWeights => return vec![send(focus, Command::SaveWeights)],
         Action::TogglePause => {
             return match app.runs[focus].state {
                 RunState::Running => vec![send(focus, Command::Pause)],

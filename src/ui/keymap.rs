@@ -86,6 +86,8 @@ pub enum Action {
     ToggleSpectrum,
     /// Ask for single-block lesions (MLP) and show them.
     Lesion,
+    /// Save the focused run's weights to a fresh file (the path shows on the status line).
+    SaveWeights,
     /// Pause or resume training.
     TogglePause,
     /// One step while paused.
@@ -386,6 +388,7 @@ pub const KEYMAP: &[Binding] = &[
     row(Main, &[code(KeyCode::Up), ch('k')], A::CursorUp, "time-step cursor towards t = 1", Some("time step"), VIEW_RNN),
     row(Main, &[code(KeyCode::Down), ch('j')], A::CursorDown, "time-step cursor towards t = T", Some("time step"), VIEW_RNN),
     row(Main, &[ch('P')], A::OpenPicker, "preset picker (restarts the run)", Some("presets"), LIVE_SINGLE),
+    row(Main, &[ch('w')], A::SaveWeights, "save weights: <preset>-step<N>.safetensors", None, LIVE),
     row(Main, &[ch('f')], A::OpenFork, "fork: a twin with one switch flipped, compared", Some("fork"), LIVE),
     row(Main, &[ch('?')], A::ToggleHelp, "this help", Some("help"), ANYWHERE),
     row(Main, &[code(KeyCode::Esc)], A::Close, "close an overlay", None, ANYWHERE),

@@ -318,7 +318,10 @@ impl RunView {
                 });
             }
             Event::Throughput { steps_per_sec } => self.busy_steps_per_sec = Some(steps_per_sec),
-            Event::Ended { .. } | Event::Forked { .. } | Event::Unknown => {}
+            Event::Ended { .. }
+            | Event::Forked { .. }
+            | Event::WeightsSaved { .. }
+            | Event::Unknown => {}
         }
     }
 
