@@ -180,9 +180,14 @@ fn run_json_has_paths_theory_and_lesions() {
     let per_layer = theory["per_layer_db"].as_array().expect("per_layer_db");
     assert_eq!(per_layer.len(), 6);
     assert_eq!(per_layer[5].as_f64(), Some(0.0));
-    let predicted = theory["predicted_ratio_db"].as_f64().expect("predicted_ratio_db");
+    let predicted = theory["predicted_ratio_db"]
+        .as_f64()
+        .expect("predicted_ratio_db");
     assert_eq!(per_layer[0].as_f64(), Some(predicted));
-    assert!(predicted > 0.0, "a residual tanh net's gradient grows toward the input");
+    assert!(
+        predicted > 0.0,
+        "a residual tanh net's gradient grows toward the input"
+    );
     let lesion = json["lesion"].as_array().expect("lesion");
     assert_eq!(lesion.len(), 6);
     for (i, l) in lesion.iter().enumerate() {

@@ -9,6 +9,7 @@ use super::loss::{step_column, step_range};
 use super::run_view::RunView;
 use super::theme::Theme;
 use super::widgets::{fmt_value, log_tick, panel_block};
+use crate::theory::NetArch;
 use ratatui::Frame;
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -107,6 +108,12 @@ pub fn render_bars(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) 
     let prediction = run.prediction();
     let dash = if theme.ascii { "-" } else { "─" };
     let legend = match (prediction, latest) {
+        // The RNN recursion treats U as drawn afresh at every step; a real RNN reuses it, and
+        // at small widths the measurement can sit tens of dB away (see README).
+        (Some(p), _) if p.arch == NetArch::Rnn => Some((
+            format!(" {dash} mean-field, rnn (untied-U approximation, current variances) "),
+            format!(" {dash} mean-field, rnn (untied U) "),
+        )),
         (Some(p), _) => Some((
             format!(" {dash} mean-field, {} (current variances) ", p.arch.name()),
             format!(" {dash} mean-field, {} ", p.arch.name()),

@@ -171,7 +171,14 @@ fn theory_spans<'a>(run: &RunView, theme: &Theme, sep: &dyn Fn() -> Span<'a>) ->
         sep(),
         Span::styled("theory ", theme.dim()),
         Span::raw(format!("{what}{} dB", fmt_db(db))),
-        Span::styled(" (mean-field from current variances)", theme.dim()),
+        Span::styled(
+            if run.is_rnn() {
+                " (mean-field from current variances, untied-U approximation)"
+            } else {
+                " (mean-field from current variances)"
+            },
+            theme.dim(),
+        ),
     ]
 }
 
