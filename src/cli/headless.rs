@@ -163,7 +163,8 @@ pub fn run(
         say!("{}", serde_json::to_string(&report)?)?;
         return Ok(exit_code(&report.snapshot));
     }
-    print_summary(&report.snapshot)?;
+    let chance = super::summary::Chance::of(trainer.as_mut(), &report.snapshot);
+    super::summary::print_summary(&report, chance)?;
     if let (Some(lesion), Some(mlp)) = (&report.lesion, trainer.as_mlp()) {
         // The snapshot's test loss may be up to `test_every` steps old; compare with now.
         print_lesions(mlp.evaluate_test(crate::model::Lesion::default()), lesion)?;
@@ -267,43 +268,4 @@ pub(crate) fn signal_name(signal: usize) -> &'static str {
         signal_hook::consts::SIGHUP => "SIGHUP",
         _ => "a signal",
     }
-}
-
-fn print_summary(s: &Snapshot) -> Result<()> {
-    let fmt = |v: f64| {
-        if v.is_finite() {
-            format!("{v:.4e}")
-        } else {
-            format!("{v}")
-        }
-    };
-    let pct = |v: Option<f64>| v.map_or("n/a".to_string(), |a| format!("{:.1} %", 100.0 * a));
-    let layer = |i: usize| s.layers.get(i).map_or(f64::NAN, |l| l.act_grad_norm);
-    let depth = s.layers.len();
-    let state = match &s.divergence {
-        Some(d) => format!("diverged at step {} ({})", d.step, d.what),
-        None => "finished".to_string(),
-    };
-    say!("preset            {}", s.preset)?;
-    say!("steps             {}", s.step)?;
-    say!("loss              {}", fmt(s.loss))?;
-    say!("train accuracy    {}", pct(s.train_accuracy))?;
-    say!("test accuracy     {}", pct(s.test_accuracy))?;
-    say!("‖∂L/∂h‖ first     {}", fmt(layer(0)))?;
-    say!("‖∂L/∂h‖ middle    {}", fmt(layer(depth / 2)))?;
-    say!("‖∂L/∂h‖ last      {}", fmt(layer(depth.saturating_sub(1))))?;
-    say!(
-        "first/last        {:.1} dB (batch Frobenius norms, mean loss)",
-        s.grad_ratio_db
-    )?;
-    say!(
-        "gain per layer    {:.2} dB (first/last ÷ (n − 1))",
-        super::compare::gain_per_layer(s)
-    )?;
-    say!(
-        "χ₁ middle fit     {} (middle half of the layers)",
-        fmt(s.measured_chi1)
-    )?;
-    say!("state             {state}")?;
-    Ok(())
 }

@@ -3,6 +3,7 @@
 mod compare;
 mod headless;
 mod recordings;
+mod summary;
 mod sweep;
 mod tui;
 mod weights;
