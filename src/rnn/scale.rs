@@ -160,10 +160,13 @@ mod tests {
         assert_eq!(v, original);
         scale_pow2(&mut v, -300);
         assert!(v.iter().all(|&x| x == 0.0), "underflow flushes: {v:?}");
-        let mut w = vec![0.0f32; 4];
-        scaled_copy(&mut w, &original, 200);
+        // Far below f32's smallest normal and back: beyond one factor's range each way.
+        let tiny = [1e-30f32, -2.5e-35, 0.0];
+        let mut w = vec![0.0f32; 3];
+        scaled_copy(&mut w, &tiny, 200);
+        assert!((f64::from(w[0]) - 1e-30 * 2f64.powi(200)).abs() < 1e-6 * f64::from(w[0]));
         scale_pow2(&mut w, -200);
-        assert_eq!(w, original);
+        assert_eq!(w, tiny);
     }
 
     #[test]
