@@ -66,7 +66,6 @@ macro_rules! multiversion {
         }
     };
 }
-pub(crate) use multiversion;
 
 multiversion! {
 /// out = φ(z) element-wise.

@@ -20,8 +20,11 @@ pub struct RnnPass<T> {
     pub loss: Tensor<(), f32, Cpu, T>,
     /// Outputs at every scored step (one matrix per scored step, in time order).
     pub outputs: Vec<Matrix>,
-    /// Hidden states h_1..h_T, tape-less copies sharing the taped ids.
+    /// Hidden states h_{first+1}..h_T, tape-less copies sharing the taped ids (every h_t
+    /// unless the unroll kept only the states an output head reads).
     pub hidden: Vec<Matrix>,
+    /// Steps whose states `hidden` leaves out (0: it holds h_1..h_T).
+    pub first: usize,
     /// Per step, the mean of the gate the lab shows: LSTM forget gate or GRU update gate
     /// (empty for the vanilla cell).
     pub gate_means: Vec<f64>,
@@ -80,7 +83,8 @@ pub fn unroll<T: Tape<f32, Cpu>>(
     )
 }
 
-/// Runs `cell` over `batch` with `ops`; the fused op keeps its buffers in `workspace`.
+/// Runs `cell` over `batch` with `ops`, every h_t in `RnnPass::hidden` (so each ∂L/∂h_t can
+/// be read off the gradients); the fused op keeps its buffers in `workspace`.
 pub fn unroll_with<T: Tape<f32, Cpu>>(
     ops: RnnOps,
     workspace: &Workspace,
@@ -91,12 +95,41 @@ pub fn unroll_with<T: Tape<f32, Cpu>>(
     h0: Taped<T>,
 ) -> RnnPass<T> {
     match ops {
-        RnnOps::Fused => {
-            let run = fused_unroll(&params.cell(cell).gates, cell, batch, h0, workspace);
-            readout(params, dev, batch, run.last, &run.hidden, run.gate_means)
-        }
+        RnnOps::Fused => unroll_scored(workspace, params, cell, dev, batch, h0, 0),
         RnnOps::Dfdx => unroll_dfdx(params, cell, dev, batch, h0),
     }
+}
+
+/// The first step (0-based) an output head reads: the states before it need not be tensors.
+pub fn first_scored(batch: &SeqBatch) -> usize {
+    match &batch.targets {
+        SeqTargets::FinalValue(_) | SeqTargets::FinalClass(_) => batch.steps.saturating_sub(1),
+        SeqTargets::TailClasses { steps, .. } => batch.steps.saturating_sub(*steps),
+    }
+}
+
+/// The fused unroll keeping h_t as tensors for t > `keep_from` only (training keeps
+/// [`first_scored`] onwards and reads ‖∂L/∂h_t‖ from the workspace instead).
+pub fn unroll_scored<T: Tape<f32, Cpu>>(
+    workspace: &Workspace,
+    params: &RnnParams,
+    cell: CellKind,
+    dev: &Cpu,
+    batch: &SeqBatch,
+    h0: Taped<T>,
+    keep_from: usize,
+) -> RnnPass<T> {
+    let gates = &params.cell(cell).gates;
+    let run = fused_unroll(gates, cell, batch, h0, workspace, keep_from);
+    readout(
+        params,
+        dev,
+        batch,
+        run.last,
+        run.hidden,
+        run.first,
+        run.gate_means,
+    )
 }
 
 /// The recurrence from dfdx's own ops.
@@ -148,7 +181,7 @@ fn unroll_dfdx<T: Tape<f32, Cpu>>(
         .iter()
         .map(|gate| gate_mean(&gate.as_vec(), 1, 0, hidden_size))
         .collect();
-    readout(params, dev, batch, h, &hidden, gate_means)
+    readout(params, dev, batch, h, hidden, 0, gate_means)
 }
 
 /// The output head on the scored steps, and the loss.
@@ -157,7 +190,8 @@ fn readout<T: Tape<f32, Cpu>>(
     dev: &Cpu,
     batch: &SeqBatch,
     last: Taped<T>,
-    hidden: &[Matrix],
+    hidden: Vec<Matrix>,
+    first: usize,
     gate_means: Vec<f64>,
 ) -> RnnPass<T> {
     let head = |h: Taped<T>| {
@@ -185,7 +219,8 @@ fn readout<T: Tape<f32, Cpu>>(
             RnnPass {
                 loss,
                 outputs,
-                hidden: hidden.to_vec(),
+                hidden,
+                first,
                 gate_means,
             }
         }
@@ -196,18 +231,19 @@ fn readout<T: Tape<f32, Cpu>>(
             RnnPass {
                 loss,
                 outputs,
-                hidden: hidden.to_vec(),
+                hidden,
+                first,
                 gate_means,
             }
         }
         SeqTargets::TailClasses { steps, labels } => {
             let rows = batch.rows;
-            let first = batch.steps - steps;
+            let scored = batch.steps - steps;
             let (_, mut tape) = last.split_tape();
             let mut sum: Option<Tensor<(), f32, Cpu>> = None;
             let mut outputs = Vec::with_capacity(*steps);
             for k in 0..*steps {
-                let out = head(hidden[first + k].clone().put_tape(tape));
+                let out = head(hidden[scored + k - first].clone().put_tape(tape));
                 outputs.push(out.retaped::<NoneTape>());
                 let targets = one_hot(&labels[k * rows..(k + 1) * rows], classes);
                 let step_loss = cross_entropy_with_logits_loss(out, targets);
@@ -224,7 +260,8 @@ fn readout<T: Tape<f32, Cpu>>(
             RnnPass {
                 loss,
                 outputs,
-                hidden: hidden.to_vec(),
+                hidden,
+                first,
                 gate_means,
             }
         }

@@ -4,6 +4,8 @@ mod cells;
 pub mod forward;
 pub mod fused;
 pub mod params;
+pub mod scale;
+mod simd;
 mod trainer;
 pub mod variances;
 pub mod workspace;

@@ -1,7 +1,7 @@
 //! Training a recurrent net: fresh sequences every step, backprop through time, per-time-step
 //! gradient and gate metrics, live cell switching.
 
-use super::forward::{RnnOps, RnnPass, unroll_with};
+use super::forward::{RnnPass, first_scored, unroll_scored};
 use super::params::{RnnParams, init_rnn_params};
 use super::workspace::Workspace;
 use crate::config::{CellKind, Experiment};
@@ -48,6 +48,7 @@ pub struct RnnTrainer {
     last_test: Option<(f64, Option<f64>)>,
     scratch: Vec<f32>,
     workspace: Workspace,
+    grad_log2: Vec<f64>,
 }
 
 impl RnnTrainer {
@@ -77,6 +78,7 @@ impl RnnTrainer {
             last_test: None,
             scratch: Vec::new(),
             workspace: Workspace::default(),
+            grad_log2: Vec::new(),
         })
     }
 
@@ -99,14 +101,29 @@ impl RnnTrainer {
         self.experiment.model.width
     }
 
-    /// The fused unroll of the cell in effect, on the trainer's buffers.
+    /// Lets one run use up to `threads` threads (default 2); runs sharing the machine (compare,
+    /// sweeps) should take 1 each. The batch is cut into the same shards whatever this is, so
+    /// the numbers do not change.
+    pub fn set_threads(&mut self, threads: usize) {
+        self.workspace.set_threads(threads);
+    }
+
+    /// log₂ ‖∂L/∂h_t‖ for t = 1..T of the last training batch, exact where f32 (and f64)
+    /// would round the norm to zero: 20·log₁₀ 2 times these is the norm in dB.
+    pub fn hidden_grad_log2(&self) -> &[f64] {
+        &self.grad_log2
+    }
+
+    /// The fused unroll of the cell in effect, on the trainer's buffers, keeping as tensors
+    /// only the states the output head reads.
     fn unroll<T: Tape<f32, Cpu>>(
         &self,
         batch: &SeqBatch,
         h0: Tensor<(usize, usize), f32, Cpu, T>,
     ) -> RnnPass<T> {
         let (params, cell, dev) = (&self.params, self.cell, &self.dev);
-        unroll_with(RnnOps::Fused, &self.workspace, params, cell, dev, batch, h0)
+        let keep_from = first_scored(batch);
+        unroll_scored(&self.workspace, params, cell, dev, batch, h0, keep_from)
     }
 
     /// Loss and accuracy on the fixed test set.
@@ -222,11 +239,12 @@ impl RnnTrainer {
         let train_accuracy = accuracy(&pass, &batch);
         let RnnPass {
             loss: taped_loss,
-            hidden,
             gate_means,
             ..
         } = pass;
         let mut grads = taped_loss.backward();
+        // The backward pass measured every ‖∂L/∂h_t‖ (as log₂) while it held ∂L/∂h_t.
+        self.workspace.hidden_grad_log2(&mut self.grad_log2);
 
         let active_cell = self.cell;
         let mut grad_norm_sq = 0.0f64;
@@ -240,11 +258,9 @@ impl RnnTrainer {
 
         let mut timesteps = Vec::new();
         if measure || !loss.is_finite() || !grad_norm.is_finite() {
-            for (index, h) in hidden.iter().enumerate() {
-                let hidden_grad_norm = grads
-                    .get_or_alloc_mut(h)
-                    .map(|g| l2_norm(g))
-                    .unwrap_or(f64::NAN);
+            for (index, &log2) in self.grad_log2.iter().enumerate() {
+                // f64 holds the norm down to 2^-1074 (−6 465 dB); `hidden_grad_log2` goes further.
+                let hidden_grad_norm = log2.exp2();
                 let gate_mean = gate_means.get(index).copied();
                 timesteps.push(TimestepMetrics {
                     t: index + 1,
