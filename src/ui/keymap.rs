@@ -376,7 +376,7 @@ pub const KEYMAP: &[Binding] = &[
     row(Main, &[ch('a')], A::Switch(Move::ToggleAux), "auxiliary losses on/off", Some("aux"), LIVE_MLP),
     row(Main, &[ch('g')], A::Switch(Move::NextCell), "RNN cell: vanilla → GRU → LSTM", Some("cell"), LIVE_RNN),
     row(Main, &[ch('l')], A::TogglePaths, "path lengths panel", Some("paths"), VIEW_MLP),
-    row(Main, &[ch('J')], A::ToggleSpectrum, "Jacobian spectrum and forward signal view", Some("spectrum"), VIEW_MLP_SINGLE),
+    row(Main, &[ch('J')], A::ToggleSpectrum, "Jacobian spectrum and forward signal view", None, VIEW_MLP_SINGLE),
     row(Main, &[ch('L')], A::Lesion, "lesion each block, show the damage", Some("lesion"), LIVE_MLP),
     row(Main, &[ch('[')], A::Switch(Move::ScaleLr(0.5)), "learning rate ÷2", Some("lr"), LIVE),
     row(Main, &[ch(']')], A::Switch(Move::ScaleLr(2.0)), "learning rate ×2", Some("lr"), LIVE),

@@ -72,14 +72,13 @@ fn waiting(buf: &mut Buffer, inner: Rect, theme: &Theme) {
 fn render_spectrum(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) {
     let title = match &run.spectrum {
         Some(s) => format!(
-            " Jacobian ∂h_L{}/∂h_L{}: singular values σ, log scale · estimate from {} input{} · step {} ",
+            " σ of Jacobian ∂h_L{}/∂h_L{} · estimate from {} input{} ",
             s.jacobian.to_layer,
             s.jacobian.from_layer,
             s.jacobian.inputs,
             if s.jacobian.inputs == 1 { "" } else { "s" },
-            s.step
         ),
-        None => " Jacobian ∂h_last/∂h_first: singular values σ, log scale ".into(),
+        None => " σ of Jacobian ∂h_last/∂h_first ".into(),
     };
     let Some(inner) = framed(frame, area, theme, Line::from(title)) else {
         return;
@@ -88,7 +87,8 @@ fn render_spectrum(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) 
         waiting(frame.buffer_mut(), inner, theme);
         return;
     };
-    let lines = spectrum_lines(jacobian, theme);
+    let step = run.spectrum.as_ref().map_or(0, |s| s.step);
+    let lines = spectrum_lines(jacobian, step, theme);
     let text_rows = (lines.len() as u16).min(inner.height);
     for (row, line) in lines.into_iter().take(usize::from(text_rows)).enumerate() {
         frame
@@ -104,7 +104,11 @@ fn render_spectrum(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) 
 }
 
 /// The summary above the histogram: mean σ² against its prediction, and the spread.
-fn spectrum_lines(j: &JacobianSpectrum, theme: &Theme) -> Vec<Line<'static>> {
+fn spectrum_lines(j: &JacobianSpectrum, step: u64, theme: &Theme) -> Vec<Line<'static>> {
+    let intro = Line::styled(
+        format!("singular values σ of each input's Jacobian, pooled; log scale; step {step}"),
+        theme.dim(),
+    );
     let mut first = vec![
         Span::styled("mean σ² ", theme.dim()),
         Span::styled(fmt_value(j.mean_sq), theme.text()),
@@ -113,7 +117,10 @@ fn spectrum_lines(j: &JacobianSpectrum, theme: &Theme) -> Vec<Line<'static>> {
         Some(p) => first.extend([
             Span::styled("  mean-field ", theme.dim()),
             Span::styled(fmt_value(p), theme.theory()),
-            Span::styled(format!(" ({})", j.theory), theme.dim()),
+            Span::styled(
+                format!(" ({})", j.theory.trim_start_matches("mean-field, ")),
+                theme.dim(),
+            ),
         ]),
         None => first.push(Span::styled(format!("  {}", j.theory), theme.dim())),
     }
@@ -124,25 +131,26 @@ fn spectrum_lines(j: &JacobianSpectrum, theme: &Theme) -> Vec<Line<'static>> {
         ("≥ ", theme.alarm())
     };
     let mut second = vec![
-        Span::styled("spread log10(p95/p5) ", theme.dim()),
+        Span::styled("spread ", theme.dim()),
         Span::styled(format!("{sign}{:.2} decades", spread.decades), style),
-        Span::styled(
-            format!(
-                "  σ {} … {}",
-                fmt_value(*j.singular_values.last().unwrap_or(&f64::NAN)),
-                fmt_value(*j.singular_values.first().unwrap_or(&f64::NAN))
-            ),
-            theme.dim(),
-        ),
+        Span::styled(" (log10 p95/p5)", theme.dim()),
     ];
     let unresolved = j.unresolved();
     if unresolved > 0 {
         second.push(Span::styled(
-            format!("  {unresolved} below f64 resolution"),
+            format!("  {unresolved} σ below f64 resolution"),
             theme.alarm(),
         ));
     }
-    vec![Line::from(first), Line::from(second)]
+    second.push(Span::styled(
+        format!(
+            "  σ {} … {}",
+            fmt_value(*j.singular_values.last().unwrap_or(&f64::NAN)),
+            fmt_value(*j.singular_values.first().unwrap_or(&f64::NAN))
+        ),
+        theme.dim(),
+    ));
+    vec![intro, Line::from(first), Line::from(second)]
 }
 
 /// Histogram of log10 σ: one column per bin, counts up, decades along the axis row. Values
@@ -228,10 +236,10 @@ fn histogram(buf: &mut Buffer, area: Rect, j: &JacobianSpectrum, theme: &Theme) 
 fn render_forward(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) {
     let title = match &run.spectrum {
         Some(s) => format!(
-            " Forward signal: q_l = mean z_l², pair cosine c_l · estimate from {} inputs, {} pairs · vs mean-field ",
+            " Forward signal q_l, c_l · estimate from {} inputs, {} pairs ",
             s.forward.inputs, s.forward.pairs
         ),
-        None => " Forward signal: q_l = mean z_l², pair cosine c_l · vs mean-field ".into(),
+        None => " Forward signal q_l, c_l ".into(),
     };
     let Some(inner) = framed(frame, area, theme, Line::from(title)) else {
         return;
@@ -240,7 +248,11 @@ fn render_forward(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) {
         waiting(frame.buffer_mut(), inner, theme);
         return;
     };
-    let mut lines = vec![summary(forward, theme), header(theme)];
+    let intro = Line::styled(
+        "q_l = mean z_l² (pre-activation), c_l = cosine of a pair's z_l; m-f = mean-field map",
+        theme.dim(),
+    );
+    let mut lines = vec![intro, summary(forward, theme), header(theme)];
     let room = usize::from(inner.height).saturating_sub(lines.len());
     lines.extend(
         shown_layers(forward.layers.len(), room)
