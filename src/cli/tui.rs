@@ -34,7 +34,7 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(3);
 type DashTerminal = Terminal<CrosstermBackend<CastingWriter<Stdout>>>;
 
 /// Refuses (exit 2) when stdout is not a terminal, with what to run instead.
-fn require_terminal(instead: &str) -> Option<ExitCode> {
+pub(super) fn require_terminal(instead: &str) -> Option<ExitCode> {
     if std::io::stdout().is_terminal() {
         return None;
     }
@@ -91,6 +91,18 @@ pub fn run(preset: &PresetArgs, ui: &UiArgs, dash: &DashArgs) -> Result<ExitCode
         return Ok(code);
     }
     let experiment = preset.load()?;
+    let app = App::new(Theme::from_env(ui.ascii));
+    run_app(experiment, preset.base_dir(), app, ui, dash)
+}
+
+/// Opens `app` on a live run of `experiment` (the terminal checked by the caller).
+pub(super) fn run_app(
+    experiment: crate::config::Experiment,
+    base_dir: Option<std::path::PathBuf>,
+    mut app: App,
+    ui: &UiArgs,
+    dash: &DashArgs,
+) -> Result<ExitCode> {
     if let (Some(record), Some(cast)) = (&dash.recording.record, &dash.cast)
         && crate::recording::output::same_file(record, cast)
     {
@@ -108,10 +120,9 @@ pub fn run(preset: &PresetArgs, ui: &UiArgs, dash: &DashArgs) -> Result<ExitCode
     let recorder = dash.recording.open(&Header::new(&experiment, None))?;
     let (inbox_tx, inbox) = channel();
     watch_signals(inbox_tx.clone())?;
-    let start = LaneStart::fresh(experiment, preset.base_dir());
+    let start = LaneStart::fresh(experiment, base_dir);
     let driver = spawn_driver(vec![start], cores(), false)?;
     let mut source = LiveSource::start(driver, recorder, inbox_tx.clone())?;
-    let mut app = App::new(Theme::from_env(ui.ascii));
     let result = show(
         &mut source,
         &mut app,
