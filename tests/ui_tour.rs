@@ -120,13 +120,13 @@ fn walk(index: usize, seed: u64) -> Verdict {
 
 #[test]
 fn every_lesson_is_confirmed_by_its_own_run() {
-    for index in 0..LESSONS.len() {
+    for (index, lesson) in LESSONS.iter().enumerate() {
         let verdict = walk(index, 1);
         assert!(
             verdict.confirmed,
             "lesson {} ({}): {}",
             index + 1,
-            LESSONS[index].title,
+            lesson.title,
             verdict.text
         );
         assert!(

@@ -37,7 +37,7 @@ pub fn panels(app: &App) -> Vec<Panel> {
     let mut list = vec![Panel::Header, Panel::Loss, Panel::Bars, Panel::Heat];
     if app.tour.is_some() {
         list.push(Panel::Lesson);
-    } else if !(app.run().show_paths && !app.run().is_rnn()) || app.is_compare() {
+    } else if !app.run().show_paths || app.run().is_rnn() || app.is_compare() {
         list.push(Panel::Sparklines);
     }
     list.push(Panel::Status);
