@@ -38,7 +38,15 @@ pub fn run(args: &TourArgs) -> Result<ExitCode> {
     }
     let tour = Tour::new(args.seed);
     let experiment = tour.experiment()?;
+    let paused = tour.lesson().start_paused;
     let mut app = App::new(Theme::from_env(args.ui.ascii));
     app.tour = Some(tour);
-    super::tui::run_app(experiment, None, app, &args.ui, &DashArgs::default())
+    super::tui::run_app(
+        experiment,
+        None,
+        paused,
+        app,
+        &args.ui,
+        &DashArgs::default(),
+    )
 }

@@ -92,13 +92,15 @@ pub fn run(preset: &PresetArgs, ui: &UiArgs, dash: &DashArgs) -> Result<ExitCode
     }
     let experiment = preset.load()?;
     let app = App::new(Theme::from_env(ui.ascii));
-    run_app(experiment, preset.base_dir(), app, ui, dash)
+    run_app(experiment, preset.base_dir(), false, app, ui, dash)
 }
 
-/// Opens `app` on a live run of `experiment` (the terminal checked by the caller).
+/// Opens `app` on a live run of `experiment`, started paused if `paused` (the terminal
+/// checked by the caller).
 pub(super) fn run_app(
     experiment: crate::config::Experiment,
     base_dir: Option<std::path::PathBuf>,
+    paused: bool,
     mut app: App,
     ui: &UiArgs,
     dash: &DashArgs,
@@ -121,7 +123,7 @@ pub(super) fn run_app(
     let (inbox_tx, inbox) = channel();
     watch_signals(inbox_tx.clone())?;
     let start = LaneStart::fresh(experiment, base_dir);
-    let driver = spawn_driver(vec![start], cores(), false)?;
+    let driver = spawn_driver(vec![start], cores(), paused)?;
     let mut source = LiveSource::start(driver, recorder, inbox_tx.clone())?;
     let result = show(
         &mut source,

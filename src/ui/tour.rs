@@ -144,14 +144,21 @@ pub fn start(app: &mut App) -> Vec<Effect> {
     tour.phase = Phase::Loading;
     tour.samples.clear();
     tour.saw_paused = false;
-    let title = tour.lesson().title;
+    let lesson = tour.lesson();
     match tour.experiment() {
         Ok(experiment) => {
-            app.runs[0].expect_restart(format!("lesson: {title}"));
-            vec![Effect::Send(LaneCommand {
-                lane: 0,
-                command: Command::LoadPreset(Box::new(experiment)),
-            })]
+            app.runs[0].expect_restart(format!("lesson: {}", lesson.title));
+            // The driver restarts a run in the state it is in: pausing first means not one
+            // step is taken before the key the lesson asks for.
+            let state = if lesson.start_paused {
+                Command::Pause
+            } else {
+                Command::Resume
+            };
+            [state, Command::LoadPreset(Box::new(experiment))]
+                .into_iter()
+                .map(|command| Effect::Send(LaneCommand { lane: 0, command }))
+                .collect()
         }
         Err(error) => {
             app.note = Some(format!("cannot load the lesson: {error:#}"));
@@ -161,14 +168,15 @@ pub fn start(app: &mut App) -> Vec<Effect> {
 }
 
 /// Watches a message the dashboard just took in: the lesson's run starting, the key taking
-/// effect, snapshots to measure. Returns what the lesson wants done (pausing its fresh run).
+/// effect, snapshots to measure. Returns what the lesson wants done (nothing yet: a lesson's
+/// run is paused or resumed when it is loaded, see [`start`]).
 pub fn observe(app: &mut App, msg: &Msg) -> Vec<Effect> {
     let Some(tour) = &mut app.tour else {
         return Vec::new();
     };
     let lesson = *tour.lesson();
     let run = &app.runs[0];
-    let mut effects = Vec::new();
+    let effects = Vec::new();
     match msg {
         Msg::Lane(LaneEvent { lane: 0, event }) => match event {
             Event::Started { preset } => {
@@ -178,12 +186,6 @@ pub fn observe(app: &mut App, msg: &Msg) -> Vec<Effect> {
                     tour.phase = Phase::Waiting;
                     // Each lesson starts from the usual view.
                     app.runs[0].show_paths = false;
-                    if lesson.start_paused {
-                        effects.push(Effect::Send(LaneCommand {
-                            lane: 0,
-                            command: Command::Pause,
-                        }));
-                    }
                 } else {
                     tour.phase = Phase::Elsewhere(preset.name.clone());
                 }
