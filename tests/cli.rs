@@ -329,3 +329,45 @@ fn run_json_has_jacobian_spectrum_and_forward_signal() {
     ]));
     assert!(rnn.get("jacobian").is_none() && rnn.get("forward").is_none());
 }
+
+#[test]
+fn presets_show_prints_ron_that_parses_back_as_the_same_preset() {
+    for preset in gradlab::config::builtin_presets() {
+        let out = gradlab(&["presets", "--show", preset.name]);
+        assert!(out.status.success(), "{}", preset.name);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let shown = gradlab::config::parse_preset(&text, "stdout").expect("parses");
+        let original = gradlab::config::load_preset(preset.name).expect("built-in");
+        assert_eq!(shown, original, "{}", preset.name);
+    }
+    // A file prints as written; an unknown name is refused with the list of built-ins.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("mine.ron");
+    let source = gradlab::config::builtin_presets()[1].source;
+    std::fs::write(&path, source).expect("write");
+    let out = gradlab(&["presets", "--show", &path.to_string_lossy()]);
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim_end(),
+        source.trim_end()
+    );
+    let out = gradlab(&["presets", "--show", "no-such-preset"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("plain-deep"), "{stderr}");
+}
+
+#[test]
+fn tour_list_prints_one_lesson_title_a_line() {
+    let out = gradlab(&["tour", "--list"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let titles: Vec<&str> = gradlab::ui::tour_lessons::LESSONS
+        .iter()
+        .map(|l| l.title)
+        .collect();
+    assert_eq!(text.lines().collect::<Vec<_>>(), titles);
+    let out = gradlab(&["tour"]);
+    assert_eq!(out.status.code(), Some(2), "no terminal, no dashboard");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--list"));
+}

@@ -527,7 +527,7 @@ fn the_learning_rate_keys_say_when_they_reach_their_limit() {
 #[test]
 fn every_action_has_a_key_and_every_key_is_in_the_help() {
     use gradlab::config::ModelKind;
-    use gradlab::ui::keymap::{Context, KEYMAP, Situation, contexts, help_rows};
+    use gradlab::ui::keymap::{Context, KEYMAP, Situation, help_rows, tour_contexts};
     let all = [
         RESIDUAL,
         HIGHWAY,
@@ -565,6 +565,11 @@ fn every_action_has_a_key_and_every_key_is_in_the_help() {
         Action::PrevMarker,
         Action::Suspend,
         Action::Quit,
+        Action::Explain,
+        Action::NextPanel,
+        Action::PrevPanel,
+        Action::NextLesson,
+        Action::PrevLesson,
     ];
     for action in all {
         assert!(
@@ -583,11 +588,12 @@ fn every_action_has_a_key_and_every_key_is_in_the_help() {
     let situations: Vec<Situation> = situations.collect();
     for binding in KEYMAP {
         let overlay = match binding.context {
-            Context::Fork | Context::Picker => Some(binding.context),
-            Context::Main | Context::Replay => None,
+            Context::Fork | Context::Picker | Context::Explain => Some(binding.context),
+            Context::Main | Context::Replay | Context::Tour => None,
         };
+        let tour = binding.context == Context::Tour;
         let listed = situations.iter().any(|s| {
-            help_rows(&contexts(overlay, s.replay), s, false)
+            help_rows(&tour_contexts(overlay, s.replay, tour), s, false)
                 .iter()
                 .any(|(label, help, _)| *label == binding.label(false) && *help == binding.help)
         });

@@ -5,6 +5,7 @@ mod headless;
 mod recordings;
 mod summary;
 mod sweep;
+mod tour;
 mod tui;
 mod weights;
 
@@ -59,8 +60,11 @@ enum Commands {
     /// Train headless and print a summary (or JSON with --json).
     #[command(after_help = EXIT_CODES)]
     Run(RunArgs),
-    /// List the built-in presets.
-    Presets,
+    /// List the built-in presets, or print one's RON with --show to start your own from.
+    Presets(PresetsArgs),
+    /// A guided tour: short lessons inside the live dashboard, each asking for one key and
+    /// measuring what it did to the run (`--list` prints the lessons).
+    Tour(tour::TourArgs),
     /// Train 2–4 presets side by side on the same data stream and compare them.
     ///
     /// On a terminal this opens the compare view: the runs trained in lock-step until you quit
@@ -239,6 +243,15 @@ pub struct DashArgs {
     pub load_weights: Option<PathBuf>,
 }
 
+/// Arguments of `gradlab presets`.
+#[derive(Debug, Args)]
+struct PresetsArgs {
+    /// Print this preset's RON (a built-in name or a .ron file), e.g. to save and edit:
+    /// `gradlab presets --show plain-deep > mine.ron`.
+    #[arg(long, value_name = "NAME")]
+    show: Option<String>,
+}
+
 /// Arguments of `gradlab replay`.
 #[derive(Debug, Args)]
 struct ReplayArgs {
@@ -290,7 +303,11 @@ pub fn main() -> ExitCode {
     let result = match &cli.command {
         Some(Commands::Compare(args)) => compare::run(args),
         Some(Commands::Sweep(args)) => sweep::run(args),
-        Some(Commands::Presets) => list_presets(),
+        Some(Commands::Presets(args)) => match &args.show {
+            Some(name) => show_preset(name),
+            None => list_presets(),
+        },
+        Some(Commands::Tour(args)) => tour::run(args),
         Some(Commands::Run(args)) => headless::run(
             &args.preset,
             args.steps,
@@ -352,6 +369,22 @@ fn list_presets() -> Result<ExitCode> {
         let experiment = crate::config::parse_preset(preset.source, preset.name)?;
         say!("{:width$}  {}", preset.name, experiment.description)?;
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a preset's RON as written (built-in or file), after checking it parses.
+fn show_preset(name: &str) -> Result<ExitCode> {
+    let source = match builtin_presets().iter().find(|p| p.name == name) {
+        Some(preset) => preset.source.to_string(),
+        None => {
+            // Reports a missing file or an unknown name with the list of built-ins.
+            load_preset(name)?;
+            std::fs::read_to_string(name)
+                .map_err(|e| anyhow::anyhow!("cannot read preset file {name}: {e}"))?
+        }
+    };
+    crate::config::parse_preset(&source, name)?;
+    say!("{}", source.trim_end())?;
     Ok(ExitCode::SUCCESS)
 }
 

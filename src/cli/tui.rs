@@ -34,7 +34,7 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(3);
 type DashTerminal = Terminal<CrosstermBackend<CastingWriter<Stdout>>>;
 
 /// Refuses (exit 2) when stdout is not a terminal, with what to run instead.
-fn require_terminal(instead: &str) -> Option<ExitCode> {
+pub(super) fn require_terminal(instead: &str) -> Option<ExitCode> {
     if std::io::stdout().is_terminal() {
         return None;
     }
@@ -86,7 +86,7 @@ fn exit_code(app: &App) -> ExitCode {
 fn start_weights(
     dash: &DashArgs,
     experiment: &crate::config::Experiment,
-    preset: &PresetArgs,
+    base_dir: Option<&std::path::Path>,
 ) -> Result<Option<std::sync::Arc<crate::weights::Weights>>> {
     let Some(path) = &dash.load_weights else {
         return Ok(None);
@@ -99,8 +99,7 @@ fn start_weights(
         );
     }
     let weights = super::weights::read(path)?;
-    let mut probe =
-        crate::learner::build_learner(experiment.clone(), preset.base_dir().as_deref())?;
+    let mut probe = crate::learner::build_learner(experiment.clone(), base_dir)?;
     probe.load_weights(&weights)?;
     Ok(Some(std::sync::Arc::new(weights)))
 }
@@ -115,6 +114,20 @@ pub fn run(preset: &PresetArgs, ui: &UiArgs, dash: &DashArgs) -> Result<ExitCode
         return Ok(code);
     }
     let experiment = preset.load()?;
+    let app = App::new(Theme::from_env(ui.ascii));
+    run_app(experiment, preset.base_dir(), false, app, ui, dash)
+}
+
+/// Opens `app` on a live run of `experiment`, started paused if `paused` (the terminal
+/// checked by the caller).
+pub(super) fn run_app(
+    experiment: crate::config::Experiment,
+    base_dir: Option<std::path::PathBuf>,
+    paused: bool,
+    mut app: App,
+    ui: &UiArgs,
+    dash: &DashArgs,
+) -> Result<ExitCode> {
     if let (Some(record), Some(cast)) = (&dash.recording.record, &dash.cast)
         && crate::recording::output::same_file(record, cast)
     {
@@ -129,17 +142,16 @@ pub fn run(preset: &PresetArgs, ui: &UiArgs, dash: &DashArgs) -> Result<ExitCode
     {
         anyhow::bail!("{} exists; pass --force to replace it", cast.display());
     }
-    let weights = start_weights(dash, &experiment, preset)?;
+    let weights = start_weights(dash, &experiment, base_dir.as_deref())?;
     let recorder = dash.recording.open(&Header::new(&experiment, None))?;
     let (inbox_tx, inbox) = channel();
     watch_signals(inbox_tx.clone())?;
-    let mut start = LaneStart::fresh(experiment, preset.base_dir());
+    let mut start = LaneStart::fresh(experiment, base_dir);
     if let Some(weights) = weights {
         start = start.with_weights(weights);
     }
-    let driver = spawn_driver(vec![start], cores(), false)?;
+    let driver = spawn_driver(vec![start], cores(), paused)?;
     let mut source = LiveSource::start(driver, recorder, inbox_tx.clone())?;
-    let mut app = App::new(Theme::from_env(ui.ascii));
     let result = show(
         &mut source,
         &mut app,

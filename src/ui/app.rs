@@ -35,6 +35,8 @@ pub enum Overlay {
     Picker(Picker),
     /// Which switch a twin gets flipped.
     ForkMenu,
+    /// What the focused panel shows.
+    Explain,
 }
 
 /// Everything that can change the dashboard's state.
@@ -127,6 +129,10 @@ pub struct App {
     pub driver_gone: bool,
     /// Something may have written over the screen (a panic message): repaint every cell.
     pub needs_full_redraw: bool,
+    /// The guided tour, when `gradlab tour` runs.
+    pub tour: Option<super::tour::Tour>,
+    /// The panel `i` explains.
+    pub panel: super::explain::Panel,
     /// Labels of forks asked for and not yet made, oldest first.
     forks_pending: VecDeque<String>,
     /// The previous tick, for the replay clock.
@@ -158,6 +164,8 @@ impl App {
             recording_failed: None,
             driver_gone: false,
             needs_full_redraw: false,
+            tour: None,
+            panel: super::explain::Panel::default(),
             forks_pending: VecDeque::new(),
             last_tick: None,
         }
@@ -215,9 +223,10 @@ impl App {
         let overlay = match self.overlay {
             Overlay::ForkMenu => Some(Context::Fork),
             Overlay::Picker(_) => Some(Context::Picker),
+            Overlay::Explain => Some(Context::Explain),
             Overlay::None | Overlay::Help => None,
         };
-        keymap::contexts(overlay, self.replay().is_some())
+        keymap::tour_contexts(overlay, self.replay().is_some(), self.tour.is_some())
     }
 
     /// Why the focused run cannot be forked now, if it cannot.
@@ -245,6 +254,16 @@ impl App {
 /// Applies one message to the state and returns what it wants done. The only place the
 /// dashboard's state changes.
 pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
+    // The tour watches every message after the dashboard took it in.
+    let seen = app.tour.is_some().then(|| msg.clone());
+    let mut effects = apply_msg(app, msg);
+    if let Some(msg) = seen {
+        effects.extend(super::tour::observe(app, &msg));
+    }
+    effects
+}
+
+fn apply_msg(app: &mut App, msg: Msg) -> Vec<Effect> {
     match msg {
         Msg::Input(key) => {
             if key.kind == KeyEventKind::Release {
@@ -402,6 +421,19 @@ fn on_action(app: &mut App, action: Action) -> Vec<Effect> {
             }
         }
         Action::Close => app.overlay = Overlay::None,
+        Action::Explain => {
+            app.overlay = match app.overlay {
+                Overlay::Explain => Overlay::None,
+                _ => Overlay::Explain,
+            }
+        }
+        Action::NextPanel | Action::PrevPanel => {
+            let panels = super::explain::panels(app);
+            app.panel = super::explain::step(&panels, app.panel, action == Action::NextPanel);
+        }
+        Action::NextLesson | Action::PrevLesson => {
+            return super::tour::turn(app, action == Action::NextLesson);
+        }
         Action::OpenPicker => return vec![Effect::DiscoverPresets],
         Action::Choose => {
             if let Overlay::Picker(picker) = &app.overlay

@@ -57,8 +57,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         RunState::Diverged(_) | RunState::Crashed(_) => theme.alarm(),
     };
     let bullet = if theme.ascii { "* " } else { "● " };
-    // The state comes first after the name: it is what must survive a narrow terminal.
-    let mut first = vec![Span::styled(" gradlab", theme.title()), sep()];
+    // The state and the network come first after the name: they are what must survive a
+    // narrow terminal; the rate and the program's name go first when the line is too long.
+    let mut lead = vec![Span::styled(" gradlab", theme.title()), sep()];
+    let mut first = Vec::new();
     match &run.experiment {
         Some(e) => first.push(Span::styled(e.name.clone(), theme.active())),
         None => first.push(Span::styled("starting…", theme.dim())),
@@ -70,11 +72,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     first.extend([
         sep(),
         Span::styled(format!("{bullet}{}", state_label(&run.state)), state_style),
-        sep(),
-        Span::raw(format!("step {}", run.step)),
-        sep(),
-        Span::styled(rate, theme.dim()),
     ]);
+    let mut task = Vec::new();
     if let Some(e) = &run.experiment {
         let optimizer = match e.optimizer {
             OptimizerSpec::Sgd { .. } => "SGD",
@@ -93,12 +92,23 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
                 e.model.depth, e.model.width
             )
         };
-        first.extend([
-            sep(),
-            Span::raw(task_label(&e.task)),
-            sep(),
-            Span::raw(model),
-        ]);
+        first.extend([sep(), Span::raw(model)]);
+        task = vec![sep(), Span::raw(task_label(&e.task))];
+    }
+    first.extend([sep(), Span::raw(format!("step {}", run.step))]);
+    let rate = [sep(), Span::styled(rate, theme.dim())];
+    let width = |spans: &[Span]| spans.iter().map(Span::width).sum::<usize>();
+    let room = usize::from(area.width);
+    if width(&lead) + width(&first) + width(&rate) + width(&task) <= room {
+        lead.extend(first);
+        lead.extend(rate);
+        lead.extend(task);
+        first = lead;
+    } else if width(&first) + width(&task) < room {
+        first.insert(0, Span::raw(" "));
+        first.extend(task);
+    } else {
+        first.insert(0, Span::raw(" "));
     }
     let mut second = switch_spans(run, theme, &sep);
     // The measurement first: on an 80-column terminal the line is cut at the right edge.

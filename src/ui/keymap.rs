@@ -68,6 +68,7 @@ impl fmt::Display for Key {
             KeyCode::Home => write!(f, "Home"),
             KeyCode::End => write!(f, "End"),
             KeyCode::Tab => write!(f, "Tab"),
+            KeyCode::BackTab => write!(f, "S-Tab"),
             KeyCode::Esc => write!(f, "Esc"),
             KeyCode::Enter => write!(f, "Enter"),
             other => write!(f, "{other:?}"),
@@ -136,6 +137,16 @@ pub enum Action {
     Suspend,
     /// Leave the dashboard.
     Quit,
+    /// Show (or hide) what the focused panel plots, its units, colours and what to look for.
+    Explain,
+    /// Explanation overlay: focus the next panel.
+    NextPanel,
+    /// Explanation overlay: focus the previous panel.
+    PrevPanel,
+    /// Tour: the next lesson.
+    NextLesson,
+    /// Tour: the previous lesson.
+    PrevLesson,
 }
 
 /// Which table a key is looked up in.
@@ -149,6 +160,10 @@ pub enum Context {
     Fork,
     /// The preset picker is open.
     Picker,
+    /// The guided tour runs: looked up before `Main` (no overlay open).
+    Tour,
+    /// The panel explanation is open.
+    Explain,
 }
 
 /// What is on screen, for deciding whether a binding applies.
@@ -360,7 +375,7 @@ const fn row(
 }
 
 use Action as A;
-use Context::{Fork, Main, Picker, Replay};
+use Context::{Explain, Fork, Main, Picker, Replay, Tour};
 
 /// Every key binding, in the order hints and help list them.
 #[rustfmt::skip]
@@ -390,6 +405,7 @@ pub const KEYMAP: &[Binding] = &[
     row(Main, &[ch('P')], A::OpenPicker, "preset picker (restarts the run)", Some("presets"), LIVE_SINGLE),
     row(Main, &[ch('w')], A::SaveWeights, "save weights: <preset>-step<N>.safetensors", None, LIVE),
     row(Main, &[ch('f')], A::OpenFork, "fork: a twin with one switch flipped, compared", Some("fork"), LIVE),
+    row(Main, &[ch('i')], A::Explain, "explain a panel: what it plots, units, colours", Some("explain"), ANYWHERE),
     row(Main, &[ch('?')], A::ToggleHelp, "this help", Some("help"), ANYWHERE),
     row(Main, &[code(KeyCode::Esc)], A::Close, "close an overlay", None, ANYWHERE),
     row(Main, &[ctrl('z')], A::Suspend, "suspend to the shell (fg resumes)", None, ANYWHERE),
@@ -419,6 +435,14 @@ pub const KEYMAP: &[Binding] = &[
     row(Picker, &[code(KeyCode::Enter)], A::Choose, "load it (restarts the run)", Some("load"), ANYWHERE),
     row(Picker, &[code(KeyCode::Esc), ch('P'), ch('q')], A::Close, "cancel", Some("cancel"), ANYWHERE),
     row(Picker, &[ctrl('c')], A::Quit, "quit", None, ANYWHERE),
+    // Guided tour (`gradlab tour`), before the main table.
+    row(Tour, &[ch('.')], A::NextLesson, "tour: next lesson", Some("next"), ANYWHERE),
+    row(Tour, &[ch(',')], A::PrevLesson, "tour: previous lesson", Some("prev"), ANYWHERE),
+    // Panel explanation.
+    row(Explain, &[code(KeyCode::Tab), code(KeyCode::Right)], A::NextPanel, "explain the next panel", Some("next panel"), ANYWHERE),
+    row(Explain, &[code(KeyCode::BackTab), code(KeyCode::Left)], A::PrevPanel, "explain the previous panel", Some("previous"), ANYWHERE),
+    row(Explain, &[code(KeyCode::Esc), ch('i'), ch('q')], A::Close, "close", Some("close"), ANYWHERE),
+    row(Explain, &[ctrl('c')], A::Quit, "quit", None, ANYWHERE),
 ];
 
 /// The fork menu's `[`/`]` scale the twin's learning rate by this much: a factor of two (the
@@ -444,9 +468,17 @@ fn action_of(binding: &Binding, key_index: usize) -> Action {
 
 /// The tables in force, first match wins: an open overlay's, then replay's, then the main one.
 pub fn contexts(overlay: Option<Context>, replay: bool) -> Vec<Context> {
+    tour_contexts(overlay, replay, false)
+}
+
+/// [`contexts`] during the guided tour: its keys come before the main table.
+pub fn tour_contexts(overlay: Option<Context>, replay: bool, tour: bool) -> Vec<Context> {
     let mut list: Vec<Context> = overlay.into_iter().collect();
     if overlay.is_none() && replay {
         list.push(Context::Replay);
+    }
+    if overlay.is_none() && tour {
+        list.push(Context::Tour);
     }
     if overlay.is_none() {
         list.push(Context::Main);

@@ -9,6 +9,7 @@ pub mod compare_columns;
 pub mod compare_header;
 pub mod compare_overlay;
 pub mod event;
+pub mod explain;
 pub mod follow;
 pub mod fork;
 pub mod gradient_flow;
@@ -30,6 +31,9 @@ pub mod sparklines;
 pub mod spectrum;
 pub mod status;
 pub mod theme;
+pub mod tour;
+pub mod tour_lessons;
+pub mod tour_panel;
 pub mod widgets;
 
 use app::{App, Overlay};
@@ -162,11 +166,14 @@ pub fn render(frame: &mut Frame, app: &App) {
         Overlay::Help => help::render(frame, area, app),
         Overlay::Picker(picker) => picker::render(frame, area, picker, &app.theme),
         Overlay::ForkMenu => fork::render(frame, area, app),
+        Overlay::Explain => explain::render(frame, &areas, app),
     }
 }
 
 /// Draws the single-run dashboard into `areas`.
 fn render_single(frame: &mut Frame, app: &App, areas: &Areas) {
+    // The tour's lesson panel takes the sparklines' place (and, compact, part of the heat map's).
+    let areas = &tour_panel::render_beside(frame, areas, app);
     let (run, theme) = (app.run(), &app.theme);
     header::render(frame, areas.header, app);
     if run.show_spectrum {
@@ -190,6 +197,7 @@ fn render_single(frame: &mut Frame, app: &App, areas: &Areas) {
         gradient_flow::render_heat(frame, areas.heat, run, theme);
         sparklines::render(frame, areas.sparklines, run, theme);
     }
+    explain::legends(frame, areas, app);
     status::render(frame, areas.status, app);
 }
 

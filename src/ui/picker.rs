@@ -27,6 +27,8 @@ pub struct Picker {
     pub selected: usize,
     /// Why the folder could not be read, if it could not.
     pub folder_error: Option<String>,
+    /// Each entry's one-line description (or why it does not parse), in entry order.
+    pub descriptions: Vec<String>,
 }
 
 impl Picker {
@@ -52,10 +54,12 @@ impl Picker {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
             Err(error) => folder_error = Some(format!("{}: {error}", folder.display())),
         }
+        let descriptions = entries.iter().map(describe).collect();
         Self {
             entries,
             selected: 0,
             folder_error,
+            descriptions,
         }
     }
 
@@ -83,6 +87,14 @@ impl PresetSource {
     }
 }
 
+/// A preset's description, or why it cannot be read.
+pub fn describe(source: &PresetSource) -> String {
+    match source.load() {
+        Ok(experiment) => experiment.description,
+        Err(error) => format!("does not load: {error:#}"),
+    }
+}
+
 fn is_builtin_copy(path: &Path) -> bool {
     let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
         return false;
@@ -93,24 +105,40 @@ fn is_builtin_copy(path: &Path) -> bool {
     std::fs::read_to_string(path).is_ok_and(|text| text == builtin.source)
 }
 
-/// Draws the picker as a centred overlay.
+/// Draws the picker as a centred overlay, each preset with its description and the
+/// highlighted one's in full under the list.
 pub fn render(frame: &mut Frame, area: Rect, picker: &Picker, theme: &Theme) {
-    let height = (picker.entries.len() as u16 + 4).min(area.height);
-    let width = 60.min(area.width);
+    let width = 100.min(area.width);
+    let inner_width = usize::from(width.saturating_sub(2)).max(1);
+    let selected = picker
+        .descriptions
+        .get(picker.selected)
+        .cloned()
+        .unwrap_or_default();
+    let detail = super::tour_panel::wrap(&selected, inner_width);
+    let height = (picker.entries.len() as u16 + 4 + detail.len() as u16).min(area.height);
     let popup = super::widgets::centered(area, width, height);
     frame.render_widget(Clear, popup);
+    let name_width = picker
+        .entries
+        .iter()
+        .map(|e| entry_name(e).chars().count())
+        .max()
+        .unwrap_or(0);
     let items: Vec<ListItem> = picker
         .entries
         .iter()
-        .map(|entry| match entry {
-            PresetSource::Builtin(name) => ListItem::new(Line::from(vec![
-                Span::styled(name.to_string(), theme.text()),
-                Span::styled("  built-in", theme.dim()),
-            ])),
-            PresetSource::File(path) => ListItem::new(Line::from(vec![
-                Span::styled(path.display().to_string(), theme.text()),
-                Span::styled("  file", theme.dim()),
-            ])),
+        .enumerate()
+        .map(|(i, entry)| {
+            let kind = match entry {
+                PresetSource::Builtin(_) => "",
+                PresetSource::File(_) => " (file)",
+            };
+            let description = picker.descriptions.get(i).cloned().unwrap_or_default();
+            ListItem::new(Line::from(vec![
+                Span::styled(format!("{:name_width$}", entry_name(entry)), theme.text()),
+                Span::styled(format!("{kind}  {description}"), theme.dim()),
+            ]))
         })
         .collect();
     let mut footer = vec![
@@ -125,10 +153,40 @@ pub fn render(frame: &mut Frame, area: Rect, picker: &Picker, theme: &Theme) {
     let block = super::widgets::panel_block(theme, " load a preset (restarts the run) ")
         .borders(Borders::ALL)
         .title_bottom(Line::from(footer));
+    let inner = block.inner(popup);
+    frame.render_widget(block, popup);
+    let list_rows = inner
+        .height
+        .saturating_sub(detail.len() as u16 + 1)
+        .max(1)
+        .min(inner.height);
+    let list_area = Rect {
+        height: list_rows,
+        ..inner
+    };
     let list = List::new(items)
-        .block(block)
         .highlight_style(theme.cursor())
         .highlight_symbol(if theme.ascii { "> " } else { "▶ " });
     let mut state = ListState::default().with_selected(Some(picker.selected));
-    frame.render_stateful_widget(list, popup, &mut state);
+    frame.render_stateful_widget(list, list_area, &mut state);
+    if inner.height > list_rows + 1 {
+        let text: Vec<Line> = detail
+            .into_iter()
+            .map(|l| Line::styled(l, theme.text()))
+            .collect();
+        let detail_area = Rect {
+            y: inner.y + list_rows + 1,
+            height: inner.height - list_rows - 1,
+            ..inner
+        };
+        frame.render_widget(ratatui::widgets::Paragraph::new(text), detail_area);
+    }
+}
+
+/// The name an entry is listed under.
+fn entry_name(entry: &PresetSource) -> String {
+    match entry {
+        PresetSource::Builtin(name) => name.to_string(),
+        PresetSource::File(path) => path.display().to_string(),
+    }
 }
