@@ -28,6 +28,8 @@ const BUILTIN: &[Preset] = embedded![
     "relu-critical",
     "exploding",
     "plain-shallow",
+    "digits-mlp",
+    "mnist1d-mlp",
     "rnn-vanilla-adding",
     "rnn-gru-adding",
     "rnn-lstm-adding",
