@@ -95,8 +95,8 @@ pub fn evaluate_train(trainer: &Trainer, lesion: Lesion) -> (f64, Option<f64>) {
         start = end;
     }
     let rows = task.train.len.max(1) as f64;
-    let accuracy = matches!(task.kind, TaskKind::Classification { .. })
-        .then(|| correct as f64 / rows);
+    let accuracy =
+        matches!(task.kind, TaskKind::Classification { .. }).then(|| correct as f64 / rows);
     (loss / rows, accuracy)
 }
 

@@ -147,7 +147,10 @@ pub fn run(args: &SweepArgs) -> Result<ExitCode> {
     // After the CSV, so the results are on disk even when stdout's reader has gone away.
     let table = table_cells(&sweep, &rows);
     if args.json {
-        say!("{}", serde_json::to_string(&json_rows(&sweep, &rows, &table))?)?;
+        say!(
+            "{}",
+            serde_json::to_string(&json_rows(&sweep, &rows, &table))?
+        )?;
     } else {
         print_table(&sweep, &rows, &table)?;
     }
@@ -230,7 +233,10 @@ fn json_rows(sweep: &Sweep, rows: &[Row], table: &[Cell]) -> Vec<serde_json::Val
         .filter(|(i, _)| Some(*i) != sweep.seed_axis() && Some(*i) != sweep.select_axis())
         .map(|(_, a)| a.path.trim())
         .collect();
-    let num = |v: Option<f64>| v.filter(|v| v.is_finite()).map_or(Value::Null, |v| json!(v));
+    let num = |v: Option<f64>| {
+        v.filter(|v| v.is_finite())
+            .map_or(Value::Null, |v| json!(v))
+    };
     table
         .iter()
         .map(|cell| {
@@ -276,7 +282,10 @@ fn json_rows(sweep: &Sweep, rows: &[Row], table: &[Cell]) -> Vec<serde_json::Val
             object.insert("test_accuracy".into(), num(test_acc));
             object.insert("test_accuracy_min".into(), num(test_min));
             object.insert("test_accuracy_max".into(), num(test_max));
-            object.insert("test_loss".into(), num(stats(&scores(|s| Some(s.test_loss))).0));
+            object.insert(
+                "test_loss".into(),
+                num(stats(&scores(|s| Some(s.test_loss))).0),
+            );
             if let Some(select) = &sweep.file.select {
                 object.insert("select".into(), json!(select.path()));
                 // A learning rate reads back as a number; another axis's value stays text.

@@ -105,9 +105,14 @@ pub struct SweepFile {
     /// Also evaluate single-block lesions after training.
     #[serde(default)]
     pub lesion: bool,
-    /// Report, per cell, only the best value of one axis (chosen on training loss).
-    #[serde(default)]
+    /// Report, per cell, only the best value of one axis (chosen on training loss); written
+    /// `select: BestOver("optimizer.lr")`, without RON's `Some(…)`.
+    #[serde(default, deserialize_with = "some_select")]
     pub select: Option<Select>,
+}
+
+fn some_select<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Select>, D::Error> {
+    Select::deserialize(d).map(Some)
 }
 
 /// One run of a sweep.
@@ -156,7 +161,11 @@ impl Sweep {
 
     /// Index of the `seed` axis, whose runs the table averages over.
     pub fn seed_axis(&self) -> Option<usize> {
-        self.file.grid.0.iter().position(|a| a.path.trim() == "seed")
+        self.file
+            .grid
+            .0
+            .iter()
+            .position(|a| a.path.trim() == "seed")
     }
 
     /// Index of the axis `select` chooses a value of (checked to exist when loaded).

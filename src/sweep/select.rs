@@ -199,7 +199,10 @@ mod tests {
         assert_eq!(tie[0].chosen.as_deref(), Some("a"));
         let plain = cells(&values, &[Some(0.2), Some(0.1)], Some(1), None);
         assert_eq!(plain.len(), 2);
-        assert_eq!((plain[0].members.as_slice(), plain[0].chosen.as_ref()), ([0].as_slice(), None));
+        assert_eq!(
+            (plain[0].members.as_slice(), plain[0].chosen.as_ref()),
+            ([0].as_slice(), None)
+        );
         assert!(plain[1].candidates.is_empty());
     }
 }

@@ -181,7 +181,13 @@ mod tests {
         assert_eq!((d.input_dims, d.train.len, d.test.len), (64, 1437, 360));
         assert_eq!(d.train.inputs.len(), 1437 * 64);
         // Class counts of the whole set as scikit-learn ships it, and of the fixed split.
-        let all: Vec<usize> = d.train.labels.iter().chain(&d.test.labels).copied().collect();
+        let all: Vec<usize> = d
+            .train
+            .labels
+            .iter()
+            .chain(&d.test.labels)
+            .copied()
+            .collect();
         assert_eq!(
             counts(&all, 10),
             [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
@@ -263,12 +269,21 @@ mod tests {
         let cases: [(&[u8], &str); 8] = [
             (b"", "not a gradlab data file"),
             (b"GLDATA2\nxxxxxxxxxxxxxxxxxxxx", "not a gradlab data file"),
-            (&good[..good.len() - 1], "116832 bytes, but a header of 1797 rows"),
-            (&bad_label, "row 1797 has label 10, but the file has 10 classes"),
+            (
+                &good[..good.len() - 1],
+                "116832 bytes, but a header of 1797 rows",
+            ),
+            (
+                &bad_label,
+                "row 1797 has label 10, but the file has 10 classes",
+            ),
             (&bad_dtype, "unknown feature type 7"),
             (&nan, "feature 1 of row 1 is not a finite number"),
             (&huge, "needs more than fits in memory"),
-            (&no_train, "bad header: 1797 rows, 64 columns, 10 classes, 0 training rows"),
+            (
+                &no_train,
+                "bad header: 1797 rows, 64 columns, 10 classes, 0 training rows",
+            ),
         ];
         for (bytes, expected) in cases {
             match parse(bytes, "x.bin", 1.0) {
