@@ -219,7 +219,7 @@ mod tests {
         // The first training signal's first samples, as the package's generator gives them.
         assert_eq!(
             &d.train.inputs[..3],
-            [-0.332_005_68, -0.471_910_36, -0.778_697_07]
+            [-0.332_005_68, -0.471_910_36, -0.778_697_1]
         );
         // The generator standardises the whole set to mean 0 and standard deviation 1.
         let all: Vec<f64> = d
