@@ -159,6 +159,12 @@ pub enum TaskSpec {
         )]
         test_points: usize,
     },
+    /// The UCI 8×8 handwritten digits (1 797 images, 10 classes, pixels scaled to [0, 1]),
+    /// shipped in the binary with a fixed split: 1 437 training and 360 test images.
+    Digits,
+    /// MNIST-1D (Greydanus & Kobak 2020): 40-sample signals of 10 classes, the canonical set
+    /// with the paper's 4 000 training and 1 000 test examples, shipped in the binary.
+    Mnist1d,
     /// A user CSV file: numeric feature columns, the last column the label (or target).
     Csv {
         path: String,

@@ -6,7 +6,7 @@ use crate::config::{Experiment, SkipMode};
 use crate::learner::Learner;
 use crate::metrics::Snapshot;
 use crate::model::Trainer;
-use crate::model::{BatchTargets, Lesion, Matrix, Switches, backprop};
+use crate::model::{BatchTargets, Lesion, Matrix, Switches, backprop, forward};
 use crate::paths::{PathNetwork, PathStats};
 use crate::protocol::LesionResult;
 use crate::sources::{LayerSources, source_gradients, summarise_sources};
@@ -122,6 +122,104 @@ pub fn lesion_all(trainer: &mut Trainer) -> Vec<LesionResult> {
         .collect()
 }
 
+/// Loss and accuracy of the trainer's current network on the whole training split, with
+/// block `lesion` removed if given: the training-data counterpart of `evaluate_test`, so a
+/// lesion's damage can be told apart from overfitting.
+pub fn evaluate_train(trainer: &Trainer, lesion: Lesion) -> (f64, Option<f64>) {
+    // In chunks, so a large training split does not need every activation at once; the loss
+    // is a mean over rows, so a row-weighted mean of the chunks' losses is the whole split's.
+    const CHUNK: usize = 4096;
+    let task = trainer.task();
+    let act = trainer.experiment().model.activation;
+    let switches = trainer.switches();
+    let (mut loss, mut correct) = (0.0f64, 0usize);
+    let mut start = 0;
+    while start < task.train.len {
+        let end = (start + CHUNK).min(task.train.len);
+        let Some((_, x, targets, labels)) = rows_of(trainer, start..end) else {
+            break;
+        };
+        let pass = forward(trainer.params(), act, &switches, x, &targets, lesion);
+        loss += f64::from(pass.main_loss) * (end - start) as f64;
+        correct += correct_rows(&pass.logits.as_vec(), &labels, task.kind);
+        start = end;
+    }
+    let rows = task.train.len.max(1) as f64;
+    let accuracy =
+        matches!(task.kind, TaskKind::Classification { .. }).then(|| correct as f64 / rows);
+    (loss / rows, accuracy)
+}
+
+/// Rows whose arg-max logit is the label (0 for regression).
+fn correct_rows(logits: &[f32], labels: &[usize], kind: TaskKind) -> usize {
+    let TaskKind::Classification { classes } = kind else {
+        return 0;
+    };
+    logits
+        .chunks(classes)
+        .zip(labels)
+        .filter(|(row, label)| {
+            let best = row
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map(|(i, _)| i);
+            best == Some(**label)
+        })
+        .count()
+}
+
+/// The final network on the whole training and test splits (not a batch, and not the last
+/// periodic test, which may be up to `test_every` steps old).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FinalScores {
+    /// Main loss on the whole training split (non-finite prints as `null`).
+    pub train_loss: f64,
+    /// Accuracy on the whole training split (null for regression).
+    pub train_accuracy: Option<f64>,
+    /// Main loss on the whole test split.
+    pub test_loss: f64,
+    /// Accuracy on the whole test split (null for regression).
+    pub test_accuracy: Option<f64>,
+}
+
+/// One block removed, scored on the whole training split.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainLesion {
+    /// The removed block, numbered from 1 at the input (L1).
+    pub block: usize,
+    /// Training loss without it.
+    pub train_loss: f64,
+    /// Training accuracy without it (null for regression).
+    pub train_accuracy: Option<f64>,
+}
+
+/// The final scores of `trainer`'s network.
+pub fn final_scores(trainer: &mut Trainer) -> FinalScores {
+    let (train_loss, train_accuracy) = evaluate_train(trainer, Lesion::default());
+    let (test_loss, test_accuracy) = trainer.evaluate_test(Lesion::default());
+    FinalScores {
+        train_loss,
+        train_accuracy,
+        test_loss,
+        test_accuracy,
+    }
+}
+
+/// Scores the training split once per block with that block removed.
+pub fn lesion_all_train(trainer: &Trainer) -> Vec<TrainLesion> {
+    (0..trainer.params().layers.len())
+        .map(|block| {
+            let (train_loss, train_accuracy) = evaluate_train(trainer, Lesion(Some(block)));
+            TrainLesion {
+                block: block + 1,
+                train_loss,
+                train_accuracy,
+            }
+        })
+        .collect()
+}
+
 /// Path statistics of the trainer's current network on the first `rows` training rows, for
 /// the main loss under the live skip mode: Veit's profile (`samples` random paths per length,
 /// drawn from `seed`) and the exact split. `None` for dense nets or an empty training split.
@@ -165,16 +263,26 @@ pub fn layer_sources(trainer: &Trainer, rows: usize) -> Option<Vec<LayerSources>
 
 /// The first `rows` training rows as raw inputs, an input tensor and targets.
 fn first_rows(trainer: &Trainer, rows: usize) -> Option<(Vec<f32>, Matrix, BatchTargets)> {
+    let rows = rows.min(trainer.task().train.len);
+    rows_of(trainer, 0..rows).map(|(inputs, x, targets, _)| (inputs, x, targets))
+}
+
+/// Training rows `range` as raw inputs, an input tensor, targets and labels (empty for
+/// regression); None for an empty range or a net without hidden layers.
+fn rows_of(
+    trainer: &Trainer,
+    range: std::ops::Range<usize>,
+) -> Option<(Vec<f32>, Matrix, BatchTargets, Vec<usize>)> {
     let task = trainer.task();
-    let rows = rows.min(task.train.len);
-    if rows == 0 || trainer.params().layers.is_empty() {
+    let rows = range.len();
+    if rows == 0 || range.end > task.train.len || trainer.params().layers.is_empty() {
         return None;
     }
     let outputs = match task.kind {
         TaskKind::Classification { classes } => classes,
         TaskKind::Regression { outputs } => outputs,
     };
-    let indices: Vec<usize> = (0..rows).collect();
+    let indices: Vec<usize> = range.collect();
     let (mut inputs, mut labels, mut values) = (Vec::new(), Vec::new(), Vec::new());
     task.train.gather(
         &indices,
@@ -198,7 +306,7 @@ fn first_rows(trainer: &Trainer, rows: usize) -> Option<(Vec<f32>, Matrix, Batch
             BatchTargets::Values(dev.tensor_from_vec(values, (rows, outputs)))
         }
     };
-    Some((inputs, x, targets))
+    Some((inputs, x, targets, labels))
 }
 
 /// The `--json` object: the final snapshot's fields plus the analyses that were asked for.
@@ -227,6 +335,12 @@ pub struct RunReport {
     /// Per-layer q_l and c_l of the final net, measured and mean-field, and ξ_c.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub forward: Option<ForwardSignal>,
+    /// The final network on the whole training and test splits (MLPs).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub final_scores: Option<FinalScores>,
+    /// Training-split results with each block removed in turn (with `lesion`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub lesion_train: Option<Vec<TrainLesion>>,
 }
 
 /// Which analyses to run after training, beside the final snapshot.
@@ -266,15 +380,20 @@ pub fn build_report(
             sources: None,
             jacobian: None,
             forward: None,
+            final_scores: None,
+            lesion_train: None,
         };
     };
     let lesion = analyses.lesion.then(|| lesion_all(mlp));
+    let lesion_train = analyses.lesion.then(|| lesion_all_train(mlp));
     let (jacobian, forward) = analyse_trainer(mlp, ANALYSIS_ROWS)
         .map(|a| (a.jacobian, a.forward))
         .unzip();
     RunReport {
         jacobian,
         forward,
+        final_scores: Some(final_scores(mlp)),
+        lesion_train,
         paths: analyses
             .paths
             .and_then(|(rows, samples)| path_stats(mlp, rows, samples, seed)),

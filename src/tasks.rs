@@ -1,7 +1,9 @@
-//! Datasets the lab trains on: synthetic tasks generated from the seed, or a user CSV file.
+//! Datasets the lab trains on: synthetic tasks generated from the seed, two real data sets
+//! shipped in the binary (see [`datasets`]), or a user CSV file.
 //!
-//! Every task is produced in full, shuffled once and cut into a test split (20 %, at least one
-//! example) and a train split. All randomness comes from `StdRng` (rand 0.8) seeded from the
+//! Every generated or CSV task is produced in full, shuffled once and cut into a test split
+//! (20 %, at least one example) and a train split; the shipped data sets keep their own fixed
+//! split. All randomness comes from `StdRng` (rand 0.8) seeded from the
 //! experiment seed, so the same seed gives bit-identical data on the same build; different
 //! purposes (points, split, teacher weights, batch order) draw from independent streams so that,
 //! for example, changing the point count does not change the teacher function.
@@ -16,6 +18,7 @@ use rand::seq::SliceRandom;
 use crate::config::TaskSpec;
 
 mod csv;
+pub mod datasets;
 mod generators;
 mod sampler;
 pub mod sequence;
@@ -245,6 +248,9 @@ pub fn build_task(spec: &TaskSpec, seed: u64, base_dir: Option<&Path>) -> Result
         TaskSpec::Adding { .. } | TaskSpec::Copy { .. } | TaskSpec::DelayedXor { .. } => {
             bail!("{spec:?} is a sequence task: it needs `kind: Rnn` in the model")
         }
+        // Their split is part of the file, the same for every seed.
+        TaskSpec::Digits => return Ok(datasets::digits()?.task("digits")),
+        TaskSpec::Mnist1d => return Ok(datasets::mnist1d()?.task("mnist-1d")),
     };
     let (train, test) = split(&all, input_dims, kind.outputs(), seed)?;
     Ok(TaskData {

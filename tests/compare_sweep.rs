@@ -207,3 +207,155 @@ fn listed_commands_run_and_give_the_sweeps_results() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn every_shipped_sweep_parses_and_expands_to_its_grid() {
+    let mut checked = 0;
+    for entry in std::fs::read_dir("sweeps").expect("sweeps/ exists") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|e| e != "ron") {
+            continue;
+        }
+        let sweep = load_sweep(&path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+        let product: usize = sweep.file.grid.0.iter().map(|a| a.values.len()).product();
+        assert_eq!(sweep.jobs.len(), product, "{}", path.display());
+        for job in &sweep.jobs {
+            sweep
+                .experiment(job)
+                .unwrap_or_else(|e| panic!("{} {}: {e:#}", path.display(), job.id));
+        }
+        if let Some(select) = &sweep.file.select {
+            assert!(sweep.select_axis().is_some(), "{}", select.path());
+        }
+        checked += 1;
+    }
+    assert!(checked >= 4, "only {checked} sweeps found");
+}
+
+/// Two depths × three learning rates × two seeds, lesions on: small enough to run in seconds.
+const SELECT: &str = r#"Sweep(
+    base: Preset("plain-deep"),
+    set: ["model.width=8", "task.points=200", "test_every=5", "optimizer=Adam(lr: 0.01)"],
+    grid: {
+        "model.depth": ["2", "4"],
+        "optimizer.lr": ["0.0001", "0.01", "0.1"],
+        "seed": ["1", "2"],
+    },
+    steps: 40,
+    out: "OUT",
+    lesion: true,
+    select: BestOver("optimizer.lr"),
+)"#;
+
+#[test]
+fn sweep_json_reports_per_cell_the_lr_with_the_lowest_mean_training_loss() {
+    let dir = scratch("select");
+    let file = dir.join("select.ron");
+    let out = dir.join("out");
+    std::fs::write(
+        &file,
+        SELECT.replace("\"OUT\"", &format!("{:?}", out.display().to_string())),
+    )
+    .expect("write sweep");
+    let result = std::process::Command::new(env!("CARGO_BIN_EXE_gradlab"))
+        .args(["sweep", "--json", "--threads", "2"])
+        .arg(&file)
+        .output()
+        .expect("runs");
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&result.stdout).expect("JSON array");
+    assert_eq!(rows.len(), 2, "one row per depth");
+    let sweep = load_sweep(&file).expect("loads");
+    // Independently of the sweep's code: each job's result file, the final network's loss on
+    // the whole training split averaged over the seeds, the lowest per depth.
+    let score = |job: &gradlab::sweep::SweepJob| {
+        let report = read_result(&out, &job.id).expect("result");
+        let scores = report.final_scores.expect("MLP runs have final scores");
+        (scores.train_loss, scores.test_loss)
+    };
+    let mut lowest_test_differs = false;
+    for (row, depth) in rows.iter().zip(["2", "4"]) {
+        let object = row.as_object().expect("object");
+        let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "best_lr",
+                "candidate_train_loss",
+                "diverged",
+                "intact_test_accuracy",
+                "intact_train_accuracy",
+                "lesion_mean_test_accuracy",
+                "lesion_mean_train_accuracy",
+                "model.depth",
+                "runs",
+                "select",
+                "tail_loss",
+                "test_accuracy",
+                "test_accuracy_max",
+                "test_accuracy_min",
+                "test_loss",
+                "train_accuracy",
+                "train_loss",
+                "train_loss_max",
+                "train_loss_min",
+            ]
+        );
+        assert_eq!(row["model.depth"], depth);
+        assert_eq!(row["runs"], 2);
+        let mean = |lr: &str, pick: fn((f64, f64)) -> f64| {
+            let runs: Vec<f64> = sweep
+                .jobs
+                .iter()
+                .filter(|j| j.values[0] == depth && j.values[1] == lr)
+                .map(|j| pick(score(j)))
+                .collect();
+            assert_eq!(runs.len(), 2);
+            runs.iter().sum::<f64>() / 2.0
+        };
+        let lrs = ["0.0001", "0.01", "0.1"];
+        let by = |pick: fn((f64, f64)) -> f64| {
+            lrs.iter()
+                .copied()
+                .min_by(|a, b| mean(a, pick).total_cmp(&mean(b, pick)))
+                .expect("three")
+        };
+        let best = by(|s| s.0);
+        lowest_test_differs |= best != by(|s| s.1);
+        assert_eq!(
+            row["best_lr"],
+            best.parse::<f64>().expect("number"),
+            "{row}"
+        );
+        let reported = row["train_loss"].as_f64().expect("number");
+        assert!((reported - mean(best, |s| s.0)).abs() < 1e-12, "{row}");
+        for lr in lrs {
+            let candidate = row["candidate_train_loss"][lr].as_f64().expect("number");
+            assert!((candidate - mean(lr, |s| s.0)).abs() < 1e-12);
+        }
+        let (lo, hi) = (
+            row["train_loss_min"].as_f64().expect("min"),
+            row["train_loss_max"].as_f64().expect("max"),
+        );
+        assert!(lo <= reported && reported <= hi && lo < hi, "{row}");
+        for key in [
+            "train_accuracy",
+            "intact_train_accuracy",
+            "lesion_mean_train_accuracy",
+            "lesion_mean_test_accuracy",
+        ] {
+            let v = row[key].as_f64().unwrap_or_else(|| panic!("{key}: {row}"));
+            assert!((0.0..=1.0).contains(&v), "{key}: {row}");
+        }
+        assert_eq!(row["train_accuracy"], row["intact_train_accuracy"]);
+        assert_eq!(row["test_accuracy"], row["intact_test_accuracy"]);
+    }
+    // Not required for the check above, but says whether this grid tells the two rules apart.
+    eprintln!("selection on test loss would differ somewhere: {lowest_test_differs}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

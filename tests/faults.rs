@@ -550,6 +550,14 @@ const CASES: &[Case] = &[
         not: &[],
     },
     Case {
+        name: "sweep --json into a closed pipe",
+        args: &["sweep", "--json", "--threads", "1", "{dir}/small.ron"],
+        stdout: Stdout::Closed,
+        code: 141,
+        message: &[],
+        not: &[],
+    },
+    Case {
         name: "sweep's table into a closed pipe",
         args: &["sweep", "--threads", "1", "{dir}/small.ron"],
         stdout: Stdout::Closed,
@@ -630,6 +638,14 @@ const CASES: &[Case] = &[
             "--set",
             "model.depth=2",
         ],
+        stdout: Stdout::Full,
+        code: 74,
+        message: &["cannot write to stdout", "No space left on device"],
+        not: &[],
+    },
+    Case {
+        name: "sweep --json into a full disk",
+        args: &["sweep", "--json", "--threads", "1", "{dir}/small.ron"],
         stdout: Stdout::Full,
         code: 74,
         message: &["cannot write to stdout", "No space left on device"],
@@ -949,6 +965,25 @@ const CASES: &[Case] = &[
         not: &[],
     },
     Case {
+        name: "select over an axis the grid does not have is refused at its position",
+        args: &["sweep", "--list", "{dir}/select-missing.ron"],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &[
+            "select-missing.ron:5:",
+            "select names `optimizer.lr`, which is not an axis of the grid",
+        ],
+        not: &[],
+    },
+    Case {
+        name: "select over the seed axis is refused",
+        args: &["sweep", "--list", "{dir}/select-seed.ron"],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &["select-seed.ron:", "select cannot choose over `seed`"],
+        not: &[],
+    },
+    Case {
         name: "a grid combination that cannot run is refused before any job runs",
         args: &["sweep", "{dir}/cell-task.ron"],
         stdout: Stdout::Read,
@@ -1028,7 +1063,22 @@ fn fixtures(dir: &Path) -> Vec<(PathBuf, String)> {
          steps: 1, out: \"{}\")",
         dir.join("cell-task-out").display()
     );
+    let select = |axis: &str, out: &str| {
+        format!(
+            "Sweep(\n    base: Preset(\"plain-deep\"),\n    grid: {{\"seed\": [\"1\"]}},\n    \
+             steps: 1,\n    select: BestOver(\"{axis}\"),\n    out: \"{}\",\n)",
+            dir.join(out).display()
+        )
+    };
     vec![
+        (
+            dir.join("select-missing.ron"),
+            select("optimizer.lr", "select-missing-out"),
+        ),
+        (
+            dir.join("select-seed.ron"),
+            select("seed", "select-seed-out"),
+        ),
         (dir.join("bad-beta1.ron"), bad_beta1),
         (dir.join("million.ron"), million),
         (dir.join("small.ron"), small),

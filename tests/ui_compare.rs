@@ -36,7 +36,7 @@ fn theme() -> Theme {
 
 fn experiment() -> Experiment {
     let base = load_preset("plain-deep").expect("built-in preset");
-    let sets = ["model.depth=12", "path_every=10"].map(String::from);
+    let sets = ["model.depth=12", "path_every=10", "task.points=1000"].map(String::from);
     apply_overrides(&base, &sets).expect("valid overrides")
 }
 

@@ -23,7 +23,12 @@ use dash::Dash;
 /// plain-deep, seed from the preset, 40 steps, residual switched on at step 25: the same events
 /// on every run, and no wall-clock values (no `Tick`, so steps/s stays blank).
 fn recorded_app(theme: Theme) -> Dash {
-    let experiment = load_preset("plain-deep").expect("built-in preset");
+    // The snapshots' numbers come from this data; the preset's own size may change.
+    let experiment = apply_overrides(
+        &load_preset("plain-deep").expect("built-in preset"),
+        &["task.points=1000".to_string()],
+    )
+    .expect("valid override");
     let mut trainer = Trainer::new(experiment.clone(), None).expect("trainer builds");
     let mut sink = VecSink::default();
     let schedule = [(25, Command::SetSkip(SkipMode::Residual { scale: 1.0 }))];
@@ -88,7 +93,7 @@ fn rnn_app(theme: Theme) -> Dash {
 /// with the path panel open.
 fn paths_app(theme: Theme) -> Dash {
     let base = load_preset("residual-deep").expect("built-in preset");
-    let sets = ["model.depth=12", "path_every=20"].map(String::from);
+    let sets = ["model.depth=12", "path_every=20", "task.points=1000"].map(String::from);
     let experiment = apply_overrides(&base, &sets).expect("valid overrides");
     let mut trainer = Trainer::new(experiment.clone(), None).expect("trainer builds");
     let mut sink = VecSink::default();
@@ -114,6 +119,7 @@ fn sources_app(theme: Theme) -> Dash {
         "model.aux.enabled=true",
         "model.aux.every=4",
         "path_every=20",
+        "task.points=1000",
     ]
     .map(String::from);
     let experiment = apply_overrides(&base, &sets).expect("valid overrides");

@@ -7,6 +7,7 @@ use crate::report::RunReport;
 use crate::sweep::run::{
     SweepProgress, list_commands, pending_jobs, read_result, run_jobs, tail_loss,
 };
+use crate::sweep::select::{Cell, cells};
 use crate::sweep::{BaseSpec, Sweep, load_sweep};
 use anyhow::{Context, Result};
 use clap::Args;
@@ -33,6 +34,9 @@ pub struct SweepArgs {
     /// Write to this folder instead of the file's `out`.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Print the table's rows as one JSON array instead of the table.
+    #[arg(long, conflicts_with = "list")]
+    json: bool,
 }
 
 /// Fraction of the run the `tail loss` column averages the training loss over.
@@ -141,7 +145,15 @@ pub fn run(args: &SweepArgs) -> Result<ExitCode> {
         .with_context(|| format!("cannot write {}", csv.display()))?;
     tell!("wrote {}", csv.display());
     // After the CSV, so the results are on disk even when stdout's reader has gone away.
-    print_table(&sweep, &rows)?;
+    let table = table_cells(&sweep, &rows);
+    if args.json {
+        say!(
+            "{}",
+            serde_json::to_string(&json_rows(&sweep, &rows, &table))?
+        )?;
+    } else {
+        print_table(&sweep, &rows, &table)?;
+    }
     Ok(if failed > 0 || rows.iter().any(|r| r.report.is_none()) {
         ExitCode::from(1)
     } else {
@@ -178,6 +190,133 @@ fn lesion_mean(report: &RunReport) -> Option<f64> {
     (!accs.is_empty()).then(|| accs.iter().sum::<f64>() / accs.len() as f64)
 }
 
+/// Mean training accuracy over single-block lesions, where lesions were measured.
+fn lesion_mean_train(report: &RunReport) -> Option<f64> {
+    let lesion = report.lesion_train.as_ref()?;
+    let accs: Vec<f64> = lesion.iter().filter_map(|l| l.train_accuracy).collect();
+    (!accs.is_empty()).then(|| accs.iter().sum::<f64>() / accs.len() as f64)
+}
+
+/// The training loss a selection compares: the final network's loss on the whole training
+/// split, or for a run without one (a recurrent net) the tail loss; None when the job has no
+/// result or diverged, so a value that diverged on any seed is never chosen.
+fn train_loss(row: &Row) -> Option<f64> {
+    let report = row.report.as_ref()?;
+    if report.snapshot.diverged {
+        return None;
+    }
+    let loss = match &report.final_scores {
+        Some(scores) => scores.train_loss,
+        None => row.tail_loss.unwrap_or(report.snapshot.loss),
+    };
+    loss.is_finite().then_some(loss)
+}
+
+/// The table's rows: runs grouped over seeds and, with `select`, the chosen value per cell.
+fn table_cells(sweep: &Sweep, rows: &[Row]) -> Vec<Cell> {
+    let values: Vec<Vec<String>> = rows.iter().map(|r| r.values.clone()).collect();
+    let losses: Vec<Option<f64>> = rows.iter().map(train_loss).collect();
+    cells(&values, &losses, sweep.seed_axis(), sweep.select_axis())
+}
+
+/// `--json`: one object per table row. Axis values are keyed by their `--set` path; every
+/// number is a mean over the row's runs (its seeds) of the final network's scores on the
+/// whole split, accuracies as fractions; `_min`/`_max` give the spread over seeds.
+fn json_rows(sweep: &Sweep, rows: &[Row], table: &[Cell]) -> Vec<serde_json::Value> {
+    use serde_json::{Map, Value, json};
+    let shown: Vec<&str> = sweep
+        .file
+        .grid
+        .0
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| Some(*i) != sweep.seed_axis() && Some(*i) != sweep.select_axis())
+        .map(|(_, a)| a.path.trim())
+        .collect();
+    let num = |v: Option<f64>| {
+        v.filter(|v| v.is_finite())
+            .map_or(Value::Null, |v| json!(v))
+    };
+    table
+        .iter()
+        .map(|cell| {
+            let members: Vec<&Row> = cell.members.iter().map(|&i| &rows[i]).collect();
+            let reports: Vec<&RunReport> =
+                members.iter().filter_map(|r| r.report.as_ref()).collect();
+            let stats = |f: &dyn Fn(&Row) -> Option<f64>| {
+                let v: Vec<f64> = members
+                    .iter()
+                    .filter_map(|r| f(r))
+                    .filter(|v| v.is_finite())
+                    .collect();
+                let mean = (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+                let min = v.iter().copied().reduce(f64::min);
+                let max = v.iter().copied().reduce(f64::max);
+                (mean, min, max)
+            };
+            let scores = |f: fn(&crate::report::FinalScores) -> Option<f64>| {
+                move |r: &Row| r.report.as_ref()?.final_scores.as_ref().and_then(f)
+            };
+            let mut object = Map::new();
+            for (path, value) in shown.iter().zip(&cell.key) {
+                object.insert(path.to_string(), Value::String(value.clone()));
+            }
+            object.insert("runs".into(), json!(reports.len()));
+            let diverged = reports.iter().filter(|r| r.snapshot.diverged).count();
+            object.insert("diverged".into(), json!(diverged));
+            let (loss, loss_min, loss_max) = stats(&train_loss);
+            object.insert("train_loss".into(), num(loss));
+            object.insert("train_loss_min".into(), num(loss_min));
+            object.insert("train_loss_max".into(), num(loss_max));
+            object.insert("tail_loss".into(), num(stats(&|r| r.tail_loss).0));
+            let train_acc = stats(&scores(|s| s.train_accuracy)).0;
+            object.insert("train_accuracy".into(), num(train_acc));
+            let test = |r: &Row| {
+                let report = r.report.as_ref()?;
+                match &report.final_scores {
+                    Some(scores) => scores.test_accuracy,
+                    None => report.snapshot.test_accuracy,
+                }
+            };
+            let (test_acc, test_min, test_max) = stats(&test);
+            object.insert("test_accuracy".into(), num(test_acc));
+            object.insert("test_accuracy_min".into(), num(test_min));
+            object.insert("test_accuracy_max".into(), num(test_max));
+            object.insert(
+                "test_loss".into(),
+                num(stats(&scores(|s| Some(s.test_loss))).0),
+            );
+            if let Some(select) = &sweep.file.select {
+                object.insert("select".into(), json!(select.path()));
+                // A learning rate reads back as a number; another axis's value stays text.
+                let best = cell.chosen.as_ref().map_or(Value::Null, |v| {
+                    v.trim()
+                        .parse::<f64>()
+                        .map_or_else(|_| Value::String(v.clone()), |n| json!(n))
+                });
+                object.insert("best_lr".into(), best);
+                let candidates: Map<String, Value> = cell
+                    .candidates
+                    .iter()
+                    .map(|c| (c.value.clone(), num(c.mean_train_loss)))
+                    .collect();
+                object.insert("candidate_train_loss".into(), Value::Object(candidates));
+            }
+            if sweep.file.lesion {
+                let intact_train = stats(&scores(|s| s.train_accuracy)).0;
+                let intact_test = stats(&scores(|s| s.test_accuracy)).0;
+                let lesion_train = stats(&|r| lesion_mean_train(r.report.as_ref()?)).0;
+                let lesion_test = stats(&|r| lesion_mean(r.report.as_ref()?)).0;
+                object.insert("intact_train_accuracy".into(), num(intact_train));
+                object.insert("lesion_mean_train_accuracy".into(), num(lesion_train));
+                object.insert("intact_test_accuracy".into(), num(intact_test));
+                object.insert("lesion_mean_test_accuracy".into(), num(lesion_test));
+            }
+            Value::Object(object)
+        })
+        .collect()
+}
+
 /// Numbers of one row, for averaging: tail loss, test acc, dB, gain per layer (dB), χ₁ fitted
 /// over the middle layers, path lo, path hi, lesion.
 fn numbers(row: &Row) -> Option<[Option<f64>; 8]> {
@@ -197,29 +336,23 @@ fn numbers(row: &Row) -> Option<[Option<f64>; 8]> {
     ])
 }
 
-fn print_table(sweep: &Sweep, rows: &[Row]) -> Result<()> {
+fn print_table(sweep: &Sweep, rows: &[Row], table: &[Cell]) -> Result<()> {
     let names = sweep.axis_names();
-    let seed_axis = sweep.file.grid.0.iter().position(|a| a.path == "seed");
+    let seed_axis = sweep.seed_axis();
+    let select_axis = sweep.select_axis();
     let lesion = sweep.file.lesion;
     // Averaging over seeds is what the papers' curves show; single runs follow in the CSV.
-    let mut groups: Vec<(Vec<String>, Vec<&Row>)> = Vec::new();
-    for row in rows {
-        let key: Vec<String> = row
-            .values
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| Some(*i) != seed_axis)
-            .map(|(_, v)| v.clone())
-            .collect();
-        match groups.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, members)) => members.push(row),
-            None => groups.push((key, vec![row])),
-        }
-    }
+    let groups: Vec<(&Vec<String>, Vec<&Row>, &Cell)> = table
+        .iter()
+        .map(|cell| {
+            let members = cell.members.iter().map(|&i| &rows[i]).collect();
+            (&cell.key, members, cell)
+        })
+        .collect();
     let shown: Vec<&String> = names
         .iter()
         .enumerate()
-        .filter(|(i, _)| Some(*i) != seed_axis)
+        .filter(|(i, _)| Some(*i) != seed_axis && Some(*i) != select_axis)
         .map(|(_, n)| n)
         .collect();
     let mut header = String::new();
@@ -232,6 +365,13 @@ fn print_table(sweep: &Sweep, rows: &[Row]) -> Result<()> {
     if lesion {
         header.push_str(" lesioned acc % |");
     }
+    if let Some(axis) = select_axis {
+        let _ = write!(
+            header,
+            " best {} (train) | whole-train loss, seeds min–max |",
+            names[axis]
+        );
+    }
     say!("{header}")?;
     say!(
         "{}",
@@ -240,7 +380,7 @@ fn print_table(sweep: &Sweep, rows: &[Row]) -> Result<()> {
             .map(|c| if c == '|' { '|' } else { '-' })
             .collect::<String>()
     )?;
-    for (key, members) in &groups {
+    for (key, members, cell) in &groups {
         let measured: Vec<[Option<f64>; 8]> = members.iter().filter_map(|r| numbers(r)).collect();
         let diverged = members
             .iter()
@@ -253,7 +393,7 @@ fn print_table(sweep: &Sweep, rows: &[Row]) -> Result<()> {
         let show =
             |v: Option<f64>, digits: usize| v.map_or("n/a".into(), |v| format!("{v:.digits$}"));
         let mut line = String::new();
-        for value in key {
+        for value in key.iter() {
             let _ = write!(line, "| {value} ");
         }
         let runs = if diverged > 0 {
@@ -274,6 +414,18 @@ fn print_table(sweep: &Sweep, rows: &[Row]) -> Result<()> {
         );
         if lesion {
             let _ = write!(line, " {} |", show(mean(7), 1));
+        }
+        if select_axis.is_some() {
+            let losses: Vec<f64> = members.iter().filter_map(|r| train_loss(r)).collect();
+            let spread = match (
+                losses.iter().copied().reduce(f64::min),
+                losses.iter().copied().reduce(f64::max),
+            ) {
+                (Some(lo), Some(hi)) => format!("{lo:.4}–{hi:.4}"),
+                _ => "n/a".into(),
+            };
+            let chosen = cell.chosen.as_deref().unwrap_or("none finished");
+            let _ = write!(line, " {chosen} | {spread} |");
         }
         say!("{line}")?;
     }

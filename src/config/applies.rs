@@ -53,6 +53,8 @@ impl TaskSpec {
             TaskSpec::Adding { .. } => "Adding",
             TaskSpec::Copy { .. } => "Copy",
             TaskSpec::DelayedXor { .. } => "DelayedXor",
+            TaskSpec::Digits => "Digits",
+            TaskSpec::Mnist1d => "Mnist1d",
             TaskSpec::Csv { .. } => "Csv",
         }
     }

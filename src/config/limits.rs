@@ -39,6 +39,8 @@ fn task_shape(task: &TaskSpec) -> (u64, u64) {
         TaskSpec::Adding { .. } => (2, 1),
         TaskSpec::DelayedXor { .. } => (2, 2),
         TaskSpec::Copy { alphabet, .. } => (alphabet + 2, alphabet),
+        TaskSpec::Digits => (64, 10),
+        TaskSpec::Mnist1d => (40, 10),
         TaskSpec::Csv { .. } => (1, 1),
     };
     (inputs as u64, outputs as u64)
@@ -66,6 +68,8 @@ fn data_bytes(experiment: &Experiment) -> u64 {
         TaskSpec::Adding { test_points, .. }
         | TaskSpec::Copy { test_points, .. }
         | TaskSpec::DelayedXor { test_points, .. } => test_points as u64,
+        TaskSpec::Digits => 1797,
+        TaskSpec::Mnist1d => 5000,
         TaskSpec::Csv { .. } => 0,
     };
     let steps = sequence_steps(&experiment.task);

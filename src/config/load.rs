@@ -30,6 +30,8 @@ const BUILTIN: &[Preset] = embedded![
     "plain-shallow",
     "isometry-orthogonal",
     "isometry-gaussian",
+    "digits-mlp",
+    "mnist1d-mlp",
     "rnn-vanilla-adding",
     "rnn-gru-adding",
     "rnn-lstm-adding",

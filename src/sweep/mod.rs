@@ -13,14 +13,19 @@
 //!     },
 //!     steps: 300,
 //!     out: "results/highway",             // relative to the working directory
+//!     select: BestOver("optimizer.lr"),    // optional: see [`select`]
 //! )
 //! ```
+//!
+//! With `select: BestOver(PATH)` the table shows, per combination of the other axes, only
+//! the value of PATH whose runs reach the lowest training loss averaged over seeds.
 //!
 //! The grid expands to the cartesian product in file order, the first axis varying slowest.
 //! A job's id is made of its values alone, so it stays the same when axes gain values and a
 //! resumed sweep finds the results it already has.
 
 pub mod run;
+pub mod select;
 
 use crate::config::{
     Experiment, apply_overrides, builtin_presets, check_overrides_apply, check_task_fits_model,
@@ -31,6 +36,8 @@ use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use std::fmt;
 use std::path::{Path, PathBuf};
+
+pub use select::Select;
 
 /// Where a sweep's base experiment comes from.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -98,6 +105,14 @@ pub struct SweepFile {
     /// Also evaluate single-block lesions after training.
     #[serde(default)]
     pub lesion: bool,
+    /// Report, per cell, only the best value of one axis (chosen on training loss); written
+    /// `select: BestOver("optimizer.lr")`, without RON's `Some(…)`.
+    #[serde(default, deserialize_with = "some_select")]
+    pub select: Option<Select>,
+}
+
+fn some_select<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Select>, D::Error> {
+    Select::deserialize(d).map(Some)
 }
 
 /// One run of a sweep.
@@ -142,6 +157,25 @@ impl Sweep {
     /// Short names for the axes: the last path segment, or the whole path where two collide.
     pub fn axis_names(&self) -> Vec<String> {
         axis_names(&self.file.grid)
+    }
+
+    /// Index of the `seed` axis, whose runs the table averages over.
+    pub fn seed_axis(&self) -> Option<usize> {
+        self.file
+            .grid
+            .0
+            .iter()
+            .position(|a| a.path.trim() == "seed")
+    }
+
+    /// Index of the axis `select` chooses a value of (checked to exist when loaded).
+    pub fn select_axis(&self) -> Option<usize> {
+        let select = self.file.select.as_ref()?;
+        self.file
+            .grid
+            .0
+            .iter()
+            .position(|a| a.path.trim() == select.path().trim())
     }
 }
 
@@ -208,6 +242,24 @@ pub fn parse_sweep(source: &str, path: &Path) -> Result<Sweep> {
     for axis in &file.grid.0 {
         if axis.values.is_empty() {
             bail!("{}: `{}` has no values", at(&axis.path), axis.path);
+        }
+    }
+    if let Some(select) = &file.select {
+        let path = select.path().trim();
+        let paths: Vec<&str> = file.grid.0.iter().map(|a| a.path.trim()).collect();
+        if path == "seed" {
+            bail!(
+                "{}: select cannot choose over `seed`: every seed of a cell must use the same \
+                 value, and the table averages over seeds",
+                at("select")
+            );
+        }
+        if !paths.contains(&path) {
+            bail!(
+                "{}: select names `{path}`, which is not an axis of the grid (the axes are {})",
+                at("select"),
+                paths.join(", ")
+            );
         }
     }
     // Counted before expanding, so a grid of millions is refused at once, not after the

@@ -21,6 +21,8 @@ pub fn task_label(task: &TaskSpec) -> String {
         TaskSpec::Checkerboard { cells, .. } => format!("checkerboard {cells}×{cells}"),
         TaskSpec::Blobs { classes, dims, .. } => format!("blobs {classes}×{dims}d"),
         TaskSpec::Teacher { dims, .. } => format!("teacher {dims}d"),
+        TaskSpec::Digits => "digits 8×8".into(),
+        TaskSpec::Mnist1d => "mnist-1d".into(),
         TaskSpec::Csv { path, .. } => format!("csv {path}"),
         TaskSpec::Adding { length, .. } => format!("adding T={length}"),
         TaskSpec::Copy { symbols, delay, .. } => format!("copy {symbols} over {delay}"),
