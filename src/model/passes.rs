@@ -12,7 +12,7 @@ use crate::theory::{phi, phi_prime};
 fn act_f32(act: Activation, v: f32) -> f32 {
     match act {
         Activation::Linear => v,
-        Activation::Tanh => fast_tanh(v),
+        Activation::Tanh => tanh_no_underflow(v),
         Activation::Relu => v.max(0.0),
         Activation::Sigmoid => fast_sigmoid(v),
         Activation::Gelu => phi(act, f64::from(v)) as f32,
@@ -24,7 +24,7 @@ fn act_f32(act: Activation, v: f32) -> f32 {
 fn slope_f32(act: Activation, src: f32) -> f32 {
     match act {
         Activation::Linear => 1.0,
-        Activation::Tanh => 1.0 - src * src,
+        Activation::Tanh => tanh_slope(src),
         Activation::Relu => {
             if src > 0.0 {
                 1.0
@@ -35,6 +35,28 @@ fn slope_f32(act: Activation, src: f32) -> f32 {
         Activation::Sigmoid => src * (1.0 - src),
         Activation::Gelu => phi_prime(act, f64::from(src)) as f32,
     }
+}
+
+/// Below this, tanh(x) rounds to x in f32 (|x| < 2^-12: the cubic term is under half an ulp).
+const TANH_LINEAR: f32 = 2.441_406_2e-4;
+
+/// `fast_tanh` that never multiplies a tiny value: squaring one underflows, and on x86 an
+/// underflowing product takes a microcode assist ~100× slower (the deep vanishing net's
+/// activations are 1e-30 and below). Tiny inputs take the polynomial at a harmless stand-in
+/// and return x itself.
+#[inline(always)]
+fn tanh_no_underflow(x: f32) -> f32 {
+    let tiny = x.abs() < TANH_LINEAR;
+    let safe = if tiny { 1.0 } else { x };
+    let y = fast_tanh(safe);
+    if tiny { x } else { y }
+}
+
+/// 1 − y², without squaring a tiny y (see `tanh_no_underflow`).
+#[inline(always)]
+fn tanh_slope(y: f32) -> f32 {
+    let safe = if y.abs() < TANH_LINEAR { 0.0 } else { y };
+    1.0 - safe * safe
 }
 
 /// Elements per block: each pass writes a block, then sums it while it is still in L1.
@@ -93,7 +115,7 @@ multiversion! {
 pub fn act_in_place(act: Activation, v: &mut [f32]) -> f64 {
     match act {
         Activation::Linear => map_blocks(v, |x| x),
-        Activation::Tanh => map_blocks(v, fast_tanh),
+        Activation::Tanh => map_blocks(v, tanh_no_underflow),
         Activation::Relu => map_blocks(v, |x| x.max(0.0)),
         Activation::Sigmoid => map_blocks(v, fast_sigmoid),
         Activation::Gelu => map_blocks(v, |x| act_f32(Activation::Gelu, x)),
@@ -157,7 +179,7 @@ multiversion! {
 pub fn slope(act: Activation, g: &[f32], src: &[f32], dz: &mut [f32]) -> f64 {
     match act {
         Activation::Linear => slope_blocks(g, src, dz, |_| 1.0),
-        Activation::Tanh => slope_blocks(g, src, dz, |y| 1.0 - y * y),
+        Activation::Tanh => slope_blocks(g, src, dz, tanh_slope),
         Activation::Relu => slope_blocks(g, src, dz, |y| if y > 0.0 { 1.0 } else { 0.0 }),
         Activation::Sigmoid => slope_blocks(g, src, dz, |y| y * (1.0 - y)),
         Activation::Gelu => slope_blocks(g, src, dz, |z| slope_f32(Activation::Gelu, z)),
@@ -225,7 +247,7 @@ fn slope_highway_rows(
 ) -> f64 {
     match act {
         Activation::Linear => highway_rows(g, src, f, x, t, dz, dg, next, |_| 1.0),
-        Activation::Tanh => highway_rows(g, src, f, x, t, dz, dg, next, |y| 1.0 - y * y),
+        Activation::Tanh => highway_rows(g, src, f, x, t, dz, dg, next, tanh_slope),
         Activation::Relu => {
             highway_rows(g, src, f, x, t, dz, dg, next, |y| if y > 0.0 { 1.0 } else { 0.0 })
         }

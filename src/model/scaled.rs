@@ -34,12 +34,6 @@ fn pow2(k: i32) -> f32 {
     f32::from_bits(((k + 127) as u32) << 23)
 }
 
-/// `x`, or a zero of the same sign when `x` is subnormal (see `kernels::flush`).
-#[inline(always)]
-fn flush(x: f32) -> f32 {
-    super::kernels::flush(x)
-}
-
 multiversion! {
 /// values ← values · 2^k (exact; k within ±126).
 pub fn scale_exact(values: &mut [f32], factor: f32) {
@@ -58,22 +52,15 @@ pub fn shift(values: &mut [f32], mut k: i32) {
 }
 
 multiversion! {
-/// values ← flush(values · factor), returning Σ(result)² in f64.
-fn scale_flush_sumsq(values: &mut [f32], factor: f32) -> f64 {
-    let mut lanes = [0.0f64; 8];
-    let mut chunks = values.chunks_exact_mut(8);
-    for chunk in &mut chunks {
-        for (lane, v) in lanes.iter_mut().zip(chunk.iter_mut()) {
-            *v = flush(*v * factor);
-            *lane += f64::from(*v) * f64::from(*v);
-        }
+/// values ← values · factor computed in f64 (exact for a power of two), zero where the
+/// result is below f32's normal range; returns Σ(result)² in f64. No f32 product ever
+/// underflows, which would cost a microcode assist on x86.
+fn scale_flush_sumsq(values: &mut [f32], factor: f64) -> f64 {
+    for v in values.iter_mut() {
+        let t = f64::from(*v) * factor;
+        *v = if t.abs() < f64::from(f32::MIN_POSITIVE) { 0.0 * *v } else { t as f32 };
     }
-    let mut total: f64 = lanes.iter().sum();
-    for v in chunks.into_remainder() {
-        *v = flush(*v * factor);
-        total += f64::from(*v) * f64::from(*v);
-    }
-    total
+    crate::metrics::sum_squares_inline(values)
 }
 }
 
@@ -84,19 +71,12 @@ pub fn to_true_scale(values: &mut [f32], exp: i32) -> f64 {
     if exp == 0 {
         return crate::metrics::sum_squares(values);
     }
-    if exp < -300 {
+    if exp < -600 {
         // Below any f32 (and any product of two f32 magnitudes): the true value is zero.
-        values.iter_mut().for_each(|v| *v = 0.0 * v.signum());
+        values.iter_mut().for_each(|v| *v *= 0.0);
         return 0.0;
     }
-    let mut k = exp;
-    // Scale in steps that stay within f32's exponent range; only the last may flush.
-    while !(-126..=127).contains(&k) {
-        let step = k.clamp(-126, 127);
-        scale_exact(values, pow2(step));
-        k -= step;
-    }
-    scale_flush_sumsq(values, pow2(k))
+    scale_flush_sumsq(values, f64::from(exp.min(600)).exp2())
 }
 
 /// log2 of a norm whose square, at exponent `exp`, is `sumsq`: log2(√sumsq · 2^exp).
