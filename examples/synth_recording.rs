@@ -54,6 +54,9 @@ fn main() -> anyhow::Result<()> {
                     gate_mean: None,
                     gate_bias_mean: None,
                     update_ratio: 1e-3 / (1.0 + t),
+                    act_grad_db: None,
+                    weight_grad_db: None,
+                    below_f32: false,
                 })
                 .collect(),
             grad_ratio_first_last: ratio,

@@ -29,6 +29,17 @@ pub struct LayerMetrics {
     /// ‖ΔW_l‖ / ‖W_l‖ of the update just applied (0 when no update was applied).
     #[serde(deserialize_with = "null_as_nan")]
     pub update_ratio: f64,
+    /// ‖∂L/∂h_l‖ in dB (20·log10), exact far beyond f32's and f64's range (the backward
+    /// signal is carried rescaled); null in recordings made before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act_grad_db: Option<f64>,
+    /// ‖∂L/∂W_l‖ in dB, as exact as `act_grad_db`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_grad_db: Option<f64>,
+    /// The true ∂L/∂W_l is nonzero but every entry is below f32's range: the f32 update of
+    /// this layer is zero, so the layer cannot learn (whatever its norm says).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub below_f32: bool,
 }
 
 /// Per-time-step measurements of a recurrent net (backprop through time).
@@ -185,6 +196,13 @@ pub fn middle_fit_chi1(act_grad_norms: &[f64]) -> f64 {
 /// Σ v² in f64, over eight independent accumulators so the loop vectorises (a single running
 /// sum is a chain of dependent additions the compiler may not reorder).
 pub fn sum_squares(values: &[f32]) -> f64 {
+    sum_squares_inline(values)
+}
+
+/// `sum_squares`, inlined into its caller so it is compiled for the caller's vector width
+/// (the fused passes call it on each block they have just written, while it is in L1).
+#[inline(always)]
+pub fn sum_squares_inline(values: &[f32]) -> f64 {
     let mut lanes = [0.0f64; 8];
     let chunks = values.chunks_exact(8);
     let rest = chunks.remainder();

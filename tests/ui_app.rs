@@ -50,6 +50,9 @@ fn snapshot(step: u64, first: f64, depth: usize) -> Snapshot {
             gate_mean: None,
             gate_bias_mean: None,
             update_ratio: 1e-4,
+            act_grad_db: None,
+            weight_grad_db: None,
+            below_f32: false,
         })
         .collect();
     Snapshot {

@@ -42,6 +42,15 @@ pub struct BenchResult {
     /// gradlab's steps/s over JAX's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratio_jax: Option<f64>,
+    /// CPU cores the configuration ran on.
+    pub cores: usize,
+    /// Matrix-product work of one step in GFLOP (2 per multiply-add; element-wise work is
+    /// not counted).
+    pub gflop_per_step: f64,
+    /// The machine's f32 peak per core (GFLOP/s), measured in the same run (`peak_gflops`).
+    pub peak_gflops: f64,
+    /// Product throughput as a fraction of `peak_gflops × cores`.
+    pub fraction_of_peak: f64,
 }
 
 impl BenchResult {
@@ -69,7 +78,23 @@ impl BenchResult {
             jax_steps_per_sec: None,
             ratio_torch: None,
             ratio_jax: None,
+            cores: 1,
+            gflop_per_step: 0.0,
+            peak_gflops: 0.0,
+            fraction_of_peak: 0.0,
         }
+    }
+
+    /// Sets the work per step and the fraction of `peak` (GFLOP/s per core) it reached.
+    fn with_work(mut self, gflop_per_step: f64, peak: f64) -> Self {
+        self.gflop_per_step = gflop_per_step;
+        self.peak_gflops = peak;
+        self.fraction_of_peak = if peak > 0.0 {
+            gflop_per_step * self.steps_per_sec / (peak * self.cores as f64)
+        } else {
+            0.0
+        };
+        self
     }
 
     /// Attaches a peer's figure for the same model, depth or length, and metrics setting.
@@ -106,6 +131,9 @@ pub struct BenchPlan {
     pub models: Vec<SkipMode>,
     /// Sequence lengths for the recurrent cells (empty: no recurrent benchmark).
     pub lengths: Vec<usize>,
+    /// Depths of the deep vanishing row (plain tanh, σ_w² = 0.5, σ_b² = 0: the gradient falls
+    /// ~3 dB a layer, far below f32's range at 256), where subnormal arithmetic once cost 100×.
+    pub deep: Vec<usize>,
     /// Minimum wall time per configuration.
     pub min_time: Duration,
 }
@@ -120,9 +148,65 @@ impl Default for BenchPlan {
                 SkipMode::Highway,
             ],
             lengths: vec![50, 200],
+            deep: vec![DEEP_DEPTH],
             min_time: Duration::from_secs(2),
         }
     }
+}
+
+/// Depth of the deep vanishing row.
+pub const DEEP_DEPTH: usize = 256;
+
+/// The machine's f32 peak on one core, in GFLOP/s: the best throughput of a large
+/// (512 × 512 × 512) product through the same `gemm` the networks use, over `time`.
+pub fn peak_gflops(time: Duration) -> f64 {
+    use crate::model::kernels::{Operand, matmul};
+    let n = 512;
+    let a: Vec<f32> = (0..n * n).map(|i| ((i % 7) as f32 - 3.0) * 0.1).collect();
+    let b: Vec<f32> = (0..n * n).map(|i| ((i % 5) as f32 - 2.0) * 0.1).collect();
+    let mut c = vec![0.0f32; n * n];
+    let flop = 2.0 * (n * n * n) as f64;
+    let start = Instant::now();
+    let mut best = 0.0f64;
+    while start.elapsed() < time || best == 0.0 {
+        let t = Instant::now();
+        matmul(
+            &mut c,
+            n,
+            n,
+            n,
+            Operand::plain(&a, n),
+            Operand::plain(&b, n),
+            false,
+        );
+        let seconds = t.elapsed().as_secs_f64();
+        if seconds > 0.0 {
+            best = best.max(flop / seconds / 1e9);
+        }
+    }
+    std::hint::black_box(&c);
+    best
+}
+
+/// Product work of one MLP step (batch × width × width products: forward, ∂L/∂h, ∂L/∂W).
+pub fn mlp_gflop(skip: SkipMode, depth: usize, width: usize, batch: usize) -> f64 {
+    let products_per_layer = if matches!(skip, SkipMode::Highway) {
+        2.0
+    } else {
+        1.0
+    };
+    3.0 * products_per_layer * 2.0 * (batch * width * width * depth) as f64 / 1e9
+}
+
+/// Product work of one recurrent step: per time step, the recurrent product of every gate,
+/// forward and both backward products.
+pub fn rnn_gflop(cell: CellKind, length: usize, width: usize, batch: usize) -> f64 {
+    let gates = match cell {
+        CellKind::Vanilla => 1.0,
+        CellKind::Gru => 3.0,
+        CellKind::Lstm => 4.0,
+    };
+    3.0 * gates * 2.0 * (batch * width * width * length) as f64 / 1e9
 }
 
 fn model_name(skip: SkipMode) -> &'static str {
@@ -191,15 +275,10 @@ pub fn measure(
         )
     })?;
     let name = model_name(skip);
-    Ok(BenchResult::new(
-        name,
-        Some(depth),
-        None,
-        64,
-        128,
-        metrics,
-        timing,
-    ))
+    Ok(
+        BenchResult::new(name, Some(depth), None, 64, 128, metrics, timing)
+            .with_work(mlp_gflop(skip, depth, 64, 128), 0.0),
+    )
 }
 
 /// Measures one recurrent configuration: hidden 64, batch 64, Adam, on the adding problem.
@@ -227,15 +306,10 @@ pub fn measure_rnn(
             cell.label()
         )
     })?;
-    Ok(BenchResult::new(
-        cell.label(),
-        None,
-        Some(length),
-        64,
-        64,
-        metrics,
-        timing,
-    ))
+    Ok(
+        BenchResult::new(cell.label(), None, Some(length), 64, 64, metrics, timing)
+            .with_work(rnn_gflop(cell, length, 64, 64), 0.0),
+    )
 }
 
 /// Runs every configuration of `plan`, calling `report` after each; an error from `report`
@@ -245,19 +319,27 @@ pub fn run(
     mut report: impl FnMut(&BenchResult) -> Result<()>,
 ) -> Result<Vec<BenchResult>> {
     let mut results = Vec::new();
+    let peak = peak_gflops(plan.min_time.min(Duration::from_millis(500)));
+    let mut rows: Vec<(SkipMode, usize)> = Vec::new();
     for &skip in &plan.models {
-        for &depth in &plan.depths {
-            for metrics in [true, false] {
-                let result = measure(skip, depth, metrics, plan.min_time)?;
-                report(&result)?;
-                results.push(result);
-            }
+        rows.extend(plan.depths.iter().map(|&depth| (skip, depth)));
+    }
+    rows.extend(plan.deep.iter().map(|&depth| (SkipMode::Plain, depth)));
+    for (skip, depth) in rows {
+        for metrics in [true, false] {
+            let result = measure(skip, depth, metrics, plan.min_time)?;
+            let work = result.gflop_per_step;
+            let result = result.with_work(work, peak);
+            report(&result)?;
+            results.push(result);
         }
     }
     for cell in CellKind::ALL {
         for &length in &plan.lengths {
             for metrics in [true, false] {
                 let result = measure_rnn(cell, length, metrics, plan.min_time)?;
+                let work = result.gflop_per_step;
+                let result = result.with_work(work, peak);
                 report(&result)?;
                 results.push(result);
             }

@@ -90,8 +90,35 @@ pub fn run_peer(
     sizes: &[usize],
     seconds: f64,
 ) -> Result<Vec<PeerResult>> {
+    run_peer_with(dir, script, sizes, seconds, &[])
+}
+
+/// The deep vanishing row on JAX: plain tanh nets of `depths` at σ_w² = 0.5, as gradlab's.
+pub fn run_deep_peer(dir: &Path, depths: &[usize]) -> Result<Vec<PeerResult>> {
+    let script = PEER_SCRIPTS[1];
+    run_peer_with(
+        dir,
+        script,
+        depths,
+        0.0,
+        &["--archs", "plain", "--weight-var", "0.5"],
+    )
+}
+
+/// `run_peer` with extra arguments for the script.
+fn run_peer_with(
+    dir: &Path,
+    script: PeerScript,
+    sizes: &[usize],
+    seconds: f64,
+    extra: &[&str],
+) -> Result<Vec<PeerResult>> {
     let name = script.file;
-    let out = std::env::temp_dir().join(format!("gradlab-peer-{}-{name}.json", std::process::id()));
+    let out = std::env::temp_dir().join(format!(
+        "gradlab-peer-{}-{}-{name}.json",
+        std::process::id(),
+        extra.len()
+    ));
     let sizes: Vec<String> = sizes.iter().map(usize::to_string).collect();
     let mut command = Command::new("python3");
     command.arg(dir.join(name)).args(["--reps", "3"]);
@@ -102,6 +129,7 @@ pub fn run_peer(
         command.args(["--depths", &sizes.join(","), "--steps", "200"]);
     }
     let status = command
+        .args(extra)
         .arg("--json")
         .arg(&out)
         .stdout(std::process::Stdio::null())

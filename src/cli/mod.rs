@@ -395,9 +395,15 @@ fn bench(args: &BenchArgs) -> Result<ExitCode> {
         min_time: std::time::Duration::from_secs_f64(args.seconds),
         ..Default::default()
     };
+    // The deep vanishing row comes with the default depths (a chosen list is measured alone).
+    let mut plan = plan;
+    if plan.depths != crate::bench::BenchPlan::default().depths {
+        plan.deep.clear();
+    }
     // Every configuration is timed with metrics on and off.
     let configurations = 2
         * (plan.models.len() * plan.depths.len()
+            + plan.deep.len()
             + crate::config::CellKind::ALL.len() * plan.lengths.len());
     tell!(
         "bench: {configurations} configurations of at least {} s each, about {:.0} s",
@@ -406,13 +412,15 @@ fn bench(args: &BenchArgs) -> Result<ExitCode> {
     );
     if !args.json {
         say!(
-            "{:<10} {:>12} {:>5} {:>5} {:>8} {:>12}",
+            "{:<10} {:>12} {:>5} {:>5} {:>8} {:>12} {:>5} {:>7}",
             "model",
             "depth/length",
             "width",
             "batch",
             "metrics",
-            "steps/s"
+            "steps/s",
+            "cores",
+            "%peak"
         )?;
     }
     let mut measured = 0;
@@ -429,18 +437,26 @@ fn bench(args: &BenchArgs) -> Result<ExitCode> {
             );
         } else {
             say!(
-                "{:<10} {:>12} {:>5} {:>5} {:>8} {:>12.1}",
+                "{:<10} {:>12} {:>5} {:>5} {:>8} {:>12.1} {:>5} {:>6.1}%",
                 r.model,
                 size_label(r),
                 r.width,
                 r.batch,
                 if r.metrics { "on" } else { "off" },
-                r.steps_per_sec
+                r.steps_per_sec,
+                r.cores,
+                100.0 * r.fraction_of_peak
             )?;
         }
         Ok(())
     })?;
     let mut results = results;
+    if let (false, Some(first)) = (args.json, results.first()) {
+        say!(
+            "f32 peak: {:.1} GFLOP/s per core (best 512³ product); %peak = the rows' products over peak × cores",
+            first.peak_gflops
+        )?;
+    }
     if !args.no_peers {
         run_peers(&plan, &mut results, args.json)?;
     }
@@ -487,6 +503,17 @@ fn run_peers(
             continue;
         }
         match run_peer(&dir, script, sizes, plan.min_time.as_secs_f64()) {
+            Ok(peers) => {
+                any = true;
+                for peer in &peers {
+                    results.iter_mut().for_each(|r| r.attach(peer));
+                }
+            }
+            Err(error) => tell!("note: {error:#}"),
+        }
+    }
+    if !plan.deep.is_empty() && has_python_module("jax") {
+        match crate::bench::peers::run_deep_peer(&dir, &plan.deep) {
             Ok(peers) => {
                 any = true;
                 for peer in &peers {

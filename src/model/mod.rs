@@ -13,3 +13,7 @@ pub use params::{AuxHead, HiddenLayer, Matrix, MlpParams, Vector, aux_head_layer
 pub mod backprop;
 pub use backprop::{Backprop, backprop};
 pub use trainer::{MlpPosition, Trainer};
+pub mod engine;
+pub mod loss;
+pub mod passes;
+pub mod scaled;

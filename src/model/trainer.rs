@@ -1,17 +1,19 @@
 //! One training step: forward on the tape, backward, gradient metrics, divergence check, update.
 
 use crate::config::{Experiment, SkipMode};
-use crate::metrics::{Divergence, LayerMetrics, Snapshot, gradient_ratios, l2_norm, rms};
+use crate::metrics::{Divergence, LayerMetrics, Snapshot, gradient_ratios};
+use crate::model::engine::{Net, Workspace};
+use crate::model::loss::Targets;
 use crate::model::params::ParamRole;
-use crate::model::{
-    BatchTargets, ForwardPass, Lesion, Matrix, MlpParams, Switches, forward, init_params,
-};
+use crate::model::scaled::{norm_db, norm_f64};
+use crate::model::{Lesion, MlpParams, Switches, aux_head_layers, init_params};
 use crate::optim::{Optimizer, UpdateNorms};
-use crate::tasks::{BatchSampler, SamplerPosition, Split, TaskData, TaskKind, build_task};
+use crate::tasks::{BatchSampler, SamplerPosition, TaskData, TaskKind, build_task};
 use anyhow::Result;
 use dfdx::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
+use std::cell::OnceCell;
 use std::path::Path;
 
 /// Test-set results from the last evaluation.
@@ -39,14 +41,25 @@ pub struct MlpPosition {
 
 /// A network being trained on a task, with its live switches and optimiser state.
 ///
-/// Cloning is a fork: dfdx tensors share their buffers until one side writes (copy on write),
-/// and the device keeps no state a step depends on (its cache is off, its rng unused).
+/// The parameters live as plain f32 buffers (`values`, `params_mut` order) that the engine
+/// reads and the optimiser updates in place; the dfdx tensors other code reads (`params`)
+/// are built from them on demand and written back if edited. Cloning is a fork.
 #[derive(Clone)]
 pub struct Trainer {
     experiment: Experiment,
-    dev: Cpu,
     task: TaskData,
-    params: MlpParams,
+    /// Shapes (and step-0 values) of every parameter, for building `view`.
+    template: MlpParams,
+    /// The parameters as dfdx tensors, built when asked for and dropped by the next update.
+    view: OnceCell<MlpParams>,
+    /// `view` was handed out mutably: its values are the truth until copied back.
+    view_edited: bool,
+    values: Vec<Vec<f32>>,
+    grads: Vec<Vec<f32>>,
+    roles: Vec<ParamRole>,
+    net: Net,
+    work: Workspace,
+    test_work: Workspace,
     optimizer: Optimizer,
     switches: Switches,
     learning_rate: f32,
@@ -58,7 +71,6 @@ pub struct Trainer {
     batch_inputs: Vec<f32>,
     batch_labels: Vec<usize>,
     batch_targets: Vec<f32>,
-    scratch: Vec<f32>,
 }
 
 /// Outputs the head produces: classes, or regression outputs.
@@ -85,7 +97,22 @@ impl Trainer {
             &mut rng,
         );
         let sizes: Vec<usize> = params.params_mut().iter().map(|(_, p)| p.len()).collect();
+        let roles: Vec<ParamRole> = params.params_mut().iter().map(|(r, _)| *r).collect();
+        let values = params.values();
+        let grads = sizes.iter().map(|&n| vec![0.0; n]).collect();
         let optimizer = Optimizer::new(&experiment.optimizer, &sizes);
+        let model = &experiment.model;
+        let net = Net {
+            act: model.activation,
+            skip: model.skip,
+            aux_enabled: model.aux.enabled,
+            aux_weight: model.aux.weight,
+            aux_layers: aux_head_layers(model.depth, model.aux.every),
+            input: task.input_dims,
+            width: model.width,
+            outputs: output_width(task.kind),
+            depth: model.depth,
+        };
         let switches = Switches {
             skip: experiment.model.skip,
             aux_enabled: experiment.model.aux.enabled,
@@ -95,9 +122,16 @@ impl Trainer {
         Ok(Self {
             learning_rate: experiment.optimizer.learning_rate(),
             experiment,
-            dev,
             task,
-            params,
+            template: params,
+            view: OnceCell::new(),
+            view_edited: false,
+            values,
+            grads,
+            roles,
+            net,
+            work: Workspace::default(),
+            test_work: Workspace::default(),
             optimizer,
             switches,
             step: 0,
@@ -108,7 +142,6 @@ impl Trainer {
             batch_inputs: Vec::new(),
             batch_labels: Vec::new(),
             batch_targets: Vec::new(),
-            scratch: Vec::new(),
         })
     }
 
@@ -142,14 +175,55 @@ impl Trainer {
         self.divergence.as_ref()
     }
 
-    /// The parameters (read-only), for tests and analysis.
+    /// The parameters (read-only) as dfdx tensors, for tests and analysis.
     pub fn params(&self) -> &MlpParams {
-        &self.params
+        self.view.get_or_init(|| {
+            let mut view = self.template.clone();
+            for ((_, mut p), values) in view.params_mut().into_iter().zip(&self.values) {
+                p.copy_from(values);
+            }
+            view
+        })
     }
 
-    /// The parameters, for tests that set weights by hand.
+    /// The parameters, for tests that set weights by hand (read back before the next pass).
     pub fn params_mut(&mut self) -> &mut MlpParams {
-        &mut self.params
+        self.params();
+        self.view_edited = true;
+        match self.view.get_mut() {
+            Some(view) => view,
+            None => unreachable!("params() just built the view"),
+        }
+    }
+
+    /// The parameters as the engine reads them, one f32 buffer each in `params_mut` order.
+    pub fn param_values(&mut self) -> &[Vec<f32>] {
+        self.sync_from_view();
+        &self.values
+    }
+
+    /// The gradient of the last training step, one buffer per parameter in `params_mut`
+    /// order (parameters the switches did not use keep older values).
+    pub fn param_grads(&self) -> &[Vec<f32>] {
+        &self.grads
+    }
+
+    /// What the last pass measured per layer (norms in rescaled form), for tests.
+    pub fn layer_stats(&self) -> &[crate::model::engine::LayerStats] {
+        &self.work.stats
+    }
+
+    /// Copies tensors edited through `params_mut` back into the engine's buffers.
+    fn sync_from_view(&mut self) {
+        if !self.view_edited {
+            return;
+        }
+        self.view_edited = false;
+        if let Some(view) = self.view.get_mut() {
+            for ((_, p), values) in view.params_mut().into_iter().zip(self.values.iter_mut()) {
+                p.copy_into(values);
+            }
+        }
     }
 
     /// The optimiser's state (checkpoints read and restore it).
@@ -184,11 +258,13 @@ impl Trainer {
     /// Changes the skip mode from the next step on; no parameter is touched.
     pub fn set_skip(&mut self, skip: SkipMode) {
         self.switches.skip = skip;
+        self.net.skip = skip;
     }
 
     /// Turns the auxiliary losses on or off from the next step on.
     pub fn set_aux(&mut self, enabled: bool) {
         self.switches.aux_enabled = enabled;
+        self.net.aux_enabled = enabled;
     }
 
     /// Sets the learning rate from the next step on.
@@ -196,19 +272,10 @@ impl Trainer {
         self.learning_rate = lr;
     }
 
-    /// Builds input and target tensors for rows `indices` of `split`.
-    fn batch_tensors(&mut self, from_test: bool, count: Option<usize>) -> (Matrix, BatchTargets) {
-        let split: &Split = if from_test {
-            &self.task.test
-        } else {
-            &self.task.train
-        };
-        if let Some(count) = count {
-            self.batch_indices.clear();
-            self.batch_indices.extend(0..count.min(split.len));
-        }
+    /// Gathers the rows of the current training batch into the trainer's buffers.
+    fn gather_batch(&mut self) {
         let outputs = output_width(self.task.kind);
-        split.gather(
+        self.task.train.gather(
             &self.batch_indices,
             self.task.input_dims,
             outputs,
@@ -216,63 +283,21 @@ impl Trainer {
             &mut self.batch_labels,
             &mut self.batch_targets,
         );
-        let rows = self.batch_indices.len();
-        let x = self
-            .dev
-            .tensor_from_vec(self.batch_inputs.clone(), (rows, self.task.input_dims));
-        let targets = match self.task.kind {
-            TaskKind::Classification { classes } => {
-                let mut one_hot = vec![0.0f32; rows * classes];
-                for (row, &label) in self.batch_labels.iter().enumerate() {
-                    one_hot[row * classes + label] = 1.0;
-                }
-                BatchTargets::OneHot(self.dev.tensor_from_vec(one_hot, (rows, classes)))
-            }
-            TaskKind::Regression { outputs } => BatchTargets::Values(
-                self.dev
-                    .tensor_from_vec(self.batch_targets.clone(), (rows, outputs)),
-            ),
-        };
-        (x, targets)
-    }
-
-    /// Fraction of rows whose arg-max logit is the label (None for regression).
-    fn accuracy(&self, logits: &Matrix, labels: &[usize]) -> Option<f64> {
-        let TaskKind::Classification { classes } = self.task.kind else {
-            return None;
-        };
-        let values = logits.as_vec();
-        let correct = values
-            .chunks(classes)
-            .zip(labels)
-            .filter(|(row, label)| {
-                let best = row
-                    .iter()
-                    .enumerate()
-                    .max_by(|a, b| a.1.total_cmp(b.1))
-                    .map(|(i, _)| i);
-                best == Some(**label)
-            })
-            .count();
-        Some(correct as f64 / labels.len().max(1) as f64)
     }
 
     /// Loss and accuracy on the whole test split, with block `lesion` removed if given.
     pub fn evaluate_test(&mut self, lesion: Lesion) -> (f64, Option<f64>) {
-        let (x, targets) = self.batch_tensors(true, Some(usize::MAX));
-        let pass = forward(
-            &self.params,
-            self.experiment.model.activation,
-            &self.switches,
-            x,
-            &targets,
-            lesion,
+        self.sync_from_view();
+        let split = &self.task.test;
+        let targets = targets_of(self.task.kind, &split.labels, &split.targets);
+        self.test_work
+            .forward(&self.net, &self.values, &split.inputs, targets, lesion.0);
+        let accuracy = accuracy(
+            self.task.kind,
+            self.test_work.outputs(&self.net),
+            &split.labels,
         );
-        let labels = self.batch_labels.clone();
-        (
-            f64::from(pass.main_loss),
-            self.accuracy(&pass.logits, &labels),
-        )
+        (f64::from(self.test_work.main_loss), accuracy)
     }
 
     /// Runs one step: measures the network on the next batch and, if `update`, applies the
@@ -282,6 +307,7 @@ impl Trainer {
         if self.divergence.is_some() {
             return None;
         }
+        self.sync_from_view();
         if self.step.is_multiple_of(self.experiment.test_every as u64) || self.last_test.is_none() {
             let (loss, accuracy) = self.evaluate_test(Lesion::default());
             self.last_test = Some(TestResult { loss, accuracy });
@@ -296,33 +322,25 @@ impl Trainer {
         if let Some(kept) = kept {
             self.sampler = kept;
         }
-        let (x, targets) = self.batch_tensors(false, None);
-        let pass = forward(
-            &self.params,
-            self.experiment.model.activation,
-            &self.switches,
-            x.leaky_traced(),
-            &targets,
-            Lesion::default(),
+        self.gather_batch();
+        let targets = targets_of(self.task.kind, &self.batch_labels, &self.batch_targets);
+        self.work
+            .forward(&self.net, &self.values, &self.batch_inputs, targets, None);
+        self.work.backward(
+            &self.net,
+            &self.values,
+            &mut self.grads,
+            &self.batch_inputs,
+            targets,
         );
-        let ForwardPass {
-            total_loss,
-            main_loss,
-            aux_losses,
-            logits,
-            hidden,
-            gates,
-        } = pass;
-        let total = total_loss.retaped::<NoneTape>().array();
-        let mut grads = total_loss.backward();
-
-        let (grad_norm, weight_grad_norms) = self.gradient_norms(&mut grads);
+        let total = self.work.total_loss;
+        let grad_norm = self.work.grad_sumsq.sqrt();
         let mut layers: Vec<LayerMetrics> = Vec::new();
         if measure || !total.is_finite() || !grad_norm.is_finite() {
-            layers = self.layer_metrics(&hidden, &gates, &weight_grad_norms, &mut grads);
+            layers = self.layer_metrics();
         }
         if !total.is_finite() || !grad_norm.is_finite() {
-            self.divergence = Some(self.locate_divergence(total, &hidden, &layers));
+            self.divergence = Some(self.locate_divergence(total, &layers));
         }
 
         if update && self.divergence.is_none() {
@@ -330,7 +348,7 @@ impl Trainer {
                 Some(max) if grad_norm > f64::from(max) => (f64::from(max) / grad_norm) as f32,
                 _ => 1.0,
             };
-            let updates = self.apply_update(&mut grads, scale, measure);
+            let updates = self.apply_update(scale, measure);
             for (metrics, norms) in layers.iter_mut().zip(updates) {
                 metrics.update_ratio = if norms.weight > 0.0 {
                     norms.update / norms.weight
@@ -339,17 +357,21 @@ impl Trainer {
                 };
             }
         }
-        let labels = self.batch_labels.clone();
-        let train_accuracy = self.accuracy(&logits, &labels);
+        let train_accuracy = accuracy(
+            self.task.kind,
+            self.work.outputs(&self.net),
+            &self.batch_labels,
+        );
         let snapshot = (measure || self.divergence.is_some()).then(|| {
             let norms: Vec<f64> = layers.iter().map(|l| l.act_grad_norm).collect();
             let (ratio, db, chi1) = gradient_ratios(&norms);
+            let (db, chi1) = self.log_ratios(db, chi1);
             Snapshot {
                 preset: self.experiment.name.clone(),
                 step: self.step,
                 loss: f64::from(total),
-                main_loss: f64::from(main_loss),
-                aux_losses: aux_losses.iter().map(|&v| f64::from(v)).collect(),
+                main_loss: f64::from(self.work.main_loss),
+                aux_losses: self.work.aux_losses.iter().map(|&v| f64::from(v)).collect(),
                 train_accuracy,
                 test_accuracy: self.last_test.and_then(|t| t.accuracy),
                 test_loss: self.last_test.map(|t| t.loss),
@@ -364,7 +386,7 @@ impl Trainer {
                 grad_ratio_db: db,
                 measured_chi1: chi1,
                 variances: Some(super::variances::net_variances(
-                    &self.params,
+                    self.params(),
                     self.experiment.model.activation,
                     &self.switches,
                     &self.task,
@@ -378,9 +400,32 @@ impl Trainer {
         snapshot
     }
 
+    /// The first/last ratio in dB and χ₁ from the rescaled norms, exact even where the
+    /// norms themselves underflow f64 (the f64 figures are kept where they are finite).
+    fn log_ratios(&self, db: f64, chi1: f64) -> (f64, f64) {
+        let stats = &self.work.stats;
+        let (Some(first), Some(last)) = (stats.first(), stats.last()) else {
+            return (db, chi1);
+        };
+        let first_db = norm_db(first.grad_sumsq, first.grad_exp);
+        let last_db = norm_db(last.grad_sumsq, last.grad_exp);
+        let exact = first_db - last_db;
+        if !exact.is_finite() || db.is_finite() && (db - exact).abs() < 1e-9 * exact.abs().max(1.0)
+        {
+            return (db, chi1);
+        }
+        let hops = stats.len() - 1;
+        let chi1 = if hops == 0 {
+            f64::NAN
+        } else {
+            10f64.powf(exact / 10.0 / hops as f64)
+        };
+        (exact, chi1)
+    }
+
     /// Whether parameter `role` takes part in the objective under the current switches.
     fn is_active(&self, role: ParamRole) -> bool {
-        let depth = self.params.layers.len();
+        let depth = self.net.depth;
         match role {
             ParamRole::Gate(_) => matches!(self.switches.skip, SkipMode::Highway),
             ParamRole::Readout(l) => matches!(self.switches.skip, SkipMode::Dense) && l + 1 < depth,
@@ -389,124 +434,70 @@ impl Trainer {
         }
     }
 
-    /// Norm of the whole active gradient, and ‖∂L/∂W_l‖ per hidden layer.
-    fn gradient_norms(&mut self, grads: &mut Gradients<f32, Cpu>) -> (f64, Vec<f64>) {
-        let active: Vec<bool> = {
-            let roles: Vec<ParamRole> = self.params.params_mut().iter().map(|(r, _)| *r).collect();
-            roles.into_iter().map(|r| self.is_active(r)).collect()
-        };
-        let mut total = 0.0f64;
-        let mut per_layer = Vec::new();
-        for ((role, param), active) in self.params.params_mut().into_iter().zip(active) {
-            if !active {
-                continue;
-            }
-            let norm = l2_norm(param.grad(grads));
-            total += norm * norm;
-            if let ParamRole::LayerWeight(_) = role {
-                per_layer.push(norm);
-            }
-        }
-        (total.sqrt(), per_layer)
-    }
-
     /// Applies the optimiser to every active parameter; returns the update norms of each W_l.
-    fn apply_update(
-        &mut self,
-        grads: &mut Gradients<f32, Cpu>,
-        scale: f32,
-        measure: bool,
-    ) -> Vec<UpdateNorms> {
-        let active: Vec<bool> = {
-            let roles: Vec<ParamRole> = self.params.params_mut().iter().map(|(r, _)| *r).collect();
-            roles.into_iter().map(|r| self.is_active(r)).collect()
-        };
+    fn apply_update(&mut self, scale: f32, measure: bool) -> Vec<UpdateNorms> {
         let lr = self.learning_rate;
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let mut layer_updates = Vec::new();
-        for (index, ((role, mut param), active)) in
-            self.params.params_mut().into_iter().zip(active).enumerate()
-        {
-            if !active {
+        let mut layer_updates = Vec::with_capacity(if measure { self.net.depth } else { 0 });
+        for index in 0..self.values.len() {
+            let role = self.roles[index];
+            if !self.is_active(role) {
                 continue;
             }
-            scratch.resize(param.len(), 0.0);
-            param.copy_into(&mut scratch);
             let is_layer_weight = matches!(role, ParamRole::LayerWeight(_));
             let norms = self.optimizer.update(
                 index,
-                &mut scratch,
-                param.grad(grads),
+                &mut self.values[index],
+                &self.grads[index],
                 scale,
                 lr,
                 measure && is_layer_weight,
             );
-            param.copy_from(&scratch);
-            if let ParamRole::LayerWeight(_) = role {
+            if measure && is_layer_weight {
                 layer_updates.push(norms);
             }
         }
-        self.scratch = scratch;
+        // The tensors built for readers are stale now.
+        self.view = OnceCell::new();
         layer_updates
     }
 
-    /// Per-layer gradient and activation metrics from a finished backward pass.
-    fn layer_metrics(
-        &mut self,
-        hidden: &[Matrix],
-        gates: &[Matrix],
-        weight_norms: &[f64],
-        grads: &mut Gradients<f32, Cpu>,
-    ) -> Vec<LayerMetrics> {
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let metrics = hidden
+    /// Per-layer gradient and activation metrics of the last pass (measured inside it).
+    fn layer_metrics(&self) -> Vec<LayerMetrics> {
+        let per_layer = (self.work.rows() * self.net.width).max(1) as f64;
+        self.work
+            .stats
             .iter()
             .enumerate()
-            .map(|(index, h)| {
-                let act_grad_norm = grads
-                    .get_or_alloc_mut(h)
-                    .map(|g| l2_norm(g))
-                    .unwrap_or(f64::NAN);
-                scratch.resize(h.shape().0 * h.shape().1, 0.0);
-                h.copy_into(&mut scratch);
-                let act_rms = rms(&scratch);
-                let gate_mean = gates.get(index).map(|gate| {
-                    gate.copy_into(&mut scratch);
-                    scratch.iter().map(|&v| f64::from(v)).sum::<f64>() / scratch.len().max(1) as f64
-                });
-                let gate_bias_mean = gate_mean.and_then(|_| {
-                    let bias = self.params.layers.get(index)?.gate_bias.as_vec();
-                    Some(bias.iter().map(|&b| f64::from(b)).sum::<f64>() / bias.len().max(1) as f64)
+            .map(|(index, s)| {
+                let gate_mean =
+                    (self.switches.skip == SkipMode::Highway).then(|| s.gate_sum / per_layer);
+                let gate_bias_mean = gate_mean.map(|_| {
+                    let bias = &self.values[crate::model::engine::slot::gate_bias(index)];
+                    bias.iter().map(|&b| f64::from(b)).sum::<f64>() / bias.len().max(1) as f64
                 });
                 LayerMetrics {
                     layer: index + 1,
-                    weight_grad_norm: weight_norms.get(index).copied().unwrap_or(f64::NAN),
-                    act_grad_norm,
-                    act_rms,
+                    weight_grad_norm: norm_f64(s.weight_sumsq, s.weight_exp),
+                    act_grad_norm: norm_f64(s.grad_sumsq, s.grad_exp),
+                    act_rms: (s.act_sumsq / per_layer).sqrt(),
                     gate_mean,
                     gate_bias_mean,
                     update_ratio: 0.0,
+                    act_grad_db: Some(norm_db(s.grad_sumsq, s.grad_exp)),
+                    weight_grad_db: Some(norm_db(s.weight_sumsq, s.weight_exp)),
+                    below_f32: s.weight_below_f32(),
                 }
             })
-            .collect();
-        self.scratch = scratch;
-        metrics
+            .collect()
     }
 
     /// Names the first layer whose activations or gradients went non-finite.
-    fn locate_divergence(
-        &mut self,
-        loss: f32,
-        hidden: &[Matrix],
-        layers: &[LayerMetrics],
-    ) -> Divergence {
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let first_bad_activation = hidden.iter().position(|h| {
-            scratch.resize(h.shape().0 * h.shape().1, 0.0);
-            h.copy_into(&mut scratch);
-            scratch.iter().any(|v| !v.is_finite())
-        });
-        self.scratch = scratch;
+    fn locate_divergence(&self, loss: f32, layers: &[LayerMetrics]) -> Divergence {
+        let first_bad_activation = self
+            .work
+            .stats
+            .iter()
+            .position(|s| !s.act_sumsq.is_finite());
         let first_bad_gradient = layers
             .iter()
             .position(|l| !l.act_grad_norm.is_finite() || !l.weight_grad_norm.is_finite());
@@ -529,4 +520,32 @@ impl Trainer {
             what,
         }
     }
+}
+
+/// The loss's targets for a split's labels or values.
+fn targets_of<'a>(kind: TaskKind, labels: &'a [usize], values: &'a [f32]) -> Targets<'a> {
+    match kind {
+        TaskKind::Classification { .. } => Targets::Labels(labels),
+        TaskKind::Regression { .. } => Targets::Values(values),
+    }
+}
+
+/// Fraction of rows whose arg-max logit is the label (None for regression).
+fn accuracy(kind: TaskKind, logits: &[f32], labels: &[usize]) -> Option<f64> {
+    let TaskKind::Classification { classes } = kind else {
+        return None;
+    };
+    let correct = logits
+        .chunks(classes)
+        .zip(labels)
+        .filter(|(row, label)| {
+            let best = row
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map(|(i, _)| i);
+            best == Some(**label)
+        })
+        .count();
+    Some(correct as f64 / labels.len().max(1) as f64)
 }

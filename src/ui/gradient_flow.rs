@@ -184,6 +184,19 @@ fn draw_bars(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme, spec: 
             ),
             theme.dim(),
         ));
+        // The norm is exact (carried rescaled), but the f32 update it implies may be zero.
+        let below_f32 = !run.is_rnn()
+            && run
+                .latest
+                .as_ref()
+                .and_then(|s| s.layers.get(run.cursor))
+                .is_some_and(|l| l.below_f32);
+        if below_f32 {
+            title.push(Span::styled(
+                "below f32: this layer cannot learn ",
+                theme.alarm(),
+            ));
+        }
     }
     let theory = spec
         .predicted_db

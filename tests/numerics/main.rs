@@ -7,6 +7,7 @@
 mod common;
 
 mod bptt_gradcheck;
+mod engine;
 mod fused;
 mod gradcheck;
 mod lesion;
