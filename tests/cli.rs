@@ -78,14 +78,18 @@ fn run_prints_a_summary_table() {
     for row in [
         "loss",
         "train accuracy",
-        "‖∂L/∂h‖ first",
-        "‖∂L/∂h‖ middle",
-        "‖∂L/∂h‖ last",
+        "‖∂L/∂h‖ layer 1 ",
+        "‖∂L/∂h‖ layer 16 ",
+        "‖∂L/∂h‖ layer 32 ",
         "first/last",
+        "mean-field for residual",
+        "guessing scores 0.6931",
         "state",
     ] {
         assert!(text.contains(row), "summary has `{row}`:\n{text}");
     }
+    // People read fixed notation, not `6.9269e-1`.
+    assert!(!text.contains("e-1") && !text.contains("e0"), "{text}");
 }
 
 #[test]

@@ -241,7 +241,10 @@ fn path_panel_shows_range_and_lesions() {
     }
     let text = screen_text(&draw(&app, 120, 40));
     assert!(text.contains("90% in"), "{text}");
-    assert!(text.contains("theory"), "theory line on the bars:\n{text}");
+    assert!(
+        text.contains("mean-field"),
+        "theory named in the header:\n{text}"
+    );
     // Both path views, each under its own name, and the estimate says it is one.
     for label in [
         "Veit peak",

@@ -172,7 +172,7 @@ fn theory_spans<'a>(run: &RunView, theme: &Theme, sep: &dyn Fn() -> Span<'a>) ->
         ("L", "last")
     };
     let (what, db) = match (prediction.ratio_db(), prediction.first_covered()) {
-        (Some(db), _) => (format!("{arch} first/last "), db),
+        (Some(db), _) => (format!("{arch} "), db),
         (None, Some(from)) => (
             format!("{arch} {prefix}{from}/{last} "),
             prediction.per_layer_db[from - 1].unwrap_or(f64::NAN),
@@ -181,13 +181,15 @@ fn theory_spans<'a>(run: &RunView, theme: &Theme, sep: &dyn Fn() -> Span<'a>) ->
     };
     vec![
         sep(),
-        Span::styled("theory ", theme.dim()),
+        // Beside the measured first/last ratio, so "first/last" is not repeated; short enough
+        // that 120 columns show it whole.
+        Span::styled("mean-field ", theme.dim()),
         Span::raw(format!("{what}{} dB", fmt_db(db))),
         Span::styled(
             if run.is_rnn() {
-                " (mean-field from current variances, untied-U approximation)"
+                " (current σ², untied U)"
             } else {
-                " (mean-field from current variances)"
+                " (current σ²)"
             },
             theme.dim(),
         ),

@@ -62,7 +62,7 @@ fn legend(app: &App) -> Vec<Line<'static>> {
         ]),
         Line::styled(" markers: a command took effect at that step", theme.dim()),
         Line::styled(
-            " paths (l): top log10 path count per length, bottom gradient share, green = 90 %",
+            " paths (l): Veit C(n,k)·E‖g‖ (est., ░ ±1 SE) and the exact split ⟨g_k,g⟩/‖g‖²",
             theme.dim(),
         ),
         Line::styled(
