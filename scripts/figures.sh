@@ -52,18 +52,14 @@ EOF
 
 theory() {
   {
-    echo '| activation | σ_w² | σ_b² | χ₁ theory | measured χ₁ (fit) | dB/layer theory | grad ratio dB measured | predicted dB |'
+    echo '| activation | σ_w² | σ_b² | χ₁ (mean field) | χ₁ measured (middle fit) | dB per layer (mean field) | first/last dB measured | first/last dB predicted |'
     echo '|---|---|---|---|---|---|---|---|'
     for spec in "Tanh 0.5 0.0" "Tanh 2.0 0.0" "Tanh 4.0 0.0" "Tanh 2.0 0.05" "Relu 2.0 0.0" "Gelu 1.956 0.3"; do
       set -- $spec
       "$bin" run --preset plain-deep --steps 0 --json --no-paths \
         --set model.activation="$1" --set model.init.weight_var="$2" --set model.init.bias_var="$3" \
         --set model.width=128 --set model.depth=24 --set batch=256 |
-        ACT=$1 WV=$2 BV=$3 python3 -c '
-import json, os, sys
-r = json.load(sys.stdin); t = r.get("theory") or {}
-f = lambda v, d=3: "—" if v is None else f"{v:.{d}f}"
-print(f"| {os.environ[\"ACT\"]} | {os.environ[\"WV\"]} | {os.environ[\"BV\"]} | {f(t.get(\"chi1\"))} | {f(r.get(\"measured_chi1\"))} | {f(t.get(\"predicted_db_per_layer\"), 2)} | {f(r.get(\"grad_ratio_db\"), 1)} | {f(t.get(\"predicted_ratio_db\"), 1)} |")'
+        python3 scripts/figures_rows.py theory "$1" "$2" "$3"
     done
     echo
     echo 'Plain nets, width 128, depth 24, batch 256, at initialisation (`--steps 0`), preset seed.'
@@ -77,13 +73,7 @@ paths() {
     echo '|---|---|---|---|---|---|---|'
     for spec in "32 0" "32 1000" "54 0"; do
       set -- $spec
-      "$bin" run --preset residual-deep --set model.depth="$1" --steps "$2" --json | \
-        DEPTH=$1 STEPS=$2 python3 -c '
-import json, os, sys
-p = json.load(sys.stdin).get("paths") or {}
-f = lambda v: "—" if v is None else (f"{v:.1f}" if isinstance(v, float) else str(v))
-r = p.get("effective_range") or [None, None]
-print(f"| residual, {os.environ[\"DEPTH\"]} blocks | {os.environ[\"STEPS\"]} | {f(p.get(\"peak_length\"))} | {f(p.get(\"mean_length\"))} | {f(r[0])}–{f(r[1])} | {f(p.get(\"exact_peak_length\"))} | {f(p.get(\"exact_mean_length\"))} |")'
+      "$bin" run --preset residual-deep --set model.depth="$1" --steps "$2" --json | python3 scripts/figures_rows.py paths "$1" "$2"
     done
   } | emit paths
 }
@@ -97,34 +87,20 @@ spectrum() {
       set -- $spec
       preset=$1; shift
       sets=(); for s in "$@"; do sets+=(--set "$s"); done
-      "$bin" run --preset "$preset" "${sets[@]}" --steps 0 --json --no-paths | \
-        NAME="$preset $*" python3 -c '
-import json, os, sys
-r = json.load(sys.stdin); j = r.get("jacobian") or {}
-sv = sorted(v for v in j.get("singular_values", []) if v > 0)
-pick = lambda q: sv[min(len(sv) - 1, int(q * (len(sv) - 1) + 0.5))]
-import math
-spread = math.log10(pick(0.95) / pick(0.05)) if sv else float("nan")
-f = lambda v: "—" if v is None else f"{v:.3g}"
-name = os.environ["NAME"].strip()
-print(f"| {name} | {f(j.get(\"mean_sq\"))} | {f(j.get(\"predicted_mean_sq\"))} | {spread:.2f} |")'
+      "$bin" run --preset "$preset" "${sets[@]}" --steps 0 --json --no-paths | python3 scripts/figures_rows.py spectrum "$preset $*"
     done
   } | emit spectrum
 }
 
 rnn() {
   {
-    echo '| preset | seed | steps | test MSE (baseline 0.167) | ‖∂L/∂h_1‖/‖∂L/∂h_T‖ (dB) | wall time (s) |'
-    echo '|---|---|---|---|---|---|'
+    echo '| preset | steps | test MSE (baseline 0.167) | ‖∂L/∂h_1‖/‖∂L/∂h_T‖ (dB) | wall time (s) |'
+    echo '|---|---|---|---|---|'
     for p in rnn-vanilla-adding rnn-gru-adding rnn-lstm-adding; do
       start=$(date +%s.%N)
       json=$("$bin" run --preset "$p" --json)
       end=$(date +%s.%N)
-      echo "$json" | P=$p WALL=$(python3 -c "print(f'{$end-$start:.1f}')") python3 -c '
-import json, os, sys
-r = json.load(sys.stdin)
-f = lambda v, d: "—" if v is None else f"{v:.{d}g}"
-print(f"| {os.environ[\"P\"]} | {r.get(\"seed\", \"—\")} | {r[\"step\"]} | {f(r.get(\"test_loss\"), 3)} | {f(r.get(\"grad_ratio_db\"), 4)} | {os.environ[\"WALL\"]} |")'
+      echo "$json" | python3 scripts/figures_rows.py rnn "$p" "$(python3 -c "print(round($end - $start, 1))")"
     done
   } | emit rnn
 }

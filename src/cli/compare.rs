@@ -153,7 +153,7 @@ fn print_table(runs: &[CompareRun]) -> Result<()> {
         "loss: last training batch · %: accuracy · dB: ‖∂L/∂h_first‖/‖∂L/∂h_last‖ (batch Frobenius norms \
          of the mean loss's gradient) · dB/layer: dB ÷ (layers − 1), the end-to-end gain per layer · \
          χ₁ mid: exp(−slope) of ln ‖∂L/∂h_l‖² over the middle half of the layers · \
-         paths: lengths holding 90 % of the gradient · steps/s: over the wall clock, busy/s: over the run's own steps"
+         paths: the lengths holding 90 % of Veit's profile C(n,k)·E‖g_path‖ (a magnitude, not a share) · steps/s: over the wall clock, busy/s: over the run's own steps"
     )?;
     Ok(())
 }

@@ -360,7 +360,7 @@ fn print_table(sweep: &Sweep, rows: &[Row], table: &[Cell]) -> Result<()> {
         let _ = write!(header, "| {name} ");
     }
     header.push_str(
-        "| runs | train loss | test acc % | dB first/last | gain per layer (dB) | χ₁ mid | paths 90 % |",
+        "| runs | train loss | test acc % | dB first/last | gain per layer (dB) | χ₁ mid | Veit paths 90 % |",
     );
     if lesion {
         header.push_str(" lesioned acc % |");
@@ -436,7 +436,8 @@ fn print_table(sweep: &Sweep, rows: &[Row], table: &[Cell]) -> Result<()> {
     say!(
         "dB first/last: batch Frobenius norms of the mean loss's gradient (they scale as 1/√B) · \
          gain per layer: dB first/last ÷ (layers − 1) · χ₁ mid: exp(−slope) of ln ‖∂L/∂h_l‖² \
-         over the middle half of the layers (first and last quarter left out)"
+         over the middle half of the layers (first and last quarter left out) · Veit paths 90 %: \
+         the lengths holding 90 % of Veit's profile C(n,k)·E‖g_path‖ (a magnitude, not a share)"
     )?;
     Ok(())
 }
