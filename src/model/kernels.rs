@@ -47,6 +47,22 @@ pub fn fast_sigmoid(x: f32) -> f32 {
 /// SSE2's 4), and for the baseline target otherwise; the loops are written so all vectorise.
 /// Element-wise results do not depend on the lane count (no sum is reordered), so the choice
 /// never changes a bit of a result.
+/// The instruction-set level the kernels (and gemm) run at on this CPU: AVX-512 and AVX2
+/// kernels sum in different orders, so results are bit-identical only within one level.
+pub fn cpu_feature_level() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return "x86-64-v4";
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            return "x86-64-v3";
+        }
+    }
+    "baseline"
+}
+
 macro_rules! multiversion {
     ($(#[$doc:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)? $body:block) => {
         $(#[$doc])*

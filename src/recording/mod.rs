@@ -72,6 +72,11 @@ pub struct Header {
     /// The step budget of a headless run (absent for dashboard sessions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steps: Option<u64>,
+    /// The CPU feature level the kernels ran at (`x86-64-v4`, `x86-64-v3`, `baseline`):
+    /// results are bit-identical for a seed, build and feature level, so `reproduce` names a
+    /// different level as the reason two machines differ. Absent in older recordings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_features: Option<String>,
 }
 
 impl Header {
@@ -86,6 +91,7 @@ impl Header {
             started_at: rfc3339_utc(SystemTime::now()),
             host: host_name(),
             steps,
+            cpu_features: Some(crate::model::kernels::cpu_feature_level().into()),
         }
     }
 }

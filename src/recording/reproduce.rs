@@ -128,7 +128,14 @@ fn older_build(header: &Header) -> Option<String> {
             header.gradlab_version
         ))
     } else {
-        None
+        let here = crate::model::kernels::cpu_feature_level();
+        match &header.cpu_features {
+            Some(there) if there != here => Some(format!(
+                "recorded on a CPU at feature level {there} (this one is {here}): its kernels sum \
+                 in a different order, so the numbers need not reproduce bit-identically"
+            )),
+            _ => None,
+        }
     }
 }
 
@@ -345,5 +352,28 @@ fn diff(a: &Value, b: &Value, path: &mut String, step: u64, report: &mut Report)
                 });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::load_preset;
+
+    #[test]
+    fn another_cpu_feature_level_is_named_as_the_reason_numbers_may_differ() {
+        let experiment = load_preset("plain-shallow").expect("built-in preset");
+        let mut header = Header::new(&experiment, Some(10));
+        assert_eq!(older_build(&header), None, "same build, same CPU");
+        header.cpu_features = Some("a-level-no-cpu-has".into());
+        let why = older_build(&header).expect("a reason");
+        assert!(why.contains("a-level-no-cpu-has"), "{why}");
+        assert!(
+            why.contains(crate::model::kernels::cpu_feature_level()),
+            "{why}"
+        );
+        // Recordings from before the field existed are not blamed on the CPU.
+        header.cpu_features = None;
+        assert_eq!(older_build(&header), None);
     }
 }
