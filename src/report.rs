@@ -141,32 +141,13 @@ pub fn evaluate_train(trainer: &Trainer, lesion: Lesion) -> (f64, Option<f64>) {
         };
         let pass = forward(trainer.params(), act, &switches, x, &targets, lesion);
         loss += f64::from(pass.main_loss) * (end - start) as f64;
-        correct += correct_rows(&pass.logits.as_vec(), &labels, task.kind);
+        correct += crate::model::trainer::correct_rows(&pass.logits.as_vec(), &labels, task.kind);
         start = end;
     }
     let rows = task.train.len.max(1) as f64;
     let accuracy =
         matches!(task.kind, TaskKind::Classification { .. }).then(|| correct as f64 / rows);
     (loss / rows, accuracy)
-}
-
-/// Rows whose arg-max logit is the label (0 for regression).
-fn correct_rows(logits: &[f32], labels: &[usize], kind: TaskKind) -> usize {
-    let TaskKind::Classification { classes } = kind else {
-        return 0;
-    };
-    logits
-        .chunks(classes)
-        .zip(labels)
-        .filter(|(row, label)| {
-            let best = row
-                .iter()
-                .enumerate()
-                .max_by(|a, b| a.1.total_cmp(b.1))
-                .map(|(i, _)| i);
-            best == Some(**label)
-        })
-        .count()
 }
 
 /// The final network on the whole training and test splits (not a batch, and not the last

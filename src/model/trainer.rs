@@ -530,12 +530,12 @@ fn targets_of<'a>(kind: TaskKind, labels: &'a [usize], values: &'a [f32]) -> Tar
     }
 }
 
-/// Fraction of rows whose arg-max logit is the label (None for regression).
-fn accuracy(kind: TaskKind, logits: &[f32], labels: &[usize]) -> Option<f64> {
+/// Rows whose arg-max logit is the label (0 for regression).
+pub fn correct_rows(logits: &[f32], labels: &[usize], kind: TaskKind) -> usize {
     let TaskKind::Classification { classes } = kind else {
-        return None;
+        return 0;
     };
-    let correct = logits
+    logits
         .chunks(classes)
         .zip(labels)
         .filter(|(row, label)| {
@@ -546,6 +546,11 @@ fn accuracy(kind: TaskKind, logits: &[f32], labels: &[usize]) -> Option<f64> {
                 .map(|(i, _)| i);
             best == Some(**label)
         })
-        .count();
-    Some(correct as f64 / labels.len().max(1) as f64)
+        .count()
+}
+
+/// Fraction of rows whose arg-max logit is the label (None for regression).
+fn accuracy(kind: TaskKind, logits: &[f32], labels: &[usize]) -> Option<f64> {
+    matches!(kind, TaskKind::Classification { .. })
+        .then(|| correct_rows(logits, labels, kind) as f64 / labels.len().max(1) as f64)
 }
