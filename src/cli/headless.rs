@@ -68,6 +68,12 @@ impl MetricsSink for ProgressSink {
         }
         true
     }
+
+    // Progress and the last snapshot only: the live analyses would be computed for nobody
+    // (the --json report makes its own at the end; a --record run goes through a Tee).
+    fn wants_analyses(&self) -> bool {
+        false
+    }
 }
 
 /// What `gradlab run` prints after training.

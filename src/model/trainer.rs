@@ -48,6 +48,8 @@ pub struct MlpPosition {
 pub struct Trainer {
     experiment: Experiment,
     task: TaskData,
+    /// The training inputs' ‖x‖²/d in bins, for the mean-field prediction (fixed by the task).
+    input_sq: Vec<f64>,
     /// Shapes (and step-0 values) of every parameter, for building `view`.
     template: MlpParams,
     /// The parameters as dfdx tensors, built when asked for and dropped by the next update.
@@ -122,6 +124,7 @@ impl Trainer {
         Ok(Self {
             learning_rate: experiment.optimizer.learning_rate(),
             experiment,
+            input_sq: super::variances::task_input_bins(&task),
             task,
             template: params,
             view: OnceCell::new(),
@@ -389,7 +392,8 @@ impl Trainer {
                     self.params(),
                     self.experiment.model.activation,
                     &self.switches,
-                    &self.task,
+                    self.task.input_dims,
+                    &self.input_sq,
                 )),
                 ..Snapshot::default()
             }

@@ -13,13 +13,22 @@ use crate::theory::{
 /// Training rows the input average is taken over (the first ones; the split is shuffled).
 const INPUT_ROWS: usize = 4096;
 
-/// The variances of `params` under `switches`, with the input average over `task`'s training
-/// rows. Gates and read-outs are measured only when the skip mode uses them.
+/// The inputs' ‖x‖²/d in equal-count bins over the first training rows: fixed by the task, so
+/// a trainer computes it once rather than at every measurement.
+pub fn task_input_bins(task: &TaskData) -> Vec<f64> {
+    let dims = task.input_dims;
+    let rows = task.train.len.min(INPUT_ROWS);
+    input_bins(&task.train.inputs[..rows * dims], dims, INPUT_BINS)
+}
+
+/// The variances of `params` under `switches`, with the input bins of [`task_input_bins`].
+/// Gates and read-outs are measured only when the skip mode uses them.
 pub fn net_variances(
     params: &MlpParams,
     act: Activation,
     switches: &Switches,
-    task: &TaskData,
+    input_dims: usize,
+    input_sq: &[f64],
 ) -> NetVariances {
     let width = params.head_weight.shape().0;
     let arch = match switches.skip {
@@ -50,8 +59,7 @@ pub fn net_variances(
                 .then(|| weight_var(&layer.readout.as_vec(), width)),
         })
         .collect();
-    let dims = task.input_dims;
-    let rows = task.train.len.min(INPUT_ROWS);
+    let dims = input_dims;
     let aux_layers = if switches.aux_enabled {
         params.aux_heads.iter().map(|h| h.after_layer + 1).collect()
     } else {
@@ -62,7 +70,7 @@ pub fn net_variances(
         activation: act,
         input_weight_var: weight_var(&params.input_weight.as_vec(), dims),
         input_bias_var: mean_sq(&params.input_bias.as_vec()),
-        input_sq: input_bins(&task.train.inputs[..rows * dims], dims, INPUT_BINS),
+        input_sq: input_sq.to_vec(),
         input_sq_rows: Vec::new(),
         layers,
         aux_layers,

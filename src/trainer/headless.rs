@@ -30,8 +30,12 @@ pub fn run_headless_until(
     stop: &AtomicBool,
 ) -> Option<Snapshot> {
     let mut driver = Driver::new(1, false);
+    let mut start =
+        LaneStart::running(Box::new(trainer), None).with_budget(steps, schedule.to_vec());
+    if !sink.wants_analyses() {
+        start = start.without_live_analyses();
+    }
     let mut out = |lane_event: crate::protocol::LaneEvent| sink.send(lane_event.event);
-    let start = LaneStart::running(Box::new(trainer), None).with_budget(steps, schedule.to_vec());
     if !driver.add(start, &mut out) {
         return None;
     }

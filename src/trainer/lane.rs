@@ -31,6 +31,9 @@ pub struct LaneStart<'a> {
     pub budget: Option<u64>,
     /// Headless runs: commands to apply at given steps, in step order.
     pub schedule: Vec<(u64, Command)>,
+    /// Whether to compute the live analyses (path statistics, spectrum) on their cadence and
+    /// after rewiring switches: off for headless runs whose events nobody keeps.
+    pub live_analyses: bool,
     /// Weights a fresh run starts from (and a reset returns to) instead of the preset's
     /// initialisation; checked against the preset by the caller.
     pub weights: Option<Arc<Weights>>,
@@ -44,6 +47,7 @@ impl<'a> LaneStart<'a> {
             base_dir,
             budget: None,
             schedule: Vec::new(),
+            live_analyses: true,
             weights: None,
         }
     }
@@ -55,6 +59,7 @@ impl<'a> LaneStart<'a> {
             base_dir,
             budget: None,
             schedule: Vec::new(),
+            live_analyses: true,
             weights: None,
         }
     }
@@ -62,6 +67,12 @@ impl<'a> LaneStart<'a> {
     /// Starts (and resets) from `weights` instead of the preset's initialisation.
     pub fn with_weights(mut self, weights: Arc<Weights>) -> Self {
         self.weights = Some(weights);
+        self
+    }
+
+    /// Skips the live analyses: nobody reads their events.
+    pub fn without_live_analyses(mut self) -> Self {
+        self.live_analyses = false;
         self
     }
 
@@ -84,6 +95,7 @@ pub(super) struct Lane<'a> {
     pub(super) start_weights: Option<Arc<Weights>>,
     budget: Option<u64>,
     schedule: Vec<(u64, Command)>,
+    live_analyses: bool,
     next_command: usize,
     /// Diverged, crashed or finished: no steps until a reset.
     pub(super) stopped: bool,
@@ -115,6 +127,7 @@ impl<'a> Lane<'a> {
             start_weights: start.weights,
             budget: start.budget,
             schedule: start.schedule,
+            live_analyses: start.live_analyses,
             next_command: 0,
             stopped: false,
             last: None,
@@ -257,6 +270,7 @@ impl<'a> Lane<'a> {
                 learner,
                 budget,
                 schedule,
+                live_analyses,
                 next_command,
                 pending,
                 ..
@@ -264,7 +278,12 @@ impl<'a> Lane<'a> {
             let Some(learner) = learner.as_mut() else {
                 return;
             };
-            guard(|| step_once(learner.as_mut(), *budget, schedule, next_command, pending))
+            let steps = Steps {
+                budget: *budget,
+                schedule,
+                live_analyses: *live_analyses,
+            };
+            guard(|| step_once(learner.as_mut(), &steps, next_command, pending))
         };
         self.busy += start.elapsed();
         self.busy_total += start.elapsed();
@@ -323,13 +342,24 @@ enum Progress {
 /// The one step function every run goes through, live or headless: scheduled commands due
 /// at this step, analyses on their cadence, then a training step; with a budget spent, one
 /// final measurement without an update and `Finished`.
+/// What a lane's steps follow: its budget, its scheduled commands, whether to analyse.
+struct Steps<'s> {
+    budget: Option<u64>,
+    schedule: &'s [(u64, Command)],
+    live_analyses: bool,
+}
+
 fn step_once(
     learner: &mut dyn Learner,
-    budget: Option<u64>,
-    schedule: &[(u64, Command)],
+    steps: &Steps<'_>,
     next_command: &mut usize,
     pending: &mut Vec<Event>,
 ) -> Progress {
+    let Steps {
+        budget,
+        schedule,
+        live_analyses: analyse,
+    } = *steps;
     if let Some(divergence) = learner.divergence() {
         pending.push(Event::State {
             step: learner.step(),
@@ -359,11 +389,13 @@ fn step_once(
             command: command.clone(),
         });
         // As a live switch does: analyses of the new wiring right away.
-        if command.rewires() {
+        if analyse && command.rewires() {
             pending.extend(analyses_now(learner));
         }
     }
-    pending.extend(live_analyses(learner));
+    if analyse {
+        pending.extend(live_analyses(learner));
+    }
     let every = learner.experiment().metrics_every as u64;
     let measure = learner.step().is_multiple_of(every);
     if let Some(snapshot) = learner.train_step(true, measure) {

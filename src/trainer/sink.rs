@@ -7,6 +7,13 @@ use std::sync::mpsc::Sender;
 pub trait MetricsSink {
     /// Takes one event; returns false when the consumer is gone and the run should stop.
     fn send(&mut self, event: Event) -> bool;
+
+    /// Whether the live analyses (path statistics, spectrum) are wanted: a sink that only
+    /// shows progress and keeps the last snapshot drops them, so a headless run without a
+    /// recording skips computing them.
+    fn wants_analyses(&self) -> bool {
+        true
+    }
 }
 
 /// Keeps every event, for tests.
