@@ -12,11 +12,24 @@ def f(v, fmt="{:.3f}"):
     return "—" if v is None else fmt.format(v)
 
 
-def theory(r, act, wv, bv):
-    t = r.get("theory") or {}
-    cells = [act, wv, bv, f(t.get("chi1")), f(r.get("measured_chi1")),
-             f(t.get("predicted_db_per_layer"), "{:+.2f}"), f(r.get("grad_ratio_db"), "{:+.1f}"),
-             f(t.get("predicted_ratio_db"), "{:+.1f}")]
+def median(values):
+    v = sorted(values)
+    n = len(v)
+    return None if n == 0 else (v[n // 2] if n % 2 else 0.5 * (v[n // 2 - 1] + v[n // 2]))
+
+
+def theory(reports, act, wv, bv):
+    # One report per seed: a single seed's first/last ratio is one draw of a product of 24
+    # random gains, heavy-tailed in the chaotic phase, so the table gives median and range.
+    t = reports[0].get("theory") or {}
+    measured = [r["grad_ratio_db"] for r in reports if r.get("grad_ratio_db") is not None]
+    predicted = [r["theory"]["predicted_ratio_db"] for r in reports
+                 if (r.get("theory") or {}).get("predicted_ratio_db") is not None]
+    chi = [r["measured_chi1"] for r in reports if r.get("measured_chi1") is not None]
+    spread = (f"{min(measured):+.1f} … {max(measured):+.1f}" if measured else "—")
+    cells = [act, wv, bv, f(t.get("chi1")), f(median(chi)),
+             f(t.get("predicted_db_per_layer"), "{:+.2f}"), f(median(predicted), "{:+.1f}"),
+             f(median(measured), "{:+.1f}"), spread]
     return cells
 
 
@@ -52,7 +65,16 @@ def spectrum(r, name):
 
 
 if __name__ == "__main__":
-    report = json.load(sys.stdin)
     kind, args = sys.argv[1], sys.argv[2:]
-    row = {"theory": theory, "paths": paths, "rnn": rnn, "spectrum": spectrum}[kind](report, *args)
+    if kind == "theory":
+        # Several concatenated JSON reports, one per seed.
+        text, decoder, reports, at = sys.stdin.read(), json.JSONDecoder(), [], 0
+        while text[at:].strip():
+            at += len(text[at:]) - len(text[at:].lstrip())
+            report, at = decoder.raw_decode(text, at)
+            reports.append(report)
+        row = theory(reports, *args)
+    else:
+        report = json.load(sys.stdin)
+        row = {"paths": paths, "rnn": rnn, "spectrum": spectrum}[kind](report, *args)
     print("| " + " | ".join(str(c) for c in row) + " |")
