@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates every figure the README and the book show, from the real program.
 #
-#   scripts/figures.sh [all | keys bench rnn papers paths theory memory ...]
+#   scripts/figures.sh [all | keys bench rnn papers data paths theory memory ...]
 #
 # Each target writes docs/src/generated/<target>.md (the key table goes into README.md between
 # its markers), stamped with the date, the commit and the machine, so a reader can tell how old
@@ -15,7 +15,7 @@ mkdir -p "$out"
 cargo build --release --quiet
 bin=target/release/gradlab
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] || [ "${targets[0]}" = all ] && targets=(keys presets json theory spectrum spectrum paths rnn papers bench)
+[ ${#targets[@]} -eq 0 ] || [ "${targets[0]}" = all ] && targets=(keys presets json theory spectrum spectrum paths rnn papers data bench)
 
 stamp() {
   local cpu load
@@ -106,17 +106,61 @@ rnn() {
       end=$(date +%s.%N)
       echo "$json" | python3 scripts/figures_rows.py rnn "$p" "$(python3 -c "print(round($end - $start, 1))")"
     done
+    echo
+    echo 'Each preset at its own step count, with its own seed and with seeds 1–3 (test MSE on the fixed'
+    echo 'test set of 512 sequences; the claim for the gated cells is below 0.01 in every seed):'
+    echo
+    echo '| preset | steps | shipped seed | seed 1 | seed 2 | seed 3 | worst |'
+    echo '|---|---|---|---|---|---|---|'
+    for p in rnn-vanilla-adding rnn-gru-adding rnn-lstm-adding; do
+      own=$(sed -n 's/^ *seed: *\([0-9]*\),.*/\1/p' "presets/$p.ron")
+      for seed in "$own" 1 2 3; do
+        "$bin" run --preset "$p" --set seed="$seed" --json --no-paths
+      done | python3 scripts/figures_rows.py rnn_seeds "$p" "$own" 1 2 3
+    done
   } | emit rnn
 }
 
-papers() {
-  local dir
-  dir=$(mktemp -d)
-  for pair in srivastava:srivastava-highway he:he-residual veit:veit-lesion; do
-    name=${pair%%:*} file=${pair#*:}
-    "$bin" sweep "sweeps/$file.ron" --out "$dir/$file" | emit "papers-$name"
+# Each paper's sweep: its table, then the comparisons its claim rests on (papers_verdict.py,
+# from the same results read back as JSON). PAPERS_RESULTS=DIR keeps the runs there instead of
+# in a temporary folder, so an interrupted target resumes (a sweep skips finished jobs).
+# `papers` runs all five; `papers-NAME` (e.g. papers-veit-bn) runs one.
+paper_sweeps=(srivastava:srivastava-highway he:he-residual veit:veit-lesion
+  he-bn:he-residual-bn veit-bn:veit-lesion-bn)
+
+paper() {
+  local name=$1 file="" dir=${PAPERS_RESULTS:-} keep=1 pair
+  for pair in "${paper_sweeps[@]}"; do
+    [ "${pair%%:*}" = "$name" ] && file=${pair#*:}
   done
-  rm -rf "$dir"
+  [ -n "$file" ] || { echo "figures.sh: no paper sweep named '$name'" >&2; exit 2; }
+  [ -n "$dir" ] || { dir=$(mktemp -d); keep=0; }
+  {
+    "$bin" sweep "sweeps/$file.ron" --out "$dir/$file"
+    "$bin" sweep "sweeps/$file.ron" --out "$dir/$file" --json 2>/dev/null | python3 scripts/papers_verdict.py "${name%-bn}"
+  } | emit "papers-$name"
+  [ "$keep" = 1 ] || rm -rf "$dir"
+}
+
+papers() {
+  local pair
+  for pair in "${paper_sweeps[@]}"; do
+    paper "${pair%%:*}"
+  done
+}
+
+# MNIST-1D and the UCI digits with their MLP presets, plain and residual, each cell at its best
+# lr on training loss over three seeds; PAPERS_RESULTS=DIR keeps the runs as for `papers`.
+data() {
+  local dir=${PAPERS_RESULTS:-} keep=1
+  [ -n "$dir" ] || { dir=$(mktemp -d); keep=0; }
+  for file in mnist1d-mlp digits-mlp; do
+    echo "\`gradlab sweep sweeps/$file.ron\`:"
+    echo
+    "$bin" sweep "sweeps/$file.ron" --out "$dir/$file"
+    echo
+  done | emit data
+  [ "$keep" = 1 ] || rm -rf "$dir"
 }
 
 presets() {
@@ -150,7 +194,8 @@ print(f"`gradlab run --preset plain-shallow --steps 1000000`: resident set {min(
 
 for t in "${targets[@]}"; do
   case $t in
-    keys|presets|json|theory|spectrum|paths|rnn|papers|bench|memory) "$t" ;;
-    *) echo "figures.sh: unknown target '$t' (keys presets json theory spectrum paths rnn papers bench memory all)" >&2; exit 2 ;;
+    keys|presets|json|theory|spectrum|paths|rnn|papers|data|bench|memory) "$t" ;;
+    papers-*) paper "${t#papers-}" ;;
+    *) echo "figures.sh: unknown target '$t' (keys presets json theory spectrum paths rnn papers papers-NAME data bench memory all)" >&2; exit 2 ;;
   esac
 done

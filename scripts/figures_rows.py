@@ -2,6 +2,7 @@
 """One markdown table row from a `gradlab run --json` report on stdin (used by figures.sh).
 
     figures_rows.py theory ACT WV BV | paths DEPTH STEPS | rnn PRESET WALL | spectrum NAME
+                    | rnn_seeds PRESET SEED... (one report per seed, in that order)
 """
 import json
 import math
@@ -46,6 +47,15 @@ def rnn(r, preset, wall):
             f(r.get("grad_ratio_db"), "{:+.1f}"), wall]
 
 
+def rnn_seeds(reports, preset, *seeds):
+    # The claim is about every seed, so the row ends with the worst of them.
+    losses = [r.get("test_loss") for r in reports]
+    worst = None if None in losses or not losses else max(losses)
+    cells = [preset, f(reports[0].get("step"), "{}")]
+    cells += [f"{f(loss, '{:.2g}')} (seed {seed})" for loss, seed in zip(losses, seeds)]
+    return cells + [f(worst, "{:.2g}")]
+
+
 def spectrum(r, name):
     j = r.get("jacobian") or {}
     sv = sorted(v for v in j.get("singular_values", []) if v > 0)
@@ -66,14 +76,14 @@ def spectrum(r, name):
 
 if __name__ == "__main__":
     kind, args = sys.argv[1], sys.argv[2:]
-    if kind == "theory":
+    if kind in ("theory", "rnn_seeds"):
         # Several concatenated JSON reports, one per seed.
         text, decoder, reports, at = sys.stdin.read(), json.JSONDecoder(), [], 0
         while text[at:].strip():
             at += len(text[at:]) - len(text[at:].lstrip())
             report, at = decoder.raw_decode(text, at)
             reports.append(report)
-        row = theory(reports, *args)
+        row = {"theory": theory, "rnn_seeds": rnn_seeds}[kind](reports, *args)
     else:
         report = json.load(sys.stdin)
         row = {"paths": paths, "rnn": rnn, "spectrum": spectrum}[kind](report, *args)

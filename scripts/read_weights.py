@@ -48,7 +48,10 @@ def main(path):
     assert head.shape[0] == width
     act = {"tanh": np.tanh, "relu": lambda z: np.maximum(z, 0), "linear": lambda z: z}.get(
         meta["activation"])
-    if act is None or meta["skip"] not in ("plain", "residual"):
+    # Normalised or branch-scaled nets are not recomputed here (files from before those
+    # switches carry no such metadata: off).
+    plain_blocks = meta.get("norm", "None") == "None" and meta.get("branch_scale", "One") == "One"
+    if act is None or meta["skip"] not in ("plain", "residual") or not plain_blocks:
         print(f"  forward pass skipped ({meta['activation']}, {meta['skip']})")
         return
     x = np.random.default_rng(0).standard_normal((4, w_in.shape[0])).astype(np.float32)

@@ -10,11 +10,13 @@ mod applies;
 mod bounds;
 pub mod limits;
 pub mod load;
+pub mod norm;
 pub mod set;
 
 pub use applies::{check_overrides_apply, check_task_fits_model};
 pub use limits::{check_fits, estimate_bytes};
 pub use load::{Preset, builtin_presets, load_preset, parse_preset};
+pub use norm::{BranchScale, NormKind, NormPlace};
 pub use set::apply_overrides;
 
 /// One experiment: what to learn, with which network and optimiser, and how often to measure.
@@ -229,6 +231,19 @@ pub struct ModelSpec {
         deserialize_with = "bounds::forget_bias"
     )]
     pub forget_bias: f32,
+    /// How the gated cells' carry biases start (LSTM input and forget gates, GRU update gate);
+    /// `Fixed` (the default) is `forget_bias` for the LSTM forget gate and 0 elsewhere.
+    #[serde(default)]
+    pub carry_bias: CarryBias,
+    /// Normalisation of the hidden layers in effect at step 0 (MLPs; switchable live).
+    #[serde(default)]
+    pub norm: NormKind,
+    /// Where the norm sits in each block (see `NormPlace`; switchable live).
+    #[serde(default)]
+    pub norm_place: NormPlace,
+    /// The factor on each residual branch (residual skip mode; switchable live).
+    #[serde(default)]
+    pub branch_scale: BranchScale,
 }
 
 fn default_depth() -> usize {
@@ -245,6 +260,37 @@ fn default_gate_bias() -> f32 {
 }
 fn default_forget_bias() -> f32 {
     1.0
+}
+
+/// How the carry gates of the gated cells start: the LSTM's input and forget gates and the
+/// GRU's update gate z (this GRU keeps the old state with weight z: h' = (1−z)⊙n + z⊙h).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub enum CarryBias {
+    /// The LSTM forget gate's bias is `model.forget_bias`, every other bias 0 (each plus the
+    /// `init.bias_var` noise): a memory of a few steps at the start.
+    #[default]
+    Fixed,
+    /// Chrono initialisation (Tallec & Ollivier 2018) for dependencies up to `t_max` steps:
+    /// per unit u ~ U[1, t_max − 1] and b = ln u, so the gate keeps its state with
+    /// σ(b) = u/(1+u) and forgets over 1 + u steps, spread from 2 to `t_max`. LSTM: forget
+    /// bias b_f = ln u, input bias b_i = −b_f; GRU: update bias b_z = ln u. Replaces
+    /// `forget_bias` and the bias noise on those gates; drawn after every other parameter, so
+    /// the weights are those of `Fixed` with the same seed.
+    Chrono {
+        /// The longest dependency the gates start tuned for, in steps (e.g. the sequence length).
+        #[serde(deserialize_with = "bounds::t_max")]
+        t_max: f32,
+    },
+}
+
+impl CarryBias {
+    /// Short name for tables: `fixed` or `chrono(T)`.
+    pub fn label(&self) -> String {
+        match self {
+            CarryBias::Fixed => "fixed".into(),
+            CarryBias::Chrono { t_max } => format!("chrono({t_max})"),
+        }
+    }
 }
 
 /// The recurrent cell of a recurrent net.
@@ -408,6 +454,9 @@ pub enum OptimizerSpec {
         lr: f32,
         #[serde(default, deserialize_with = "bounds::momentum")]
         momentum: f32,
+        /// Steps of linear learning-rate warm-up (0: none); see `warmup_factor`.
+        #[serde(default, deserialize_with = "bounds::warmup")]
+        warmup: u32,
     },
     /// Adam with bias correction.
     Adam {
@@ -419,6 +468,9 @@ pub enum OptimizerSpec {
         beta2: f32,
         #[serde(default = "default_eps", deserialize_with = "bounds::eps")]
         eps: f32,
+        /// Steps of linear learning-rate warm-up (0: none); see `warmup_factor`.
+        #[serde(default, deserialize_with = "bounds::warmup")]
+        warmup: u32,
     },
 }
 
@@ -437,6 +489,27 @@ impl OptimizerSpec {
     pub fn learning_rate(&self) -> f32 {
         match self {
             OptimizerSpec::Sgd { lr, .. } | OptimizerSpec::Adam { lr, .. } => *lr,
+        }
+    }
+
+    /// Steps of learning-rate warm-up (0: none).
+    pub fn warmup(&self) -> u32 {
+        match self {
+            OptimizerSpec::Sgd { warmup, .. } | OptimizerSpec::Adam { warmup, .. } => *warmup,
+        }
+    }
+
+    /// The factor the live learning rate is multiplied by for the update that follows `step`
+    /// updates: (step + 1)/N during an N-step warm-up, so the first update uses lr/N and update
+    /// N (step N − 1) the full rate; exactly 1 afterwards and without warm-up, which leaves runs
+    /// without warm-up bit-identical.
+    pub fn warmup_factor(&self, step: u64) -> f32 {
+        let n = u64::from(self.warmup());
+        if step >= n {
+            1.0
+        } else {
+            // Both fit f32 exactly: n ≤ the bound on `warmup`, far below 2^24.
+            (step + 1) as f32 / n as f32
         }
     }
 }

@@ -24,6 +24,11 @@ pub trait Learner: Send {
     fn apply(&mut self, command: &Command);
     /// Learning rate in effect.
     fn learning_rate(&self) -> f32;
+    /// Lets the run use up to `threads` threads (`parallel::threads_per_run`); results do
+    /// not depend on it.
+    fn set_threads(&mut self, threads: usize);
+    /// Threads the last step ran on.
+    fn threads_used(&self) -> usize;
     /// The MLP trainer, when this is one (path statistics and lesions need its layers).
     fn as_mlp(&mut self) -> Option<&mut Trainer> {
         None
@@ -70,12 +75,21 @@ impl Learner for Trainer {
             Some(Setting::Skip(skip)) => self.set_skip(skip),
             Some(Setting::Aux(on)) => self.set_aux(on),
             Some(Setting::LearningRate(lr)) => self.set_learning_rate(lr),
+            Some(Setting::Norm(norm)) => self.set_norm(norm),
+            Some(Setting::NormPlace(place)) => self.set_norm_place(place),
+            Some(Setting::BranchScale(scale)) => self.set_branch_scale(scale),
             // A recurrent switch does not exist on an MLP (the keymap never sends it here).
             Some(Setting::Cell(_)) | None => {}
         }
     }
     fn learning_rate(&self) -> f32 {
         Trainer::learning_rate(self)
+    }
+    fn set_threads(&mut self, threads: usize) {
+        Trainer::set_threads(self, threads);
+    }
+    fn threads_used(&self) -> usize {
+        Trainer::threads_used(self)
     }
     fn as_mlp(&mut self) -> Option<&mut Trainer> {
         Some(self)
@@ -115,11 +129,24 @@ impl Learner for RnnTrainer {
             Some(Setting::Cell(cell)) => self.set_cell(cell),
             Some(Setting::LearningRate(lr)) => RnnTrainer::set_learning_rate(self, lr),
             // MLP switches do not exist on a recurrent net (the keymap never sends them here).
-            Some(Setting::Skip(_) | Setting::Aux(_)) | None => {}
+            Some(
+                Setting::Skip(_)
+                | Setting::Aux(_)
+                | Setting::Norm(_)
+                | Setting::NormPlace(_)
+                | Setting::BranchScale(_),
+            )
+            | None => {}
         }
     }
     fn learning_rate(&self) -> f32 {
         RnnTrainer::learning_rate(self)
+    }
+    fn set_threads(&mut self, threads: usize) {
+        RnnTrainer::set_threads(self, threads);
+    }
+    fn threads_used(&self) -> usize {
+        RnnTrainer::threads_used(self)
     }
     fn fork(&self) -> Box<dyn Learner> {
         Box::new(self.clone())

@@ -124,6 +124,10 @@ pub struct Snapshot {
     /// Recurrent nets: the cell in effect.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cell: Option<String>,
+    /// MLPs: the normalisation in effect (`layernorm`, `batchnorm`); absent without one. A
+    /// normalised net has no mean-field prediction, so `variances` is then absent too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub norm: Option<String>,
     /// Loss of the best input-blind predictor, where the task defines one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline_loss: Option<f64>,

@@ -154,6 +154,7 @@ mod tests {
         let spec = OptimizerSpec::Sgd {
             lr: 0.1,
             momentum: 0.5,
+            warmup: 0,
         };
         let mut opt = Optimizer::new(&spec, &[1]);
         let mut w = [1.0f32];
@@ -171,6 +172,7 @@ mod tests {
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-8,
+            warmup: 0,
         };
         let mut opt = Optimizer::new(&spec, &[2]);
         let mut w = [0.0f32, 0.0];

@@ -1,8 +1,68 @@
-//! Dealing independent pieces of work (runs of a comparison, jobs of a sweep) over threads.
+//! Dealing independent pieces of work over threads: runs of a comparison and jobs of a sweep
+//! ([`for_each_dealt`]), and the shards of one run's batch ([`run_shards`]) on a persistent
+//! worker; and how many threads each run gets ([`threads_per_run`]).
 
 use anyhow::{Result, bail};
 use std::sync::mpsc::channel;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, OnceLock, PoisonError};
+
+/// Most threads one run uses: its batch is cut into at most this many shards.
+pub const RUN_THREADS: usize = 2;
+
+/// The machine's cores as the OS reports them (1 when it cannot say).
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Threads each of `runs` runs gets when they share `budget` threads: a lone run takes up to
+/// [`RUN_THREADS`]; runs that share the machine (a comparison, forks, a sweep's jobs) get the
+/// budget divided, at least 1 each, so no run's shards compete with another run for a core.
+/// Results never depend on it (a run's shards are fixed; threads only run them side by side).
+pub fn threads_per_run(budget: usize, runs: usize) -> usize {
+    (budget / runs.max(1)).clamp(1, RUN_THREADS)
+}
+
+/// The persistent worker the second shard of a run's batch runs on (threads named
+/// `gradlab-shard`), started on first use; None when no thread can be started.
+fn shard_pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(RUN_THREADS - 1)
+            .thread_name(|i| format!("gradlab-shard-{i}"))
+            .build()
+            .ok()
+    })
+    .as_ref()
+}
+
+/// Runs `work` on every shard: with `threads` > 1 the first on the calling thread and the
+/// others on the persistent shard worker (no thread is started per call), else one after the
+/// other here. Each shard's result depends on the shard alone, so which thread ran it never
+/// shows. A panic in a shard is raised again here once every shard has ended. Returns the
+/// threads the shards ran on.
+pub fn run_shards<T: Send>(
+    shards: &mut [T],
+    threads: usize,
+    work: impl Fn(&mut T) + Sync,
+) -> usize {
+    let pool = shard_pool().filter(|_| threads > 1 && shards.len() > 1);
+    let Some(pool) = pool else {
+        shards.iter_mut().for_each(work);
+        return 1;
+    };
+    let Some((first, rest)) = shards.split_first_mut() else {
+        return 1;
+    };
+    let work = &work;
+    pool.in_place_scope(|scope| {
+        for shard in rest.iter_mut() {
+            scope.spawn(move |_| work(shard));
+        }
+        work(first);
+    });
+    (1 + rest.len()).min(RUN_THREADS)
+}
 
 /// Runs `work` on every item on up to `threads` scoped threads named `gradlab-{name}-{t}`,
 /// calling `collect(index, result)` on the calling thread as each item ends (in the order they
@@ -98,6 +158,33 @@ mod tests {
             let seen: Vec<u64> = seen.into_iter().map(|s| s.expect("collected")).collect();
             assert_eq!(seen, expected, "threads = {threads}");
         }
+    }
+
+    #[test]
+    fn shards_run_once_each_on_any_thread_count_and_panics_come_back() {
+        for threads in [1, 2, 3] {
+            let mut shards: Vec<u64> = (0..5).collect();
+            let used = run_shards(&mut shards, threads, |x| *x = *x * 10 + 1);
+            assert_eq!(shards, [1, 11, 21, 31, 41], "threads = {threads}");
+            assert!((1..=RUN_THREADS).contains(&used));
+        }
+        let mut shards = [0u8, 1];
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_shards(&mut shards, 2, |x| {
+                assert_eq!(*x, 0, "shard 1 fails on purpose")
+            });
+        }));
+        assert!(outcome.is_err());
+    }
+
+    #[test]
+    fn a_lone_run_gets_two_threads_and_runs_sharing_get_one_each() {
+        assert_eq!(threads_per_run(2, 1), 2);
+        assert_eq!(threads_per_run(16, 1), RUN_THREADS);
+        assert_eq!(threads_per_run(2, 2), 1);
+        assert_eq!(threads_per_run(2, 4), 1);
+        assert_eq!(threads_per_run(1, 1), 1);
+        assert_eq!(threads_per_run(0, 0), 1);
     }
 
     #[test]

@@ -33,7 +33,7 @@ mod exact;
 
 pub use exact::{ExactLength, exact_mean_length, exact_peak_length, exact_shares};
 
-use crate::config::{Activation, SkipMode};
+use crate::config::{Activation, BranchScale, NormKind, SkipMode};
 use crate::model::MlpParams;
 use crate::theory::{binomial_log10, phi, phi_prime};
 use dfdx::prelude::HasShape;
@@ -129,6 +129,20 @@ fn sigmoid(x: f64) -> f64 {
 /// Frobenius norm.
 pub fn norm(values: &[f64]) -> f64 {
     values.iter().map(|v| v * v).sum::<f64>().sqrt()
+}
+
+/// Why the path analysis cannot be computed for a net with these switches, or `None` when it
+/// can: the decomposition is a sum over products of the blocks' branch Jacobians with plain
+/// identity or scaled shortcuts, and a normalisation step (which couples the units of a row,
+/// or the rows of a batch) or a branch factor α is not part of that chain here.
+pub fn not_defined(norm: NormKind, skip: SkipMode, branch: BranchScale) -> Option<&'static str> {
+    if norm != NormKind::None {
+        return Some("not defined with normalisation");
+    }
+    if matches!(skip, SkipMode::Residual { .. }) && branch != BranchScale::One {
+        return Some("not computed with a branch factor α ≠ 1");
+    }
+    None
 }
 
 impl PathNetwork {

@@ -1,5 +1,5 @@
 //! The analyses `gradlab run --json` adds beside the final snapshot: path-length statistics,
-//! the mean-field prediction for the network in effect, and single-block lesions.
+//! the mean-field prediction for the network in effect, and lesions (one block, or k at once).
 
 use crate::analysis::{ANALYSIS_ROWS, ForwardSignal, JacobianSpectrum, analyse_trainer};
 use crate::config::{Experiment, SkipMode};
@@ -112,7 +112,7 @@ impl TheoryReport {
 pub fn lesion_all(trainer: &mut Trainer) -> Vec<LesionResult> {
     (0..trainer.params().layers.len())
         .map(|block| {
-            let (test_loss, test_accuracy) = trainer.evaluate_test(Lesion(Some(block)));
+            let (test_loss, test_accuracy) = trainer.evaluate_test(Lesion::block(block));
             LesionResult {
                 block: block + 1,
                 test_loss,
@@ -123,12 +123,17 @@ pub fn lesion_all(trainer: &mut Trainer) -> Vec<LesionResult> {
 }
 
 /// Loss and accuracy of the trainer's current network on the whole training split, with
-/// block `lesion` removed if given: the training-data counterpart of `evaluate_test`, so a
+/// the blocks in `lesion` removed: the training-data counterpart of `evaluate_test`, so a
 /// lesion's damage can be told apart from overfitting.
-pub fn evaluate_train(trainer: &Trainer, lesion: Lesion) -> (f64, Option<f64>) {
+pub fn evaluate_train(trainer: &Trainer, lesion: &Lesion) -> (f64, Option<f64>) {
     // In chunks, so a large training split does not need every activation at once; the loss
     // is a mean over rows, so a row-weighted mean of the chunks' losses is the whole split's.
     const CHUNK: usize = 4096;
+    // dfdx's forward normalises with the batch's statistics only; BatchNorm is scored with
+    // its running estimates, which the engine's evaluation mode reads.
+    if trainer.couples_rows() {
+        return trainer.evaluate_train(lesion.clone());
+    }
     let task = trainer.task();
     let act = trainer.experiment().model.activation;
     let switches = trainer.switches();
@@ -139,7 +144,14 @@ pub fn evaluate_train(trainer: &Trainer, lesion: Lesion) -> (f64, Option<f64>) {
         let Some((_, x, targets, labels)) = rows_of(trainer, start..end) else {
             break;
         };
-        let pass = forward(trainer.params(), act, &switches, x, &targets, lesion);
+        let pass = forward(
+            trainer.params(),
+            act,
+            &switches,
+            x,
+            &targets,
+            lesion.clone(),
+        );
         loss += f64::from(pass.main_loss) * (end - start) as f64;
         correct += crate::model::trainer::correct_rows(&pass.logits.as_vec(), &labels, task.kind);
         start = end;
@@ -177,7 +189,7 @@ pub struct TrainLesion {
 
 /// The final scores of `trainer`'s network.
 pub fn final_scores(trainer: &mut Trainer) -> FinalScores {
-    let (train_loss, train_accuracy) = evaluate_train(trainer, Lesion::default());
+    let (train_loss, train_accuracy) = evaluate_train(trainer, &Lesion::default());
     let (test_loss, test_accuracy) = trainer.evaluate_test(Lesion::default());
     FinalScores {
         train_loss,
@@ -191,7 +203,7 @@ pub fn final_scores(trainer: &mut Trainer) -> FinalScores {
 pub fn lesion_all_train(trainer: &Trainer) -> Vec<TrainLesion> {
     (0..trainer.params().layers.len())
         .map(|block| {
-            let (train_loss, train_accuracy) = evaluate_train(trainer, Lesion(Some(block)));
+            let (train_loss, train_accuracy) = evaluate_train(trainer, &Lesion::block(block));
             TrainLesion {
                 block: block + 1,
                 train_loss,
@@ -201,9 +213,92 @@ pub fn lesion_all_train(trainer: &Trainer) -> Vec<TrainLesion> {
         .collect()
 }
 
+/// Block subsets each lesion size is averaged over.
+pub const LESION_SUBSETS: usize = 8;
+
+/// Seed of the block subsets: fixed, so every run of a sweep (every skip mode, learning rate
+/// and seed) of the same depth loses the same blocks.
+pub const LESION_SEED: u64 = 2016;
+
+/// `k` blocks removed at once (Veit's second experiment), scored on both splits and averaged
+/// over [`LESION_SUBSETS`] subsets of the blocks.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SizedLesion {
+    /// Blocks removed at once.
+    pub k: usize,
+    /// The subsets removed, blocks numbered from 1 at the input (L1), each ascending.
+    pub subsets: Vec<Vec<usize>>,
+    /// Whole-training-split loss, mean over the subsets.
+    pub train_loss: f64,
+    /// Whole-training-split accuracy, mean over the subsets (null for regression).
+    pub train_accuracy: Option<f64>,
+    /// Test loss, mean over the subsets.
+    pub test_loss: f64,
+    /// Test accuracy, mean over the subsets (null for regression).
+    pub test_accuracy: Option<f64>,
+}
+
+/// The [`LESION_SUBSETS`] subsets of `k` distinct blocks (0-based, ascending) out of `depth`,
+/// drawn from [`LESION_SEED`] and `k` alone. Subsets are drawn independently, so with few
+/// possible subsets (k close to 0 or to `depth`) one may repeat. Empty when `k > depth`.
+pub fn lesion_subsets(depth: usize, k: usize) -> Vec<Vec<usize>> {
+    use rand::SeedableRng;
+    if k > depth {
+        return Vec::new();
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(LESION_SEED ^ ((k as u64) << 32));
+    (0..LESION_SUBSETS)
+        .map(|_| {
+            let mut blocks = rand::seq::index::sample(&mut rng, depth, k).into_vec();
+            blocks.sort_unstable();
+            blocks
+        })
+        .collect()
+}
+
+/// Removes `k` blocks at once for each `k` in `sizes` (sizes above the depth are left out).
+pub fn lesion_sizes(trainer: &mut Trainer, sizes: &[usize]) -> Vec<SizedLesion> {
+    let depth = trainer.params().layers.len();
+    sizes
+        .iter()
+        .filter(|&&k| k <= depth)
+        .map(|&k| {
+            let subsets = lesion_subsets(depth, k);
+            let scores: Vec<[(f64, Option<f64>); 2]> = subsets
+                .iter()
+                .map(|blocks| {
+                    let lesion = Lesion::blocks(blocks.iter().copied());
+                    [
+                        evaluate_train(trainer, &lesion),
+                        trainer.evaluate_test(lesion),
+                    ]
+                })
+                .collect();
+            let n = scores.len().max(1) as f64;
+            let loss = |split: usize| scores.iter().map(|s| s[split].0).sum::<f64>() / n;
+            let accuracy = |split: usize| {
+                let accs: Option<Vec<f64>> = scores.iter().map(|s| s[split].1).collect();
+                accs.map(|a| a.iter().sum::<f64>() / n)
+            };
+            SizedLesion {
+                k,
+                subsets: subsets
+                    .iter()
+                    .map(|b| b.iter().map(|l| l + 1).collect())
+                    .collect(),
+                train_loss: loss(0),
+                train_accuracy: accuracy(0),
+                test_loss: loss(1),
+                test_accuracy: accuracy(1),
+            }
+        })
+        .collect()
+}
+
 /// Path statistics of the trainer's current network on the first `rows` training rows, for
 /// the main loss under the live skip mode: Veit's profile (`samples` random paths per length,
-/// drawn from `seed`) and the exact split. `None` for dense nets or an empty training split.
+/// drawn from `seed`) and the exact split. `None` for dense nets, where `paths::not_defined`
+/// says so (normalisation, a branch factor) or for an empty training split.
 pub fn path_stats(trainer: &Trainer, rows: usize, samples: usize, seed: u64) -> Option<PathStats> {
     let switches = trainer.switches();
     if matches!(switches.skip, SkipMode::Dense) {
@@ -225,6 +320,9 @@ pub fn path_stats(trainer: &Trainer, rows: usize, samples: usize, seed: u64) -> 
         .iter()
         .map(|&v| f64::from(v))
         .collect();
+    if crate::paths::not_defined(switches.norm, switches.skip, switches.branch_scale).is_some() {
+        return None;
+    }
     let net = PathNetwork::new(&params, act, switches.skip, &inputs)?;
     Some(net.stats(&upstream, samples, seed))
 }
@@ -322,15 +420,21 @@ pub struct RunReport {
     /// Training-split results with each block removed in turn (with `lesion`).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub lesion_train: Option<Vec<TrainLesion>>,
+    /// Several blocks removed at once, one entry per size asked for (with `lesion_sizes`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub lesion_sizes: Option<Vec<SizedLesion>>,
 }
 
 /// Which analyses to run after training, beside the final snapshot.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Analyses {
     /// Path decomposition on (training rows, samples per length).
     pub paths: Option<(usize, usize)>,
     /// Single-block lesions on the test set.
     pub lesion: bool,
+    /// Numbers of blocks to remove at once, each averaged over [`LESION_SUBSETS`] subsets
+    /// (empty: none).
+    pub lesion_sizes: Vec<usize>,
 }
 
 impl Analyses {
@@ -339,6 +443,7 @@ impl Analyses {
         Self {
             paths: Some((DEFAULT_PATH_ROWS, DEFAULT_PATH_SAMPLES)),
             lesion,
+            lesion_sizes: Vec::new(),
         }
     }
 }
@@ -363,10 +468,13 @@ pub fn build_report(
             forward: None,
             final_scores: None,
             lesion_train: None,
+            lesion_sizes: None,
         };
     };
     let lesion = analyses.lesion.then(|| lesion_all(mlp));
     let lesion_train = analyses.lesion.then(|| lesion_all_train(mlp));
+    let sized =
+        (!analyses.lesion_sizes.is_empty()).then(|| lesion_sizes(mlp, &analyses.lesion_sizes));
     let (jacobian, forward) = analyse_trainer(mlp, ANALYSIS_ROWS)
         .map(|a| (a.jacobian, a.forward))
         .unzip();
@@ -375,6 +483,7 @@ pub fn build_report(
         forward,
         final_scores: Some(final_scores(mlp)),
         lesion_train,
+        lesion_sizes: sized,
         paths: analyses
             .paths
             .and_then(|(rows, samples)| path_stats(mlp, rows, samples, seed)),

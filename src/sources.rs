@@ -104,6 +104,9 @@ pub fn source_gradients(
     x: &Matrix,
     targets: &BatchTargets,
 ) -> Option<SourceGradients> {
+    if crate::paths::not_defined(switches.norm, switches.skip, switches.branch_scale).is_some() {
+        return None;
+    }
     let rows = x.shape().0;
     let depth = params.layers.len();
     let chain = PathNetwork::chain(params, act, switches.skip, &x.as_vec())?;

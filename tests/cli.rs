@@ -131,6 +131,8 @@ fn a_diverging_run_exits_with_its_own_code_and_says_where() {
         "200",
         "--json",
         "--set",
+        "clip_grad_norm=None",
+        "--set",
         "optimizer.lr=50",
         "--set",
         "model.depth=6",
@@ -270,6 +272,22 @@ fn bench_json_lists_mlp_and_recurrent_rows_by_the_contract() {
             "{row}"
         );
         assert!(row.get("torch_steps_per_sec").is_none() && row.get("ratio_jax").is_none());
+        // The peak per core, the cores the row ran on (its batch is cut into two shards), and
+        // its products as a fraction of peak × cores.
+        assert!(
+            row["peak_gflops"].as_f64().is_some_and(|p| p > 0.0),
+            "{row}"
+        );
+        assert!(
+            row["cores"].as_u64().is_some_and(|c| (1..=2).contains(&c)),
+            "{row}"
+        );
+        assert!(
+            row["fraction_of_peak"]
+                .as_f64()
+                .is_some_and(|f| f > 0.0 && f.is_finite()),
+            "{row}"
+        );
         seen.insert((model.to_string(), metrics));
     }
     assert_eq!(seen.len(), 12, "every model with metrics on and off");

@@ -73,6 +73,7 @@ const GRID: &str = r#"Sweep(
     },
     steps: 5,
     out: "OUT",
+    lesion_sizes: [1, 2],
 )"#;
 
 #[test]
@@ -125,6 +126,9 @@ fn bad_sweep_files_name_the_file_line_and_column() {
     let error = parse_sweep(&value, Path::new("bad.ron")).expect_err("bad value");
     assert!(error.to_string().starts_with("bad.ron:6:24:"), "{error}");
     assert!(error.to_string().contains("Plane"), "{error}");
+    let zero = GRID.replace("lesion_sizes: [1, 2]", "lesion_sizes: [0, 2]");
+    let error = parse_sweep(&zero, Path::new("bad.ron")).expect_err("no blocks removed");
+    assert!(error.to_string().starts_with("bad.ron:11:5:"), "{error}");
     let missing = load_sweep(Path::new("no/such/sweep.ron")).expect_err("missing file");
     assert!(
         missing.to_string().contains("no/such/sweep.ron"),
@@ -244,6 +248,7 @@ const SELECT: &str = r#"Sweep(
     steps: 40,
     out: "OUT",
     lesion: true,
+    lesion_sizes: [1, 2, 8],
     select: BestOver("optimizer.lr"),
 )"#;
 
@@ -290,6 +295,12 @@ fn sweep_json_reports_per_cell_the_lr_with_the_lowest_mean_training_loss() {
                 "diverged",
                 "intact_test_accuracy",
                 "intact_train_accuracy",
+                "lesion_k1_test_accuracy",
+                "lesion_k1_train_accuracy",
+                "lesion_k2_test_accuracy",
+                "lesion_k2_train_accuracy",
+                "lesion_k8_test_accuracy",
+                "lesion_k8_train_accuracy",
                 "lesion_mean_test_accuracy",
                 "lesion_mean_train_accuracy",
                 "model.depth",
@@ -354,6 +365,35 @@ fn sweep_json_reports_per_cell_the_lr_with_the_lowest_mean_training_loss() {
         }
         assert_eq!(row["train_accuracy"], row["intact_train_accuracy"]);
         assert_eq!(row["test_accuracy"], row["intact_test_accuracy"]);
+        // k blocks at once: the mean over the chosen lr's seeds of each run's mean over its
+        // subsets, read back from the result files; k = 8 exceeds both depths, so null.
+        for k in [1usize, 2] {
+            for (split, pick) in [
+                (
+                    "train",
+                    (|l: &gradlab::report::SizedLesion| l.train_accuracy) as fn(&_) -> _,
+                ),
+                ("test", |l: &gradlab::report::SizedLesion| l.test_accuracy),
+            ] {
+                let runs: Vec<f64> = sweep
+                    .jobs
+                    .iter()
+                    .filter(|j| j.values[0] == depth && j.values[1] == best)
+                    .map(|j| {
+                        let report = read_result(&out, &j.id).expect("result");
+                        let sized = report.lesion_sizes.expect("lesion sizes");
+                        let entry = sized.iter().find(|l| l.k == k).expect("size k");
+                        assert_eq!(entry.subsets.len(), gradlab::report::LESION_SUBSETS);
+                        pick(entry).expect("classification")
+                    })
+                    .collect();
+                let expected = runs.iter().sum::<f64>() / runs.len() as f64;
+                let key = format!("lesion_k{k}_{split}_accuracy");
+                let reported = row[&key].as_f64().unwrap_or_else(|| panic!("{key}: {row}"));
+                assert!((reported - expected).abs() < 1e-12, "{key}: {row}");
+            }
+        }
+        assert!(row["lesion_k8_test_accuracy"].is_null(), "{row}");
     }
     // Not required for the check above, but says whether this grid tells the two rules apart.
     eprintln!("selection on test loss would differ somewhere: {lowest_test_differs}");

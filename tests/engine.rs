@@ -148,6 +148,8 @@ fn a_diverging_run_reports_the_step_and_the_layer() {
     let experiment = preset(
         "exploding",
         &[
+            // The preset clips updates to norm 1; unclipped, lr 50 diverges.
+            "clip_grad_norm=None",
             "optimizer.lr=50",
             "model.depth=6",
             "model.activation=Linear",
@@ -394,4 +396,120 @@ fn highway_reports_the_gate_bias_in_effect_not_a_claimed_one() {
         _ => None,
     });
     assert_eq!(applied.as_deref(), Some("skip → highway"));
+}
+
+/// `exploding`'s description: +40 dB at step 0, and clipped updates keep the gradient growing
+/// toward the input while the net trains (here to step 1000; the ignored variant runs the
+/// 10 000 steps the description names).
+#[test]
+fn the_exploding_preset_keeps_exploding_while_it_trains() {
+    exploding_stays_above(1000, 25.0);
+}
+
+#[test]
+#[ignore = "10 000 steps of a 32-layer net (~40 CPU-s); the 1000-step variant runs by default"]
+fn the_exploding_preset_still_explodes_at_step_10000() {
+    exploding_stays_above(10_000, 15.0);
+}
+
+fn exploding_stays_above(steps: u64, db: f64) {
+    let at_init = measure_at_init(preset("exploding", &[]));
+    assert!(
+        at_init.grad_ratio_db > 38.0,
+        "step 0: {:.1} dB",
+        at_init.grad_ratio_db
+    );
+    let mut trainer = Trainer::new(preset("exploding", &[]), None).expect("builds");
+    let last = run_headless(&mut trainer, steps, &[], &mut VecSink::default()).expect("trains");
+    assert!(
+        last.grad_ratio_db > db,
+        "step {steps}: {:.1} dB",
+        last.grad_ratio_db
+    );
+    assert!(
+        last.loss < 0.6,
+        "and learns: loss {} (ln 2 = 0.69)",
+        last.loss
+    );
+}
+
+#[test]
+fn switching_norm_and_branch_scale_live_creates_nothing_and_only_batch_norm_couples_rows() {
+    let experiment = preset("residual-deep", &["model.depth=6", "model.width=16"]);
+    let mut trainer = Trainer::new(experiment, None).expect("builds");
+    let count = trainer.param_values().len();
+    let before: Vec<Vec<f32>> = trainer.param_values().to_vec();
+    use gradlab::config::{BranchScale, NormKind, NormPlace};
+    assert!(!trainer.couples_rows());
+    for step in 0..30 {
+        match step {
+            5 => trainer.set_norm(NormKind::LayerNorm),
+            10 => trainer.set_norm_place(NormPlace::Post),
+            15 => trainer.set_norm(NormKind::BatchNorm),
+            20 => trainer.set_branch_scale(BranchScale::ReZero),
+            25 => trainer.set_norm(NormKind::None),
+            _ => {}
+        }
+        assert_eq!(trainer.couples_rows(), (15..25).contains(&step));
+        trainer.train_step(true, false);
+        assert!(trainer.divergence().is_none(), "step {step}");
+    }
+    let after = trainer.param_values();
+    assert_eq!(after.len(), count, "no parameter was created");
+    for (a, b) in after.iter().zip(&before) {
+        assert_eq!(a.len(), b.len());
+    }
+}
+
+#[test]
+fn batch_norm_test_scores_use_running_estimates_that_training_moves() {
+    let experiment = preset(
+        "residual-deep",
+        &["model.depth=4", "model.width=16", "model.norm=BatchNorm"],
+    );
+    let mut trainer = Trainer::new(experiment, None).expect("builds");
+    let at_start = trainer.evaluate_test(gradlab::model::Lesion::default()).0;
+    let running_before: Vec<Vec<f32>> = trainer.param_values().to_vec();
+    // A measurement without an update folds nothing in.
+    trainer.train_step(false, true);
+    assert_eq!(trainer.param_values(), &running_before[..]);
+    for _ in 0..20 {
+        trainer.train_step(true, false);
+    }
+    let trained = trainer.evaluate_test(gradlab::model::Lesion::default()).0;
+    assert!(trained.is_finite() && trained != at_start);
+    let params = trainer.params();
+    let layer = &params.layers[0];
+    let mean = layer.running_mean.as_vec();
+    let var = layer.running_var.as_vec();
+    assert!(mean.iter().any(|&m| m != 0.0), "running mean moved");
+    assert!(var.iter().any(|&v| v != 1.0), "running variance moved");
+}
+
+#[test]
+fn a_normalised_net_has_no_mean_field_line_and_no_path_analysis() {
+    use gradlab::config::{BranchScale, NormKind};
+    let mut trainer = Trainer::new(
+        preset(
+            "residual-deep",
+            &["model.depth=6", "model.width=16", "model.norm=LayerNorm"],
+        ),
+        None,
+    )
+    .expect("builds");
+    let snapshot = run_headless(&mut trainer, 2, &[], &mut VecSink::default()).expect("trains");
+    assert_eq!(snapshot.norm.as_deref(), Some("layernorm"));
+    assert!(snapshot.variances.is_none(), "no prediction with a norm");
+    assert!(gradlab::report::path_stats(&trainer, 32, 4, 1).is_none());
+    let residual = gradlab::config::SkipMode::Residual { scale: 1.0 };
+    let why = gradlab::paths::not_defined;
+    assert!(why(NormKind::BatchNorm, residual, BranchScale::One).is_some());
+    assert!(why(NormKind::None, residual, BranchScale::ReZero).is_some());
+    assert!(why(NormKind::None, residual, BranchScale::One).is_none());
+    // A branch factor does nothing outside residual mode.
+    let plain = gradlab::config::SkipMode::Plain;
+    assert!(why(NormKind::None, plain, BranchScale::InvSqrtDepth).is_none());
+    let plain_net =
+        Trainer::new(preset("residual-deep", &["model.depth=6"]), None).expect("builds");
+    assert!(gradlab::report::path_stats(&plain_net, 32, 4, 1).is_some());
 }

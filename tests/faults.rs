@@ -686,6 +686,34 @@ const CASES: &[Case] = &[
         not: &["positive", "0.0000000"],
     },
     Case {
+        name: "a negative warmup names warmup and its range",
+        args: &[
+            "run",
+            "-p",
+            "plain-shallow",
+            "--set",
+            "optimizer=Adam(lr: 0.01, warmup: -5)",
+        ],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &["warmup must be a whole number of steps from 0 to 1000000, got -5"],
+        not: &["momentum", "lr must"],
+    },
+    Case {
+        name: "an absurd warmup names warmup and its range",
+        args: &[
+            "run",
+            "-p",
+            "plain-shallow",
+            "--set",
+            "optimizer=Sgd(lr: 0.01, warmup: 99999999)",
+        ],
+        stdout: Stdout::Read,
+        code: 2,
+        message: &["warmup must be a whole number of steps from 0 to 1000000, got 99999999"],
+        not: &["lr must"],
+    },
+    Case {
         name: "forget_bias out of range names forget_bias",
         args: &[
             "run",

@@ -1,6 +1,6 @@
 //! Key handling and state updates, driven through `update` without a terminal.
 
-use gradlab::config::{CellKind, SkipMode, load_preset};
+use gradlab::config::{BranchScale, CellKind, NormKind, NormPlace, SkipMode, load_preset};
 use gradlab::metrics::{LayerMetrics, Snapshot, TimestepMetrics};
 use gradlab::paths::PathStats;
 use gradlab::protocol::LesionResult;
@@ -19,6 +19,9 @@ const AUX: Action = Action::Switch(Move::ToggleAux);
 const LR_UP: Action = Action::Switch(Move::ScaleLr(2.0));
 const LR_DOWN: Action = Action::Switch(Move::ScaleLr(0.5));
 const CELL: Action = Action::Switch(Move::NextCell);
+const NORM: Action = Action::Switch(Move::NextNorm);
+const NORM_PLACE: Action = Action::Switch(Move::ToggleNormPlace);
+const BRANCH: Action = Action::Switch(Move::NextBranchScale);
 
 #[path = "support/dash.rs"]
 mod dash;
@@ -136,6 +139,35 @@ fn skip_keys_send_commands_and_update_the_switches() {
     app.key(DENSE);
     app.key(PLAIN);
     assert_eq!(app.outbox.last(), Some(&Command::SetSkip(SkipMode::Plain)));
+}
+
+#[test]
+fn norm_placement_and_branch_keys_send_commands_and_update_the_switches() {
+    let mut app = started("plain-deep");
+    for (c, action) in [('N', NORM), ('m', NORM_PLACE), ('b', BRANCH)] {
+        assert_eq!(
+            key(&app, KeyCode::Char(c), KeyModifiers::NONE),
+            Some(Msg::Key(action)),
+            "{c}"
+        );
+    }
+    for action in [NORM, NORM, NORM_PLACE, BRANCH, BRANCH] {
+        app.key(action);
+    }
+    assert_eq!(
+        app.outbox,
+        vec![
+            Command::SetNorm(NormKind::LayerNorm),
+            Command::SetNorm(NormKind::BatchNorm),
+            Command::SetNormPlace(NormPlace::Post),
+            Command::SetBranchScale(BranchScale::InvSqrtDepth),
+            Command::SetBranchScale(BranchScale::ReZero),
+        ]
+    );
+    let switches = app.run().switches;
+    assert_eq!(switches.norm, NormKind::BatchNorm);
+    assert_eq!(switches.norm_place, NormPlace::Post);
+    assert_eq!(switches.branch_scale, BranchScale::ReZero);
 }
 
 #[test]
@@ -351,6 +383,9 @@ fn mlp_keys_only_leave_a_note_in_the_rnn_view() {
         HIGHWAY,
         DENSE,
         AUX,
+        NORM,
+        NORM_PLACE,
+        BRANCH,
         Action::TogglePaths,
         Action::Lesion,
     ] {

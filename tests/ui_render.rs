@@ -99,7 +99,7 @@ fn paths_app(theme: Theme) -> Dash {
     let mut sink = VecSink::default();
     run_headless(&mut trainer, 40, &[], &mut sink);
     let results = lesion_all(&mut trainer);
-    let intact_test_loss = trainer.evaluate_test(Lesion(None)).0;
+    let intact_test_loss = trainer.evaluate_test(Lesion::default()).0;
     sink.events.push(Event::Lesion {
         step: Learner::step(&trainer),
         intact_test_loss,

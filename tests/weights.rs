@@ -68,6 +68,7 @@ fn resume_matches_uninterrupted(
         let analyses = Analyses {
             paths: Some((8, 4)),
             lesion: true,
+            lesion_sizes: vec![2],
         };
         serde_json::to_string(&build_report(learner, snapshot, &analyses)).expect("serialises")
     };
@@ -408,6 +409,8 @@ fn a_diverged_run_writes_no_checkpoint() {
     let experiment = preset(
         "exploding",
         &[
+            // The preset clips updates to norm 1; unclipped, lr 50 diverges.
+            "clip_grad_norm=None",
             "optimizer.lr=50",
             "model.depth=6",
             "model.activation=Linear",
@@ -658,4 +661,96 @@ fn the_save_key_sends_the_command_and_shows_the_answer() {
             .as_deref()
             .is_some_and(|n| n.contains("replaying"))
     );
+}
+
+#[test]
+fn a_resumed_batch_normalised_rezero_net_continues_bit_identically() {
+    // The running estimates, γ, β and α are in the checkpoint, and so are the switches.
+    let experiment = preset(
+        "residual-deep",
+        &[
+            "model.depth=5",
+            "model.width=16",
+            "model.norm=BatchNorm",
+            "model.norm_place=Post",
+            "model.branch_scale=ReZero",
+            "test_every=30",
+            "metrics_every=7",
+        ],
+    );
+    resume_matches_uninterrupted(experiment, 160, 80, &[]);
+}
+
+#[test]
+fn normalised_weights_round_trip_and_files_from_before_normalisation_still_load() {
+    let experiment = preset(
+        "residual-deep",
+        &[
+            "model.depth=4",
+            "model.width=8",
+            "model.norm=BatchNorm",
+            "model.branch_scale=ReZero",
+        ],
+    );
+    let mut trained = learner(&experiment);
+    run_headless(trained.as_mut(), 30, &[], &mut VecSink::default()).expect("finite");
+    let saved = through_file(&trained.weights());
+    for name in [
+        "layer1.norm.gain",
+        "layer1.norm.shift",
+        "layer1.norm.running_mean",
+        "layer1.norm.running_var",
+        "layer1.branch.alpha",
+    ] {
+        let t = saved.get(name).unwrap_or_else(|| panic!("{name} saved"));
+        let moved = t.values.iter().any(|&v| v != 0.0 && v != 1.0);
+        assert!(moved, "{name} was trained or folded: {:?}", t.values);
+    }
+    let mut fresh = learner(&experiment);
+    fresh.load_weights(&saved).expect("fits");
+    assert_eq!(bits(&fresh.weights()), bits(&trained.weights()));
+    let test_loss =
+        |l: &mut Box<dyn Learner>| l.as_mlp().expect("MLP").evaluate_test(Lesion::default());
+    assert_eq!(
+        test_loss(&mut fresh).0.to_bits(),
+        test_loss(&mut trained).0.to_bits()
+    );
+
+    // A file written before these tensors existed: the net keeps their step-0 values.
+    let plain = preset("residual-deep", &["model.depth=4", "model.width=8"]);
+    let mut old = through_file(&learner(&plain).weights());
+    old.tensors
+        .retain(|t| !t.name.contains(".norm.") && !t.name.ends_with(".branch.alpha"));
+    let mut loaded = learner(&plain);
+    loaded.load_weights(&old).expect("an older file loads");
+    assert_eq!(bits(&loaded.weights()), bits(&learner(&plain).weights()));
+}
+
+#[test]
+fn a_run_resumed_inside_its_adam_warmup_continues_bit_identically() {
+    // The checkpoint at step 100 falls inside the 150-step warm-up; the lr change at 40
+    // scales the rate the warm-up ramps towards.
+    let experiment = preset(
+        "plain-deep",
+        &[
+            "model.depth=6",
+            "model.width=16",
+            "test_every=30",
+            "optimizer=Adam(lr: 0.01, warmup: 150)",
+        ],
+    );
+    let schedule = [(40, Command::SetLearningRate(0.02))];
+    resume_matches_uninterrupted(experiment, 200, 100, &schedule);
+}
+
+#[test]
+fn a_run_resumed_inside_its_sgd_warmup_continues_bit_identically() {
+    let experiment = preset(
+        "plain-shallow",
+        &[
+            "optimizer=Sgd(lr: 0.05, momentum: 0.9, warmup: 40)",
+            "test_every=7",
+        ],
+    );
+    resume_matches_uninterrupted(experiment, 60, 25, &[]);
 }

@@ -85,6 +85,12 @@ impl BenchResult {
         }
     }
 
+    /// Notes the cores the configuration ran on.
+    fn on_cores(mut self, cores: usize) -> Self {
+        self.cores = cores.max(1);
+        self
+    }
+
     /// Sets the work per step and the fraction of `peak` (GFLOP/s per core) it reached.
     fn with_work(mut self, gflop_per_step: f64, peak: f64) -> Self {
         self.gflop_per_step = gflop_per_step;
@@ -225,10 +231,16 @@ fn metrics_every(metrics: bool) -> String {
 }
 
 /// Builds built-in preset `preset` with `overrides` and times its training steps.
-fn time_preset(preset: &str, overrides: &[String], min_time: Duration) -> Result<(f64, u64)> {
+/// Returns steps/s, steps timed and the threads the steps ran on.
+fn time_preset(
+    preset: &str,
+    overrides: &[String],
+    min_time: Duration,
+) -> Result<((f64, u64), usize)> {
     let experiment = apply_overrides(&load_preset(preset)?, overrides)?;
     let mut trainer = build_learner(experiment, None)?;
-    Ok(time_steps(trainer.as_mut(), min_time))
+    let timing = time_steps(trainer.as_mut(), min_time);
+    Ok((timing, trainer.threads_used()))
 }
 
 /// Times `trainer` for at least `min_time` (and 20 steps) after a short warm-up.
@@ -274,9 +286,11 @@ pub fn measure(
             model_name(skip)
         )
     })?;
+    let (timing, cores) = timing;
     let name = model_name(skip);
     Ok(
         BenchResult::new(name, Some(depth), None, 64, 128, metrics, timing)
+            .on_cores(cores)
             .with_work(mlp_gflop(skip, depth, 64, 128), 0.0),
     )
 }
@@ -306,8 +320,10 @@ pub fn measure_rnn(
             cell.label()
         )
     })?;
+    let (timing, cores) = timing;
     Ok(
         BenchResult::new(cell.label(), None, Some(length), 64, 64, metrics, timing)
+            .on_cores(cores)
             .with_work(rnn_gflop(cell, length, 64, 64), 0.0),
     )
 }

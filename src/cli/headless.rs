@@ -4,6 +4,7 @@ use super::PresetArgs;
 use crate::learner::build_learner;
 use crate::metrics::Snapshot;
 use crate::out::{say, tell};
+use crate::parallel::cores;
 use crate::protocol::LesionResult;
 use crate::protocol::{Event, RunState};
 use crate::recording::Header;
@@ -77,7 +78,7 @@ impl MetricsSink for ProgressSink {
 }
 
 /// What `gradlab run` prints after training.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Output {
     /// One JSON object instead of a table.
     pub json: bool,
@@ -85,6 +86,8 @@ pub struct Output {
     pub paths: Option<(usize, usize)>,
     /// Single-block lesions on the test set.
     pub lesion: bool,
+    /// Numbers of blocks to remove at once (in the JSON, on both splits).
+    pub lesion_sizes: Vec<usize>,
 }
 
 /// Trains the preset headless; prints a table, or JSON with `output.json`; records to `record`.
@@ -113,9 +116,9 @@ pub fn run(
     let last = match recorder.as_mut() {
         Some(recorder) => {
             let mut tee = Tee(recorder, &mut sink);
-            run_headless_until(trainer.as_mut(), steps, &[], &mut tee, &stop)
+            run_headless_until(trainer.as_mut(), steps, &[], &mut tee, &stop, cores())
         }
-        None => run_headless_until(trainer.as_mut(), steps, &[], &mut sink, &stop),
+        None => run_headless_until(trainer.as_mut(), steps, &[], &mut sink, &stop, cores()),
     };
     if let Some(bar) = &sink.bar {
         bar.finish_and_clear();
@@ -158,6 +161,7 @@ pub fn run(
     let analyses = Analyses {
         paths: if output.json { output.paths } else { None },
         lesion: output.lesion,
+        lesion_sizes: output.lesion_sizes.clone(),
     };
     if let Some((rows, samples)) = analyses.paths {
         announce_paths(trainer.experiment(), rows, samples);

@@ -291,6 +291,11 @@ struct RunArgs {
     /// After training, evaluate the test set with each block removed in turn.
     #[arg(long)]
     lesion: bool,
+    /// After training, remove K blocks at once for each K listed (e.g. 1,2,4,8), each averaged
+    /// over 8 fixed block subsets, scored on the training and test splits (in --json).
+    #[arg(long, value_name = "K,...", value_delimiter = ',',
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    lesion_sizes: Vec<u64>,
     #[command(flatten)]
     recording: RecordArgs,
     #[command(flatten)]
@@ -317,6 +322,7 @@ pub fn main() -> ExitCode {
                 paths: (!args.no_paths)
                     .then_some((args.path_rows as usize, args.path_samples as usize)),
                 lesion: args.lesion,
+                lesion_sizes: args.lesion_sizes.iter().map(|&k| k as usize).collect(),
             },
             &args.recording,
             &args.weights,

@@ -155,7 +155,10 @@ pub fn print_summary(report: &RunReport, chance: Option<Chance>) -> Result<()> {
     say!(
         "first/last        {}{}",
         db(s.grad_ratio_db),
-        beside(predicted.unwrap_or_else(|| "no mean-field prediction for this net".into()))
+        beside(predicted.unwrap_or_else(|| match &s.norm {
+            Some(norm) => format!("no mean-field line with {norm}"),
+            None => "no mean-field prediction for this net".into(),
+        }))
     )?;
     say!(
         "gain per layer    {}   (first/last ÷ ({} − 1))",

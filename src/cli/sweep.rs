@@ -197,6 +197,13 @@ fn lesion_mean_train(report: &RunReport) -> Option<f64> {
     (!accs.is_empty()).then(|| accs.iter().sum::<f64>() / accs.len() as f64)
 }
 
+/// Training and test accuracy with `k` blocks removed at once (means over the subsets), where
+/// that size was measured.
+fn sized_lesion(report: &RunReport, k: usize) -> Option<(Option<f64>, Option<f64>)> {
+    let sized = report.lesion_sizes.as_ref()?.iter().find(|l| l.k == k)?;
+    Some((sized.train_accuracy, sized.test_accuracy))
+}
+
 /// The training loss a selection compares: the final network's loss on the whole training
 /// split, or for a run without one (a recurrent net) the tail loss; None when the job has no
 /// result or diverged, so a value that diverged on any seed is never chosen.
@@ -302,15 +309,25 @@ fn json_rows(sweep: &Sweep, rows: &[Row], table: &[Cell]) -> Vec<serde_json::Val
                     .collect();
                 object.insert("candidate_train_loss".into(), Value::Object(candidates));
             }
-            if sweep.file.lesion {
+            if sweep.file.lesion || !sweep.file.lesion_sizes.is_empty() {
                 let intact_train = stats(&scores(|s| s.train_accuracy)).0;
                 let intact_test = stats(&scores(|s| s.test_accuracy)).0;
+                object.insert("intact_train_accuracy".into(), num(intact_train));
+                object.insert("intact_test_accuracy".into(), num(intact_test));
+            }
+            if sweep.file.lesion {
                 let lesion_train = stats(&|r| lesion_mean_train(r.report.as_ref()?)).0;
                 let lesion_test = stats(&|r| lesion_mean(r.report.as_ref()?)).0;
-                object.insert("intact_train_accuracy".into(), num(intact_train));
                 object.insert("lesion_mean_train_accuracy".into(), num(lesion_train));
-                object.insert("intact_test_accuracy".into(), num(intact_test));
                 object.insert("lesion_mean_test_accuracy".into(), num(lesion_test));
+            }
+            // One pair of columns per size, named by it: `lesion_k4_test_accuracy` is the
+            // test accuracy with 4 blocks removed, averaged over the subsets and the seeds.
+            for &k in &sweep.file.lesion_sizes {
+                let train = stats(&|r| sized_lesion(r.report.as_ref()?, k)?.0).0;
+                let test = stats(&|r| sized_lesion(r.report.as_ref()?, k)?.1).0;
+                object.insert(format!("lesion_k{k}_train_accuracy"), num(train));
+                object.insert(format!("lesion_k{k}_test_accuracy"), num(test));
             }
             Value::Object(object)
         })
@@ -362,8 +379,15 @@ fn print_table(sweep: &Sweep, rows: &[Row], table: &[Cell]) -> Result<()> {
     header.push_str(
         "| runs | train loss | test acc % | dB first/last | gain per layer (dB) | χ₁ mid | Veit paths 90 % |",
     );
+    let sizes = &sweep.file.lesion_sizes;
+    if lesion || !sizes.is_empty() {
+        header.push_str(" intact acc % train/test |");
+    }
     if lesion {
-        header.push_str(" lesioned acc % |");
+        header.push_str(" one block out, acc % train/test |");
+    }
+    for k in sizes {
+        let _ = write!(header, " {k} out, acc % train/test |");
     }
     if let Some(axis) = select_axis {
         let _ = write!(
@@ -412,8 +436,32 @@ fn print_table(sweep: &Sweep, rows: &[Row], table: &[Cell]) -> Result<()> {
             show(mean(5), 1),
             show(mean(6), 1)
         );
+        // Accuracies in per cent, each averaged over the row's runs.
+        let percent = |f: &dyn Fn(&RunReport) -> Option<f64>| {
+            let v: Vec<f64> = members
+                .iter()
+                .filter_map(|r| f(r.report.as_ref()?))
+                .filter(|v| v.is_finite())
+                .collect();
+            (!v.is_empty()).then(|| 100.0 * v.iter().sum::<f64>() / v.len() as f64)
+        };
+        let pair = |train: Option<f64>, test: Option<f64>| {
+            format!(" {} / {} |", show(train, 1), show(test, 1))
+        };
+        if lesion || !sizes.is_empty() {
+            line.push_str(&pair(
+                percent(&|r| r.final_scores.as_ref()?.train_accuracy),
+                percent(&|r| r.final_scores.as_ref()?.test_accuracy),
+            ));
+        }
         if lesion {
-            let _ = write!(line, " {} |", show(mean(7), 1));
+            line.push_str(&pair(percent(&lesion_mean_train), mean(7)));
+        }
+        for &k in sizes {
+            line.push_str(&pair(
+                percent(&|r| sized_lesion(r, k)?.0),
+                percent(&|r| sized_lesion(r, k)?.1),
+            ));
         }
         if select_axis.is_some() {
             let losses: Vec<f64> = members.iter().filter_map(|r| train_loss(r)).collect();

@@ -15,6 +15,10 @@ const MLP_IGNORES: &[(&str, &str)] = &[
         "model.forget_bias",
         "only an LSTM cell of a recurrent net (model.kind=Rnn) has a forget gate",
     ),
+    (
+        "model.carry_bias",
+        "only the gated cells of a recurrent net (model.kind=Rnn) have carry gates",
+    ),
 ];
 
 /// Fields a recurrent net never reads, with the reason given to the user.

@@ -115,6 +115,7 @@ bounded_f32! {
     scale: -10.0..=10.0;
     gate_bias: GATE_BIAS;
     forget_bias: GATE_BIAS;
+    t_max: 3.0..=1_000_000.0;
     aux_weight as "weight": 0.0..=100.0;
     momentum: MOMENTUM;
     beta1: MOMENTUM;
@@ -132,6 +133,23 @@ pub fn learning_rate<'de, D: Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
             "lr must be a positive number up to 100, got {value}"
         )))
     }
+}
+
+/// The most warm-up steps a preset may ask for: longer than any run the dashboard is for,
+/// and small enough that every factor (step + 1)/N is exact in f32.
+pub const MAX_WARMUP: u32 = 1_000_000;
+
+/// Learning-rate warm-up: a whole number of steps from 0 (none) to `MAX_WARMUP`.
+pub fn warmup<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let value = i64::deserialize(d)?;
+    u32::try_from(value)
+        .ok()
+        .filter(|&v| v <= MAX_WARMUP)
+        .ok_or_else(|| {
+            D::Error::custom(format!(
+                "warmup must be a whole number of steps from 0 to {MAX_WARMUP}, got {value}"
+            ))
+        })
 }
 
 /// Gradient clipping threshold: absent, or a positive finite norm.

@@ -109,10 +109,14 @@ pub fn parameter_count(experiment: &Experiment) -> u64 {
             let head = head_inputs * width * outputs + outputs;
             let aux_heads = depth / model.aux.every.max(1) as u64;
             let aux = aux_heads * (width * outputs + outputs);
+            // γ, β, BatchNorm's running mean and variance, and α: every layer holds them from
+            // step 0 whatever the switches say.
+            let norms = depth.saturating_mul(4 * width + 1);
             input
                 .saturating_add(hidden)
                 .saturating_add(head)
                 .saturating_add(aux)
+                .saturating_add(norms)
         }
         ModelKind::Rnn => {
             let gate = inputs * width + width * width + width;
@@ -264,10 +268,12 @@ mod tests {
         e.optimizer = OptimizerSpec::Sgd {
             lr: 0.1,
             momentum: 0.9,
+            warmup: 0,
         };
-        // input 2·10+10 = 30; hidden 4·2·(100+10) = 880; head 10·2+2 = 22; aux 2·(20+2) = 44.
-        assert_eq!(parameter_count(&e), 30 + 880 + 22 + 44);
-        let params = 976 * 3 * 4;
+        // input 2·10+10 = 30; hidden 4·2·(100+10) = 880; head 10·2+2 = 22; aux 2·(20+2) = 44;
+        // norms and branch factors 4·(4·10+1) = 164.
+        assert_eq!(parameter_count(&e), 30 + 880 + 22 + 44 + 164);
+        let params = 1140 * 3 * 4;
         let activations = 5 * 4 * 10 * 8 * 4;
         let data = 100 * 3 * 4;
         assert_eq!(estimate_bytes(&e), params + activations + data);
@@ -287,6 +293,7 @@ mod tests {
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-8,
+            warmup: 0,
         };
         // A gate map: 2·4 + 16 + 4 = 28; eight maps; head 4·1 + 1.
         assert_eq!(parameter_count(&e), 8 * 28 + 5);

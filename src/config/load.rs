@@ -37,6 +37,8 @@ const BUILTIN: &[Preset] = embedded![
     "rnn-lstm-adding",
     "rnn-copy",
     "rnn-xor",
+    "postnorm-nowarmup",
+    "postnorm-warmup",
 ];
 
 /// The presets shipped inside the binary, the default (`plain-deep`) first.

@@ -6,8 +6,9 @@
 //! experiment goes through the preset parser again, so range checks apply as for a file.
 
 use super::{
-    Activation, AuxSpec, CellKind, Experiment, InitSpec, ModelKind, ModelSpec, OptimizerSpec,
-    SkipMode, TaskSpec, WeightDistribution, parse_preset,
+    Activation, AuxSpec, BranchScale, CarryBias, CellKind, Experiment, InitSpec, ModelKind,
+    ModelSpec, NormKind, NormPlace, OptimizerSpec, SkipMode, TaskSpec, WeightDistribution,
+    parse_preset,
 };
 use anyhow::{Result, anyhow};
 use serde::Serialize;
@@ -72,6 +73,9 @@ leaf!(
     Activation => "Linear, Tanh, Relu, Sigmoid or Gelu",
     WeightDistribution => "Gaussian or Orthogonal",
     CellKind => "Vanilla, Gru or Lstm",
+    NormKind => "None, LayerNorm or BatchNorm",
+    NormPlace => "Pre or Post",
+    BranchScale => "One, InvSqrtDepth or ReZero",
 );
 
 /// An optional number (`clip_grad_norm`): a bare number, `Some(x)` or `None`.
@@ -142,7 +146,11 @@ record!(ModelSpec {
     aux,
     cell,
     gate_bias,
-    forget_bias
+    forget_bias,
+    carry_bias,
+    norm,
+    norm_place,
+    branch_scale
 });
 record!(InitSpec {
     weight_var,
@@ -170,7 +178,7 @@ macro_rules! variant_fields {
     )*};
 }
 
-variant_fields!(TaskSpec, SkipMode, OptimizerSpec);
+variant_fields!(TaskSpec, SkipMode, OptimizerSpec, CarryBias);
 
 fn set_variant_field<T: Serialize + DeserializeOwned>(
     current: &T,

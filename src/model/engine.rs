@@ -9,12 +9,13 @@
 
 use super::kernels::{Operand, fill_rows, matmul};
 use super::loss::{Targets, loss};
+use super::norm::{self, NormBack, NormOut, NormParams, NormStats};
 use super::passes::{
-    HighwayBack, act_in_place, act_into, column_sums, highway_combine, residual_combine, slope,
-    slope_highway, slope_residual,
+    HighwayBack, act_in_place, act_into, column_sums, highway_combine, residual_combine,
+    residual_combine_branch, slope, slope_highway, slope_residual,
 };
 use super::scaled::{renormaliser, shift, to_true_scale};
-use crate::config::{Activation, SkipMode};
+use crate::config::{Activation, BranchScale, NormKind, NormPlace, SkipMode};
 
 /// Where each parameter sits in `MlpParams::params_mut` order.
 pub mod slot {
@@ -58,6 +59,31 @@ pub mod slot {
     pub fn aux_bias(depth: usize, i: usize) -> usize {
         5 + 5 * depth + 2 * i
     }
+    /// The first slot after the `heads` auxiliary heads: the per-layer norm and branch
+    /// parameters come last, so the older slots keep their indices.
+    fn norm_base(depth: usize, heads: usize) -> usize {
+        4 + 5 * depth + 2 * heads
+    }
+    /// The norm's gain γ of layer l.
+    pub fn norm_gain(depth: usize, heads: usize, l: usize) -> usize {
+        norm_base(depth, heads) + 5 * l
+    }
+    /// The norm's shift β of layer l.
+    pub fn norm_shift(depth: usize, heads: usize, l: usize) -> usize {
+        norm_base(depth, heads) + 5 * l + 1
+    }
+    /// BatchNorm's running mean of layer l.
+    pub fn running_mean(depth: usize, heads: usize, l: usize) -> usize {
+        norm_base(depth, heads) + 5 * l + 2
+    }
+    /// BatchNorm's running variance of layer l.
+    pub fn running_var(depth: usize, heads: usize, l: usize) -> usize {
+        norm_base(depth, heads) + 5 * l + 3
+    }
+    /// The residual-branch factor α of layer l (1 × 1).
+    pub fn branch_alpha(depth: usize, heads: usize, l: usize) -> usize {
+        norm_base(depth, heads) + 5 * l + 4
+    }
 }
 
 /// The network's shape and the switches in effect.
@@ -81,6 +107,51 @@ pub struct Net {
     pub outputs: usize,
     /// Hidden layers.
     pub depth: usize,
+    /// Normalisation in effect.
+    pub norm: NormKind,
+    /// Where the norm sits.
+    pub norm_place: NormPlace,
+    /// The factor on residual branches.
+    pub branch_scale: BranchScale,
+}
+
+impl Net {
+    /// Whether a training step couples the rows of its batch (BatchNorm normalises with the
+    /// batch's statistics), so it cannot be split into independent shards of rows.
+    pub fn couples_rows(&self) -> bool {
+        self.norm == NormKind::BatchNorm
+    }
+
+    /// The norm's place in effect, or `None` without normalisation.
+    pub fn norm_at(&self) -> Option<NormPlace> {
+        (self.norm != NormKind::None).then_some(self.norm_place)
+    }
+
+    /// α on the residual branch of layer l, `None` where there is no factor to apply (α = 1,
+    /// or no residual branch).
+    pub fn branch_factor(&self, params: &[Vec<f32>], l: usize) -> Option<f32> {
+        if !matches!(self.skip, SkipMode::Residual { .. }) {
+            return None;
+        }
+        match self.branch_scale {
+            BranchScale::One => None,
+            BranchScale::InvSqrtDepth => Some(1.0 / (self.depth.max(1) as f32).sqrt()),
+            BranchScale::ReZero => {
+                let slot = slot::branch_alpha(self.depth, self.aux_layers.len(), l);
+                Some(params[slot].first().copied().unwrap_or(0.0))
+            }
+        }
+    }
+
+    fn norm_params<'a>(&self, params: &'a [Vec<f32>], l: usize) -> NormParams<'a> {
+        let (d, heads) = (self.depth, self.aux_layers.len());
+        NormParams {
+            gain: &params[slot::norm_gain(d, heads, l)],
+            shift: &params[slot::norm_shift(d, heads, l)],
+            running_mean: &params[slot::running_mean(d, heads, l)],
+            running_var: &params[slot::running_var(d, heads, l)],
+        }
+    }
 }
 
 /// What one pass measured of hidden layer l (0-based), all fused into the passes.
@@ -129,6 +200,20 @@ pub struct Workspace {
     dz: Vec<f32>,
     dg: Vec<f32>,
     direct: Vec<f32>,
+    /// Pre-norm: what the transforms read, N(x_l) (depth × n).
+    nx: Vec<f32>,
+    /// Post-norm: the block's output before its norm (depth × n).
+    pre: Vec<f32>,
+    /// The normalised values u of each layer's norm (depth × n).
+    nu: Vec<f32>,
+    /// Per layer and statistics group: 1/√(var + ε), the mean and the biased variance.
+    n_inv: Vec<f32>,
+    n_mean: Vec<f32>,
+    n_var: Vec<f32>,
+    /// Post-norm backward: ∂L/∂(the block's output before its norm).
+    gp: Vec<f32>,
+    /// Pre-norm backward: ∂L/∂N(x_l).
+    dn: Vec<f32>,
     /// Per hidden layer, input side first.
     pub stats: Vec<LayerStats>,
     /// The main loss of the last forward pass.
@@ -139,6 +224,13 @@ pub struct Workspace {
     pub total_loss: f32,
     /// Σ(∂L/∂θ)² of the f32 gradient over every parameter the switches use.
     pub grad_sumsq: f64,
+    /// Rows of the whole batch when this pass is one shard of it (0: the pass is the whole
+    /// batch); the loss gradient is then this shard's share of the batch mean (`shards`).
+    pub batch_rows: usize,
+    /// Also keep each ∂L/∂W_l that was computed at a nonzero exponent as it was before
+    /// rounding to f32, so shards can combine their norms below f32's range (`shards`).
+    pub keep_rescaled: bool,
+    rescaled: Vec<Vec<f32>>,
 }
 
 fn grow(v: &mut Vec<f32>, len: usize) {
@@ -173,9 +265,36 @@ impl Workspace {
         ] {
             grow(buffer, n);
         }
+        if let Some(place) = net.norm_at() {
+            let groups = norm::groups(net.norm, rows, net.width);
+            grow(&mut self.nu, net.depth * n);
+            for buffer in [&mut self.n_inv, &mut self.n_mean, &mut self.n_var] {
+                grow(buffer, net.depth * groups);
+            }
+            match place {
+                NormPlace::Pre => {
+                    grow(&mut self.nx, net.depth * n);
+                    grow(&mut self.dn, n);
+                }
+                NormPlace::Post => {
+                    grow(&mut self.pre, net.depth * n);
+                    grow(&mut self.gp, n);
+                }
+            }
+        }
         grow(&mut self.d_out, rows * net.outputs);
         grow(&mut self.d_aux, heads * rows * net.outputs);
         self.stats.resize(net.depth, LayerStats::default());
+        if self.keep_rescaled {
+            self.rescaled.resize_with(net.depth, Vec::new);
+        }
+    }
+
+    /// ∂L/∂W_l of the last backward pass before rounding to f32, at exponent
+    /// `stats[l].weight_exp`; kept only with `keep_rescaled` and a nonzero exponent (else the
+    /// gradient itself is that value).
+    pub fn rescaled_weight_grad(&self, l: usize) -> &[f32] {
+        self.rescaled.get(l).map_or(&[], Vec::as_slice)
     }
 
     /// Rows of the last forward pass.
@@ -200,15 +319,63 @@ impl Workspace {
         &self.logits[..self.rows * net.outputs]
     }
 
-    /// Runs the network on `x` (rows × input) and computes its losses; `lesion` removes one
-    /// block (identity, or the scaled shortcut in residual mode).
+    /// Runs the network on `x` (rows × input) as in training (BatchNorm normalises with the
+    /// batch's statistics) and computes its losses; the blocks in `lesion` (0-based) are
+    /// removed (identity, or the scaled shortcut in residual mode; their norms go with them).
     pub fn forward(
         &mut self,
         net: &Net,
         params: &[Vec<f32>],
         x: &[f32],
         targets: Targets,
-        lesion: Option<usize>,
+        lesion: &[usize],
+    ) {
+        self.forward_stats(net, params, x, targets, lesion, NormStats::Batch);
+    }
+
+    /// `forward` as in evaluation: BatchNorm reads its running estimates, so every row's
+    /// output depends on that row alone (test scores, lesions).
+    pub fn forward_eval(
+        &mut self,
+        net: &Net,
+        params: &[Vec<f32>],
+        x: &[f32],
+        targets: Targets,
+        lesion: &[usize],
+    ) {
+        self.forward_stats(net, params, x, targets, lesion, NormStats::Running);
+    }
+
+    /// Folds the BatchNorm statistics of the last (training, lesion-free) forward pass into
+    /// the running estimates in `params`; nothing for other norms.
+    pub fn fold_batch_statistics(&self, net: &Net, params: &mut [Vec<f32>]) {
+        if net.norm != NormKind::BatchNorm {
+            return;
+        }
+        let (w, d, heads) = (net.width, net.depth, net.aux_layers.len());
+        for l in 0..d {
+            let range = l * w..(l + 1) * w;
+            let mean_slot = slot::running_mean(d, heads, l);
+            let var_slot = slot::running_var(d, heads, l);
+            let (low, high) = params.split_at_mut(var_slot);
+            norm::fold_running(
+                &self.n_mean[range.clone()],
+                &self.n_var[range],
+                self.rows,
+                &mut low[mean_slot],
+                &mut high[0],
+            );
+        }
+    }
+
+    fn forward_stats(
+        &mut self,
+        net: &Net,
+        params: &[Vec<f32>],
+        x: &[f32],
+        targets: Targets,
+        lesion: &[usize],
+        norm_stats: NormStats,
     ) {
         let rows = x.len() / net.input.max(1);
         self.ensure(net, rows);
@@ -231,13 +398,15 @@ impl Workspace {
                 );
             }
         }
+        let groups = norm::groups(net.norm, rows, w);
+        let place = net.norm_at();
         for l in 0..depth {
             let (before, after) = self.h.split_at_mut((l + 1) * n);
             let x_l = &before[l * n..];
             let y = &mut after[..n];
             let stats = &mut self.stats[l];
             stats.gate_sum = 0.0;
-            if lesion == Some(l) {
+            if lesion.contains(&l) {
                 let scale = match net.skip {
                     SkipMode::Residual { scale } => scale,
                     _ => 1.0,
@@ -246,6 +415,30 @@ impl Workspace {
                 stats.act_sumsq = crate::metrics::sum_squares(y);
                 continue;
             }
+            let layer = l * n..(l + 1) * n;
+            let group = l * groups..(l + 1) * groups;
+            if place == Some(NormPlace::Pre) {
+                norm::forward(
+                    net.norm,
+                    norm_stats,
+                    x_l,
+                    w,
+                    net.norm_params(params, l),
+                    NormOut {
+                        u: &mut self.nu[layer.clone()],
+                        inv_std: &mut self.n_inv[group.clone()],
+                        mean: &mut self.n_mean[group.clone()],
+                        var: &mut self.n_var[group.clone()],
+                        out: &mut self.nx[layer.clone()],
+                    },
+                );
+            }
+            // What the transforms read: N(x) before the block under pre-norm, x otherwise.
+            let read: &[f32] = if place == Some(NormPlace::Pre) {
+                &self.nx[layer.clone()]
+            } else {
+                x_l
+            };
             let product = |dst: &mut [f32], weight: &[f32], bias: &[f32]| {
                 fill_rows(dst, bias);
                 matmul(
@@ -253,28 +446,35 @@ impl Workspace {
                     rows,
                     w,
                     w,
-                    Operand::plain(x_l, w),
+                    Operand::plain(read, w),
                     Operand::plain(weight, w),
                     true,
                 );
+            };
+            // Under post-norm the block writes its output before the norm apart.
+            let post = place == Some(NormPlace::Post);
+            let out: &mut [f32] = if post {
+                &mut self.pre[layer.clone()]
+            } else {
+                &mut *y
             };
             let (weight, bias) = (&params[slot::weight(l)], &params[slot::bias(l)]);
             let gelu = net.act == Activation::Gelu;
             match net.skip {
                 SkipMode::Plain | SkipMode::Dense => {
                     stats.act_sumsq = if gelu {
-                        let z = &mut self.z[l * n..(l + 1) * n];
+                        let z = &mut self.z[layer.clone()];
                         product(z, weight, bias);
-                        act_into(net.act, z, y)
+                        act_into(net.act, z, out)
                     } else {
-                        product(y, weight, bias);
-                        act_in_place(net.act, y)
+                        product(out, weight, bias);
+                        act_in_place(net.act, out)
                     };
                 }
                 SkipMode::Residual { .. } | SkipMode::Highway => {
-                    let f = &mut self.f[l * n..(l + 1) * n];
+                    let f = &mut self.f[layer.clone()];
                     if gelu {
-                        let z = &mut self.z[l * n..(l + 1) * n];
+                        let z = &mut self.z[layer.clone()];
                         product(z, weight, bias);
                         act_into(net.act, z, f);
                     } else {
@@ -282,19 +482,38 @@ impl Workspace {
                         act_in_place(net.act, f);
                     }
                     if let SkipMode::Residual { scale } = net.skip {
-                        stats.act_sumsq = residual_combine(scale, x_l, f, y);
+                        stats.act_sumsq = match net.branch_factor(params, l) {
+                            None => residual_combine(scale, x_l, f, out),
+                            Some(alpha) => residual_combine_branch(scale, alpha, x_l, f, out),
+                        };
                     } else {
-                        let t = &mut self.t[l * n..(l + 1) * n];
+                        let t = &mut self.t[layer.clone()];
                         product(
                             t,
                             &params[slot::gate_weight(l)],
                             &params[slot::gate_bias(l)],
                         );
-                        let (act_sumsq, gate_sum) = highway_combine(x_l, f, t, y);
+                        let (act_sumsq, gate_sum) = highway_combine(x_l, f, t, out);
                         stats.act_sumsq = act_sumsq;
                         stats.gate_sum = gate_sum;
                     }
                 }
+            }
+            if post {
+                stats.act_sumsq = norm::forward(
+                    net.norm,
+                    norm_stats,
+                    &self.pre[layer.clone()],
+                    w,
+                    net.norm_params(params, l),
+                    NormOut {
+                        u: &mut self.nu[layer],
+                        inv_std: &mut self.n_inv[group.clone()],
+                        mean: &mut self.n_mean[group.clone()],
+                        var: &mut self.n_var[group],
+                        out: y,
+                    },
+                );
             }
         }
         self.heads_forward(net, params, rows);
@@ -372,12 +591,17 @@ impl Workspace {
         let rows = self.rows;
         let (w, n, c, depth) = (net.width, rows * net.width, net.outputs, net.depth);
         let mut total = 0.0f64;
+        let share = if self.batch_rows == 0 {
+            1.0
+        } else {
+            rows as f32 / self.batch_rows as f32
+        };
         // The heads: their gradients are at true scale (exponent 0).
         loss(
             &self.logits[..rows * c],
             c,
             targets,
-            1.0,
+            share,
             Some(&mut self.d_out[..rows * c]),
         );
         let d_out = &self.d_out[..rows * c];
@@ -403,7 +627,7 @@ impl Workspace {
                     &self.aux_logits[range.clone()],
                     c,
                     targets,
-                    net.aux_weight,
+                    net.aux_weight * share,
                     Some(&mut self.d_aux[range.clone()]),
                 );
                 let h = &self.h[(after + 1) * n..(after + 2) * n];
@@ -433,18 +657,63 @@ impl Workspace {
             false,
         );
         let mut exp = 0i32;
+        let (heads, groups, place) = (
+            net.aux_layers.len(),
+            norm::groups(net.norm, rows, w),
+            net.norm_at(),
+        );
+        let plain = matches!(net.skip, SkipMode::Plain | SkipMode::Dense);
         for l in (0..depth).rev() {
             exp = self.add_direct(net, params, rows, l, exp);
+            let layer = l * n..(l + 1) * n;
+            let group = l * groups..(l + 1) * groups;
+            let gain_slot = slot::norm_gain(depth, heads, l);
+            let shift_slot = slot::norm_shift(depth, heads, l);
+            // Post-norm: ∂L/∂h_l goes through the norm first; the block's own backward then
+            // carries ∂L/∂(its output before the norm). The norm's backward is linear, so it
+            // runs on the rescaled signal at the same exponent.
+            let mut measured = None;
+            if place == Some(NormPlace::Post) {
+                let g = &self.g[..n];
+                measured = Some(crate::metrics::sum_squares(g));
+                let (d_gain, d_shift) = pair_mut(grads, gain_slot, shift_slot);
+                norm::backward(
+                    net.norm,
+                    w,
+                    NormBack {
+                        g,
+                        u: &self.nu[layer.clone()],
+                        inv_std: &self.n_inv[group.clone()],
+                        gain: &params[gain_slot],
+                    },
+                    d_gain,
+                    d_shift,
+                    &mut self.gp[..n],
+                    false,
+                );
+                total += to_true_scale(d_gain, exp) + to_true_scale(d_shift, exp);
+            }
             let x_l = &self.h[l * n..(l + 1) * n];
-            let g = &self.g[..n];
+            let read: &[f32] = if place == Some(NormPlace::Pre) {
+                &self.nx[layer.clone()]
+            } else {
+                x_l
+            };
+            let g: &[f32] = if place == Some(NormPlace::Post) {
+                &self.gp[..n]
+            } else {
+                &self.g[..n]
+            };
             let dz = &mut self.dz[..n];
             let next = &mut self.g_next[..n];
             let src: &[f32] = if net.act == Activation::Gelu {
-                &self.z[l * n..(l + 1) * n]
-            } else if matches!(net.skip, SkipMode::Plain | SkipMode::Dense) {
+                &self.z[layer.clone()]
+            } else if plain && place == Some(NormPlace::Post) {
+                &self.pre[layer.clone()]
+            } else if plain {
                 &self.h[(l + 1) * n..(l + 2) * n]
             } else {
-                &self.f[l * n..(l + 1) * n]
+                &self.f[layer.clone()]
             };
             let grad_sumsq = match net.skip {
                 SkipMode::Plain | SkipMode::Dense => slope(net.act, g, src, dz),
@@ -454,17 +723,33 @@ impl Workspace {
                     &HighwayBack {
                         g,
                         src,
-                        f: &self.f[l * n..(l + 1) * n],
+                        f: &self.f[layer.clone()],
                         x: x_l,
-                        t: &self.t[l * n..(l + 1) * n],
+                        t: &self.t[layer.clone()],
                     },
                     dz,
                     &mut self.dg[..n],
                     next,
                 ),
             };
+            if let Some(alpha) = net.branch_factor(params, l) {
+                if net.branch_scale == BranchScale::ReZero {
+                    // ∂L/∂α = Σ g⊙f, at the signal's exponent.
+                    let f = &self.f[layer.clone()];
+                    let d: f64 = g
+                        .iter()
+                        .zip(f)
+                        .map(|(&a, &b)| f64::from(a) * f64::from(b))
+                        .sum();
+                    let d_alpha = &mut grads[slot::branch_alpha(depth, heads, l)];
+                    d_alpha[0] = d as f32;
+                    total += to_true_scale(d_alpha, exp);
+                }
+                dz.iter_mut()
+                    .for_each(|v| *v = super::kernels::flush(*v * alpha));
+            }
             let stats = &mut self.stats[l];
-            stats.grad_sumsq = grad_sumsq;
+            stats.grad_sumsq = measured.unwrap_or(grad_sumsq);
             stats.grad_exp = exp;
             // Keep what flows on in f32's comfortable range (exact powers of two).
             let k = renormaliser(grad_sumsq);
@@ -473,41 +758,79 @@ impl Workspace {
                 if net.skip == SkipMode::Highway {
                     shift(&mut self.dg[..n], k);
                 }
-                if !matches!(net.skip, SkipMode::Plain | SkipMode::Dense) {
+                if !plain {
                     shift(next, k);
                 }
                 exp -= k;
             }
             let weight = &mut grads[slot::weight(l)];
-            let (scaled, true_sumsq) = weight_grad_measured(weight, x_l, dz, (w, w, rows), exp);
+            let keep = self
+                .rescaled
+                .get_mut(l)
+                .filter(|_| self.keep_rescaled && exp != 0);
+            let (scaled, true_sumsq) =
+                weight_grad_measured(weight, read, dz, (w, w, rows), exp, keep);
             stats.weight_sumsq = scaled;
             stats.weight_exp = exp;
             stats.weight_true_sumsq = true_sumsq;
             total += true_sumsq;
             total += bias_grad(&mut grads[slot::bias(l)], dz, w, exp);
-            let plain = matches!(net.skip, SkipMode::Plain | SkipMode::Dense);
+            if net.skip == SkipMode::Highway {
+                let dg = &self.dg[..n];
+                total += weight_grad(
+                    &mut grads[slot::gate_weight(l)],
+                    read,
+                    dg,
+                    (w, w, rows),
+                    exp,
+                );
+                total += bias_grad(&mut grads[slot::gate_bias(l)], dg, w, exp);
+            }
+            // ∂L/∂(what the transforms read): into the carried signal directly, or into ∂L/∂N(x)
+            // under pre-norm, which the norm's backward then adds to the shortcut's part.
+            let pre = place == Some(NormPlace::Pre);
+            let (into, accumulate): (&mut [f32], bool) = if pre {
+                (&mut self.dn[..n], false)
+            } else {
+                (&mut *next, !plain)
+            };
             matmul(
-                next,
+                into,
                 rows,
                 w,
                 w,
                 Operand::plain(dz, w),
                 Operand::transposed(&params[slot::weight(l)], w),
-                !plain,
+                accumulate,
             );
             if net.skip == SkipMode::Highway {
-                let dg = &self.dg[..n];
-                total += weight_grad(&mut grads[slot::gate_weight(l)], x_l, dg, (w, w, rows), exp);
-                total += bias_grad(&mut grads[slot::gate_bias(l)], dg, w, exp);
                 matmul(
-                    next,
+                    into,
                     rows,
                     w,
                     w,
-                    Operand::plain(dg, w),
+                    Operand::plain(&self.dg[..n], w),
                     Operand::transposed(&params[slot::gate_weight(l)], w),
                     true,
                 );
+            }
+            if pre {
+                let (d_gain, d_shift) = pair_mut(grads, gain_slot, shift_slot);
+                norm::backward(
+                    net.norm,
+                    w,
+                    NormBack {
+                        g: &self.dn[..n],
+                        u: &self.nu[layer],
+                        inv_std: &self.n_inv[group],
+                        gain: &params[gain_slot],
+                    },
+                    d_gain,
+                    d_shift,
+                    next,
+                    !plain,
+                );
+                total += to_true_scale(d_gain, exp) + to_true_scale(d_shift, exp);
             }
             std::mem::swap(&mut self.g, &mut self.g_next);
         }
@@ -592,14 +915,21 @@ impl Workspace {
     }
 }
 
+/// Two distinct buffers of `grads` at once (i < j).
+fn pair_mut(grads: &mut [Vec<f32>], i: usize, j: usize) -> (&mut [f32], &mut [f32]) {
+    let (low, high) = grads.split_at_mut(j);
+    (&mut low[i], &mut high[0])
+}
+
 /// dst (m × n) ← aᵀ · b for a (k × m) and b (k × n), brought to true scale from `exp`;
-/// returns Σ(scaled)² and Σ(true f32)².
+/// returns Σ(scaled)² and Σ(true f32)². `keep` receives the scaled values.
 fn weight_grad_measured(
     dst: &mut [f32],
     a: &[f32],
     b: &[f32],
     (m, n, k): (usize, usize, usize),
     exp: i32,
+    keep: Option<&mut Vec<f32>>,
 ) -> (f64, f64) {
     matmul(
         dst,
@@ -615,6 +945,10 @@ fn weight_grad_measured(
     } else {
         Some(crate::metrics::sum_squares(dst))
     };
+    if let Some(keep) = keep {
+        keep.clear();
+        keep.extend_from_slice(dst);
+    }
     let true_sumsq = to_true_scale(dst, exp);
     (scaled.unwrap_or(true_sumsq), true_sumsq)
 }

@@ -1,11 +1,14 @@
-//! The forward pass of the deep MLP on dfdx's tape, for every skip mode.
+//! The forward pass of the deep MLP on dfdx's tape, for every skip mode, norm and branch
+//! factor. Normalisation here always uses the batch's statistics (training mode); evaluation
+//! with BatchNorm's running estimates is the engine's (`Workspace::forward_eval`).
 //!
 //! The tape rides on the left operand of every op. Each hidden activation is kept as a
 //! tape-less copy with the same id, so after `backward` its gradient ∂L/∂h_l can be read.
 
 use super::fused::{BlockKind, fused_block};
 use super::params::{Matrix, MlpParams};
-use crate::config::{Activation, SkipMode};
+use crate::config::norm::NORM_EPS;
+use crate::config::{Activation, BranchScale, NormKind, NormPlace, SkipMode};
 use dfdx::prelude::*;
 
 /// A batch's targets as dense tensors.
@@ -26,6 +29,39 @@ pub struct Switches {
     pub aux_enabled: bool,
     /// Weight of each auxiliary loss.
     pub aux_weight: f32,
+    /// Normalisation of the hidden layers.
+    pub norm: NormKind,
+    /// Where the norm sits.
+    pub norm_place: NormPlace,
+    /// The factor on residual branches.
+    pub branch_scale: BranchScale,
+}
+
+impl Switches {
+    /// The switches with `skip` and auxiliary losses as given and every normalisation and
+    /// branch-scaling switch off (the network as it was before those switches existed).
+    pub fn unnormalised(skip: SkipMode, aux_enabled: bool, aux_weight: f32) -> Self {
+        Self {
+            skip,
+            aux_enabled,
+            aux_weight,
+            norm: NormKind::None,
+            norm_place: NormPlace::Pre,
+            branch_scale: BranchScale::One,
+        }
+    }
+
+    /// The norm's place in effect, or `None` without normalisation.
+    pub fn norm_at(&self) -> Option<NormPlace> {
+        (self.norm != NormKind::None).then_some(self.norm_place)
+    }
+
+    /// Whether the blocks are exactly the fused op's (no norm, no branch factor in effect).
+    fn fusable(&self) -> bool {
+        self.norm == NormKind::None
+            && (self.branch_scale == BranchScale::One
+                || !matches!(self.skip, SkipMode::Residual { .. }))
+    }
 }
 
 /// Everything the forward pass produced, for a tape `T` (owned tape when training).
@@ -79,9 +115,35 @@ fn loss_of<T: Tape<f32, Cpu>>(
     }
 }
 
-/// Which block (if any) is removed, for Veit's lesion experiment.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Lesion(pub Option<usize>);
+/// Which blocks are removed (none by default), for Veit's lesion experiments: a removed block
+/// passes its input on unchanged (times the shortcut's scale in residual mode).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Lesion(Vec<usize>);
+
+impl Lesion {
+    /// Block `block` (0-based) removed.
+    pub fn block(block: usize) -> Self {
+        Self(vec![block])
+    }
+
+    /// Every block in `blocks` (0-based) removed; order and repeats do not matter.
+    pub fn blocks(blocks: impl IntoIterator<Item = usize>) -> Self {
+        let mut blocks: Vec<usize> = blocks.into_iter().collect();
+        blocks.sort_unstable();
+        blocks.dedup();
+        Self(blocks)
+    }
+
+    /// The removed blocks, ascending.
+    pub fn removed(&self) -> &[usize] {
+        &self.0
+    }
+
+    /// Whether block `block` is removed.
+    pub fn removes(&self, block: usize) -> bool {
+        self.0.binary_search(&block).is_ok()
+    }
+}
 
 /// Which implementation runs each hidden layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,46 +166,97 @@ pub fn forward<T: Tape<f32, Cpu>>(
     forward_with(BlockOps::Fused, params, act, switches, x, targets, lesion)
 }
 
-/// One hidden layer from dfdx's own ops.
+/// γ⊙normalise(h) + β from dfdx's ops, with the batch's statistics (training mode):
+/// per row for LayerNorm, per unit over the batch for BatchNorm.
+fn dfdx_norm<T: Tape<f32, Cpu>>(
+    kind: NormKind,
+    h: Tensor<(usize, usize), f32, Cpu, T>,
+    layer: &super::params::HiddenLayer,
+) -> Tensor<(usize, usize), f32, Cpu, T> {
+    let shape = *h.shape();
+    let u = match kind {
+        NormKind::None => return h,
+        NormKind::LayerNorm => h.normalize::<Axis<1>>(NORM_EPS),
+        NormKind::BatchNorm => h.normalize::<Axis<0>>(NORM_EPS),
+    };
+    u * layer.norm_gain.clone().broadcast_like::<_, Axis<0>>(&shape)
+        + layer
+            .norm_shift
+            .clone()
+            .broadcast_like::<_, Axis<0>>(&shape)
+}
+
+/// α·f for a residual branch. The learnable α (1 × 1) is spread over the batch as
+/// 1_rows·α·1_widthᵀ, two products dfdx differentiates, since it cannot broadcast a
+/// one-element tensor along both axes.
+fn scale_branch<T: Tape<f32, Cpu>>(
+    f: Tensor<(usize, usize), f32, Cpu, T>,
+    scale: BranchScale,
+    depth: usize,
+    layer: &super::params::HiddenLayer,
+) -> Tensor<(usize, usize), f32, Cpu, T> {
+    match scale {
+        BranchScale::One => f,
+        BranchScale::InvSqrtDepth => f * (1.0 / (depth.max(1) as f32).sqrt()),
+        BranchScale::ReZero => {
+            let (rows, width) = *f.shape();
+            let (f, tape) = f.split_tape();
+            let dev = f.device().clone();
+            let ones_col: Matrix = dev.ones_like(&(rows, 1));
+            let ones_row: Matrix = dev.ones_like(&(1, width));
+            let alpha = ones_col
+                .put_tape(tape)
+                .matmul(layer.branch_alpha.clone())
+                .matmul(ones_row);
+            alpha * f
+        }
+    }
+}
+
+/// One hidden layer from dfdx's own ops (with the norm and branch factor in `switches`).
 fn dfdx_block<T: Tape<f32, Cpu>>(
     h: Tensor<(usize, usize), f32, Cpu, T>,
     layer: &super::params::HiddenLayer,
     act: Activation,
-    skip: SkipMode,
+    switches: &Switches,
+    depth: usize,
     gates: &mut Vec<Matrix>,
 ) -> Tensor<(usize, usize), f32, Cpu, T> {
+    let place = switches.norm_at();
     let (h_prev, tape) = h.split_tape();
-    match skip {
-        SkipMode::Plain | SkipMode::Dense => activate(
-            act,
-            affine(h_prev.put_tape(tape), &layer.weight, &layer.bias),
-        ),
+    // What the transforms read: N(h) under pre-norm, h otherwise.
+    let (read, tape) = if place == Some(NormPlace::Pre) {
+        dfdx_norm(switches.norm, h_prev.clone().put_tape(tape), layer).split_tape()
+    } else {
+        (h_prev.clone(), tape)
+    };
+    let out = match switches.skip {
+        SkipMode::Plain | SkipMode::Dense => {
+            activate(act, affine(read.put_tape(tape), &layer.weight, &layer.bias))
+        }
         SkipMode::Residual { scale } => {
             let scaled = h_prev.clone().put_tape(tape) * scale;
             let (scaled, tape) = scaled.split_tape();
-            let f = activate(
-                act,
-                affine(h_prev.put_tape(tape), &layer.weight, &layer.bias),
-            );
-            f + scaled
+            let f = activate(act, affine(read.put_tape(tape), &layer.weight, &layer.bias));
+            scale_branch(f, switches.branch_scale, depth, layer) + scaled
         }
         SkipMode::Highway => {
             let f = activate(
                 act,
-                affine(h_prev.clone().put_tape(tape), &layer.weight, &layer.bias),
+                affine(read.clone().put_tape(tape), &layer.weight, &layer.bias),
             );
             let (f, tape) = f.split_tape();
-            let gate = affine(
-                h_prev.clone().put_tape(tape),
-                &layer.gate_weight,
-                &layer.gate_bias,
-            )
-            .sigmoid();
+            let gate = affine(read.put_tape(tape), &layer.gate_weight, &layer.gate_bias).sigmoid();
             let (gate, tape) = gate.split_tape();
             gates.push(gate.clone());
             // T⊙f + (1−T)⊙h written as h + T⊙(f − h): one product instead of two.
             (f.put_tape(tape) - h_prev.clone()) * gate + h_prev
         }
+    };
+    if place == Some(NormPlace::Post) {
+        dfdx_norm(switches.norm, out, layer)
+    } else {
+        out
     }
 }
 
@@ -163,7 +276,7 @@ pub fn forward_with<T: Tape<f32, Cpu>>(
     let mut hidden = Vec::with_capacity(depth);
     let mut gates = Vec::new();
     for (l, layer) in params.layers.iter().enumerate() {
-        h = if lesion.0 == Some(l) {
+        h = if lesion.removes(l) {
             let (h_prev, tape) = h.split_tape();
             match switches.skip {
                 SkipMode::Residual { scale } => h_prev.put_tape(tape) * scale,
@@ -171,7 +284,8 @@ pub fn forward_with<T: Tape<f32, Cpu>>(
             }
         } else {
             match ops {
-                BlockOps::Fused => {
+                // The fused op has no norm or branch factor: those nets run dfdx's ops.
+                BlockOps::Fused if switches.fusable() => {
                     let kind = match switches.skip {
                         SkipMode::Plain | SkipMode::Dense => BlockKind::Plain,
                         SkipMode::Residual { scale } => BlockKind::Residual { scale },
@@ -181,7 +295,7 @@ pub fn forward_with<T: Tape<f32, Cpu>>(
                     gates.extend(gate);
                     out
                 }
-                BlockOps::Dfdx => dfdx_block(h, layer, act, switches.skip, &mut gates),
+                _ => dfdx_block(h, layer, act, switches, depth, &mut gates),
             }
         };
         hidden.push(h.retaped::<NoneTape>());

@@ -15,5 +15,11 @@ pub use backprop::{Backprop, backprop};
 pub use trainer::{MlpPosition, Trainer};
 pub mod engine;
 pub mod loss;
+pub mod norm;
 pub mod passes;
 pub mod scaled;
+pub mod shards;
+
+/// Revision of the training step's arithmetic, noted in recordings: results are bit-identical
+/// for a seed, build, CPU feature level and revision. 2: MLP batches cut into two shards.
+pub const ENGINE_REVISION: u32 = 2;

@@ -1,7 +1,7 @@
 //! The parameters of the deep MLP and how they are initialised.
 //!
-//! Every parameter any switch may need (highway gates, dense read-outs, auxiliary heads) is
-//! created at step 0, so toggling a switch never discards what the network has learned.
+//! Every parameter any switch may need (highway gates, dense read-outs, auxiliary heads, norm
+//! gains and shifts, residual-branch factors) is created at step 0, so toggling a switch never discards what the network has learned.
 
 use crate::config::{InitSpec, ModelSpec, WeightDistribution};
 use dfdx::prelude::{Cpu, Tensor, TensorFromVec};
@@ -27,6 +27,16 @@ pub struct HiddenLayer {
     pub gate_bias: Vector,
     /// Direct read-out of this layer by the output head in `Dense` mode (width × outputs).
     pub readout: Matrix,
+    /// The norm's gain γ (init 1), whatever `model.norm` says at step 0.
+    pub norm_gain: Vector,
+    /// The norm's shift β (init 0).
+    pub norm_shift: Vector,
+    /// BatchNorm's running mean (init 0): state, not trained; evaluation reads it.
+    pub running_mean: Vector,
+    /// BatchNorm's running unbiased variance (init 1).
+    pub running_var: Vector,
+    /// The learnable residual-branch factor α (1 × 1, init 0: SkipInit/ReZero).
+    pub branch_alpha: Matrix,
 }
 
 /// An auxiliary classifier reading hidden layer `after_layer`.
@@ -86,6 +96,13 @@ pub fn init_params(
             gate_weight: gaussian(dev, rng, width, width, 1.0),
             gate_bias: dev.tensor_from_vec(vec![gate_bias; width], (width,)),
             readout: gaussian(dev, rng, width, outputs, readout_var),
+            // Constants, not draws: the stream of random numbers is what it was before
+            // these parameters existed, so old seeds give the same weights.
+            norm_gain: dev.tensor_from_vec(vec![1.0; width], (width,)),
+            norm_shift: dev.tensor_from_vec(vec![0.0; width], (width,)),
+            running_mean: dev.tensor_from_vec(vec![0.0; width], (width,)),
+            running_var: dev.tensor_from_vec(vec![1.0; width], (width,)),
+            branch_alpha: dev.tensor_from_vec(vec![0.0], (1, 1)),
         })
         .collect();
     let head_weight = gaussian(dev, rng, width, outputs, 1.0);
@@ -182,6 +199,23 @@ pub enum ParamRole {
     Head,
     /// Auxiliary head number i (weight or bias).
     Aux(usize),
+    /// The norm's gain γ of layer l.
+    NormGain(usize),
+    /// The norm's shift β of layer l.
+    NormShift(usize),
+    /// BatchNorm's running mean of layer l (state the trainer writes, never the optimiser).
+    RunningMean(usize),
+    /// BatchNorm's running variance of layer l (as `RunningMean`).
+    RunningVar(usize),
+    /// The residual-branch factor α of layer l (trained under `BranchScale::ReZero`).
+    BranchAlpha(usize),
+}
+
+impl ParamRole {
+    /// Whether the optimiser may ever update it (BatchNorm's running estimates are state).
+    pub fn is_trainable(&self) -> bool {
+        !matches!(self, ParamRole::RunningMean(_) | ParamRole::RunningVar(_))
+    }
 }
 
 /// A mutable view of one parameter tensor, whatever its rank.
@@ -257,15 +291,31 @@ impl MlpParams {
             (ParamRole::Input, ParamMut::Matrix(&mut self.input_weight)),
             (ParamRole::Input, ParamMut::Vector(&mut self.input_bias)),
         ];
+        // Last, so every slot that existed before normalisation keeps its index.
+        let mut last = Vec::with_capacity(5 * self.layers.len());
         for (l, layer) in self.layers.iter_mut().enumerate() {
-            out.push((
-                ParamRole::LayerWeight(l),
-                ParamMut::Matrix(&mut layer.weight),
-            ));
-            out.push((ParamRole::LayerBias(l), ParamMut::Vector(&mut layer.bias)));
-            out.push((ParamRole::Gate(l), ParamMut::Matrix(&mut layer.gate_weight)));
-            out.push((ParamRole::Gate(l), ParamMut::Vector(&mut layer.gate_bias)));
-            out.push((ParamRole::Readout(l), ParamMut::Matrix(&mut layer.readout)));
+            let HiddenLayer {
+                weight,
+                bias,
+                gate_weight,
+                gate_bias,
+                readout,
+                norm_gain,
+                norm_shift,
+                running_mean,
+                running_var,
+                branch_alpha,
+            } = layer;
+            out.push((ParamRole::LayerWeight(l), ParamMut::Matrix(weight)));
+            out.push((ParamRole::LayerBias(l), ParamMut::Vector(bias)));
+            out.push((ParamRole::Gate(l), ParamMut::Matrix(gate_weight)));
+            out.push((ParamRole::Gate(l), ParamMut::Vector(gate_bias)));
+            out.push((ParamRole::Readout(l), ParamMut::Matrix(readout)));
+            last.push((ParamRole::NormGain(l), ParamMut::Vector(norm_gain)));
+            last.push((ParamRole::NormShift(l), ParamMut::Vector(norm_shift)));
+            last.push((ParamRole::RunningMean(l), ParamMut::Vector(running_mean)));
+            last.push((ParamRole::RunningVar(l), ParamMut::Vector(running_var)));
+            last.push((ParamRole::BranchAlpha(l), ParamMut::Matrix(branch_alpha)));
         }
         out.push((ParamRole::Head, ParamMut::Matrix(&mut self.head_weight)));
         out.push((ParamRole::Head, ParamMut::Vector(&mut self.head_bias)));
@@ -273,6 +323,7 @@ impl MlpParams {
             out.push((ParamRole::Aux(i), ParamMut::Matrix(&mut head.weight)));
             out.push((ParamRole::Aux(i), ParamMut::Vector(&mut head.bias)));
         }
+        out.extend(last);
         out
     }
 }

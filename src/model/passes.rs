@@ -153,6 +153,20 @@ pub fn residual_combine(scale: f32, x: &[f32], f: &[f32], y: &mut [f32]) -> f64 
 }
 
 multiversion! {
+/// y ← scale·x + α·f (a scaled residual branch); returns Σy².
+pub fn residual_combine_branch(scale: f32, alpha: f32, x: &[f32], f: &[f32], y: &mut [f32]) -> f64 {
+    let mut total = 0.0;
+    for ((yb, xb), fb) in y.chunks_mut(BLOCK).zip(x.chunks(BLOCK)).zip(f.chunks(BLOCK)) {
+        for ((o, &xv), &fv) in yb.iter_mut().zip(xb).zip(fb) {
+            *o = flush(scale * xv + alpha * fv);
+        }
+        total += sumsq(yb);
+    }
+    total
+}
+}
+
+multiversion! {
 /// t ← σ(t), y ← x + t·(f − x); returns (Σy², Σt).
 pub fn highway_combine(x: &[f32], f: &[f32], t: &mut [f32], y: &mut [f32]) -> (f64, f64) {
     let (mut total, mut gates) = (0.0, 0.0);

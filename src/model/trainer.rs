@@ -1,11 +1,12 @@
 //! One training step: forward on the tape, backward, gradient metrics, divergence check, update.
 
-use crate::config::{Experiment, SkipMode};
+use crate::config::{BranchScale, Experiment, NormKind, NormPlace, SkipMode};
 use crate::metrics::{Divergence, LayerMetrics, Snapshot, gradient_ratios};
 use crate::model::engine::{Net, Workspace};
 use crate::model::loss::Targets;
 use crate::model::params::ParamRole;
 use crate::model::scaled::{norm_db, norm_f64};
+use crate::model::shards::ShardedStep;
 use crate::model::{Lesion, MlpParams, Switches, aux_head_layers, init_params};
 use crate::optim::{Optimizer, UpdateNorms};
 use crate::tasks::{BatchSampler, SamplerPosition, TaskData, TaskKind, build_task};
@@ -60,7 +61,7 @@ pub struct Trainer {
     grads: Vec<Vec<f32>>,
     roles: Vec<ParamRole>,
     net: Net,
-    work: Workspace,
+    work: ShardedStep,
     test_work: Workspace,
     optimizer: Optimizer,
     switches: Switches,
@@ -114,11 +115,17 @@ impl Trainer {
             width: model.width,
             outputs: output_width(task.kind),
             depth: model.depth,
+            norm: model.norm,
+            norm_place: model.norm_place,
+            branch_scale: model.branch_scale,
         };
         let switches = Switches {
             skip: experiment.model.skip,
             aux_enabled: experiment.model.aux.enabled,
             aux_weight: experiment.model.aux.weight,
+            norm: model.norm,
+            norm_place: model.norm_place,
+            branch_scale: model.branch_scale,
         };
         let sampler = BatchSampler::new(task.train.len, experiment.seed.wrapping_add(1));
         Ok(Self {
@@ -133,7 +140,7 @@ impl Trainer {
             grads,
             roles,
             net,
-            work: Workspace::default(),
+            work: ShardedStep::new(crate::parallel::RUN_THREADS),
             test_work: Workspace::default(),
             optimizer,
             switches,
@@ -206,7 +213,8 @@ impl Trainer {
     }
 
     /// The gradient of the last training step, one buffer per parameter in `params_mut`
-    /// order (parameters the switches did not use keep older values).
+    /// order (parameters the switches did not use keep older values, or zeros once a switch
+    /// changed which are used).
     pub fn param_grads(&self) -> &[Vec<f32>] {
         &self.grads
     }
@@ -214,6 +222,17 @@ impl Trainer {
     /// What the last pass measured per layer (norms in rescaled form), for tests.
     pub fn layer_stats(&self) -> &[crate::model::engine::LayerStats] {
         &self.work.stats
+    }
+
+    /// Lets one run use up to `threads` threads (runs sharing the machine take 1 each); the
+    /// batch is cut into the same shards whatever this is, so the numbers do not change.
+    pub fn set_threads(&mut self, threads: usize) {
+        self.work.set_threads(threads);
+    }
+
+    /// Threads the last training step ran on.
+    pub fn threads_used(&self) -> usize {
+        self.work.threads_used()
     }
 
     /// Copies tensors edited through `params_mut` back into the engine's buffers.
@@ -251,6 +270,7 @@ impl Trainer {
         self.step = position.step;
         self.learning_rate = position.learning_rate;
         self.switches = position.switches;
+        self.sync_net();
         self.last_test = position
             .last_test
             .map(|(loss, accuracy)| TestResult { loss, accuracy });
@@ -261,13 +281,56 @@ impl Trainer {
     /// Changes the skip mode from the next step on; no parameter is touched.
     pub fn set_skip(&mut self, skip: SkipMode) {
         self.switches.skip = skip;
-        self.net.skip = skip;
+        self.sync_net();
     }
 
     /// Turns the auxiliary losses on or off from the next step on.
     pub fn set_aux(&mut self, enabled: bool) {
         self.switches.aux_enabled = enabled;
-        self.net.aux_enabled = enabled;
+        self.sync_net();
+    }
+
+    /// Changes the normalisation from the next step on; γ, β and the running estimates
+    /// exist from step 0, so nothing is created (BatchNorm's running estimates resume from
+    /// wherever they last stood).
+    pub fn set_norm(&mut self, norm: NormKind) {
+        self.switches.norm = norm;
+        self.sync_net();
+    }
+
+    /// Moves the norm (pre / post) from the next step on.
+    pub fn set_norm_place(&mut self, place: NormPlace) {
+        self.switches.norm_place = place;
+        self.sync_net();
+    }
+
+    /// Changes the residual-branch factor from the next step on (α keeps its learned value
+    /// while another scale is in effect).
+    pub fn set_branch_scale(&mut self, scale: BranchScale) {
+        self.switches.branch_scale = scale;
+        self.sync_net();
+    }
+
+    /// The engine's view of the network follows the live switches.
+    fn sync_net(&mut self) {
+        let s = self.switches;
+        self.net.skip = s.skip;
+        self.net.aux_enabled = s.aux_enabled;
+        self.net.aux_weight = s.aux_weight;
+        self.net.norm = s.norm;
+        self.net.norm_place = s.norm_place;
+        self.net.branch_scale = s.branch_scale;
+    }
+
+    /// Whether a training step couples the rows of its batch (BatchNorm in effect): such a
+    /// step must see the whole batch at once, never shards of it.
+    pub fn couples_rows(&self) -> bool {
+        self.net.couples_rows()
+    }
+
+    /// The learning rate the next update uses: the live rate times the warm-up factor.
+    pub fn effective_learning_rate(&self) -> f32 {
+        self.learning_rate * self.experiment.optimizer.warmup_factor(self.step)
     }
 
     /// Sets the learning rate from the next step on.
@@ -288,19 +351,62 @@ impl Trainer {
         );
     }
 
-    /// Loss and accuracy on the whole test split, with block `lesion` removed if given.
+    /// Loss and accuracy on the whole test split, with the blocks in `lesion` removed.
     pub fn evaluate_test(&mut self, lesion: Lesion) -> (f64, Option<f64>) {
         self.sync_from_view();
         let split = &self.task.test;
         let targets = targets_of(self.task.kind, &split.labels, &split.targets);
-        self.test_work
-            .forward(&self.net, &self.values, &split.inputs, targets, lesion.0);
+        self.test_work.forward_eval(
+            &self.net,
+            &self.values,
+            &split.inputs,
+            targets,
+            lesion.removed(),
+        );
         let accuracy = accuracy(
             self.task.kind,
             self.test_work.outputs(&self.net),
             &split.labels,
         );
         (f64::from(self.test_work.main_loss), accuracy)
+    }
+
+    /// Loss and accuracy on the whole training split as in evaluation (BatchNorm reads its
+    /// running estimates), with block `lesion` removed if given.
+    pub fn evaluate_train(&self, lesion: Lesion) -> (f64, Option<f64>) {
+        // In chunks, so a large split does not need every activation at once; the loss is a
+        // mean over rows, so the row-weighted mean of the chunks' losses is the split's.
+        const CHUNK: usize = 4096;
+        let edited;
+        let values: &[Vec<f32>] = if self.view_edited {
+            edited = self.params().clone().values();
+            &edited
+        } else {
+            &self.values
+        };
+        let split = &self.task.train;
+        let (dims, outputs) = (self.task.input_dims, output_width(self.task.kind));
+        let mut work = Workspace::default();
+        let (mut loss, mut correct) = (0.0f64, 0usize);
+        let mut start = 0;
+        while start < split.len {
+            let end = (start + CHUNK).min(split.len);
+            let labels = split.labels.get(start..end).unwrap_or(&[]);
+            let values_rows = split
+                .targets
+                .get(start * outputs..end * outputs)
+                .unwrap_or(&[]);
+            let targets = targets_of(self.task.kind, labels, values_rows);
+            let inputs = &split.inputs[start * dims..end * dims];
+            work.forward_eval(&self.net, values, inputs, targets, lesion.removed());
+            loss += f64::from(work.main_loss) * (end - start) as f64;
+            correct += correct_rows(work.outputs(&self.net), labels, self.task.kind);
+            start = end;
+        }
+        let rows = split.len.max(1) as f64;
+        let accuracy = matches!(self.task.kind, TaskKind::Classification { .. })
+            .then(|| correct as f64 / rows);
+        (loss / rows, accuracy)
     }
 
     /// Runs one step: measures the network on the next batch and, if `update`, applies the
@@ -327,9 +433,7 @@ impl Trainer {
         }
         self.gather_batch();
         let targets = targets_of(self.task.kind, &self.batch_labels, &self.batch_targets);
-        self.work
-            .forward(&self.net, &self.values, &self.batch_inputs, targets, None);
-        self.work.backward(
+        self.work.run(
             &self.net,
             &self.values,
             &mut self.grads,
@@ -351,6 +455,7 @@ impl Trainer {
                 Some(max) if grad_norm > f64::from(max) => (f64::from(max) / grad_norm) as f32,
                 _ => 1.0,
             };
+            self.work.fold_batch_statistics(&self.net, &mut self.values);
             let updates = self.apply_update(scale, measure);
             for (metrics, norms) in layers.iter_mut().zip(updates) {
                 metrics.update_ratio = if norms.weight > 0.0 {
@@ -360,11 +465,7 @@ impl Trainer {
                 };
             }
         }
-        let train_accuracy = accuracy(
-            self.task.kind,
-            self.work.outputs(&self.net),
-            &self.batch_labels,
-        );
+        let train_accuracy = accuracy(self.task.kind, self.work.outputs(), &self.batch_labels);
         let snapshot = (measure || self.divergence.is_some()).then(|| {
             let norms: Vec<f64> = layers.iter().map(|l| l.act_grad_norm).collect();
             let (ratio, db, chi1) = gradient_ratios(&norms);
@@ -380,7 +481,7 @@ impl Trainer {
                 test_loss: self.last_test.map(|t| t.loss),
                 diverged: self.divergence.is_some(),
                 divergence: self.divergence.clone(),
-                learning_rate: f64::from(self.learning_rate),
+                learning_rate: f64::from(self.effective_learning_rate()),
                 skip: self.switches.skip.label(),
                 aux_enabled: self.switches.aux_enabled,
                 grad_norm,
@@ -388,13 +489,18 @@ impl Trainer {
                 grad_ratio_first_last: ratio,
                 grad_ratio_db: db,
                 measured_chi1: chi1,
-                variances: Some(super::variances::net_variances(
-                    self.params(),
-                    self.experiment.model.activation,
-                    &self.switches,
-                    self.task.input_dims,
-                    &self.input_sq,
-                )),
+                // The mean-field recursion has no normalisation step: no prediction with one.
+                norm: (self.switches.norm != NormKind::None)
+                    .then(|| self.switches.norm.label().to_string()),
+                variances: (self.switches.norm == NormKind::None).then(|| {
+                    super::variances::net_variances(
+                        self.params(),
+                        self.experiment.model.activation,
+                        &self.switches,
+                        self.task.input_dims,
+                        &self.input_sq,
+                    )
+                }),
                 ..Snapshot::default()
             }
         });
@@ -434,13 +540,21 @@ impl Trainer {
             ParamRole::Gate(_) => matches!(self.switches.skip, SkipMode::Highway),
             ParamRole::Readout(l) => matches!(self.switches.skip, SkipMode::Dense) && l + 1 < depth,
             ParamRole::Aux(_) => self.switches.aux_enabled,
+            ParamRole::NormGain(_) | ParamRole::NormShift(_) => {
+                self.switches.norm != NormKind::None
+            }
+            ParamRole::RunningMean(_) | ParamRole::RunningVar(_) => false,
+            ParamRole::BranchAlpha(_) => {
+                self.switches.branch_scale == BranchScale::ReZero
+                    && matches!(self.switches.skip, SkipMode::Residual { .. })
+            }
             _ => true,
         }
     }
 
     /// Applies the optimiser to every active parameter; returns the update norms of each W_l.
     fn apply_update(&mut self, scale: f32, measure: bool) -> Vec<UpdateNorms> {
-        let lr = self.learning_rate;
+        let lr = self.effective_learning_rate();
         let mut layer_updates = Vec::with_capacity(if measure { self.net.depth } else { 0 });
         for index in 0..self.values.len() {
             let role = self.roles[index];

@@ -3,7 +3,7 @@
 
 use super::forward::Switches;
 use super::params::MlpParams;
-use crate::config::{Activation, SkipMode};
+use crate::config::{Activation, BranchScale, SkipMode};
 use crate::tasks::TaskData;
 use crate::theory::{
     GateVariances, INPUT_BINS, LayerVariances, NetArch, NetVariances, input_bins, mean_spread,
@@ -57,6 +57,16 @@ pub fn net_variances(
             }),
             readout_var: (arch == NetArch::Dense && l + 1 < depth)
                 .then(|| weight_var(&layer.readout.as_vec(), width)),
+            // The same α the forward pass multiplies the branch by (`forward::scale_branch`).
+            branch: match (arch, switches.branch_scale) {
+                (NetArch::Residual { .. }, BranchScale::InvSqrtDepth) => {
+                    Some(1.0 / (depth.max(1) as f64).sqrt())
+                }
+                (NetArch::Residual { .. }, BranchScale::ReZero) => {
+                    layer.branch_alpha.as_vec().first().map(|a| f64::from(*a))
+                }
+                _ => None,
+            },
         })
         .collect();
     let dims = input_dims;

@@ -16,7 +16,7 @@ mod switches;
 pub use switches::{LR_RANGE, Move, Switch, Switches};
 
 use crate::analysis::{ForwardSignal, JacobianSpectrum};
-use crate::config::{CellKind, Experiment, SkipMode};
+use crate::config::{BranchScale, CellKind, Experiment, NormKind, NormPlace, SkipMode};
 use crate::metrics::{Divergence, Snapshot};
 use crate::paths::PathStats;
 use crate::sources::LayerSources;
@@ -41,6 +41,12 @@ pub enum Command {
     SetLearningRate(f32),
     /// Switch the recurrent cell (recurrent nets only; each cell keeps its own weights).
     SetCell(CellKind),
+    /// Switch the normalisation of the hidden layers (MLPs; γ, β exist from step 0).
+    SetNorm(NormKind),
+    /// Move the norm inside the block (pre) or after the addition (post) (MLPs).
+    SetNormPlace(NormPlace),
+    /// Switch the residual-branch factor (MLPs; residual blocks only take it).
+    SetBranchScale(BranchScale),
     /// Stop stepping until `Resume` or `Step` (every run of the driver: they share the clock).
     Pause,
     /// Continue stepping.
@@ -75,6 +81,9 @@ impl Command {
             Command::SetAux(on) => format!("aux {}", if *on { "on" } else { "off" }),
             Command::SetLearningRate(lr) => format!("lr → {lr:.3e}"),
             Command::SetCell(cell) => format!("cell → {}", cell.label()),
+            Command::SetNorm(norm) => format!("norm → {}", norm.label()),
+            Command::SetNormPlace(place) => format!("norm at → {}", place.label()),
+            Command::SetBranchScale(scale) => format!("branch → {}", scale.label()),
             Command::Pause => "pause".into(),
             Command::Resume => "resume".into(),
             Command::Step(n) => format!("step {n}"),
@@ -96,6 +105,9 @@ impl Command {
             Command::SetAux(on) => Some(Setting::Aux(*on)),
             Command::SetLearningRate(lr) => Some(Setting::LearningRate(*lr)),
             Command::SetCell(cell) => Some(Setting::Cell(*cell)),
+            Command::SetNorm(norm) => Some(Setting::Norm(*norm)),
+            Command::SetNormPlace(place) => Some(Setting::NormPlace(*place)),
+            Command::SetBranchScale(scale) => Some(Setting::BranchScale(*scale)),
             Command::Pause
             | Command::Resume
             | Command::Step(_)
@@ -111,7 +123,14 @@ impl Command {
     /// Whether this command changes the wiring that path statistics and gradient sources
     /// describe, so they must be measured again at once.
     pub fn rewires(&self) -> bool {
-        matches!(self, Command::SetSkip(_) | Command::SetAux(_))
+        matches!(
+            self,
+            Command::SetSkip(_)
+                | Command::SetAux(_)
+                | Command::SetNorm(_)
+                | Command::SetNormPlace(_)
+                | Command::SetBranchScale(_)
+        )
     }
 }
 
@@ -126,6 +145,12 @@ pub enum Setting {
     LearningRate(f32),
     /// The recurrent cell.
     Cell(CellKind),
+    /// The normalisation.
+    Norm(NormKind),
+    /// Where the norm sits.
+    NormPlace(NormPlace),
+    /// The residual-branch factor.
+    BranchScale(BranchScale),
 }
 
 /// Whether a run is stepping, and if not, why.

@@ -4,7 +4,7 @@
 //! lists them), its effect in the trainer (the `Learner` impls), and its key in the keymap.
 
 use super::{Command, Setting};
-use crate::config::{CellKind, Experiment, ModelKind, SkipMode};
+use crate::config::{BranchScale, CellKind, Experiment, ModelKind, NormKind, NormPlace, SkipMode};
 
 /// Learning rates the keys stay within.
 pub const LR_RANGE: (f32, f32) = (1e-6, 10.0);
@@ -20,6 +20,12 @@ pub enum Switch {
     LearningRate,
     /// The recurrent cell.
     Cell,
+    /// Normalisation of the hidden layers (none, layer norm, batch norm).
+    Norm,
+    /// Where the norm sits: inside the block (pre) or after the addition (post).
+    NormPlace,
+    /// The factor on each residual branch.
+    BranchScale,
 }
 
 impl Switch {
@@ -30,22 +36,30 @@ impl Switch {
             Switch::Aux => "aux",
             Switch::LearningRate => "lr",
             Switch::Cell => "cell",
+            Switch::Norm => "norm",
+            Switch::NormPlace => "norm at",
+            Switch::BranchScale => "branch",
         }
     }
 
     /// Whether the switch exists on this kind of network.
     pub fn applies_to(self, kind: ModelKind) -> bool {
         match self {
-            Switch::Skip | Switch::Aux => kind == ModelKind::Mlp,
+            Switch::Skip | Switch::Aux | Switch::Norm | Switch::NormPlace | Switch::BranchScale => {
+                kind == ModelKind::Mlp
+            }
             Switch::Cell => kind == ModelKind::Rnn,
             Switch::LearningRate => true,
         }
     }
 
     /// Every switch, in header order.
-    pub const ALL: [Switch; 4] = [
+    pub const ALL: [Switch; 7] = [
         Switch::Skip,
         Switch::Aux,
+        Switch::Norm,
+        Switch::NormPlace,
+        Switch::BranchScale,
         Switch::Cell,
         Switch::LearningRate,
     ];
@@ -62,6 +76,12 @@ pub enum Move {
     ScaleLr(f32),
     /// The next recurrent cell.
     NextCell,
+    /// The next normalisation: none → layer norm → batch norm → none.
+    NextNorm,
+    /// The norm's placement the other way (pre ↔ post).
+    ToggleNormPlace,
+    /// The next residual-branch factor: 1 → 1/√depth → ReZero → 1.
+    NextBranchScale,
 }
 
 impl Move {
@@ -72,6 +92,9 @@ impl Move {
             Move::ToggleAux => Switch::Aux,
             Move::ScaleLr(_) => Switch::LearningRate,
             Move::NextCell => Switch::Cell,
+            Move::NextNorm => Switch::Norm,
+            Move::ToggleNormPlace => Switch::NormPlace,
+            Move::NextBranchScale => Switch::BranchScale,
         }
     }
 }
@@ -87,6 +110,12 @@ pub struct Switches {
     pub lr: f32,
     /// Recurrent cell (recurrent nets only).
     pub cell: CellKind,
+    /// Normalisation (MLPs only).
+    pub norm: NormKind,
+    /// Where the norm sits (MLPs only).
+    pub norm_place: NormPlace,
+    /// Residual-branch factor (MLPs only).
+    pub branch_scale: BranchScale,
 }
 
 impl Default for Switches {
@@ -96,6 +125,9 @@ impl Default for Switches {
             aux: false,
             lr: 0.0,
             cell: CellKind::Vanilla,
+            norm: NormKind::None,
+            norm_place: NormPlace::Pre,
+            branch_scale: BranchScale::One,
         }
     }
 }
@@ -108,6 +140,9 @@ impl Switches {
             aux: experiment.model.aux.enabled,
             lr: experiment.optimizer.learning_rate(),
             cell: experiment.model.cell,
+            norm: experiment.model.norm,
+            norm_place: experiment.model.norm_place,
+            branch_scale: experiment.model.branch_scale,
         }
     }
 
@@ -118,6 +153,9 @@ impl Switches {
             Some(Setting::Aux(on)) => self.aux = on,
             Some(Setting::LearningRate(lr)) => self.lr = lr,
             Some(Setting::Cell(cell)) => self.cell = cell,
+            Some(Setting::Norm(norm)) => self.norm = norm,
+            Some(Setting::NormPlace(place)) => self.norm_place = place,
+            Some(Setting::BranchScale(scale)) => self.branch_scale = scale,
             None => return false,
         }
         true
@@ -137,7 +175,30 @@ impl Switches {
                 Command::SetLearningRate(lr)
             }
             Move::NextCell => Command::SetCell(self.cell.next()),
+            Move::NextNorm => Command::SetNorm(next_of(&NormKind::ALL, self.norm)),
+            Move::ToggleNormPlace => Command::SetNormPlace(match self.norm_place {
+                NormPlace::Pre => NormPlace::Post,
+                NormPlace::Post => NormPlace::Pre,
+            }),
+            Move::NextBranchScale => {
+                Command::SetBranchScale(next_of(&BranchScale::ALL, self.branch_scale))
+            }
         })
+    }
+
+    /// Whether the header shows `switch`: the norm only when one is on, its placement only
+    /// then, the branch factor only on residual blocks and when it is not 1 (at their defaults
+    /// the net is the one without these switches, and the header keeps its room for the
+    /// mean-field line; the status bar still names the keys).
+    pub fn in_effect(&self, switch: Switch) -> bool {
+        match switch {
+            Switch::Norm | Switch::NormPlace => self.norm != NormKind::None,
+            Switch::BranchScale => {
+                matches!(self.skip, SkipMode::Residual { .. })
+                    && self.branch_scale != BranchScale::One
+            }
+            _ => true,
+        }
     }
 
     /// The value of `switch` in words, for the header and fork labels.
@@ -147,8 +208,21 @@ impl Switches {
             Switch::Aux => if self.aux { "on" } else { "off" }.into(),
             Switch::LearningRate => format!("{:.2e}", self.lr),
             Switch::Cell => self.cell.label().into(),
+            // "norm no norm" would read oddly after the switch's name.
+            Switch::Norm => match self.norm {
+                NormKind::None => "none".into(),
+                norm => norm.label().into(),
+            },
+            Switch::NormPlace => self.norm_place.label().into(),
+            Switch::BranchScale => self.branch_scale.label().into(),
         }
     }
+}
+
+/// The choice after `current` in `cycle`, wrapping round.
+fn next_of<T: Copy + PartialEq>(cycle: &[T], current: T) -> T {
+    let at = cycle.iter().position(|c| *c == current).unwrap_or(0);
+    cycle[(at + 1) % cycle.len()]
 }
 
 #[cfg(test)]
@@ -166,6 +240,9 @@ mod tests {
             Move::ToggleAux,
             Move::ScaleLr(2.0),
             Move::NextCell,
+            Move::NextNorm,
+            Move::ToggleNormPlace,
+            Move::NextBranchScale,
         ] {
             let command = s.command_for(mv).expect("within limits");
             assert!(s.apply(&command), "{command:?} is a switch");
@@ -174,6 +251,36 @@ mod tests {
         assert!(s.aux);
         assert_eq!(s.lr, 2e-3);
         assert_eq!(s.cell, CellKind::Gru);
+        assert_eq!(s.norm, NormKind::LayerNorm);
+        assert_eq!(s.norm_place, NormPlace::Post);
+        assert_eq!(s.branch_scale, BranchScale::InvSqrtDepth);
+    }
+
+    #[test]
+    fn the_norm_and_branch_keys_cycle_back_to_the_start() {
+        let mut s = Switches::default();
+        let mut norms = Vec::new();
+        let mut scales = Vec::new();
+        for _ in 0..3 {
+            for mv in [Move::NextNorm, Move::NextBranchScale] {
+                let command = s.command_for(mv).expect("no limit");
+                s.apply(&command);
+            }
+            norms.push(s.norm);
+            scales.push(s.branch_scale);
+        }
+        assert_eq!(
+            norms,
+            [NormKind::LayerNorm, NormKind::BatchNorm, NormKind::None]
+        );
+        assert_eq!(
+            scales,
+            [
+                BranchScale::InvSqrtDepth,
+                BranchScale::ReZero,
+                BranchScale::One
+            ]
+        );
     }
 
     #[test]

@@ -77,6 +77,11 @@ pub struct Header {
     /// different level as the reason two machines differ. Absent in older recordings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_features: Option<String>,
+    /// The revision of the training step's arithmetic (`model::ENGINE_REVISION`): a
+    /// recording from another revision (or from before the field existed) need not
+    /// reproduce bit-identically, and `reproduce` says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<u32>,
 }
 
 impl Header {
@@ -92,6 +97,7 @@ impl Header {
             host: host_name(),
             steps,
             cpu_features: Some(crate::model::kernels::cpu_feature_level().into()),
+            engine: Some(crate::model::ENGINE_REVISION),
         }
     }
 }

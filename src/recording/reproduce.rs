@@ -127,6 +127,16 @@ fn older_build(header: &Header) -> Option<String> {
             "recorded by gradlab {} (this is {this}): recordings of other builds need not reproduce bit-identically",
             header.gradlab_version
         ))
+    } else if header.engine != Some(crate::model::ENGINE_REVISION) {
+        let there = header.engine.map_or("an older engine".to_string(), |r| {
+            format!("engine revision {r}")
+        });
+        Some(format!(
+            "recorded by {there} (this build's is revision {}): the training step sums in a \
+             different order (e.g. batches cut into shards), so the numbers need not reproduce \
+             bit-identically",
+            crate::model::ENGINE_REVISION
+        ))
     } else {
         let here = crate::model::kernels::cpu_feature_level();
         match &header.cpu_features {
@@ -375,5 +385,21 @@ mod tests {
         // Recordings from before the field existed are not blamed on the CPU.
         header.cpu_features = None;
         assert_eq!(older_build(&header), None);
+    }
+
+    #[test]
+    fn another_engine_revision_is_named_as_the_reason_numbers_may_differ() {
+        let experiment = load_preset("plain-shallow").expect("built-in preset");
+        let mut header = Header::new(&experiment, Some(10));
+        assert_eq!(header.engine, Some(crate::model::ENGINE_REVISION));
+        header.engine = None;
+        let why = older_build(&header).expect("a reason");
+        assert!(why.contains("older engine"), "{why}");
+        header.engine = Some(crate::model::ENGINE_REVISION - 1);
+        let why = older_build(&header).expect("a reason");
+        assert!(
+            why.contains(&format!("revision {}", crate::model::ENGINE_REVISION - 1)),
+            "{why}"
+        );
     }
 }

@@ -41,7 +41,6 @@ use crate::model::kernels::{
 };
 use crate::tasks::sequence::SeqBatch;
 use dfdx::prelude::*;
-use std::sync::{Mutex, PoisonError};
 
 type Taped<T> = Tensor<(usize, usize), f32, Cpu, T>;
 
@@ -129,32 +128,10 @@ fn add_block(dst: &mut [f32], packed: &[f32], width: usize, g: usize, hidden: us
     }
 }
 
-/// Runs `work` on every shard, on up to `threads` threads (the calling thread is one of
-/// them). Each shard's result depends on the shard alone, so it does not matter which thread
-/// takes which; a helper thread that cannot be started only costs speed. A panic in a shard
-/// is re-raised here, as it would be without threads.
+/// Runs `work` on every shard on up to `threads` threads: the shared persistent shard
+/// worker, so no thread is started per pass (see `parallel::run_shards`).
 fn run_shards(shards: &mut [Shard], threads: usize, work: impl Fn(&mut Shard) + Sync) {
-    let helpers = threads.min(shards.len()).saturating_sub(1);
-    if helpers == 0 {
-        shards.iter_mut().for_each(work);
-        return;
-    }
-    let queue = Mutex::new(shards.iter_mut());
-    // Nothing panics while the lock is held, so a poisoned lock still holds a sound iterator.
-    let next = || queue.lock().unwrap_or_else(PoisonError::into_inner).next();
-    let drain = || {
-        while let Some(shard) = next() {
-            work(shard);
-        }
-    };
-    std::thread::scope(|scope| {
-        for _ in 0..helpers {
-            let _ = std::thread::Builder::new()
-                .name("gradlab-rnn-shard".into())
-                .spawn_scoped(scope, drain);
-        }
-        drain();
-    });
+    crate::parallel::run_shards(shards, threads, work);
 }
 
 /// Runs `cell` (whose gates are `gates`) over `batch` from `h0` as one tape op, with buffers

@@ -1,7 +1,7 @@
 //! Parameters of the recurrent net: one set per cell kind, so switching cells keeps each
 //! cell's learning, plus a shared output head.
 
-use crate::config::{CellKind, ModelSpec, WeightDistribution};
+use crate::config::{CarryBias, CellKind, ModelSpec, WeightDistribution};
 use crate::model::params::{Matrix, ParamMut, Vector, random_orthogonal};
 use dfdx::prelude::{Cpu, TensorFromVec};
 use rand::Rng;
@@ -118,9 +118,42 @@ pub fn init_rnn_params(
             },
         })
         .collect();
-    RnnParams {
+    let mut params = RnnParams {
         cells,
         head_weight: gaussian(dev, rng, hidden, outputs, 1.0),
         head_bias: dev.tensor_from_vec(vec![0.0; outputs], (outputs,)),
+    };
+    // After every draw above, so `Fixed` and `Chrono` runs of a seed share all their weights.
+    if let CarryBias::Chrono { t_max } = model.carry_bias {
+        apply_chrono(&mut params, hidden, t_max, rng);
     }
+    params
+}
+
+/// Index of the GRU's update gate z in its gates [r z n].
+pub const GRU_UPDATE: usize = 1;
+/// Index of the LSTM's input gate in its gates [i f g o].
+pub const LSTM_INPUT: usize = 0;
+/// Index of the LSTM's forget gate in its gates [i f g o].
+pub const LSTM_FORGET: usize = 1;
+
+/// One chrono bias per unit: ln u with u ~ U[1, t_max − 1] (Tallec & Ollivier 2018, eq. 10).
+fn chrono_biases(hidden: usize, t_max: f32, rng: &mut StdRng) -> Vec<f32> {
+    let span = (t_max - 2.0).max(0.0);
+    (0..hidden)
+        .map(|_| (1.0 + span * rng.r#gen::<f32>()).ln())
+        .collect()
+}
+
+/// Sets the carry biases: GRU b_z = ln u; LSTM b_f = ln u', b_i = −b_f (GRU drawn first).
+fn apply_chrono(params: &mut RnnParams, hidden: usize, t_max: f32, rng: &mut StdRng) {
+    let update = chrono_biases(hidden, t_max, rng);
+    let forget = chrono_biases(hidden, t_max, rng);
+    let input: Vec<f32> = forget.iter().map(|b| -b).collect();
+    // Written into the drawn tensors, which keep their ids.
+    let gates = &mut params.cells[CellKind::Gru as usize].gates;
+    gates[GRU_UPDATE].bias.copy_from(&update);
+    let gates = &mut params.cells[CellKind::Lstm as usize].gates;
+    gates[LSTM_FORGET].bias.copy_from(&forget);
+    gates[LSTM_INPUT].bias.copy_from(&input);
 }

@@ -108,6 +108,11 @@ impl RnnTrainer {
         self.workspace.set_threads(threads);
     }
 
+    /// Threads a step runs on: the shards side by side, up to the threads allowed.
+    pub fn threads_used(&self) -> usize {
+        self.workspace.threads().min(self.workspace.shards())
+    }
+
     /// log₂ ‖∂L/∂h_t‖ for t = 1..T of the last training batch, exact where f32 (and f64)
     /// would round the norm to zero: 20·log₁₀ 2 times these is the norm in dB.
     pub fn hidden_grad_log2(&self) -> &[f64] {
@@ -214,6 +219,11 @@ impl RnnTrainer {
         self.cell = cell;
     }
 
+    /// The learning rate the next update uses: the live rate times the warm-up factor.
+    pub fn effective_learning_rate(&self) -> f32 {
+        self.learning_rate * self.experiment.optimizer.warmup_factor(self.step)
+    }
+
     /// Changes the learning rate from the next step on.
     pub fn set_learning_rate(&mut self, lr: f32) {
         self.learning_rate = lr;
@@ -290,6 +300,7 @@ impl RnnTrainer {
                 Some(max) if grad_norm > f64::from(max) => (f64::from(max) / grad_norm) as f32,
                 _ => 1.0,
             };
+            let lr = self.effective_learning_rate();
             let mut scratch = std::mem::take(&mut self.scratch);
             for (index, (owner, mut param)) in self.params.params_mut().into_iter().enumerate() {
                 if owner.is_some() && owner != Some(active_cell) {
@@ -302,7 +313,7 @@ impl RnnTrainer {
                     &mut scratch,
                     param.grad(&mut grads),
                     scale,
-                    self.learning_rate,
+                    lr,
                     false,
                 );
                 param.copy_from(&scratch);
@@ -323,7 +334,7 @@ impl RnnTrainer {
                 test_loss: self.last_test.map(|t| t.0),
                 diverged: self.divergence.is_some(),
                 divergence: self.divergence.clone(),
-                learning_rate: f64::from(self.learning_rate),
+                learning_rate: f64::from(self.effective_learning_rate()),
                 skip: "rnn".into(),
                 grad_norm,
                 grad_ratio_first_last: ratio,

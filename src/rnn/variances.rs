@@ -39,6 +39,7 @@ pub fn net_variances(params: &RnnParams, cell: CellKind, batch: &SeqBatch) -> Op
             bias_var: mean_sq(&gate.bias.as_vec()),
             gate: None,
             readout_var: None,
+            branch: None,
         }],
         aux_layers: Vec::new(),
         scored_steps: (batch.steps.saturating_sub(scored) + 1..=batch.steps).collect(),

@@ -14,6 +14,8 @@
 //!     steps: 300,
 //!     out: "results/highway",             // relative to the working directory
 //!     select: BestOver("optimizer.lr"),    // optional: see [`select`]
+//!     lesion: true,                        // optional: single-block lesions
+//!     lesion_sizes: [1, 2, 4, 8],          // optional: k blocks removed at once
 //! )
 //! ```
 //!
@@ -105,6 +107,11 @@ pub struct SweepFile {
     /// Also evaluate single-block lesions after training.
     #[serde(default)]
     pub lesion: bool,
+    /// Numbers of blocks to remove at once after training (Veit's second experiment), e.g.
+    /// `[1, 2, 4, 8]`; each is averaged over the same fixed, seeded block subsets in every job
+    /// of a depth ([`crate::report::lesion_subsets`]) and scored on both splits.
+    #[serde(default)]
+    pub lesion_sizes: Vec<usize>,
     /// Report, per cell, only the best value of one axis (chosen on training loss); written
     /// `select: BestOver("optimizer.lr")`, without RON's `Some(…)`.
     #[serde(default, deserialize_with = "some_select")]
@@ -243,6 +250,12 @@ pub fn parse_sweep(source: &str, path: &Path) -> Result<Sweep> {
         if axis.values.is_empty() {
             bail!("{}: `{}` has no values", at(&axis.path), axis.path);
         }
+    }
+    if file.lesion_sizes.contains(&0) {
+        bail!(
+            "{}: lesion_sizes lists 0; each size is a number of blocks to remove, at least 1",
+            at("lesion_sizes")
+        );
     }
     if let Some(select) = &file.select {
         let path = select.path().trim();
@@ -416,6 +429,4 @@ fn position_of(source: &str, needle: &str) -> Option<(usize, usize)> {
 }
 
 /// Cores to use by default: what the OS reports, at least one.
-pub fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
+pub use crate::parallel::cores;

@@ -76,12 +76,15 @@ pub fn run_jobs(
     std::fs::create_dir_all(&sweep.file.out)
         .with_context(|| format!("cannot create {}", sweep.file.out.display()))?;
     let mut jobs = pending.to_vec();
+    // Jobs running side by side share the machine: each gets its part of the cores.
+    let side_by_side = threads.clamp(1, jobs.len().max(1));
+    let job_threads = crate::parallel::threads_per_run(crate::parallel::cores(), side_by_side);
     let work = |&mut index: &mut usize| {
         if stop.load(Ordering::Relaxed) {
             return None;
         }
         let started = Instant::now();
-        match run_job(sweep, &sweep.jobs[index], stop) {
+        match run_job(sweep, &sweep.jobs[index], stop, job_threads) {
             Ok(Some(report)) => Some(SweepProgress::Finished {
                 index,
                 seconds: started.elapsed().as_secs_f64(),
@@ -101,8 +104,14 @@ pub fn run_jobs(
     })
 }
 
-/// Trains one job, recording it; writes its result file. None when stopped by `stop`.
-pub fn run_job(sweep: &Sweep, job: &SweepJob, stop: &AtomicBool) -> Result<Option<RunReport>> {
+/// Trains one job on up to `threads` threads, recording it; writes its result file. None
+/// when stopped by `stop`.
+pub fn run_job(
+    sweep: &Sweep,
+    job: &SweepJob,
+    stop: &AtomicBool,
+    threads: usize,
+) -> Result<Option<RunReport>> {
     let out = &sweep.file.out;
     let steps = sweep.file.steps;
     let experiment = sweep.experiment(job)?;
@@ -113,7 +122,7 @@ pub fn run_job(sweep: &Sweep, job: &SweepJob, stop: &AtomicBool) -> Result<Optio
     let mut last = LastSnapshot::default();
     let finished = {
         let mut tee = Tee(&mut recorder, &mut last);
-        run_headless_until(learner.as_mut(), steps, &[], &mut tee, stop)
+        run_headless_until(learner.as_mut(), steps, &[], &mut tee, stop, threads)
     };
     if stop.load(Ordering::Relaxed) && finished.is_none() {
         recorder
@@ -134,11 +143,11 @@ pub fn run_job(sweep: &Sweep, job: &SweepJob, stop: &AtomicBool) -> Result<Optio
     let snapshot = finished
         .or(last.0)
         .ok_or_else(|| anyhow!("{}: the run produced no measurement", job.id))?;
-    let report = build_report(
-        learner.as_mut(),
-        snapshot,
-        &Analyses::standard(sweep.file.lesion),
-    );
+    let analyses = Analyses {
+        lesion_sizes: sweep.file.lesion_sizes.clone(),
+        ..Analyses::standard(sweep.file.lesion)
+    };
+    let report = build_report(learner.as_mut(), snapshot, &analyses);
     write_result(out, &job.id, &report)?;
     Ok(Some(report))
 }
@@ -206,6 +215,16 @@ pub fn list_commands(sweep: &Sweep, program: &str) -> Vec<String> {
             ]);
             if sweep.file.lesion {
                 args.push("--lesion".into());
+            }
+            if !sweep.file.lesion_sizes.is_empty() {
+                let sizes: Vec<String> = sweep
+                    .file
+                    .lesion_sizes
+                    .iter()
+                    .map(|k| k.to_string())
+                    .collect();
+                args.push("--lesion-sizes".into());
+                args.push(sizes.join(","));
             }
             args.push("--record".into());
             args.push(recording_path(out, &job.id).display().to_string());

@@ -88,6 +88,10 @@ pub struct LayerVariances {
     /// fan_in · mean(R²) of the layer's dense read-out (dense nets, every layer but the last).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub readout_var: Option<f64>,
+    /// The factor α on the residual branch, h_l = scale·h + α·φ(W h + b) (residual nets with
+    /// a branch factor: 1/√depth or ReZero's current α; absent means α = 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<f64>,
 }
 
 /// Everything the mean-field prediction needs, measured from the current parameters.
@@ -172,11 +176,14 @@ fn hop(arch: NetArch, act: Activation, layer: &LayerVariances, p: f64, m: f64, e
             m: mean,
             factor: chi,
         },
-        NetArch::Residual { scale } => Hop {
-            p: scale * scale * p + second + 2.0 * scale * mean * m,
-            m: scale * m + mean,
-            factor: scale * scale + chi,
-        },
+        NetArch::Residual { scale } => {
+            let alpha = layer.branch.unwrap_or(1.0);
+            Hop {
+                p: scale * scale * p + alpha * alpha * second + 2.0 * scale * alpha * mean * m,
+                m: scale * m + alpha * mean,
+                factor: scale * scale + alpha * alpha * chi,
+            }
+        }
         NetArch::Highway => {
             let gate = layer.gate.unwrap_or_default();
             let g = gate_moments(gate.bias_mean, gate.weight_var * p + gate.bias_spread);

@@ -106,7 +106,7 @@ pub fn lesion_event(trainer: Option<&mut dyn Learner>, step: u64) -> Event {
     match trainer.and_then(|t| t.as_mlp()) {
         Some(mlp) => Event::Lesion {
             step,
-            intact_test_loss: mlp.evaluate_test(crate::model::Lesion(None)).0,
+            intact_test_loss: mlp.evaluate_test(crate::model::Lesion::default()).0,
             results: lesion_all(mlp),
         },
         None => Event::error("lesions need an MLP (this is a recurrent net)"),

@@ -248,6 +248,7 @@ impl<'a> Driver<'a> {
     }
 
     /// One step of every live lane, dealt over the threads; false once the consumer is gone.
+    /// A lone lane's run takes up to two threads; lanes sharing the driver take one each.
     pub fn round(&mut self, out: &mut Outbox<'_>) -> bool {
         let threads = self.threads;
         let mut live: Vec<&mut Lane<'a>> = self
@@ -255,6 +256,10 @@ impl<'a> Driver<'a> {
             .iter_mut()
             .filter(|lane| lane.is_live())
             .collect();
+        let per_run = crate::parallel::threads_per_run(threads, live.len());
+        for lane in live.iter_mut() {
+            lane.set_threads(per_run);
+        }
         if threads <= 1 || live.len() <= 1 {
             live.iter_mut().for_each(|lane| lane.advance());
         } else {

@@ -16,20 +16,30 @@ pub fn run_headless(
     schedule: &[(u64, Command)],
     sink: &mut dyn MetricsSink,
 ) -> Option<Snapshot> {
-    run_headless_until(trainer, steps, schedule, sink, &AtomicBool::new(false))
+    let stop = AtomicBool::new(false);
+    run_headless_until(
+        trainer,
+        steps,
+        schedule,
+        sink,
+        &stop,
+        crate::parallel::cores(),
+    )
 }
 
-/// `run_headless` that also ends, between two steps and without a final measurement, once
-/// `stop` is set (e.g. by a signal handler). Returns None when stopped, when the run
-/// diverged, or when the sink hung up.
+/// `run_headless` on `threads` threads (the run takes `parallel::threads_per_run` of them)
+/// that also ends, between two steps and without a final measurement, once `stop` is set
+/// (e.g. by a signal handler). Returns None when stopped, when the run diverged, or when the
+/// sink hung up.
 pub fn run_headless_until(
     trainer: &mut dyn Learner,
     steps: u64,
     schedule: &[(u64, Command)],
     sink: &mut dyn MetricsSink,
     stop: &AtomicBool,
+    threads: usize,
 ) -> Option<Snapshot> {
-    let mut driver = Driver::new(1, false);
+    let mut driver = Driver::new(threads, false);
     let mut start =
         LaneStart::running(Box::new(trainer), None).with_budget(steps, schedule.to_vec());
     if !sink.wants_analyses() {
@@ -70,6 +80,12 @@ impl<L: Learner + ?Sized> Learner for &mut L {
     }
     fn learning_rate(&self) -> f32 {
         (**self).learning_rate()
+    }
+    fn set_threads(&mut self, threads: usize) {
+        (**self).set_threads(threads)
+    }
+    fn threads_used(&self) -> usize {
+        (**self).threads_used()
     }
     fn as_mlp(&mut self) -> Option<&mut crate::model::Trainer> {
         (**self).as_mlp()

@@ -157,6 +157,13 @@ impl<'a> Lane<'a> {
         self.learner.as_ref().map_or(0, |l| l.step())
     }
 
+    /// Lets this lane's run use up to `threads` threads.
+    pub(super) fn set_threads(&mut self, threads: usize) {
+        if let Some(learner) = self.learner.as_mut() {
+            learner.set_threads(threads);
+        }
+    }
+
     /// Whether the lane takes steps in the next round.
     pub(super) fn is_live(&self) -> bool {
         self.learner.is_some() && !self.stopped

@@ -474,6 +474,9 @@ fn on_action(app: &mut App, action: Action) -> Vec<Effect> {
             let word = match mv.map(|mv| mv.switch()) {
                 Some(crate::protocol::Switch::LearningRate) => format!("lr {word}"),
                 Some(crate::protocol::Switch::Aux) => format!("aux {word}"),
+                Some(crate::protocol::Switch::Norm) => format!("norm {word}"),
+                Some(crate::protocol::Switch::NormPlace) => format!("norm {word}"),
+                Some(crate::protocol::Switch::BranchScale) => format!("branch {word}"),
                 _ => word,
             };
             app.forks_pending

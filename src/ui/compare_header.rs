@@ -81,14 +81,15 @@ pub fn state_spans<'a>(theme: &Theme, run: &RunView) -> Vec<Span<'a>> {
     ]
 }
 
-/// The run's switches, each that applies to its kind of net.
+/// The run's switches, each that applies to its kind of net and acts on it (as in the
+/// single-run header: no norm placement without a norm, no branch factor at α = 1).
 pub fn switch_spans<'a>(theme: &Theme, run: &RunView) -> Vec<Span<'a>> {
     let Some(kind) = run.kind() else {
         return Vec::new();
     };
     Switch::ALL
         .iter()
-        .filter(|switch| switch.applies_to(kind))
+        .filter(|switch| switch.applies_to(kind) && run.switches.in_effect(**switch))
         .flat_map(|&switch| {
             [
                 Span::styled(format!(" {} ", switch.name()), theme.dim()),

@@ -196,9 +196,13 @@ fn theory_spans<'a>(run: &RunView, theme: &Theme, sep: &dyn Fn() -> Span<'a>) ->
     ]
 }
 
-/// Why a snapshot has no mean-field prediction: its cell has none (GRU, LSTM), or it was
-/// recorded before snapshots carried the variances.
+/// Why a snapshot has no mean-field prediction: the net is normalised (the recursion has no
+/// normalisation step), its cell has none (GRU, LSTM), or it was recorded before snapshots
+/// carried the variances.
 pub fn no_prediction_note(snapshot: &Snapshot) -> String {
+    if let Some(norm) = &snapshot.norm {
+        return format!("no mean-field line with {norm}");
+    }
     match &snapshot.cell {
         Some(cell) if snapshot.variances.is_none() && cell != "vanilla" => {
             format!("no mean-field prediction for {cell}")
@@ -213,7 +217,10 @@ fn switch_spans<'a>(run: &RunView, theme: &Theme, sep: &dyn Fn() -> Span<'a>) ->
         return Vec::new();
     };
     let mut spans = Vec::new();
-    for switch in Switch::ALL.into_iter().filter(|s| s.applies_to(kind)) {
+    let shown = Switch::ALL
+        .into_iter()
+        .filter(|s| s.applies_to(kind) && run.switches.in_effect(*s));
+    for switch in shown {
         if !spans.is_empty() {
             spans.push(sep());
         }

@@ -195,6 +195,16 @@ fn estimate_note(stats: &PathStats) -> String {
 
 fn render_paths(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) {
     let mut title = vec![Span::styled(" paths by length ", theme.title())];
+    let switches = &run.switches;
+    if let Some(why) =
+        crate::paths::not_defined(switches.norm, switches.skip, switches.branch_scale)
+    {
+        if let Some(inner) = framed(frame, area, theme, Line::from(title)) {
+            let buf = frame.buffer_mut();
+            buf.set_stringn(inner.x, inner.y, why, usize::from(inner.width), theme.dim());
+        }
+        return;
+    }
     if let Some((step, stats)) = &run.paths {
         if single_path(stats) {
             title.push(Span::styled(format!("(step {step}) "), theme.dim()));

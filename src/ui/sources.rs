@@ -102,6 +102,18 @@ pub fn blocks_crossed(first: &LayerSources, aux_layers: &[usize], depth: usize) 
 /// Draws the sources view: under dense read-out the blocks-crossed profile over the per-layer
 /// shares, otherwise the per-layer shares alone.
 pub fn render(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) {
+    let switches = &run.switches;
+    // The split walks the same chain of blocks as the path analysis.
+    if let Some(why) =
+        crate::paths::not_defined(switches.norm, switches.skip, switches.branch_scale)
+    {
+        let title = Line::from(Span::styled(" gradient sources ", theme.title()));
+        if let Some(inner) = super::paths::framed(frame, area, theme, title) {
+            let buf = frame.buffer_mut();
+            buf.set_stringn(inner.x, inner.y, why, usize::from(inner.width), theme.dim());
+        }
+        return;
+    }
     let dense = matches!(run.switches.skip, SkipMode::Dense);
     if dense && area.height >= MIN_ROWS_FOR_TWO_VIEWS {
         let [top, bottom] =

@@ -5,7 +5,7 @@
 
 use super::trainers::{load_mlp, load_rnn, mlp_weights, rnn_weights};
 use super::{Tensor, Weights};
-use crate::config::{CellKind, Experiment, SkipMode};
+use crate::config::{BranchScale, CellKind, Experiment, NormKind, NormPlace, SkipMode};
 use crate::model::{MlpPosition, Switches, Trainer};
 use crate::optim::Optimizer;
 use crate::rnn::RnnPosition;
@@ -59,6 +59,13 @@ struct MlpState {
     /// An f32, exact in an f64.
     aux_weight: f64,
     sampler: SamplerPosition,
+    /// Absent in checkpoints written before normalisation existed: off.
+    #[serde(default)]
+    norm: NormKind,
+    #[serde(default)]
+    norm_place: NormPlace,
+    #[serde(default)]
+    branch_scale: BranchScale,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -131,6 +138,11 @@ fn restore_optimizer(
             .iter()
             .map(|p| {
                 let name = format!("{prefix}{}", p.name);
+                // A checkpoint from before normalisation: those parameters were never
+                // updated, so their moments are zero.
+                if file.get(&name).is_none() && super::names::added_with_norm(&p.name) {
+                    return Ok(vec![0.0; p.values.len()]);
+                }
                 let t = file
                     .get(&name)
                     .ok_or_else(|| anyhow!("{origin}: the checkpoint has no tensor `{name}`"))?;
@@ -154,12 +166,17 @@ fn restore_optimizer(
     let counts = params
         .iter()
         .map(|p| {
-            updates.get(&p.name).copied().ok_or_else(|| {
-                anyhow!(
-                    "{origin}: the checkpoint has no update count for `{}`",
-                    p.name
-                )
-            })
+            let before_norm = super::names::added_with_norm(&p.name) && file.get(&p.name).is_none();
+            updates
+                .get(&p.name)
+                .copied()
+                .or(before_norm.then_some(0))
+                .ok_or_else(|| {
+                    anyhow!(
+                        "{origin}: the checkpoint has no update count for `{}`",
+                        p.name
+                    )
+                })
         })
         .collect::<Result<Vec<u64>>>()?;
     optimizer
@@ -200,6 +217,9 @@ pub fn mlp_checkpoint(trainer: &mut Trainer) -> Result<Weights> {
             aux_enabled: position.switches.aux_enabled,
             aux_weight: f64::from(position.switches.aux_weight),
             sampler: position.sampler,
+            norm: position.switches.norm,
+            norm_place: position.switches.norm_place,
+            branch_scale: position.switches.branch_scale,
         }),
         rnn: None,
     };
@@ -327,6 +347,9 @@ pub fn restore_mlp(trainer: &mut Trainer, file: &Weights) -> Result<()> {
             skip: mlp.skip,
             aux_enabled: mlp.aux_enabled,
             aux_weight: mlp.aux_weight as f32,
+            norm: mlp.norm,
+            norm_place: mlp.norm_place,
+            branch_scale: mlp.branch_scale,
         },
         sampler: mlp.sampler.clone(),
         last_test: from_bits(state.last_test.as_ref()),

@@ -18,6 +18,13 @@ pub fn shape_of(param: &ParamMut<'_>) -> Vec<usize> {
     }
 }
 
+/// Whether `name` is one of the tensors added with normalisation and branch scaling: a file
+/// written before them lacks them, and the net keeps their step-0 values (γ 1, β 0, running
+/// mean 0 and variance 1, α 0), which leave a net without those switches unchanged.
+pub fn added_with_norm(name: &str) -> bool {
+    name.contains(".norm.") || name.ends_with(".branch.alpha")
+}
+
 /// Every MLP parameter with its name, in `params_mut` order.
 pub fn mlp_named(params: &mut MlpParams) -> Vec<(String, ParamMut<'_>)> {
     // An auxiliary head is named by the layer it reads, as the dashboard and JSON place it.
@@ -42,6 +49,11 @@ pub fn mlp_named(params: &mut MlpParams) -> Vec<(String, ParamMut<'_>)> {
                     Some(layer) => format!("aux{}.{part}", layer + 1),
                     None => format!("aux_head{}.{part}", i + 1),
                 },
+                ParamRole::NormGain(l) => format!("layer{}.norm.gain", l + 1),
+                ParamRole::NormShift(l) => format!("layer{}.norm.shift", l + 1),
+                ParamRole::RunningMean(l) => format!("layer{}.norm.running_mean", l + 1),
+                ParamRole::RunningVar(l) => format!("layer{}.norm.running_var", l + 1),
+                ParamRole::BranchAlpha(l) => format!("layer{}.branch.alpha", l + 1),
             };
             (name, param)
         })

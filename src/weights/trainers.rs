@@ -79,6 +79,13 @@ pub fn mlp_weights(trainer: &mut Trainer) -> Weights {
     metadata.insert("skip".into(), switches.skip.label());
     let aux = if switches.aux_enabled { "on" } else { "off" };
     metadata.insert("aux".into(), aux.into());
+    // Named as the preset spells them, e.g. `BatchNorm`, `Post`, `ReZero`.
+    metadata.insert("norm".into(), format!("{:?}", switches.norm));
+    metadata.insert("norm_place".into(), format!("{:?}", switches.norm_place));
+    metadata.insert(
+        "branch_scale".into(),
+        format!("{:?}", switches.branch_scale),
+    );
     Weights {
         tensors: read_out(mlp_named(trainer.params_mut())),
         metadata,

@@ -39,6 +39,10 @@ pub fn small_model(
         cell: Default::default(),
         gate_bias: -1.0,
         forget_bias: 1.0,
+        carry_bias: Default::default(),
+        norm: Default::default(),
+        norm_place: Default::default(),
+        branch_scale: Default::default(),
     }
 }
 
@@ -60,7 +64,24 @@ pub fn rnn_model(cell: CellKind, width: usize, weight_var: f32) -> ModelSpec {
         cell,
         gate_bias: -1.0,
         forget_bias: 1.0,
+        carry_bias: Default::default(),
+        norm: Default::default(),
+        norm_place: Default::default(),
+        branch_scale: Default::default(),
     }
+}
+
+/// The values of every parameter of a recurrent net, in `params_mut` order.
+pub fn rnn_param_values(params: &mut gradlab::rnn::RnnParams) -> Vec<Vec<f32>> {
+    params
+        .params_mut()
+        .into_iter()
+        .map(|(_, p)| {
+            let mut v = vec![0.0; p.len()];
+            p.copy_into(&mut v);
+            v
+        })
+        .collect()
 }
 
 /// ∂L/∂θ for each of `params` (as `params_mut` lists them), read from `grads`.

@@ -10,7 +10,8 @@ use gradlab::model::loss::Targets;
 use gradlab::model::scaled::norm_db;
 use gradlab::model::{Lesion, MlpParams, Switches, aux_head_layers, backprop, forward_with};
 
-const SKIPS: [SkipMode; 5] = [
+/// Every skip mode, with a residual shortcut scaled by ½ too.
+pub(crate) const SKIPS: [SkipMode; 5] = [
     SkipMode::Plain,
     SkipMode::Residual { scale: 1.0 },
     SkipMode::Residual { scale: 0.5 },
@@ -18,7 +19,7 @@ const SKIPS: [SkipMode; 5] = [
     SkipMode::Dense,
 ];
 
-fn net_for(
+pub(crate) fn net_for(
     depth: usize,
     width: usize,
     act: Activation,
@@ -37,10 +38,13 @@ fn net_for(
         width,
         outputs,
         depth,
+        norm: switches.norm,
+        norm_place: switches.norm_place,
+        branch_scale: switches.branch_scale,
     }
 }
 
-fn targets(batch: &Batch, values: &mut Vec<f32>) -> Targets<'static> {
+pub(crate) fn targets(batch: &Batch, values: &mut Vec<f32>) -> Targets<'static> {
     // The batch outlives every use in these tests; leak the small copies to keep the helper simple.
     match &batch.targets {
         RefTargets::Labels(labels) => Targets::Labels(Box::leak(labels.clone().into_boxed_slice())),
@@ -52,7 +56,7 @@ fn targets(batch: &Batch, values: &mut Vec<f32>) -> Targets<'static> {
 }
 
 /// Engine loss and gradients, with inactive parameters' gradients zeroed as dfdx reports them.
-fn engine_grads(
+pub(crate) fn engine_grads(
     params: &mut MlpParams,
     net: &Net,
     batch: &Batch,
@@ -62,12 +66,12 @@ fn engine_grads(
     let mut work = Workspace::default();
     let mut scratch = Vec::new();
     let t = targets(batch, &mut scratch);
-    work.forward(net, &values, &batch.x, t, None);
+    work.forward(net, &values, &batch.x, t, &[]);
     work.backward(net, &values, &mut grads, &batch.x, t);
     (work.total_loss, grads, work)
 }
 
-fn assert_close(what: &str, a: &[f32], b: &[f32]) {
+pub(crate) fn assert_close(what: &str, a: &[f32], b: &[f32]) {
     let scale = b.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>().sqrt();
     assert_eq!(a.len(), b.len(), "{what}: lengths");
     for (i, (&x, &y)) in a.iter().zip(b).enumerate() {
@@ -75,6 +79,51 @@ fn assert_close(what: &str, a: &[f32], b: &[f32]) {
         assert!(
             err <= 1e-4 * scale + 1e-4 * f64::from(y.abs()) + 1e-9,
             "{what}[{i}]: engine {x:e} vs dfdx {y:e}"
+        );
+    }
+}
+
+/// Checks the engine's loss, every parameter gradient (compared by `close`), ‖∂L/∂h_l‖² and
+/// Σh² of every layer against dfdx's tape, for one net and batch.
+pub(crate) fn check_against_dfdx(
+    params: &mut MlpParams,
+    act: Activation,
+    switches: &Switches,
+    net: &Net,
+    batch: &Batch,
+    label: &str,
+    close: fn(&str, &[f32], &[f32]),
+) {
+    let (x, t) = batch.tensors(&Cpu::default());
+    let reference = backprop(params, act, switches, x, &t);
+    let (loss, grads, work) = engine_grads(params, net, batch);
+    assert!(
+        (loss - reference.loss).abs() <= 1e-5 * reference.loss.abs().max(1.0),
+        "{label}: loss {loss} vs {}",
+        reference.loss
+    );
+    let roles: Vec<_> = params.params_mut().iter().map(|(r, _)| *r).collect();
+    for (p, (a, b)) in grads.iter().zip(&reference.param_grads).enumerate() {
+        let active = b.iter().any(|&v| v != 0.0) || a.iter().any(|&v| v != 0.0);
+        if active {
+            close(&format!("{label} param {p} {:?}", roles[p]), a, b);
+        }
+    }
+    for (l, b) in reference.hidden_grads.iter().enumerate() {
+        let exact = b.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>();
+        let s = work.stats[l];
+        let engine = s.grad_sumsq * 4f64.powi(s.grad_exp);
+        assert!(
+            (engine - exact).abs() <= 1e-4 * exact + 1e-30,
+            "{label} ‖∂L/∂h_{}‖²: engine {engine:e} vs dfdx {exact:e}",
+            l + 1
+        );
+        let h = &reference.hidden[l];
+        let act_sumsq = h.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>();
+        assert!(
+            (s.act_sumsq - act_sumsq).abs() <= 1e-4 * act_sumsq + 1e-30,
+            "{label} Σh² layer {}",
+            l + 1
         );
     }
 }
@@ -92,41 +141,21 @@ fn the_engine_matches_dfdx_in_every_mode_activation_and_head() {
                     skip,
                     aux_enabled: aux,
                     aux_weight: 0.3,
+                    norm: Default::default(),
+                    norm_place: Default::default(),
+                    branch_scale: Default::default(),
                 };
                 let net = net_for(depth, width, act, &switches, 2, dims, outputs);
-                let (x, t) = batch.tensors(&Cpu::default());
-                let reference = backprop(&mut params, act, &switches, x, &t);
-                let (loss, grads, work) = engine_grads(&mut params, &net, &batch);
                 let label = format!("{act:?}/{}/aux {aux}", skip.label());
-                assert!(
-                    (loss - reference.loss).abs() <= 1e-5 * reference.loss.abs().max(1.0),
-                    "{label}: loss {loss} vs {}",
-                    reference.loss
+                check_against_dfdx(
+                    &mut params,
+                    act,
+                    &switches,
+                    &net,
+                    &batch,
+                    &label,
+                    assert_close,
                 );
-                let roles: Vec<_> = params.params_mut().iter().map(|(r, _)| *r).collect();
-                for (p, (a, b)) in grads.iter().zip(&reference.param_grads).enumerate() {
-                    let active = b.iter().any(|&v| v != 0.0) || a.iter().any(|&v| v != 0.0);
-                    if active {
-                        assert_close(&format!("{label} param {p} {:?}", roles[p]), a, b);
-                    }
-                }
-                for (l, b) in reference.hidden_grads.iter().enumerate() {
-                    let exact = b.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>();
-                    let s = work.stats[l];
-                    let engine = s.grad_sumsq * 4f64.powi(s.grad_exp);
-                    assert!(
-                        (engine - exact).abs() <= 1e-4 * exact + 1e-30,
-                        "{label} ‖∂L/∂h_{}‖²: engine {engine:e} vs dfdx {exact:e}",
-                        l + 1
-                    );
-                    let h = &reference.hidden[l];
-                    let act_sumsq = h.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>();
-                    assert!(
-                        (s.act_sumsq - act_sumsq).abs() <= 1e-4 * act_sumsq + 1e-30,
-                        "{label} Σh² layer {}",
-                        l + 1
-                    );
-                }
             }
         }
     }
@@ -145,34 +174,47 @@ fn the_engine_loss_has_the_engine_gradient() {
             skip,
             aux_enabled: true,
             aux_weight: 0.3,
+            norm: Default::default(),
+            norm_place: Default::default(),
+            branch_scale: Default::default(),
         };
         let net = net_for(depth, width, act, &switches, 2, dims, outputs);
-        let (_, grads, _) = engine_grads(&mut params, &net, &batch);
-        let values = params.values();
-        let mut scratch = Vec::new();
-        let t = targets(&batch, &mut scratch);
-        let loss_at = |values: &[Vec<f32>]| {
-            let mut work = Workspace::default();
-            work.forward(&net, values, &batch.x, t, None);
-            f64::from(work.total_loss)
-        };
-        for (p, grad) in grads.iter().enumerate() {
-            for i in [0, grad.len() / 2, grad.len() - 1] {
-                let h = 1e-2f32;
-                let mut plus = values.clone();
-                plus[p][i] += h;
-                let mut minus = values.clone();
-                minus[p][i] -= h;
-                let numeric = (loss_at(&plus) - loss_at(&minus)) / (2.0 * f64::from(h));
-                let analytic = f64::from(grad[i]);
-                let used = analytic != 0.0 || numeric.abs() > 1e-6;
-                if used {
-                    assert!(
-                        (analytic - numeric).abs() <= 2e-3 + 2e-2 * numeric.abs(),
-                        "{} param {p}[{i}]: engine {analytic:e} vs finite difference {numeric:e}",
-                        skip.label()
-                    );
-                }
+        check_finite_differences(&mut params, &net, &batch, &skip.label());
+    }
+}
+
+/// Central differences on the engine's own loss (f32, step 1e-2) for the first, middle and
+/// last entry of every parameter that takes part.
+pub(crate) fn check_finite_differences(
+    params: &mut MlpParams,
+    net: &Net,
+    batch: &Batch,
+    label: &str,
+) {
+    let (_, grads, _) = engine_grads(params, net, batch);
+    let values = params.values();
+    let mut scratch = Vec::new();
+    let t = targets(batch, &mut scratch);
+    let loss_at = |values: &[Vec<f32>]| {
+        let mut work = Workspace::default();
+        work.forward(net, values, &batch.x, t, &[]);
+        f64::from(work.total_loss)
+    };
+    for (p, grad) in grads.iter().enumerate() {
+        for i in [0, grad.len() / 2, grad.len() - 1] {
+            let h = 1e-2f32;
+            let mut plus = values.clone();
+            plus[p][i] += h;
+            let mut minus = values.clone();
+            minus[p][i] -= h;
+            let numeric = (loss_at(&plus) - loss_at(&minus)) / (2.0 * f64::from(h));
+            let analytic = f64::from(grad[i]);
+            let used = analytic != 0.0 || numeric.abs() > 1e-6;
+            if used {
+                assert!(
+                    (analytic - numeric).abs() <= 2e-3 + 2e-2 * numeric.abs(),
+                    "{label} param {p}[{i}]: engine {analytic:e} vs finite difference {numeric:e}"
+                );
             }
         }
     }
@@ -180,8 +222,12 @@ fn the_engine_loss_has_the_engine_gradient() {
 
 #[test]
 fn a_lesioned_forward_matches_dfdx() {
+    // Every single block, and sets of blocks (adjacent, spread, unordered, all of them), as
+    // Veit's k-block lesions remove them.
+    let (depth, width, dims, outputs) = (5, 16, 3, 2);
+    let mut sets: Vec<Vec<usize>> = (0..depth).map(|b| vec![b]).collect();
+    sets.extend([vec![1, 2], vec![4, 0], vec![0, 2, 4], (0..depth).collect()]);
     for skip in SKIPS {
-        let (depth, width, dims, outputs) = (5, 16, 3, 2);
         let act = Activation::Tanh;
         let model = small_model(depth, width, act, skip, 2);
         let mut params = params_for(&model, dims, outputs, -1.0, 21);
@@ -190,10 +236,16 @@ fn a_lesioned_forward_matches_dfdx() {
             skip,
             aux_enabled: false,
             aux_weight: 0.3,
+            norm: Default::default(),
+            norm_place: Default::default(),
+            branch_scale: Default::default(),
         };
         let net = net_for(depth, width, act, &switches, 2, dims, outputs);
         let values = params.values();
-        for block in 0..depth {
+        let mut intact = Workspace::default();
+        let mut scratch = Vec::new();
+        intact.forward(&net, &values, &batch.x, targets(&batch, &mut scratch), &[]);
+        for blocks in &sets {
             let (x, t) = batch.tensors(&Cpu::default());
             let pass = forward_with(
                 gradlab::model::BlockOps::Dfdx,
@@ -202,23 +254,28 @@ fn a_lesioned_forward_matches_dfdx() {
                 &switches,
                 x,
                 &t,
-                Lesion(Some(block)),
+                Lesion::blocks(blocks.iter().copied()),
             );
-            let mut scratch = Vec::new();
             let mut work = Workspace::default();
             work.forward(
                 &net,
                 &values,
                 &batch.x,
                 targets(&batch, &mut scratch),
-                Some(block),
+                blocks,
             );
             assert!(
                 (work.main_loss - pass.main_loss).abs() <= 1e-5 * pass.main_loss.abs().max(1.0),
-                "{} lesion {block}: {} vs {}",
+                "{} lesion {blocks:?}: {} vs {}",
                 skip.label(),
                 work.main_loss,
                 pass.main_loss
+            );
+            assert_ne!(
+                work.main_loss,
+                intact.main_loss,
+                "{} lesion {blocks:?} removed nothing",
+                skip.label()
             );
         }
     }
@@ -235,6 +292,9 @@ fn deep_plain(depth: usize, seed: u64) -> (MlpParams, Net, Batch) {
         skip: SkipMode::Plain,
         aux_enabled: false,
         aux_weight: 0.3,
+        norm: Default::default(),
+        norm_place: Default::default(),
+        branch_scale: Default::default(),
     };
     let net = net_for(depth, width, Activation::Tanh, &switches, 8, dims, outputs);
     (
@@ -300,6 +360,9 @@ fn rescaling_changes_no_bit_where_f32_holds_the_signal() {
         skip: SkipMode::Plain,
         aux_enabled: false,
         aux_weight: 0.3,
+        norm: Default::default(),
+        norm_place: Default::default(),
+        branch_scale: Default::default(),
     };
     let (x, t) = batch.tensors(&Cpu::default());
     let reference = backprop(&mut params, Activation::Tanh, &switches, x, &t);

@@ -61,6 +61,9 @@ fn the_fused_block_matches_dfdx_ops_in_every_mode() {
                 skip,
                 aux_enabled: true,
                 aux_weight: 0.3,
+                norm: Default::default(),
+                norm_place: Default::default(),
+                branch_scale: Default::default(),
             };
             let fused = run(BlockOps::Fused, &mut params, act, &switches, &batch);
             let reference = run(BlockOps::Dfdx, &mut params, act, &switches, &batch);

@@ -41,6 +41,9 @@ fn check(act: Activation, skip: SkipMode, aux: bool, classification: bool) {
         skip,
         aux_enabled: aux,
         aux_weight: 0.3,
+        norm: Default::default(),
+        norm_place: Default::default(),
+        branch_scale: Default::default(),
     };
     let reference = Reference::new(&mut params, &model, dims, outputs);
     let dev = dfdx::prelude::Cpu::default();

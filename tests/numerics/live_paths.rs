@@ -194,7 +194,7 @@ fn lesion_command_is_answered_with_one_result_per_block() {
 /// load affects both alike.
 /// `cargo test --release --test numerics live_analysis_cost -- --ignored --nocapture`
 #[test]
-#[ignore]
+#[ignore = "a timing report printed for the README (wall-clock figures are measured, never asserted)"]
 fn live_analysis_cost() {
     for name in ["residual-deep", "dense-deep", "aux-deep"] {
         let every = load_preset(name).expect("built-in preset").path_every;
@@ -235,7 +235,7 @@ fn live_analysis_cost() {
 /// M = 16, with the cost of each. `residual-deep`, refreshed every 50 steps for 1000 steps.
 /// `cargo test --release --test numerics live_peak_stability -- --ignored --nocapture`
 #[test]
-#[ignore]
+#[ignore = "a report (with timings) of how the live peak varies over refreshes, printed for the docs"]
 fn live_peak_stability() {
     let experiment = preset("residual-deep", &["path_every=1000000"]);
     let seed = experiment.seed;

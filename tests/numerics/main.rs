@@ -7,15 +7,18 @@
 mod common;
 
 mod bptt_gradcheck;
+mod chrono;
 mod engine;
 mod fused;
 mod gradcheck;
 mod lesion;
 mod live_paths;
 mod mean_field_decay;
+mod norm;
 mod paths;
 mod rnn;
 mod rnn_fused;
+mod shards;
 mod sources;
 mod spectrum;
 mod theory_arch;

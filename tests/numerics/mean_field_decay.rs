@@ -39,11 +39,18 @@ fn measured_chi1(act: Activation, weight_var: f32, bias_var: f32) -> f64 {
         cell: Default::default(),
         gate_bias: -1.0,
         forget_bias: 1.0,
+        carry_bias: Default::default(),
+        norm: Default::default(),
+        norm_place: Default::default(),
+        branch_scale: Default::default(),
     };
     let switches = Switches {
         skip: SkipMode::Plain,
         aux_enabled: false,
         aux_weight: 0.0,
+        norm: Default::default(),
+        norm_place: Default::default(),
+        branch_scale: Default::default(),
     };
     let dev = dfdx::prelude::Cpu::default();
     let mut log_chi1 = 0.0;

@@ -31,6 +31,10 @@ fn model(depth: usize, width: usize, weight_var: f32, skip: SkipMode) -> ModelSp
         cell: Default::default(),
         gate_bias: -1.0,
         forget_bias: 1.0,
+        carry_bias: Default::default(),
+        norm: Default::default(),
+        norm_place: Default::default(),
+        branch_scale: Default::default(),
     }
 }
 
@@ -51,6 +55,9 @@ fn main_head_backprop(params: &mut MlpParams, spec: &ModelSpec, batch: &Batch) -
         skip: spec.skip,
         aux_enabled: false,
         aux_weight: 0.0,
+        norm: Default::default(),
+        norm_place: Default::default(),
+        branch_scale: Default::default(),
     };
     backprop(params, spec.activation, &switches, x, &targets)
 }

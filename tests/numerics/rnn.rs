@@ -1,6 +1,7 @@
 //! The recurrent lab: gated cells learn the adding problem where the vanilla RNN cannot,
 //! cells switch live without losing weights, and the JSON carries the time axis.
 
+use crate::common::rnn_param_values;
 use gradlab::config::{CellKind, load_preset};
 use gradlab::learner::Learner;
 use gradlab::protocol::Command;
@@ -39,17 +40,7 @@ fn gru_learns_the_adding_problem_while_the_vanilla_rnn_stays_at_the_baseline() {
 fn switching_cells_keeps_each_cells_weights_and_resumes_where_it_was() {
     let experiment = load_preset("rnn-vanilla-adding").expect("built-in");
     let mut trainer = RnnTrainer::new(experiment).expect("builds");
-    let weights = |t: &mut RnnTrainer| -> Vec<Vec<f32>> {
-        t.params_mut()
-            .params_mut()
-            .into_iter()
-            .map(|(_, p)| {
-                let mut v = vec![0.0; p.len()];
-                p.copy_into(&mut v);
-                v
-            })
-            .collect()
-    };
+    let weights = |t: &mut RnnTrainer| rnn_param_values(t.params_mut());
     run_headless(&mut trainer, 3, &[], &mut VecSink::default());
     let before = weights(&mut trainer);
     trainer.apply(&Command::SetCell(CellKind::Lstm));
@@ -115,4 +106,44 @@ fn the_json_summary_has_the_time_axis() {
     assert!((ratio - first / last).abs() <= 1e-9 * ratio.abs());
     assert_eq!(json["cell"], "lstm");
     assert!(json["layers"].as_array().is_some_and(|l| l.is_empty()));
+}
+
+/// Test MSE and ‖∂L/∂h_1‖/‖∂L/∂h_T‖ (dB) of `preset` after its own step count, with `seed`
+/// instead of its own when given.
+fn at_its_step_count(preset: &str, seed: Option<u64>) -> (f64, f64) {
+    let mut experiment = load_preset(preset).expect("built-in");
+    if let Some(seed) = seed {
+        experiment.seed = seed;
+    }
+    let steps = experiment.steps as u64;
+    let mut trainer = RnnTrainer::new(experiment).expect("builds");
+    let last =
+        run_headless(&mut trainer, steps, &[], &mut VecSink::default()).expect("does not diverge");
+    assert_eq!(trainer.step(), steps);
+    (last.test_loss.expect("evaluated"), last.grad_ratio_db)
+}
+
+/// What the adding presets' descriptions claim at their own seed and step count.
+#[test]
+fn each_adding_preset_holds_its_description_at_its_own_seed_and_step_count() {
+    for preset in ["rnn-gru-adding", "rnn-lstm-adding"] {
+        let (mse, _) = at_its_step_count(preset, None);
+        assert!(mse < 0.002, "{preset}: test MSE {mse}");
+    }
+    let (mse, db) = at_its_step_count("rnn-vanilla-adding", None);
+    assert!(
+        mse > 0.6 / 6.0,
+        "vanilla: test MSE {mse} near the 0.167 baseline"
+    );
+    assert!(db < -200.0, "vanilla: {db:.0} dB, about −250 dB");
+}
+
+#[test]
+fn the_gated_adding_presets_reach_test_mse_below_001_with_seeds_1_to_3() {
+    for preset in ["rnn-gru-adding", "rnn-lstm-adding"] {
+        for seed in 1..=3 {
+            let (mse, _) = at_its_step_count(preset, Some(seed));
+            assert!(mse < 0.01, "{preset} seed {seed}: test MSE {mse}");
+        }
+    }
 }

@@ -7,7 +7,7 @@
 
 use crate::common::{grads_by_param, rnn_model};
 use dfdx::prelude::*;
-use gradlab::config::{CellKind, TaskSpec};
+use gradlab::config::{CarryBias, CellKind, TaskSpec};
 use gradlab::rnn::workspace::Workspace;
 use gradlab::rnn::{RnnOps, RnnParams, init_rnn_params, unroll_with};
 use gradlab::tasks::sequence::{SeqBatch, SeqTargets, SeqTask};
@@ -74,6 +74,16 @@ fn evaluate(
 }
 
 fn setup(cell: CellKind, spec: &TaskSpec, hidden: usize, rows: usize) -> (RnnParams, SeqBatch) {
+    setup_with(cell, spec, hidden, rows, CarryBias::Fixed)
+}
+
+fn setup_with(
+    cell: CellKind,
+    spec: &TaskSpec,
+    hidden: usize,
+    rows: usize,
+    carry_bias: CarryBias,
+) -> (RnnParams, SeqBatch) {
     let task = SeqTask::new(spec, 1).expect("task");
     let batch = task.sample(rows, &mut StdRng::seed_from_u64(2));
     let outputs = match (&batch.targets, spec) {
@@ -81,7 +91,8 @@ fn setup(cell: CellKind, spec: &TaskSpec, hidden: usize, rows: usize) -> (RnnPar
         (_, TaskSpec::Copy { alphabet, .. }) => *alphabet,
         _ => 2,
     };
-    let model = rnn_model(cell, hidden, 1.2);
+    let mut model = rnn_model(cell, hidden, 1.2);
+    model.carry_bias = carry_bias;
     let dev = Cpu::default();
     let params = init_rnn_params(
         &dev,
@@ -127,10 +138,22 @@ fn tasks() -> [TaskSpec; 3] {
 
 #[test]
 fn the_fused_recurrence_matches_dfdx_ops_for_every_cell_and_task() {
+    fused_matches_dfdx(&CellKind::ALL, CarryBias::Fixed);
+}
+
+#[test]
+fn the_fused_recurrence_matches_dfdx_ops_with_chrono_carry_biases() {
+    fused_matches_dfdx(
+        &[CellKind::Gru, CellKind::Lstm],
+        CarryBias::Chrono { t_max: 50.0 },
+    );
+}
+
+fn fused_matches_dfdx(cells: &[CellKind], carry_bias: CarryBias) {
     let gate_counts = [1usize, 3, 4];
-    for cell in CellKind::ALL {
+    for &cell in cells {
         for spec in tasks() {
-            let (mut params, batch) = setup(cell, &spec, 40, 37);
+            let (mut params, batch) = setup_with(cell, &spec, 40, 37, carry_bias);
             let workspace = Workspace::default();
             let fused = run(RnnOps::Fused, &workspace, &mut params, cell, &batch);
             let reference = run(RnnOps::Dfdx, &workspace, &mut params, cell, &batch);

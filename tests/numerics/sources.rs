@@ -15,6 +15,9 @@ fn check(skip: SkipMode, aux: bool) {
         skip,
         aux_enabled: aux,
         aux_weight: 0.3,
+        norm: Default::default(),
+        norm_place: Default::default(),
+        branch_scale: Default::default(),
     };
     let dev = Cpu::default();
     let (x, targets) = batch.tensors(&dev);

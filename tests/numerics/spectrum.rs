@@ -64,6 +64,9 @@ fn f64_stack_matches_dfdx_forward_in_every_skip_mode() {
             skip,
             aux_enabled: false,
             aux_weight: 0.0,
+            norm: Default::default(),
+            norm_place: Default::default(),
+            branch_scale: Default::default(),
         };
         let params = t.params();
         let pass = forward_with::<NoneTape>(
@@ -73,7 +76,7 @@ fn f64_stack_matches_dfdx_forward_in_every_skip_mode() {
             &switches,
             x,
             &targets,
-            Lesion(None),
+            Lesion::default(),
         );
         let stack = Stack::new(params, act, skip).expect("layers");
         for (r, x) in inputs.chunks(dims).enumerate() {

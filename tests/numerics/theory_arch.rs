@@ -4,7 +4,7 @@
 //! 256 for the residual, highway, plain and vanilla-RNN recursions at initialisation. Also: the
 //! prediction follows the current weights, not the initial ones.
 
-use gradlab::config::{Activation, SkipMode, WeightDistribution, load_preset};
+use gradlab::config::{Activation, BranchScale, SkipMode, WeightDistribution, load_preset};
 use gradlab::learner::build_learner;
 use gradlab::metrics::Snapshot;
 use gradlab::model::Trainer;
@@ -34,6 +34,7 @@ fn layer(weight_var: f64, bias_var: f64) -> LayerVariances {
         bias_var,
         gate: None,
         readout_var: None,
+        branch: None,
     }
 }
 
@@ -293,6 +294,55 @@ fn residual_prediction_is_within_3_db_of_wide_nets_at_init() {
         let (measured, predicted) = measured_and_predicted("residual-deep", depth, None);
         close(predicted, measured, 3.0, &format!("residual depth {depth}"));
     }
+}
+
+#[test]
+fn residual_prediction_takes_the_branch_factor_at_init() {
+    // residual-deep at width 256, depth 32, α = 1/√32 on every branch, three seeds.
+    let (mut measured, mut predicted, mut unscaled) = (0.0, 0.0, 0.0);
+    for seed in 1..=3 {
+        let mut experiment = load_preset("residual-deep").expect("built-in preset");
+        experiment.model.depth = 32;
+        experiment.model.width = 256;
+        experiment.seed = seed;
+        experiment.batch = 256;
+        experiment.model.branch_scale = BranchScale::InvSqrtDepth;
+        let mut trainer = Trainer::new(experiment, None).expect("trainer");
+        let s = trainer.train_step(false, true).expect("a snapshot");
+        let mut net = s.variances.clone().expect("variances");
+        measured += s.grad_ratio_db / 3.0;
+        predicted += predict(&net).ratio_db().expect("covers L1") / 3.0;
+        for layer in &mut net.layers {
+            assert_eq!(layer.branch, Some(1.0 / 32f64.sqrt()));
+            layer.branch = None;
+        }
+        unscaled += predict(&net).ratio_db().expect("covers L1") / 3.0;
+    }
+    eprintln!(
+        "α=1/√32: measured {measured:+.1} dB, predicted {predicted:+.1}, as if α=1 {unscaled:+.1}"
+    );
+    close(predicted, measured, 3.0, "residual depth 32, α = 1/√depth");
+    assert!(
+        (unscaled - measured).abs() > 6.0,
+        "the factor matters: α = 1 would predict {unscaled:+.1} dB against {measured:+.1} dB"
+    );
+}
+
+#[test]
+fn rezero_at_init_predicts_and_measures_0_db() {
+    let mut experiment = load_preset("residual-deep").expect("built-in preset");
+    experiment.model.depth = 16;
+    experiment.model.branch_scale = BranchScale::ReZero;
+    let mut trainer = Trainer::new(experiment, None).expect("trainer");
+    let s = trainer.train_step(false, true).expect("a snapshot");
+    let p = predict(s.variances.as_ref().expect("variances"));
+    close(
+        p.ratio_db().expect("covers L1"),
+        0.0,
+        1e-9,
+        "ReZero predicted",
+    );
+    close(s.grad_ratio_db, 0.0, 1e-3, "ReZero measured");
 }
 
 #[test]

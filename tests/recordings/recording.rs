@@ -1,7 +1,9 @@
 //! Recordings end to end: write, read back, survive kills and signals, reproduce, export, plot.
 
 use crate::support::{fresh_in, gradlab, scratch_in};
-use gradlab::config::{Experiment, SkipMode, apply_overrides, load_preset};
+use gradlab::config::{
+    BranchScale, Experiment, NormKind, NormPlace, SkipMode, apply_overrides, load_preset,
+};
 use gradlab::learner::build_learner;
 use gradlab::metrics::Snapshot;
 use gradlab::protocol::{Command, Event, RunState};
@@ -147,9 +149,43 @@ fn round_trip_keeps_preset_commands_snapshots_and_state() {
 }
 
 #[test]
+fn norm_placement_and_branch_switches_are_recorded_read_back_and_reproduced() {
+    let path = scratch("norm-switches.jsonl");
+    let schedule = vec![
+        (5, Command::SetSkip(SkipMode::Residual { scale: 1.0 })),
+        (8, Command::SetNorm(NormKind::LayerNorm)),
+        (12, Command::SetBranchScale(BranchScale::InvSqrtDepth)),
+        (16, Command::SetNormPlace(NormPlace::Post)),
+        (20, Command::SetNorm(NormKind::BatchNorm)),
+        (24, Command::SetBranchScale(BranchScale::ReZero)),
+    ];
+    record(&path, &small("plain-deep", 6), 30, &schedule);
+    let (_, records, truncated) = read_all(&path);
+    assert_eq!(truncated, None);
+    let commands: Vec<(u64, Command)> = records
+        .iter()
+        .filter_map(|r| match r {
+            Event::Applied { step, command } => Some((*step, command.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(commands, schedule);
+    let text = std::fs::read_to_string(&path).expect("text");
+    assert!(
+        text.contains("\"command\":{\"set_norm\":\"LayerNorm\"}"),
+        "the norm switch as a line of its own"
+    );
+    let out = gradlab(&["reproduce", path.to_str().expect("utf-8")]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains("identical"), "{said}");
+}
+
+#[test]
 fn non_finite_numbers_read_back_as_nan() {
     let path = scratch("diverged.jsonl");
     let overrides = [
+        "clip_grad_norm=None",
         "optimizer.lr=50",
         "model.activation=Linear",
         "model.init.weight_var=4.0",
