@@ -198,9 +198,17 @@ pub fn middle_fit_chi1(act_grad_norms: &[f64]) -> f64 {
 }
 
 /// Σ v² in f64, over eight independent accumulators so the loop vectorises (a single running
-/// sum is a chain of dependent additions the compiler may not reorder).
+/// sum is a chain of dependent additions the compiler may not reorder). The lanes fix the
+/// order, so every vector width gives the same bits.
 pub fn sum_squares(values: &[f32]) -> f64 {
+    sum_squares_wide(values)
+}
+
+crate::model::kernels::multiversion! {
+/// `sum_squares_inline` compiled for the widest vectors the CPU has.
+fn sum_squares_wide(values: &[f32]) -> f64 {
     sum_squares_inline(values)
+}
 }
 
 /// `sum_squares`, inlined into its caller so it is compiled for the caller's vector width

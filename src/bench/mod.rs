@@ -4,7 +4,6 @@ pub mod peers;
 
 use crate::config::{CellKind, SkipMode, apply_overrides, load_preset};
 use crate::learner::{Learner, build_learner};
-use crate::trainer::{VecSink, run_headless};
 use anyhow::Result;
 use serde::Serialize;
 use std::time::{Duration, Instant};
@@ -243,17 +242,26 @@ fn time_preset(
     Ok((timing, trainer.threads_used()))
 }
 
-/// Times `trainer` for at least `min_time` (and 20 steps) after a short warm-up.
+/// Times `trainer` for at least `min_time` (and 20 steps) after a short warm-up, stepping it
+/// as a run's trainer thread does: the per-layer metrics on the preset's cadence, the test set
+/// on its own, and no live analyses (path statistics and spectra are the dashboard's, on
+/// their own cadence; the peers compute none).
 fn time_steps(trainer: &mut dyn Learner, min_time: Duration) -> (f64, u64) {
-    let mut sink = VecSink::default();
+    let every = (trainer.experiment().metrics_every as u64).max(1);
+    let step = |trainer: &mut dyn Learner| {
+        let measure = trainer.step().is_multiple_of(every);
+        trainer.train_step(true, measure);
+    };
     // Warm-up: first-touch page faults and allocator growth are not what we measure.
-    run_headless(trainer, 10, &[], &mut sink);
+    for _ in 0..10 {
+        step(trainer);
+    }
     let start = Instant::now();
     let mut steps = 0u64;
     while start.elapsed() < min_time || steps < 20 {
-        let target = trainer.step() + 10;
-        sink.events.clear();
-        run_headless(trainer, target, &[], &mut sink);
+        for _ in 0..10 {
+            step(trainer);
+        }
         steps += 10;
     }
     (steps as f64 / start.elapsed().as_secs_f64(), steps)

@@ -235,6 +235,25 @@ pub fn matmul_into(
     b: Operand,
     accumulate: bool,
 ) {
+    check_extents(dst, dst_cols, m, n, k, a, b);
+    if super::small_gemm::applies(m, n, k) {
+        super::small_gemm::matmul(dst, dst_cols, m, n, k, a, b, accumulate);
+    } else {
+        general_matmul_into(dst, dst_cols, m, n, k, a, b, accumulate);
+    }
+}
+
+/// Panics unless every index an m×k by k×n product into `dst` touches is inside its slice.
+#[allow(clippy::too_many_arguments)]
+fn check_extents(
+    dst: &[f32],
+    dst_cols: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Operand,
+    b: Operand,
+) {
     let span = |rows: usize, cols: usize, (rs, cs): (isize, isize)| {
         if rows == 0 || cols == 0 {
             0
@@ -244,9 +263,25 @@ pub fn matmul_into(
     };
     assert!(n <= dst_cols && dst.len() >= span(m, n, (dst_cols as isize, 1)));
     assert!(a.data.len() >= span(m, k, a.strides()) && b.data.len() >= span(k, n, b.strides()));
+}
+
+/// `matmul_into` by the `gemm` crate whatever the sizes (the reference the small-matrix
+/// kernel is checked and timed against).
+#[allow(clippy::too_many_arguments)]
+pub fn general_matmul_into(
+    dst: &mut [f32],
+    dst_cols: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Operand,
+    b: Operand,
+    accumulate: bool,
+) {
+    check_extents(dst, dst_cols, m, n, k, a, b);
     let (a_rs, a_cs) = a.strides();
     let (b_rs, b_cs) = b.strides();
-    // SAFETY: the asserts above bound every index gemm touches by the strides given.
+    // SAFETY: `check_extents` bounds every index gemm touches by the strides given.
     unsafe {
         gemm::gemm(
             m,

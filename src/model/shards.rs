@@ -85,6 +85,11 @@ impl ShardedStep {
         self.threads = threads.max(1);
     }
 
+    /// Threads the shards may run on.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
     /// Threads the last step ran on.
     pub fn threads_used(&self) -> usize {
         self.used.max(1)

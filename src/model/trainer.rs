@@ -2,7 +2,8 @@
 
 use crate::config::{BranchScale, Experiment, NormKind, NormPlace, SkipMode};
 use crate::metrics::{Divergence, LayerMetrics, Snapshot, gradient_ratios};
-use crate::model::engine::{Net, Workspace};
+use crate::model::engine::Net;
+use crate::model::eval::ShardedEval;
 use crate::model::loss::Targets;
 use crate::model::params::ParamRole;
 use crate::model::scaled::{norm_db, norm_f64};
@@ -62,7 +63,7 @@ pub struct Trainer {
     roles: Vec<ParamRole>,
     net: Net,
     work: ShardedStep,
-    test_work: Workspace,
+    test_work: ShardedEval,
     optimizer: Optimizer,
     switches: Switches,
     learning_rate: f32,
@@ -141,7 +142,7 @@ impl Trainer {
             roles,
             net,
             work: ShardedStep::new(crate::parallel::RUN_THREADS),
-            test_work: Workspace::default(),
+            test_work: ShardedEval::default(),
             optimizer,
             switches,
             step: 0,
@@ -354,29 +355,21 @@ impl Trainer {
     /// Loss and accuracy on the whole test split, with the blocks in `lesion` removed.
     pub fn evaluate_test(&mut self, lesion: Lesion) -> (f64, Option<f64>) {
         self.sync_from_view();
-        let split = &self.task.test;
-        let targets = targets_of(self.task.kind, &split.labels, &split.targets);
-        self.test_work.forward_eval(
+        let score = self.test_work.score(
             &self.net,
             &self.values,
-            &split.inputs,
-            targets,
-            lesion.removed(),
-        );
-        let accuracy = accuracy(
+            &self.task.test,
+            self.task.input_dims,
             self.task.kind,
-            self.test_work.outputs(&self.net),
-            &split.labels,
+            lesion.removed(),
+            self.work.threads(),
         );
-        (f64::from(self.test_work.main_loss), accuracy)
+        (score.loss, score.accuracy)
     }
 
     /// Loss and accuracy on the whole training split as in evaluation (BatchNorm reads its
     /// running estimates), with block `lesion` removed if given.
     pub fn evaluate_train(&self, lesion: Lesion) -> (f64, Option<f64>) {
-        // In chunks, so a large split does not need every activation at once; the loss is a
-        // mean over rows, so the row-weighted mean of the chunks' losses is the split's.
-        const CHUNK: usize = 4096;
         let edited;
         let values: &[Vec<f32>] = if self.view_edited {
             edited = self.params().clone().values();
@@ -384,29 +377,16 @@ impl Trainer {
         } else {
             &self.values
         };
-        let split = &self.task.train;
-        let (dims, outputs) = (self.task.input_dims, output_width(self.task.kind));
-        let mut work = Workspace::default();
-        let (mut loss, mut correct) = (0.0f64, 0usize);
-        let mut start = 0;
-        while start < split.len {
-            let end = (start + CHUNK).min(split.len);
-            let labels = split.labels.get(start..end).unwrap_or(&[]);
-            let values_rows = split
-                .targets
-                .get(start * outputs..end * outputs)
-                .unwrap_or(&[]);
-            let targets = targets_of(self.task.kind, labels, values_rows);
-            let inputs = &split.inputs[start * dims..end * dims];
-            work.forward_eval(&self.net, values, inputs, targets, lesion.removed());
-            loss += f64::from(work.main_loss) * (end - start) as f64;
-            correct += correct_rows(work.outputs(&self.net), labels, self.task.kind);
-            start = end;
-        }
-        let rows = split.len.max(1) as f64;
-        let accuracy = matches!(self.task.kind, TaskKind::Classification { .. })
-            .then(|| correct as f64 / rows);
-        (loss / rows, accuracy)
+        let score = ShardedEval::default().score(
+            &self.net,
+            values,
+            &self.task.train,
+            self.task.input_dims,
+            self.task.kind,
+            lesion.removed(),
+            self.work.threads(),
+        );
+        (score.loss, score.accuracy)
     }
 
     /// Runs one step: measures the network on the next batch and, if `update`, applies the
@@ -494,10 +474,9 @@ impl Trainer {
                     .then(|| self.switches.norm.label().to_string()),
                 variances: (self.switches.norm == NormKind::None).then(|| {
                     super::variances::net_variances(
-                        self.params(),
-                        self.experiment.model.activation,
+                        &self.values,
+                        &self.net,
                         &self.switches,
-                        self.task.input_dims,
                         &self.input_sq,
                     )
                 }),

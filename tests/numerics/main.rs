@@ -19,6 +19,7 @@ mod paths;
 mod rnn;
 mod rnn_fused;
 mod shards;
+mod small_gemm;
 mod sources;
 mod spectrum;
 mod theory_arch;
