@@ -12,7 +12,9 @@
 
 use super::stack::BlockKind;
 use crate::config::Activation;
-use crate::theory::{chi1_at, gaussian_expectation, mean_field, phi, phi_prime};
+use crate::theory::{
+    chi1_at, gaussian_expectation, mean_field, phi, phi_prime, smooth_gaussian_expectation,
+};
 use std::f64::consts::PI;
 
 /// One hidden layer's current σ_w² and σ_b².
@@ -49,21 +51,39 @@ pub fn second_moment(act: Activation, q: f64) -> f64 {
 /// E[g(u₁)·g(u₂)] for (u₁, u₂) centred Gaussian with variances q1, q2 and covariance q12,
 /// written as E_{z₁}[g(√q1 z₁)·E_{z₂}[g(a z₁ + b z₂)]] with a = q12/√q1, b² = q2 − a².
 fn bivariate(g: impl Fn(f64) -> f64 + Copy, q1: f64, q2: f64, q12: f64) -> f64 {
+    bivariate_with(smooth_rule, g, q1, q2, q12)
+}
+
+/// The coarse rule for smooth integrands (the bivariate moments' activations are smooth:
+/// ReLU and linear have closed forms).
+fn smooth_rule(f: &dyn Fn(f64) -> f64) -> f64 {
+    smooth_gaussian_expectation(f)
+}
+
+/// `bivariate` with the one-dimensional rule `expect` for both integrals.
+fn bivariate_with(
+    expect: fn(&dyn Fn(f64) -> f64) -> f64,
+    g: impl Fn(f64) -> f64 + Copy,
+    q1: f64,
+    q2: f64,
+    q12: f64,
+) -> f64 {
+    let gaussian_expectation = |f: &dyn Fn(f64) -> f64| expect(f);
     if q1 <= 0.0 {
-        return g(0.0) * gaussian_expectation(|z| g(q2.max(0.0).sqrt() * z));
+        return g(0.0) * gaussian_expectation(&|z| g(q2.max(0.0).sqrt() * z));
     }
     let s1 = q1.sqrt();
     let a = q12 / s1;
     let b = (q2 - a * a).max(0.0).sqrt();
     if b == 0.0 {
-        return gaussian_expectation(|z| g(s1 * z) * g(a * z));
+        return gaussian_expectation(&|z| g(s1 * z) * g(a * z));
     }
-    gaussian_expectation(|z1| {
+    gaussian_expectation(&|z1| {
         let outer = g(s1 * z1);
         if outer == 0.0 {
             return 0.0;
         }
-        outer * gaussian_expectation(|z2| g(a * z1 + b * z2))
+        outer * gaussian_expectation(&|z2| g(a * z1 + b * z2))
     })
 }
 
@@ -218,6 +238,37 @@ mod tests {
 
     fn close(got: f64, want: f64, tol: f64, what: &str) {
         assert!((got - want).abs() <= tol, "{what}: {got} vs {want}");
+    }
+
+    /// The fine rule (1e-13) for both integrals, the reference of the coarse one.
+    fn fine_rule(f: &dyn Fn(f64) -> f64) -> f64 {
+        gaussian_expectation(f)
+    }
+
+    /// The coarse and fine rules agree on E[g(u₁)g(u₂)] at (q, 1.3q, correlation c).
+    fn check(g: impl Fn(f64) -> f64 + Copy, act: Activation, name: &str, q: f64, c: f64) {
+        let q12 = c * q * 1.3f64.sqrt();
+        let coarse = bivariate(g, q, 1.3 * q, q12);
+        let fine = bivariate_with(fine_rule, g, q, 1.3 * q, q12);
+        let scale = fine.abs().max(q.min(1.0));
+        assert!(
+            (coarse - fine).abs() <= 1e-6 * scale,
+            "{act:?} {name} q {q} c {c}: {coarse} vs {fine}"
+        );
+    }
+
+    #[test]
+    fn the_coarse_bivariate_rule_matches_the_fine_one() {
+        for act in [Activation::Tanh, Activation::Sigmoid, Activation::Gelu] {
+            for q in [1e-10, 1e-3, 0.3, 1.0, 4.0, 30.0, 1e3] {
+                for c in [-0.9, 0.0, 0.5, 0.99, 1.0] {
+                    let value = move |x| phi(act, x);
+                    let slope = move |x| phi_prime(act, x);
+                    check(value, act, "φ", q, c);
+                    check(slope, act, "φ′", q, c);
+                }
+            }
+        }
     }
 
     #[test]

@@ -64,6 +64,14 @@ pub(super) fn scaled_expectation_q(g: &impl Fn(f64) -> f64, q: f64) -> f64 {
     }
 }
 
+/// E_{z~N(0,1)}[f(z)] for smooth f with ~19× fewer evaluations than [`gaussian_expectation`]:
+/// panels up to 3σ wide (still at most max(1, x/2) in x) out to 8σ, where the Gaussian weighs
+/// under 1e-15. For the inner and outer integrals of bivariate moments, which nest and so pay
+/// the square of the count; checked against the fine rule to 1e-6 in `maps`' tests (the panels print three digits).
+pub fn smooth_gaussian_expectation(f: impl Fn(f64) -> f64) -> f64 {
+    panel_expectation(&f, 1.0, 8.0, 3.0)
+}
+
 /// E[g(s z)] for z ~ N(0, 1) and s > 0, integrated over x = s z.
 ///
 /// Panels are at most s wide (to resolve the Gaussian) and at most max(1, x/2) wide (to
@@ -71,13 +79,19 @@ pub(super) fn scaled_expectation_q(g: &impl Fn(f64) -> f64, q: f64) -> f64 {
 /// beyond), so both tanh(√q z) at q = 10⁶ and at q = 10⁻⁶ are integrated to near machine
 /// precision with a few dozen panels.
 fn scaled_expectation(g: &impl Fn(f64) -> f64, s: f64) -> f64 {
+    panel_expectation(g, s, TAIL_SIGMAS, 1.0)
+}
+
+/// E[g(s z)] by 16-point Gauss–Legendre panels out to `tail` σ, each at most `panel` σ and
+/// max(1, x/2) wide.
+fn panel_expectation(g: &impl Fn(f64) -> f64, s: f64, tail: f64, panel: f64) -> f64 {
     let rule = gauss_legendre();
-    let end = TAIL_SIGMAS * s;
+    let end = tail * s;
     let inv_s = 1.0 / s;
     let mut a = 0.0_f64;
     let mut total = 0.0;
     while a < end {
-        let width = s.min(1.0_f64.max(0.5 * a));
+        let width = (panel * s).min(1.0_f64.max(0.5 * a));
         let b = (a + width).min(end);
         let (mid, half) = (0.5 * (a + b), 0.5 * (b - a));
         let mut panel = 0.0;
