@@ -16,6 +16,7 @@ pub mod protocol;
 pub mod recording;
 pub mod report;
 pub mod rnn;
+pub mod simd;
 pub mod sources;
 pub mod sweep;
 pub mod tasks;

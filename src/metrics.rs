@@ -204,7 +204,7 @@ pub fn sum_squares(values: &[f32]) -> f64 {
     sum_squares_wide(values)
 }
 
-crate::model::kernels::multiversion! {
+crate::simd::multiversion! {
 /// `sum_squares_inline` compiled for the widest vectors the CPU has.
 fn sum_squares_wide(values: &[f32]) -> f64 {
     sum_squares_inline(values)

@@ -142,7 +142,7 @@ struct AdamMoments {
     correction2: f32,
 }
 
-crate::model::kernels::multiversion! {
+crate::simd::multiversion! {
 /// SGD with momentum on one parameter: v ← μv + s·g, w ← w − lr·v. Element-wise, so every
 /// vector width gives the same bits.
 fn sgd_step(values: &mut [f32], velocity: &mut [f32], grad: &[f32], momentum: f32, scale: f32, lr: f32) {
@@ -153,7 +153,7 @@ fn sgd_step(values: &mut [f32], velocity: &mut [f32], grad: &[f32], momentum: f3
 }
 }
 
-crate::model::kernels::multiversion! {
+crate::simd::multiversion! {
 /// Adam on one parameter; returns Σ(Δw)² in f64, summed in eight fixed lanes so the loop
 /// vectorises and every vector width gives the same bits.
 fn adam_step(values: &mut [f32], first: &mut [f32], second: &mut [f32], grad: &[f32], k: AdamMoments, scale: f32, lr: f32) -> f64 {

@@ -43,10 +43,6 @@ pub fn fast_sigmoid(x: f32) -> f32 {
     0.5 * fast_tanh(0.5 * x) + 0.5
 }
 
-/// Runs `$body` compiled for AVX-512 or AVX2 when the CPU has them (16 or 8 lanes instead of
-/// SSE2's 4), and for the baseline target otherwise; the loops are written so all vectorise.
-/// Element-wise results do not depend on the lane count (no sum is reordered), so the choice
-/// never changes a bit of a result.
 /// The instruction-set level the kernels (and gemm) run at on this CPU: AVX-512 and AVX2
 /// kernels sum in different orders, so results are bit-identical only within one level.
 pub fn cpu_feature_level() -> &'static str {
@@ -63,36 +59,7 @@ pub fn cpu_feature_level() -> &'static str {
     "baseline"
 }
 
-macro_rules! multiversion {
-    ($(#[$doc:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)? $body:block) => {
-        $(#[$doc])*
-        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
-            #[inline(always)]
-            fn body($($arg: $ty),*) $(-> $ret)? $body
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f")]
-                unsafe fn widest($($arg: $ty),*) $(-> $ret)? {
-                    body($($arg),*)
-                }
-                #[target_feature(enable = "avx2")]
-                unsafe fn wide($($arg: $ty),*) $(-> $ret)? {
-                    body($($arg),*)
-                }
-                if std::arch::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the CPU was just checked for AVX-512F.
-                    return unsafe { widest($($arg),*) };
-                }
-                if std::arch::is_x86_feature_detected!("avx2") {
-                    // SAFETY: the CPU was just checked for AVX2.
-                    return unsafe { wide($($arg),*) };
-                }
-            }
-            body($($arg),*)
-        }
-    };
-}
-pub(crate) use multiversion;
+pub(crate) use crate::simd::multiversion;
 
 multiversion! {
 /// out = φ(z) element-wise.

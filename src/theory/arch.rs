@@ -376,7 +376,7 @@ pub fn weight_var(values: &[f32], fan_in: usize) -> f64 {
 
 /// Mean of the squared values (σ_b² of a bias).
 pub fn mean_sq(values: &[f32]) -> f64 {
-    crate::metrics::sum_squares(values) / values.len().max(1) as f64
+    values.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / values.len().max(1) as f64
 }
 
 /// Mean and variance of the values (a gate bias over units).
