@@ -6,6 +6,7 @@ use crate::analysis::{analyse_trainer, live_jacobian_inputs};
 use crate::learner::Learner;
 use crate::protocol::Event;
 use crate::report::{layer_sources, lesion_all, path_stats};
+use std::time::{Duration, Instant};
 
 /// Training rows the live path statistics run on: fewer than `gradlab run --json` uses, so
 /// they stay cheap enough to compute every `path_every` steps.
@@ -20,28 +21,104 @@ pub const LIVE_PATH_SAMPLES: usize = 4;
 /// statistics.
 pub const LIVE_SPECTRUM_EVERY: u64 = 250;
 
+/// Most of a live lane's training time each kind of live analysis (path statistics with
+/// sources; spectrum with forward signal) may take on the dashboard: two kinds at 2 % keep
+/// the dashboard's cost to training under the 5 % the lab promises.
+pub const LIVE_ANALYSIS_SHARE: f64 = 0.02;
+
+/// How a lane paces its live analyses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Pacing {
+    /// Exactly on their step cadence: a headless recording has its analyses at the same
+    /// steps on every machine.
+    #[default]
+    Cadence,
+    /// On their step cadence, but each kind only while it has taken at most
+    /// [`LIVE_ANALYSIS_SHARE`] of the time the lane spent training (the dashboard: on a
+    /// slow net a spectrum refreshes every few thousand steps rather than halve training).
+    Budget,
+}
+
+/// The time a lane spent training and on each kind of live analysis since its run started.
+#[derive(Clone, Debug, Default)]
+pub struct AnalysisClock {
+    pacing: Pacing,
+    training: Duration,
+    paths: Duration,
+    spectrum: Duration,
+}
+
+impl AnalysisClock {
+    /// A clock for a run just started, pacing as `pacing` says.
+    pub fn new(pacing: Pacing) -> Self {
+        Self {
+            pacing,
+            ..Self::default()
+        }
+    }
+
+    /// How this clock paces.
+    pub fn pacing(&self) -> Pacing {
+        self.pacing
+    }
+
+    /// Counts `time` spent in a training step.
+    pub fn trained(&mut self, time: Duration) {
+        self.training += time;
+    }
+
+    /// Whether an analysis kind that has taken `spent` so far may run now.
+    fn allows(&self, spent: Duration) -> bool {
+        match self.pacing {
+            Pacing::Cadence => true,
+            Pacing::Budget => {
+                spent.as_secs_f64() <= LIVE_ANALYSIS_SHARE * self.training.as_secs_f64()
+            }
+        }
+    }
+
+    /// The share of the training time the analyses have taken (0 before any training).
+    pub fn share(&self) -> f64 {
+        let training = self.training.as_secs_f64();
+        if training > 0.0 {
+            (self.paths + self.spectrum).as_secs_f64() / training
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Runs `analysis` and adds the time it took to `spent`.
+fn timed<T>(spent: &mut Duration, analysis: impl FnOnce() -> T) -> T {
+    let start = Instant::now();
+    let out = analysis();
+    *spent += start.elapsed();
+    out
+}
+
 /// The live analyses due before the next step: on the experiment's `path_every` cadence, an
 /// MLP's path statistics and (dense or auxiliary nets) its gradient sources; every
-/// `LIVE_SPECTRUM_EVERY` steps its Jacobian spectrum and forward signal.
-pub fn live_analyses(trainer: &mut dyn Learner) -> Vec<Event> {
+/// `LIVE_SPECTRUM_EVERY` steps its Jacobian spectrum and forward signal; each only while
+/// `clock` allows it.
+pub fn live_analyses(trainer: &mut dyn Learner, clock: &mut AnalysisClock) -> Vec<Event> {
     let every = trainer.experiment().path_every.max(1) as u64;
     let step = trainer.step();
-    let mut events = if step.is_multiple_of(every) {
-        path_analyses(trainer)
-    } else {
-        Vec::new()
-    };
-    if step.is_multiple_of(LIVE_SPECTRUM_EVERY) {
-        events.extend(spectrum_analysis(trainer));
+    let mut events = Vec::new();
+    if step.is_multiple_of(every) && clock.allows(clock.paths) {
+        events = timed(&mut clock.paths, || path_analyses(trainer));
+    }
+    if step.is_multiple_of(LIVE_SPECTRUM_EVERY) && clock.allows(clock.spectrum) {
+        events.extend(timed(&mut clock.spectrum, || spectrum_analysis(trainer)));
     }
     events
 }
 
 /// Every live analysis of the network as it is now, whatever the cadence: sent right after a
-/// switch changes so the panels never show the old wiring.
-pub fn analyses_now(trainer: &mut dyn Learner) -> Vec<Event> {
-    let mut events = path_analyses(trainer);
-    events.extend(spectrum_analysis(trainer));
+/// switch changes so the panels never show the old wiring. Their time counts against
+/// `clock`, so the scheduled ones wait after a burst of switches.
+pub fn analyses_now(trainer: &mut dyn Learner, clock: &mut AnalysisClock) -> Vec<Event> {
+    let mut events = timed(&mut clock.paths, || path_analyses(trainer));
+    events.extend(timed(&mut clock.spectrum, || spectrum_analysis(trainer)));
     events
 }
 
@@ -110,5 +187,41 @@ pub fn lesion_event(trainer: Option<&mut dyn Learner>, step: u64) -> Event {
             results: lesion_all(mlp),
         },
         None => Event::error("lesions need an MLP (this is a recurrent net)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn a_budgeted_clock_allows_the_first_analysis_then_waits_for_its_share_of_training() {
+        let mut clock = AnalysisClock::new(Pacing::Budget);
+        assert!(clock.allows(clock.paths), "step 0 is always analysed");
+        clock.paths += ms(100);
+        assert!(!clock.allows(clock.paths), "nothing trained yet");
+        // 100 ms of analysis needs 100 / 0.02 = 5 s of training.
+        clock.trained(ms(4_900));
+        assert!(!clock.allows(clock.paths));
+        clock.trained(ms(100));
+        assert!(clock.allows(clock.paths));
+        assert!((clock.share() - 0.02).abs() < 1e-12);
+        // Each kind has its own budget: the spectrum has spent nothing.
+        clock.paths += ms(1_000);
+        assert!(clock.allows(clock.spectrum));
+        assert!(!clock.allows(clock.paths));
+    }
+
+    #[test]
+    fn a_cadence_clock_allows_every_analysis_on_its_steps() {
+        let mut clock = AnalysisClock::new(Pacing::Cadence);
+        clock.paths += ms(10_000);
+        assert!(clock.allows(clock.paths));
+        assert_eq!(clock.pacing(), Pacing::Cadence);
+        assert_eq!(AnalysisClock::default().pacing(), Pacing::Cadence);
     }
 }

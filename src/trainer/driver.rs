@@ -15,6 +15,7 @@
 //! they name. Events of a round are sent in lane order once the round is over, so what a lane
 //! reports does not depend on how the lanes were dealt over threads.
 
+use super::analyses::Pacing;
 use super::lane::{Lane, LaneStart};
 use crate::learner::Learner;
 use crate::metrics::Snapshot;
@@ -45,6 +46,8 @@ pub struct Driver<'a> {
     rates_sent: Option<Instant>,
     /// Where `SaveWeights` writes: the working folder unless told otherwise.
     save_dir: PathBuf,
+    /// How the lanes pace their live analyses.
+    pacing: Pacing,
 }
 
 /// A lane after its driver is done with it.
@@ -67,7 +70,14 @@ impl<'a> Driver<'a> {
             threads: threads.max(1),
             rates_sent: None,
             save_dir: PathBuf::from("."),
+            pacing: Pacing::Cadence,
         }
+    }
+
+    /// Paces every lane's live analyses as `pacing` says (the dashboard: [`Pacing::Budget`]).
+    pub fn with_pacing(mut self, pacing: Pacing) -> Self {
+        self.pacing = pacing;
+        self
     }
 
     /// Writes `SaveWeights` files into `dir` instead of the working folder.
@@ -87,6 +97,7 @@ impl<'a> Driver<'a> {
     pub fn add(&mut self, start: LaneStart<'a>, out: &mut Outbox<'_>) -> bool {
         let fresh = matches!(start.origin, super::lane::Origin::Fresh(_));
         let mut lane = Lane::new(start);
+        lane.pace(self.pacing);
         if fresh {
             lane.restart(self.state());
         }
@@ -227,6 +238,7 @@ impl<'a> Driver<'a> {
         let Some(mut twin) = parent.fork(flip.as_ref()) else {
             return;
         };
+        twin.pace(self.pacing);
         let step = twin.step();
         twin.pending.push(Event::Forked {
             from,
@@ -347,7 +359,9 @@ pub fn spawn_driver(
         .name("gradlab-driver".into())
         .spawn(move || {
             let mut out = |event| event_tx.send(event).is_ok();
-            let mut driver = Driver::new(threads, paused).with_rates();
+            let mut driver = Driver::new(threads, paused)
+                .with_rates()
+                .with_pacing(Pacing::Budget);
             for start in starts.into_iter().take(MAX_LANES) {
                 if !driver.add(start, &mut out) {
                     return;

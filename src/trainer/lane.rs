@@ -1,7 +1,7 @@
 //! One run of the driver: its network, what it was started from, and the one function that
 //! steps it ([`Lane::advance`]), with panic capture.
 
-use super::analyses::{analyses_now, lesion_event, live_analyses};
+use super::analyses::{AnalysisClock, Pacing, analyses_now, lesion_event, live_analyses};
 use crate::config::Experiment;
 use crate::learner::{Learner, build_learner};
 use crate::metrics::Snapshot;
@@ -96,6 +96,8 @@ pub(super) struct Lane<'a> {
     budget: Option<u64>,
     schedule: Vec<(u64, Command)>,
     live_analyses: bool,
+    /// Training and analysis time of the current run, which paces its live analyses.
+    clock: AnalysisClock,
     next_command: usize,
     /// Diverged, crashed or finished: no steps until a reset.
     pub(super) stopped: bool,
@@ -128,6 +130,7 @@ impl<'a> Lane<'a> {
             budget: start.budget,
             schedule: start.schedule,
             live_analyses: start.live_analyses,
+            clock: AnalysisClock::default(),
             next_command: 0,
             stopped: false,
             last: None,
@@ -150,6 +153,11 @@ impl<'a> Lane<'a> {
         lane.flips = flips;
         lane.start_weights = self.start_weights.clone();
         Some(lane)
+    }
+
+    /// Paces this lane's live analyses as `pacing` says, from now on.
+    pub(super) fn pace(&mut self, pacing: Pacing) {
+        self.clock = AnalysisClock::new(pacing);
     }
 
     /// Updates applied so far (0 without a network).
@@ -175,6 +183,7 @@ impl<'a> Lane<'a> {
         self.stopped = false;
         self.next_command = 0;
         self.last = None;
+        self.clock = AnalysisClock::new(self.clock.pacing());
         let weights = self.start_weights.clone();
         let built = guard(|| {
             let mut learner = build_learner(self.experiment.clone(), self.base_dir.as_deref())?;
@@ -215,13 +224,13 @@ impl<'a> Lane<'a> {
     pub(super) fn switch(&mut self, command: Command) {
         let step = self.step();
         let rewired = command.rewires();
-        self.with_learner(|learner, pending| {
+        self.with_learner(|learner, pending, clock| {
             learner.apply(&command);
             pending.push(Event::Applied { step, command });
             // The panels drop their analyses when the wiring changes; refresh them now
             // rather than leave them empty until the next `path_every` step.
             if rewired {
-                pending.extend(analyses_now(learner));
+                pending.extend(analyses_now(learner, clock));
             }
         });
     }
@@ -233,7 +242,9 @@ impl<'a> Lane<'a> {
             self.pending.push(lesion_event(None, step));
             return;
         }
-        self.with_learner(|learner, pending| pending.push(lesion_event(Some(learner), step)));
+        self.with_learner(|learner, pending, _| {
+            pending.push(lesion_event(Some(learner), step));
+        });
     }
 
     /// Writes the network's weights to a fresh file in `dir` (never replacing one) and queues
@@ -246,7 +257,7 @@ impl<'a> Lane<'a> {
             ));
             return;
         }
-        self.with_learner(|learner, pending| {
+        self.with_learner(|learner, pending, _| {
             let stem = crate::weights::save::stem_for(&learner.experiment().name, step);
             let saved = crate::weights::format::encode(&learner.weights())
                 .and_then(|bytes| crate::weights::save::save_fresh(dir, &stem, &bytes));
@@ -262,7 +273,9 @@ impl<'a> Lane<'a> {
 
     /// Queues path statistics and sources of the net as wired now.
     pub(super) fn refresh(&mut self) {
-        self.with_learner(|learner, pending| pending.extend(analyses_now(learner)));
+        self.with_learner(|learner, pending, clock| {
+            pending.extend(analyses_now(learner, clock));
+        });
     }
 
     /// One step: scheduled commands due, analyses due, a training step (or, once the budget
@@ -278,6 +291,7 @@ impl<'a> Lane<'a> {
                 budget,
                 schedule,
                 live_analyses,
+                clock,
                 next_command,
                 pending,
                 ..
@@ -290,7 +304,7 @@ impl<'a> Lane<'a> {
                 schedule,
                 live_analyses: *live_analyses,
             };
-            guard(|| step_once(learner.as_mut(), &steps, next_command, pending))
+            guard(|| step_once(learner.as_mut(), &steps, clock, next_command, pending))
         };
         self.busy += start.elapsed();
         self.busy_total += start.elapsed();
@@ -306,12 +320,15 @@ impl<'a> Lane<'a> {
     }
 
     /// Runs `f` on the network with panic capture; a panic becomes a crash of this lane.
-    fn with_learner(&mut self, f: impl FnOnce(&mut dyn Learner, &mut Vec<Event>)) {
+    fn with_learner(
+        &mut self,
+        f: impl FnOnce(&mut dyn Learner, &mut Vec<Event>, &mut AnalysisClock),
+    ) {
         let Some(learner) = self.learner.as_mut() else {
             return;
         };
-        let pending = &mut self.pending;
-        if let Err(message) = guard(|| f(learner.as_mut(), pending)) {
+        let (pending, clock) = (&mut self.pending, &mut self.clock);
+        if let Err(message) = guard(|| f(learner.as_mut(), pending, clock)) {
             self.crash(message);
         }
     }
@@ -359,6 +376,7 @@ struct Steps<'s> {
 fn step_once(
     learner: &mut dyn Learner,
     steps: &Steps<'_>,
+    clock: &mut AnalysisClock,
     next_command: &mut usize,
     pending: &mut Vec<Event>,
 ) -> Progress {
@@ -397,15 +415,18 @@ fn step_once(
         });
         // As a live switch does: analyses of the new wiring right away.
         if analyse && command.rewires() {
-            pending.extend(analyses_now(learner));
+            pending.extend(analyses_now(learner, clock));
         }
     }
     if analyse {
-        pending.extend(live_analyses(learner));
+        pending.extend(live_analyses(learner, clock));
     }
     let every = learner.experiment().metrics_every as u64;
     let measure = learner.step().is_multiple_of(every);
-    if let Some(snapshot) = learner.train_step(true, measure) {
+    let start = Instant::now();
+    let snapshot = learner.train_step(true, measure);
+    clock.trained(start.elapsed());
+    if let Some(snapshot) = snapshot {
         pending.push(Event::Snapshot(Box::new(snapshot)));
     }
     if let Some(divergence) = learner.divergence() {

@@ -8,7 +8,10 @@ pub mod headless;
 pub mod lane;
 pub mod sink;
 
-pub use analyses::{LIVE_PATH_ROWS, LIVE_PATH_SAMPLES, analyses_now, live_analyses};
+pub use analyses::{
+    AnalysisClock, LIVE_ANALYSIS_SHARE, LIVE_PATH_ROWS, LIVE_PATH_SAMPLES, Pacing, analyses_now,
+    live_analyses,
+};
 pub use driver::{Driver, DriverHandle, FinishedLane, spawn_driver};
 pub use headless::{run_headless, run_headless_until};
 pub use lane::{LaneStart, Origin};

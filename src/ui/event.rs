@@ -110,13 +110,21 @@ where
     let mut next_draw = start;
     let mut dirty = true;
     loop {
-        let timeout = if dirty {
-            next_draw.saturating_duration_since(Instant::now())
-        } else {
-            frame_time.min(MAX_IDLE)
-        };
         let mut own = Vec::new();
-        match inbox.recv_timeout(timeout) {
+        let received = if dirty {
+            // A frame is due anyway: sleep to it and take everything that came meanwhile,
+            // rather than wake for each of the hundreds of snapshots a second a fast run
+            // sends (each wake-up takes a core from the training threads).
+            std::thread::sleep(next_draw.saturating_duration_since(Instant::now()));
+            match inbox.try_recv() {
+                Ok(msg) => Ok(msg),
+                Err(TryRecvError::Empty) => Err(RecvTimeoutError::Timeout),
+                Err(TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
+            }
+        } else {
+            inbox.recv_timeout(frame_time.min(MAX_IDLE))
+        };
+        match received {
             Ok(msg) => {
                 own.extend(deliver(app, source, cast, msg));
                 // Everything pending is applied before the next frame.

@@ -29,6 +29,10 @@ pub struct LiveSource {
     preset_folder: PathBuf,
 }
 
+/// How long the forwarder gathers the driver's events before passing them on: well under a
+/// frame at the highest frame rate anyone sets, so nothing appears later than it would.
+const FORWARD_PAUSE: Duration = Duration::from_millis(4);
+
 impl LiveSource {
     /// The dashboard on `driver`: its events go to `inbox` as `Msg::Lane` (and
     /// `Msg::DriverGone` when it ends); lane 0 is recorded to `recorder`.
@@ -45,10 +49,16 @@ impl LiveSource {
         let forwarder = std::thread::Builder::new()
             .name("gradlab-forward".into())
             .spawn(move || {
-                for event in events {
-                    if inbox.send(Msg::Lane(event)).is_err() {
-                        return;
+                while let Ok(first) = events.recv() {
+                    for event in std::iter::once(first).chain(events.try_iter()) {
+                        if inbox.send(Msg::Lane(event)).is_err() {
+                            return;
+                        }
                     }
+                    // Gather a fast run's events for a moment: waking once per snapshot
+                    // (hundreds a second) takes a core from the training threads, and
+                    // the dashboard draws at most every frame anyway.
+                    std::thread::sleep(FORWARD_PAUSE);
                 }
                 let _ = inbox.send(Msg::DriverGone);
             })?;

@@ -20,6 +20,7 @@ use super::theme::Theme;
 use super::widgets::{fmt_value, panel_block};
 use crate::config::SkipMode;
 use crate::paths::PathStats;
+use crate::trainer::LIVE_ANALYSIS_SHARE;
 use ratatui::Frame;
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -94,7 +95,11 @@ pub(super) fn measured_graph<T>(
 /// arrived yet.
 pub(super) fn show_waiting(buf: &mut Buffer, inner: Rect, run: &RunView, theme: &Theme) {
     let every = run.experiment.as_ref().map_or(0, |e| e.path_every);
-    let text = format!("waiting for the first measurement (every {every} steps)");
+    let text = format!(
+        "waiting for the first measurement (at most every {every} steps, \
+         in {share:.0} % of training time)",
+        share = LIVE_ANALYSIS_SHARE * 100.0
+    );
     buf.set_stringn(
         inner.x,
         inner.y,

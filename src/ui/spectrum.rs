@@ -16,7 +16,7 @@ use super::theme::Theme;
 use super::widgets::{fmt_value, log_tick};
 use crate::analysis::forward_signal::ForwardSignal;
 use crate::analysis::jacobian::JacobianSpectrum;
-use crate::trainer::analyses::LIVE_SPECTRUM_EVERY;
+use crate::trainer::analyses::{LIVE_ANALYSIS_SHARE, LIVE_SPECTRUM_EVERY};
 use ratatui::Frame;
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -59,7 +59,11 @@ pub fn render(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) {
 
 /// The note written until the first analysis arrives.
 fn waiting(buf: &mut Buffer, inner: Rect, theme: &Theme) {
-    let text = format!("waiting for the first measurement (every {LIVE_SPECTRUM_EVERY} steps)");
+    let text = format!(
+        "waiting for the first measurement (at most every {LIVE_SPECTRUM_EVERY} steps, \
+         in {share:.0} % of training time)",
+        share = LIVE_ANALYSIS_SHARE * 100.0
+    );
     buf.set_stringn(
         inner.x,
         inner.y,

@@ -9,7 +9,8 @@ use gradlab::protocol::{Command, Event};
 use gradlab::report::{layer_sources, path_stats};
 use gradlab::rnn::RnnTrainer;
 use gradlab::trainer::{
-    LIVE_PATH_ROWS, LIVE_PATH_SAMPLES, LaneStart, VecSink, analyses_now, run_headless, spawn_driver,
+    AnalysisClock, LIVE_PATH_ROWS, LIVE_PATH_SAMPLES, LaneStart, VecSink, analyses_now,
+    run_headless, spawn_driver,
 };
 use std::time::{Duration, Instant};
 
@@ -189,6 +190,44 @@ fn lesion_command_is_answered_with_one_result_per_block() {
     assert!(results.iter().enumerate().all(|(i, r)| r.block == i + 1));
 }
 
+#[test]
+fn the_dashboards_driver_spends_a_bounded_share_of_training_on_live_analyses() {
+    // Path statistics due at every step: each costs more than a step of this small net, so
+    // on its step cadence alone it would take most of the time. The live driver runs them
+    // only within their share of the training time, and always at step 0.
+    let experiment = preset(
+        "residual-deep",
+        &["model.depth=6", "model.width=16", "path_every=1"],
+    );
+    let handle = spawn_driver(vec![LaneStart::fresh(experiment, None)], 1, false).expect("spawns");
+    let (mut analysed, mut steps) = (Vec::new(), 0u64);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while steps < 600 && Instant::now() < deadline {
+        match handle
+            .events
+            .recv_timeout(Duration::from_secs(1))
+            .map(|e| e.event)
+        {
+            Ok(Event::Paths { step, .. }) => analysed.push(step),
+            Ok(Event::Snapshot(s)) => steps = steps.max(s.step),
+            Ok(_) | Err(_) => {}
+        }
+    }
+    handle.send(0, Command::Shutdown);
+    let _ = handle.thread.join();
+    assert!(steps >= 600, "600 steps within 60 s (got {steps})");
+    assert_eq!(
+        analysed.first(),
+        Some(&0),
+        "the first analysis is at step 0"
+    );
+    assert!(
+        analysed.len() < 300,
+        "{} path analyses in {steps} steps: not paced by their cost",
+        analysed.len()
+    );
+}
+
 /// The cost figures in the README: the live analyses (path decomposition and, for dense and
 /// auxiliary nets, gradient sources) against training steps, in the same process so machine
 /// load affects both alike.
@@ -211,7 +250,7 @@ fn live_analysis_cost() {
             }
             step_time += start.elapsed();
             let start = Instant::now();
-            let events = analyses_now(&mut trainer);
+            let events = analyses_now(&mut trainer, &mut AnalysisClock::default());
             analysis_time += start.elapsed();
             analyses += 1;
             assert!(!events.is_empty(), "{name}: analyses");
