@@ -54,15 +54,99 @@ pub fn matmul(
         TRANSPOSED.with_borrow_mut(|t| {
             t.clear();
             t.resize(k * n, 0.0);
-            for j in 0..n {
-                for kk in 0..k {
-                    t[kk * n + j] = b.data[j * b.cols + kk];
-                }
-            }
+            transpose(b.data, b.cols, n, k, t);
             run(dst, dst_cols, m, n, k, a, (t, n), accumulate);
         });
     } else {
         run(dst, dst_cols, m, n, k, a, (b.data, b.cols), accumulate);
+    }
+}
+
+/// Writes the n×k matrix `src` (rows `src_cols` apart) into `dst` as k×n, row-major.
+/// The caller has checked [`applies`] (AVX-512F, n a multiple of 16).
+///
+/// Whole 16×16 tiles move through registers (16 loads, 64 shuffles, 16 stores); columns past
+/// the last whole tile of k move one by one. Element by element down whole columns, this took
+/// as long as the product it prepares.
+fn transpose(src: &[f32], src_cols: usize, n: usize, k: usize, dst: &mut [f32]) {
+    assert!(n.is_multiple_of(16) && dst.len() >= k * n);
+    assert!(n == 0 || k == 0 || src.len() >= (n - 1) * src_cols + k);
+    let whole = k - k % 16;
+    #[cfg(target_arch = "x86_64")]
+    for j0 in (0..n).step_by(16) {
+        for k0 in (0..whole).step_by(16) {
+            // SAFETY: `applies` found AVX-512F; rows j0..j0+16 of the source hold columns
+            // k0..k0+16 and rows k0..k0+16 of the destination columns j0..j0+16 (asserted).
+            unsafe {
+                transpose_tile(
+                    src.as_ptr().add(j0 * src_cols + k0),
+                    src_cols,
+                    dst.as_mut_ptr().add(k0 * n + j0),
+                    n,
+                )
+            };
+        }
+    }
+    for j in 0..n {
+        for kk in whole..k {
+            dst[kk * n + j] = src[j * src_cols + kk];
+        }
+    }
+}
+
+/// Transposes the 16×16 tile at `src` (rows `src_rs` apart) into `dst` (rows `dst_rs` apart):
+/// pairs of rows interleaved by 32, then 64 bits, then 128-bit lanes gathered twice.
+///
+/// # Safety
+/// The CPU has AVX-512F; 16 rows of 16 floats are readable at `src` and writable at `dst`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose_tile(src: *const f32, src_rs: usize, dst: *mut f32, dst_rs: usize) {
+    use std::arch::x86_64::*;
+    // SAFETY: row r of the tile (caller's contract).
+    let r: [__m512; 16] = std::array::from_fn(|i| unsafe { _mm512_loadu_ps(src.add(i * src_rs)) });
+    let t: [__m512; 16] = std::array::from_fn(|i| {
+        let (a, b) = (r[i & !1], r[i | 1]);
+        if i % 2 == 0 {
+            _mm512_unpacklo_ps(a, b)
+        } else {
+            _mm512_unpackhi_ps(a, b)
+        }
+    });
+    // Within each group of four: (t0, t2) and (t1, t3) interleaved by 64 bits.
+    let u: [__m512; 16] = std::array::from_fn(|i| {
+        let g = i & !3;
+        let (a, b) = match i % 4 {
+            0 | 1 => (t[g], t[g + 2]),
+            _ => (t[g + 1], t[g + 3]),
+        };
+        let (a, b) = (_mm512_castps_pd(a), _mm512_castps_pd(b));
+        _mm512_castpd_ps(if i % 2 == 0 {
+            _mm512_unpacklo_pd(a, b)
+        } else {
+            _mm512_unpackhi_pd(a, b)
+        })
+    });
+    // 128-bit lanes: rows i and i + 4 of each half, even lanes then odd lanes.
+    let v: [__m512; 16] = std::array::from_fn(|i| {
+        let base = (i / 8) * 8 + i % 4;
+        let (a, b) = (u[base], u[base + 4]);
+        if i % 8 < 4 {
+            _mm512_shuffle_f32x4::<0x88>(a, b)
+        } else {
+            _mm512_shuffle_f32x4::<0xdd>(a, b)
+        }
+    });
+    for i in 0..16 {
+        let base = i % 8;
+        let (a, b) = (v[base], v[base + 8]);
+        let column = if i < 8 {
+            _mm512_shuffle_f32x4::<0x88>(a, b)
+        } else {
+            _mm512_shuffle_f32x4::<0xdd>(a, b)
+        };
+        // SAFETY: row i of the destination tile (caller's contract).
+        unsafe { _mm512_storeu_ps(dst.add(i * dst_rs), column) };
     }
 }
 

@@ -45,14 +45,21 @@ proptest! {
         b_t in any::<bool>(),
         accumulate in any::<bool>(),
         pad in 0usize..3,
+        b_extra in 0usize..20,
         seed in 0u64..1000,
     ) {
         let n = 16 * panels;
         let dst_cols = n + 16 * pad;
         let a_data = values(m * k.max(1), seed);
-        let b_data = values(k.max(1) * n, seed + 1);
+        // A transposed right operand may be a column block of a wider matrix (the GRU's
+        // candidate weights are), stored n × (k + b_extra).
+        let b_data = values((k + b_extra).max(1) * n, seed + 1);
         let a = if a_t { Operand::transposed(&a_data, m) } else { Operand::plain(&a_data, k) };
-        let b = if b_t { Operand::transposed(&b_data, k) } else { Operand::plain(&b_data, n) };
+        let b = if b_t {
+            Operand::transposed(&b_data, k + b_extra)
+        } else {
+            Operand::plain(&b_data, n)
+        };
         let start = values(m * dst_cols, seed + 2);
         let mut fast = start.clone();
         let mut general = start.clone();
