@@ -25,7 +25,9 @@ def lr(row):
     may then lie outside the grid."""
     grid = sorted(float(v) for v in row["candidate_train_loss"])
     edge = row["best_lr"] in (grid[0], grid[-1]) if grid else False
-    return f"{row['best_lr']}{', grid edge' if edge else ''}"
+    # Positional, as the sweep file writes it (0.00003, not 3e-05).
+    written = f"{row['best_lr']:.10f}".rstrip("0").rstrip(".")
+    return f"{written}{', grid edge' if edge else ''}"
 
 
 def kind(skip):
