@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates every figure the README and the book show, from the real program.
 #
-#   scripts/figures.sh [all | keys bench rnn papers data paths theory memory ...]
+#   scripts/figures.sh [all | keys bench rnn papers data paths theory memory overhead ...]
 #
 # Each target writes docs/src/generated/<target>.md (the key table goes into README.md between
 # its markers), stamped with the date, the commit and the machine, so a reader can tell how old
@@ -179,6 +179,11 @@ bench() {
   { echo '```'; "$bin" bench --seconds 2; echo '```'; } | emit bench
 }
 
+# The dashboard's cost to training (live analyses, drawing, event forwarding), in tmux.
+overhead() {
+  { echo '```'; scripts/dashboard-overhead.sh; echo '```'; } | emit overhead
+}
+
 memory() {
   "$bin" run --preset plain-shallow --steps 1000000 > /dev/null 2>&1 &
   local pid=$! samples=()
@@ -194,8 +199,8 @@ print(f"`gradlab run --preset plain-shallow --steps 1000000`: resident set {min(
 
 for t in "${targets[@]}"; do
   case $t in
-    keys|presets|json|theory|spectrum|paths|rnn|papers|data|bench|memory) "$t" ;;
+    keys|presets|json|theory|spectrum|paths|rnn|papers|data|bench|memory|overhead) "$t" ;;
     papers-*) paper "${t#papers-}" ;;
-    *) echo "figures.sh: unknown target '$t' (keys presets json theory spectrum paths rnn papers papers-NAME data bench memory all)" >&2; exit 2 ;;
+    *) echo "figures.sh: unknown target '$t' (keys presets json theory spectrum paths rnn papers papers-NAME data bench memory overhead all)" >&2; exit 2 ;;
   esac
 done

@@ -215,16 +215,22 @@ fn sum_squares_wide(values: &[f32]) -> f64 {
 /// (the fused passes call it on each block they have just written, while it is in L1).
 #[inline(always)]
 pub fn sum_squares_inline(values: &[f32]) -> f64 {
-    let mut lanes = [0.0f64; 8];
-    let chunks = values.chunks_exact(8);
+    // Four independent 8-lane sums: one chain of dependent adds would wait on the adder's
+    // latency at every element. Fixed lanes, so the bits do not depend on the vector width.
+    let mut lanes = [[0.0f64; 8]; 4];
+    let chunks = values.chunks_exact(32);
     let rest = chunks.remainder();
     for chunk in chunks {
-        for (lane, &v) in lanes.iter_mut().zip(chunk) {
-            let v = f64::from(v);
-            *lane += v * v;
+        for (group, part) in lanes.iter_mut().zip(chunk.chunks_exact(8)) {
+            for (lane, &v) in group.iter_mut().zip(part) {
+                let v = f64::from(v);
+                *lane += v * v;
+            }
         }
     }
-    lanes.iter().sum::<f64>()
+    let [a, b, c, d] = lanes;
+    let sum: [f64; 8] = std::array::from_fn(|i| (a[i] + b[i]) + (c[i] + d[i]));
+    sum.iter().sum::<f64>()
         + rest
             .iter()
             .map(|&v| f64::from(v) * f64::from(v))
