@@ -97,7 +97,7 @@ pub(super) fn show_waiting(buf: &mut Buffer, inner: Rect, run: &RunView, theme: 
     let every = run.experiment.as_ref().map_or(0, |e| e.path_every);
     let text = format!(
         "waiting for the first measurement (at most every {every} steps, \
-         in {share:.0} % of training time)",
+         in {share:.1} % of training time)",
         share = LIVE_ANALYSIS_SHARE * 100.0
     );
     buf.set_stringn(

@@ -61,7 +61,7 @@ pub fn render(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) {
 fn waiting(buf: &mut Buffer, inner: Rect, theme: &Theme) {
     let text = format!(
         "waiting for the first measurement (at most every {LIVE_SPECTRUM_EVERY} steps, \
-         in {share:.0} % of training time)",
+         in {share:.1} % of training time)",
         share = LIVE_ANALYSIS_SHARE * 100.0
     );
     buf.set_stringn(
