@@ -193,8 +193,10 @@ memory() {
   done
   printf '%s\n' "${samples[@]}" | python3 -c '
 import sys
-kb = [int(x) for x in sys.stdin.read().split()]
-print(f"`gradlab run --preset plain-shallow --steps 1000000`: resident set {min(kb)/1024:.1f}–{max(kb)/1024:.1f} MB over {len(kb)} samples, 10 s apart (first {kb[0]/1024:.1f} MB, last {kb[-1]/1024:.1f} MB).")' | emit memory
+# A sample taken before the process had a resident set reads empty or 0: not a size.
+kb = [int(x) for x in sys.stdin.read().split() if int(x) > 0]
+steady = kb[6:] or kb
+print(f"`gradlab run --preset plain-shallow --steps 1000000`: resident set {min(kb)/1024:.1f}–{max(kb)/1024:.1f} MB over {len(kb)} samples, 10 s apart (first {kb[0]/1024:.1f} MB, last {kb[-1]/1024:.1f} MB); after the first minute {min(steady)/1024:.1f}–{max(steady)/1024:.1f} MB, a growth of {(steady[-1]-steady[0])/1024:.2f} MB from the first to the last of those {len(steady)} samples.")' | emit memory
 }
 
 for t in "${targets[@]}"; do
