@@ -64,10 +64,11 @@ struct BlockCache {
     gate: Vec<f64>,
     /// f − h (highway only).
     f_minus_h: Vec<f64>,
-    /// Transform weights W (width × width), f64 copy.
-    weight: Vec<f64>,
-    /// Gate weights W_T (highway only).
-    gate_weight: Vec<f64>,
+    /// Transform weights transposed, Wᵀ (width × width), f64 copy: the backward multiplies
+    /// by it for every path sampled.
+    weight_t: Vec<f64>,
+    /// Gate weights transposed, W_Tᵀ (highway only).
+    gate_weight_t: Vec<f64>,
 }
 
 /// A network's blocks, run forward on a sub-batch and ready to backpropagate along any path.
@@ -100,20 +101,15 @@ fn matmul(a: &[f64], rows: usize, inner: usize, w: &[f64], cols: usize) -> Vec<f
     out
 }
 
-/// `g (rows × width) · wᵀ` for a square `w`: the backward of `h·w`.
-fn matmul_transposed(g: &[f64], rows: usize, width: usize, w: &[f64]) -> Vec<f64> {
-    let mut out = vec![0.0; rows * width];
-    for r in 0..rows {
-        let g_row = &g[r * width..(r + 1) * width];
-        for (i, o) in out[r * width..(r + 1) * width].iter_mut().enumerate() {
-            *o = g_row
-                .iter()
-                .zip(&w[i * width..(i + 1) * width])
-                .map(|(a, b)| a * b)
-                .sum();
+/// The square `w` (width × width) transposed.
+fn transposed(w: &[f64], width: usize) -> Vec<f64> {
+    let mut w_t = vec![0.0; width * width];
+    for (i, row) in w.chunks_exact(width).enumerate() {
+        for (k, &v) in row.iter().enumerate() {
+            w_t[k * width + i] = v;
         }
     }
-    out
+    w_t
 }
 
 fn add_bias(z: &mut [f64], bias: &[f64]) {
@@ -188,8 +184,8 @@ impl PathNetwork {
                 slope,
                 gate: Vec::new(),
                 f_minus_h: Vec::new(),
-                weight,
-                gate_weight: Vec::new(),
+                weight_t: transposed(&weight, width),
+                gate_weight_t: Vec::new(),
             };
             h = match kind {
                 BlockKind::Plain => f,
@@ -209,7 +205,7 @@ impl PathNetwork {
                         .collect();
                     cache.gate = gate;
                     cache.f_minus_h = f_minus_h;
-                    cache.gate_weight = gate_weight;
+                    cache.gate_weight_t = transposed(&gate_weight, width);
                     next
                 }
             };
@@ -257,7 +253,8 @@ impl PathNetwork {
         match self.kind {
             BlockKind::Plain | BlockKind::Residual(_) => {
                 let dz: Vec<f64> = g.iter().zip(&block.slope).map(|(g, s)| g * s).collect();
-                matmul_transposed(&dz, self.rows, self.width, &block.weight)
+                // g·Wᵀ as sums of scaled rows of Wᵀ, which vectorise (dot products do not).
+                matmul(&dz, self.rows, self.width, &block.weight_t, self.width)
             }
             BlockKind::Highway => {
                 let dz: Vec<f64> = g
@@ -270,9 +267,9 @@ impl PathNetwork {
                     .zip(block.gate.iter().zip(&block.f_minus_h))
                     .map(|(g, (t, d))| g * d * t * (1.0 - t))
                     .collect();
-                let mut out = matmul_transposed(&dz, self.rows, self.width, &block.weight);
+                let mut out = matmul(&dz, self.rows, self.width, &block.weight_t, self.width);
                 let through_gate =
-                    matmul_transposed(&da, self.rows, self.width, &block.gate_weight);
+                    matmul(&da, self.rows, self.width, &block.gate_weight_t, self.width);
                 out.iter_mut().zip(through_gate).for_each(|(o, v)| *o += v);
                 out
             }
