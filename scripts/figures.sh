@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates every figure the README and the book show, from the real program.
 #
-#   scripts/figures.sh [all | keys bench rnn papers data paths theory memory overhead ...]
+#   scripts/figures.sh [all | keys bench rnn warmup papers data paths theory memory overhead ...]
 #
 # Each target writes docs/src/generated/<target>.md (the key table goes into README.md between
 # its markers), stamped with the date, the commit and the machine, so a reader can tell how old
@@ -15,7 +15,7 @@ mkdir -p "$out"
 cargo build --release --quiet
 bin=target/release/gradlab
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] || [ "${targets[0]}" = all ] && targets=(keys presets json theory spectrum spectrum paths rnn papers data bench)
+[ ${#targets[@]} -eq 0 ] || [ "${targets[0]}" = all ] && targets=(keys presets json theory spectrum spectrum paths rnn warmup papers data bench)
 
 stamp() {
   local cpu load
@@ -121,6 +121,31 @@ rnn() {
   } | emit rnn
 }
 
+# The post-LN warm-up pair (Xiong et al. 2020): each preset, the pair's net with pre-LN, and
+# post-LN at half the rate, seeds 1-4 at the presets' own step count, then at step 0.
+warmup() {
+  {
+    echo '| net | steps | whole-train loss, seeds 1 / 2 / 3 / 4 | test acc %, seeds 1 / 2 / 3 / 4 | dB first/last at step 0, seeds 1–4 |'
+    echo '|---|---|---|---|---|'
+    local spec label preset sets seed
+    for spec in "post-LN, lr 0.01, no warm-up|postnorm-nowarmup|" \
+                "post-LN, lr 0.01, 1000-step warm-up|postnorm-warmup|" \
+                "pre-LN, lr 0.01, no warm-up|postnorm-nowarmup|model.norm_place=Pre" \
+                "post-LN, lr 0.005, no warm-up|postnorm-nowarmup|optimizer.lr=0.005"; do
+      IFS='|' read -r label preset sets <<< "$spec"
+      local extra=(); [ -z "$sets" ] || extra=(--set "$sets")
+      {
+        for seed in 1 2 3 4; do "$bin" run --preset "$preset" "${extra[@]}" --set seed="$seed" --json --no-paths; done
+        for seed in 1 2 3 4; do "$bin" run --preset "$preset" "${extra[@]}" --set seed="$seed" --steps 0 --json --no-paths; done
+      } | python3 scripts/figures_rows.py warmup "$label"
+    done
+    echo
+    echo 'Residual ReLU net, 16 blocks of 32, LayerNorm, 10 000 spiral points, Adam, at the presets'"'"' own step'
+    echo 'count. dB first/last: ‖∂L/∂h_first‖/‖∂L/∂h_last‖ at initialisation; below 0 dB the gradient grows'
+    echo 'toward the output, as Xiong et al. find for post-LN Transformers.'
+  } | emit warmup
+}
+
 # Each paper's sweep: its table, then the comparisons its claim rests on (papers_verdict.py,
 # from the same results read back as JSON). PAPERS_RESULTS=DIR keeps the runs there instead of
 # in a temporary folder, so an interrupted target resumes (a sweep skips finished jobs).
@@ -158,6 +183,11 @@ data() {
     echo "\`gradlab sweep sweeps/$file.ron\`:"
     echo
     "$bin" sweep "sweeps/$file.ron" --out "$dir/$file"
+    echo
+    echo "Every rate of the grid (the choice above used only the whole-train loss; the test column is"
+    echo "for comparing with a rate a paper used):"
+    echo
+    python3 scripts/rates_table.py "$dir/$file"
     echo
   done | emit data
   [ "$keep" = 1 ] || rm -rf "$dir"
@@ -201,8 +231,8 @@ print(f"`gradlab run --preset plain-shallow --steps 1000000`: resident set {min(
 
 for t in "${targets[@]}"; do
   case $t in
-    keys|presets|json|theory|spectrum|paths|rnn|papers|data|bench|memory|overhead) "$t" ;;
+    keys|presets|json|theory|spectrum|paths|rnn|warmup|papers|data|bench|memory|overhead) "$t" ;;
     papers-*) paper "${t#papers-}" ;;
-    *) echo "figures.sh: unknown target '$t' (keys presets json theory spectrum paths rnn papers papers-NAME data bench memory overhead all)" >&2; exit 2 ;;
+    *) echo "figures.sh: unknown target '$t' (keys presets json theory spectrum paths rnn warmup papers papers-NAME data bench memory overhead all)" >&2; exit 2 ;;
   esac
 done

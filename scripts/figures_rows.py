@@ -3,6 +3,7 @@
 
     figures_rows.py theory ACT WV BV | paths DEPTH STEPS | rnn PRESET WALL | spectrum NAME
                     | rnn_seeds PRESET SEED... (one report per seed, in that order)
+                    | warmup LABEL (one trained report per seed, then the same seeds at step 0)
 """
 import json
 import math
@@ -56,6 +57,19 @@ def rnn_seeds(reports, preset, *seeds):
     return cells + [f(worst, "{:.2g}")]
 
 
+def warmup(reports, label):
+    # The first half are the trained runs, the second half the same seeds at step 0, where
+    # post-LN's gradient would grow toward the output (first/last below 0 dB) as in Xiong et al.
+    half = len(reports) // 2
+    trained, init = reports[:half], reports[half:]
+    losses = [(r.get("final_scores") or {}).get("train_loss") for r in trained]
+    tests = [(r.get("final_scores") or {}).get("test_accuracy") for r in trained]
+    db = [r.get("grad_ratio_db") for r in init if r.get("grad_ratio_db") is not None]
+    return [label, f(trained[0].get("step"), "{}"), " / ".join(f(v) for v in losses),
+            " / ".join(f(None if v is None else 100 * v, "{:.1f}") for v in tests),
+            f"{f(min(db), '{:+.1f}')} … {f(max(db), '{:+.1f}')}" if db else "—"]
+
+
 def spectrum(r, name):
     j = r.get("jacobian") or {}
     sv = sorted(v for v in j.get("singular_values", []) if v > 0)
@@ -76,14 +90,14 @@ def spectrum(r, name):
 
 if __name__ == "__main__":
     kind, args = sys.argv[1], sys.argv[2:]
-    if kind in ("theory", "rnn_seeds"):
+    if kind in ("theory", "rnn_seeds", "warmup"):
         # Several concatenated JSON reports, one per seed.
         text, decoder, reports, at = sys.stdin.read(), json.JSONDecoder(), [], 0
         while text[at:].strip():
             at += len(text[at:]) - len(text[at:].lstrip())
             report, at = decoder.raw_decode(text, at)
             reports.append(report)
-        row = {"theory": theory, "rnn_seeds": rnn_seeds}[kind](reports, *args)
+        row = {"theory": theory, "rnn_seeds": rnn_seeds, "warmup": warmup}[kind](reports, *args)
     else:
         report = json.load(sys.stdin)
         row = {"paths": paths, "rnn": rnn, "spectrum": spectrum}[kind](report, *args)
