@@ -64,6 +64,23 @@ pub fn run_shards<T: Send>(
     (1 + rest.len()).min(RUN_THREADS)
 }
 
+/// `f` of every item, in item order, the items cut into up to `threads` contiguous parts run
+/// as shards ([`run_shards`]: the calling thread and the persistent shard worker). Each result
+/// depends on its item alone, so the output is the same on any number of threads.
+pub fn map_in_order<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let parts = threads.clamp(1, RUN_THREADS);
+    let chunk = items.len().div_ceil(parts).max(1);
+    let mut work: Vec<(&[T], Vec<R>)> = items.chunks(chunk).map(|c| (c, Vec::new())).collect();
+    run_shards(&mut work, threads, |(part, out)| {
+        *out = part.iter().map(&f).collect();
+    });
+    work.into_iter().flat_map(|(_, out)| out).collect()
+}
+
 /// Runs `work` on every item on up to `threads` scoped threads named `gradlab-{name}-{t}`,
 /// calling `collect(index, result)` on the calling thread as each item ends (in the order they
 /// end, not index order).

@@ -45,8 +45,9 @@ fn cosine(a: &[f64], b: &[f64]) -> f64 {
     dot / (second_moment_of(a) * second_moment_of(b)).sqrt() / a.len() as f64
 }
 
-/// The forward signal on `traces`: pairs are consecutive traces (1–2, 3–4, …).
-pub fn forward_signal(stack: &Stack, traces: &[Trace]) -> Option<ForwardSignal> {
+/// The forward signal on `traces`: pairs are consecutive traces (1–2, 3–4, …); the pairs'
+/// maps run on up to `threads` threads (the result does not depend on it).
+pub fn forward_signal(stack: &Stack, traces: &[Trace], threads: usize) -> Option<ForwardSignal> {
     if traces.is_empty() {
         return None;
     }
@@ -62,12 +63,16 @@ pub fn forward_signal(stack: &Stack, traces: &[Trace]) -> Option<ForwardSignal> 
     let c_theory: Option<Vec<f64>> = if pairs.is_empty() {
         None
     } else {
-        pairs.iter().try_fold(vec![0.0; depth], |mut acc, (a, b)| {
+        // Each pair's map is a nested quadrature per layer, the costliest part of the
+        // analysis: the pairs run on the run's threads, and add up in pair order.
+        let maps = crate::parallel::map_in_order(&pairs, threads, |(a, b)| {
             let m12 = a.h0.iter().zip(&b.h0).map(|(x, y)| x * y).sum::<f64>() / a.h0.len() as f64;
             let start = (second_moment_of(&a.h0), second_moment_of(&b.h0), m12);
-            let c = correlation_map(stack.act, stack.kind, &vars, start)?;
+            correlation_map(stack.act, stack.kind, &vars, start)
+        });
+        maps.into_iter().try_fold(vec![0.0; depth], |mut acc, c| {
             acc.iter_mut()
-                .zip(c)
+                .zip(c?)
                 .for_each(|(acc, c)| *acc += c / pairs.len() as f64);
             Some(acc)
         })

@@ -122,7 +122,11 @@ pub fn theory_name(stack: &Stack) -> String {
 }
 
 /// The pooled spectrum of ∂h_L/∂h_1 on the given traces (one per input).
-pub fn jacobian_spectrum(stack: &Stack, traces: &[Trace]) -> Option<JacobianSpectrum> {
+pub fn jacobian_spectrum(
+    stack: &Stack,
+    traces: &[Trace],
+    threads: usize,
+) -> Option<JacobianSpectrum> {
     if traces.is_empty() {
         return None;
     }
@@ -130,8 +134,10 @@ pub fn jacobian_spectrum(stack: &Stack, traces: &[Trace]) -> Option<JacobianSpec
     let mut values = Vec::with_capacity(traces.len() * width);
     let mut resolution: f64 = 0.0;
     let mut mean_sq = 0.0;
-    for trace in traces {
-        let s = singular_values(&stack.jacobian(trace));
+    let spectra = crate::parallel::map_in_order(traces, threads, |trace| {
+        singular_values(&stack.jacobian(trace))
+    });
+    for s in spectra {
         resolution = resolution.max(s[0] * width as f64 * f64::EPSILON);
         mean_sq += s.iter().map(|v| v * v).sum::<f64>() / width as f64;
         values.extend(s);

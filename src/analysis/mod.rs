@@ -48,6 +48,19 @@ pub fn analyse(
     inputs: &[f32],
     jacobian_inputs: usize,
 ) -> Option<StackAnalysis> {
+    analyse_on(params, act, skip, inputs, jacobian_inputs, 1)
+}
+
+/// [`analyse`] with the inputs' Jacobians and the pairs' correlation maps run on up to
+/// `threads` threads (the run's own: the result is the same on any number).
+pub fn analyse_on(
+    params: &MlpParams,
+    act: Activation,
+    skip: SkipMode,
+    inputs: &[f32],
+    jacobian_inputs: usize,
+    threads: usize,
+) -> Option<StackAnalysis> {
     let stack = stack::Stack::new(params, act, skip)?;
     if stack.input_dims == 0 {
         return None;
@@ -61,13 +74,13 @@ pub fn analyse(
         return None;
     }
     let jacobian_traces = &traces[..jacobian_inputs.max(1).min(traces.len())];
-    let jacobian = jacobian::jacobian_spectrum(&stack, jacobian_traces)?;
+    let jacobian = jacobian::jacobian_spectrum(&stack, jacobian_traces, threads)?;
     if !(jacobian.mean_sq.is_finite() && jacobian.singular_values.iter().all(|v| v.is_finite())) {
         return None;
     }
     Some(StackAnalysis {
         jacobian,
-        forward: forward_signal::forward_signal(&stack, &traces)?,
+        forward: forward_signal::forward_signal(&stack, &traces, threads)?,
     })
 }
 
@@ -77,11 +90,12 @@ pub fn analyse_trainer(trainer: &Trainer, jacobian_inputs: usize) -> Option<Stac
     let task = trainer.task();
     let rows = ANALYSIS_ROWS.min(task.train.len);
     let inputs = &task.train.inputs[..rows * task.input_dims];
-    analyse(
+    analyse_on(
         trainer.params(),
         trainer.experiment().model.activation,
         trainer.switches().skip,
         inputs,
         jacobian_inputs,
+        trainer.threads_allowed(),
     )
 }

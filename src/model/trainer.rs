@@ -231,6 +231,11 @@ impl Trainer {
         self.work.set_threads(threads);
     }
 
+    /// Threads this run may use ([`Trainer::set_threads`]).
+    pub fn threads_allowed(&self) -> usize {
+        self.work.threads()
+    }
+
     /// Threads the last training step ran on.
     pub fn threads_used(&self) -> usize {
         self.work.threads_used()

@@ -6,7 +6,9 @@
 use dfdx::prelude::{Cpu, NoneTape, TensorFromVec};
 use gradlab::analysis::forward_signal::forward_signal;
 use gradlab::analysis::stack::{Stack, Trace};
-use gradlab::analysis::{ANALYSIS_ROWS, analyse, analyse_trainer, jacobian, live_jacobian_inputs};
+use gradlab::analysis::{
+    ANALYSIS_ROWS, analyse, analyse_on, analyse_trainer, jacobian, live_jacobian_inputs,
+};
 use gradlab::config::{Experiment, SkipMode, apply_overrides, load_preset};
 use gradlab::model::{BatchTargets, BlockOps, Lesion, Switches, Trainer, forward_with};
 use gradlab::tasks::TaskKind;
@@ -256,7 +258,7 @@ fn forward_signal_matches_length_and_correlation_maps_on_a_wide_net() {
             all.extend_from_slice(sets);
             let t = trainer(preset, &all);
             let (stack, traces) = stack_and_traces(&t);
-            let f = forward_signal(&stack, &traces).expect("forward signal");
+            let f = forward_signal(&stack, &traces, 1).expect("forward signal");
             assert_eq!((f.inputs, f.pairs), (8, 4));
             for (l, layer) in f.layers.iter().enumerate() {
                 q_gaps[l].push((layer.q / layer.q_theory.expect("q theory")).ln());
@@ -364,4 +366,22 @@ fn live_analyses_take_fewer_jacobians_on_wide_nets() {
     assert_eq!(a.jacobian.inputs, 4);
     assert_eq!(a.jacobian.singular_values.len(), 4 * 160);
     assert_eq!(a.forward.inputs, 8, "the forward signal keeps every row");
+}
+
+#[test]
+fn the_analyses_give_the_same_bits_on_one_thread_or_two() {
+    for skip in ["Plain", "Residual(scale: 1.0)"] {
+        let t = trainer(
+            "plain-deep",
+            &["model.depth=6", &format!("model.skip={skip}")],
+        );
+        let task = t.task();
+        let inputs = &task.train.inputs[..ANALYSIS_ROWS * task.input_dims];
+        let act = t.experiment().model.activation;
+        let skip = t.switches().skip;
+        let one = analyse_on(t.params(), act, skip, inputs, 8, 1).expect("analysis");
+        let two = analyse_on(t.params(), act, skip, inputs, 8, 2).expect("analysis");
+        assert_eq!(one, two, "{skip:?}");
+        assert_eq!(one.forward.pairs, ANALYSIS_ROWS / 2);
+    }
 }
