@@ -78,6 +78,8 @@ pub struct PathNetwork {
     rows: usize,
     width: usize,
     blocks: Vec<BlockCache>,
+    /// Threads the sampled paths' backward passes may run on (the results do not depend on it).
+    threads: usize,
 }
 
 fn to_f64(values: &[f32]) -> Vec<f64> {
@@ -216,7 +218,15 @@ impl PathNetwork {
             rows,
             width,
             blocks,
+            threads: 1,
         })
+    }
+
+    /// Lets the sampled paths run on up to `threads` threads (a run's own two: the shard
+    /// worker is idle while the trainer thread analyses).
+    pub fn on_threads(mut self, threads: usize) -> Self {
+        self.threads = threads.max(1);
+        self
     }
 
     /// Number of blocks n.
@@ -352,7 +362,9 @@ impl PathNetwork {
         let n = self.blocks.len();
         let samples = samples.max(1);
         let mut rng = StdRng::seed_from_u64(seed);
-        (0..=n)
+        // Every length's subsets drawn first, in length order (so the draws do not depend on
+        // threads); then every path's backward pass, in parallel and returned in order.
+        let lengths: Vec<(bool, Vec<Vec<usize>>)> = (0..=n)
             .map(|k| {
                 let enumerated = binomial_log10(n, k) <= (samples as f64).log10() + 1e-9;
                 let subsets: Vec<Vec<usize>> = if enumerated {
@@ -362,15 +374,21 @@ impl PathNetwork {
                         .map(|_| rand::seq::index::sample(&mut rng, n, k).into_vec())
                         .collect()
                 };
-                let norms: Vec<f64> = subsets
-                    .iter()
-                    .map(|subset| {
-                        let mut transform = vec![false; n];
-                        subset.iter().for_each(|&l| transform[l] = true);
-                        norm(&self.path_gradient(upstream, &transform))
-                    })
-                    .collect();
-                SampledNorms::of(&norms, enumerated)
+                (enumerated, subsets)
+            })
+            .collect();
+        let paths: Vec<&Vec<usize>> = lengths.iter().flat_map(|(_, s)| s).collect();
+        let norms = crate::parallel::map_in_order(&paths, self.threads, |subset| {
+            let mut transform = vec![false; n];
+            subset.iter().for_each(|&l| transform[l] = true);
+            norm(&self.path_gradient(upstream, &transform))
+        });
+        let mut next = norms.iter();
+        lengths
+            .iter()
+            .map(|(enumerated, subsets)| {
+                let norms: Vec<f64> = next.by_ref().take(subsets.len()).copied().collect();
+                SampledNorms::of(&norms, *enumerated)
             })
             .collect()
     }

@@ -323,7 +323,8 @@ pub fn path_stats(trainer: &Trainer, rows: usize, samples: usize, seed: u64) -> 
     if crate::paths::not_defined(switches.norm, switches.skip, switches.branch_scale).is_some() {
         return None;
     }
-    let net = PathNetwork::new(&params, act, switches.skip, &inputs)?;
+    let net = PathNetwork::new(&params, act, switches.skip, &inputs)?
+        .on_threads(trainer.threads_allowed());
     Some(net.stats(&upstream, samples, seed))
 }
 

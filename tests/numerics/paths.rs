@@ -429,3 +429,15 @@ fn veit_54_blocks_gradient_comes_from_short_paths() {
     assert_eq!(stats.exact_mean_length, Some(exact_mean));
     assert!(exact_mean + 3.0 < stats.mean_length, "exact {exact_mean}");
 }
+
+#[test]
+fn sampled_paths_give_the_same_statistics_on_one_thread_or_two() {
+    for skip in [SkipMode::Residual { scale: 1.0 }, SkipMode::Highway] {
+        let s = setup(7, 8, 2, skip, 11);
+        let one = s.net.clone().on_threads(1).stats(&s.upstream, 4, 5);
+        let two = s.net.clone().on_threads(2).stats(&s.upstream, 4, 5);
+        assert_eq!(one, two, "{skip:?}");
+        // C(7, k) > 4 for 1 ≤ k ≤ 6: those lengths are sampled, 0 and 7 enumerated.
+        assert_eq!(one.by_length.len(), 8);
+    }
+}
