@@ -40,10 +40,12 @@ for preset in "${presets[@]}"; do
         tmux kill-session -t "$session"
         steps=$((last - first))
         dashboard=$(echo "$steps / ($t1 - $t0)" | bc -l)
-        h0=$(date +%s.%N)
-        "$bin" run --preset "$preset" --steps "$steps" --no-paths >/dev/null 2>&1
-        h1=$(date +%s.%N)
-        headless=$(echo "$steps / ($h1 - $h0)" | bc -l)
+        # The headless rate between its first and last progress lines (every 10 % of the
+        # steps), so neither start-up nor the final report counts, as on the dashboard.
+        read -r headless < <("$bin" run --preset "$preset" --steps "$steps" --no-paths 2>&1 >/dev/null |
+            while read -r _ progress _; do
+                echo "${progress%%/*} $(date +%s.%N)"
+            done | awk 'NR == 1 {s0 = $1; t0 = $2} {s1 = $1; t1 = $2} END {print (s1 - s0) / (t1 - t0)}')
         overhead=$(echo "100 * (1 - $dashboard / $headless)" | bc -l)
         pairs+=("$(printf '%.1f %.1f %.1f' "$dashboard" "$headless" "$overhead")")
     done
