@@ -22,7 +22,9 @@ pub use arch::{
     RNN_ROWS, gate_moments, input_bins, mean_spread, mean_sq, predict, round4, weight_var,
 };
 pub use moments::{Moments, moments, moments_exact};
-pub use quadrature::{gaussian_expectation, smooth_gaussian_expectation};
+pub use quadrature::{
+    gaussian_expectation, gentle_gaussian_expectation, smooth_gaussian_expectation,
+};
 
 use crate::config::Activation;
 use fixed_point::{fixed_point, solve_critical};
