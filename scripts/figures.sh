@@ -31,6 +31,8 @@ emit() {
   local tmp
   tmp=$(mktemp "$out/.$1.XXXXXX")
   { stamp "$1"; cat; } > "$tmp"
+  # mktemp makes its file private (0600); a figure is for every reader of the checkout.
+  chmod 644 "$tmp"
   mv "$tmp" "$out/$1.md"
   echo "wrote $out/$1.md" >&2
 }
