@@ -211,9 +211,23 @@ bench() {
   { echo '```'; "$bin" bench --seconds 2; echo '```'; } | emit bench
 }
 
-# The dashboard's cost to training (live analyses, drawing, event forwarding), in tmux.
+# The dashboard's cost to training (live analyses, drawing, event forwarding): in one process
+# (the real dashboard drawing into memory, alternated with headless slices), then in tmux as a
+# user sees it (tmux's own work included).
 overhead() {
-  { echo '```'; scripts/dashboard-overhead.sh; echo '```'; } | emit overhead
+  {
+    echo '`gradlab bench --dashboard plain-deep,residual-deep,highway-deep --seconds 5 --pairs 7`:'
+    echo
+    echo '```'
+    "$bin" bench --dashboard plain-deep,residual-deep,highway-deep --seconds 5 --pairs 7 2>/dev/null
+    echo '```'
+    echo
+    echo '`scripts/dashboard-overhead.sh` (the dashboard in tmux against `gradlab run --no-paths`):'
+    echo
+    echo '```'
+    scripts/dashboard-overhead.sh
+    echo '```'
+  } | emit overhead
 }
 
 memory() {

@@ -293,6 +293,41 @@ fn bench_json_lists_mlp_and_recurrent_rows_by_the_contract() {
     assert_eq!(seen.len(), 12, "every model with metrics on and off");
 }
 
+#[test]
+fn bench_dashboard_json_gives_each_preset_its_overhead() {
+    // The real dashboard (driver, forwarder, interface loop drawing into memory) against a
+    // headless run, one short pair per preset.
+    let out = gradlab(&[
+        "bench",
+        "--json",
+        "--dashboard",
+        "plain-shallow,rnn-vanilla-adding",
+        "--pairs",
+        "1",
+        "--seconds",
+        "0.3",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("a JSON list");
+    let presets: Vec<_> = rows.iter().map(|r| r["preset"].as_str()).collect();
+    assert_eq!(presets, [Some("plain-shallow"), Some("rnn-vanilla-adding")]);
+    for row in &rows {
+        for field in ["dashboard_steps_per_sec", "headless_steps_per_sec"] {
+            assert!(row[field].as_f64().is_some_and(|s| s > 0.0), "{row}");
+        }
+        let d = row["dashboard_steps_per_sec"].as_f64().unwrap_or(f64::NAN);
+        let h = row["headless_steps_per_sec"].as_f64().unwrap_or(f64::NAN);
+        let overhead = row["overhead_percent"].as_f64().unwrap_or(f64::NAN);
+        assert!((overhead - 100.0 * (1.0 - d / h)).abs() < 1e-9, "{row}");
+        assert_eq!(row["pairs_percent"].as_array().map(Vec::len), Some(1));
+        assert_eq!(row["seconds"].as_f64(), Some(0.3));
+    }
+}
+
 /// The one JSON object a successful command printed.
 fn json_of(out: &std::process::Output) -> serde_json::Value {
     assert!(

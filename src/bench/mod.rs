@@ -1,5 +1,6 @@
 //! `gradlab bench`: training throughput of the lab's networks, measured in one run.
 
+pub mod overhead;
 pub mod peers;
 
 use crate::config::{CellKind, SkipMode, apply_overrides, load_preset};

@@ -2,6 +2,7 @@
 
 mod compare;
 mod headless;
+mod overhead;
 mod recordings;
 mod summary;
 mod sweep;
@@ -119,6 +120,14 @@ struct BenchArgs {
     /// Skip the PyTorch and JAX reference runs even when they are installed.
     #[arg(long)]
     no_peers: bool,
+    /// Measure instead what the live dashboard costs training on these presets (comma
+    /// separated): the real dashboard drawing into memory against a headless run, in
+    /// alternating slices of --seconds each after a 2 s warm-up.
+    #[arg(long, value_delimiter = ',', value_name = "PRESET,...")]
+    dashboard: Vec<String>,
+    /// Dashboard/headless slice pairs per preset with --dashboard (1 to 100).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=100))]
+    pairs: u16,
 }
 
 /// `--lengths` values: 0 (skip the recurrent cells) or a sequence length a task accepts.
@@ -395,6 +404,14 @@ fn show_preset(name: &str) -> Result<ExitCode> {
 }
 
 fn bench(args: &BenchArgs) -> Result<ExitCode> {
+    if !args.dashboard.is_empty() {
+        return overhead::dashboard_overhead(
+            &args.dashboard,
+            std::time::Duration::from_secs_f64(args.seconds),
+            usize::from(args.pairs),
+            args.json,
+        );
+    }
     let plan = crate::bench::BenchPlan {
         depths: args.depths.iter().map(|&d| usize::from(d)).collect(),
         lengths: args.lengths.iter().copied().filter(|&l| l > 0).collect(),

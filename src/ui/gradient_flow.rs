@@ -6,9 +6,11 @@
 use super::header::fmt_db;
 use super::history::History;
 use super::loss::{step_column, step_range};
+use super::paced_prediction::ShownPrediction;
 use super::run_view::RunView;
 use super::theme::Theme;
 use super::widgets::{fmt_value, log_tick, panel_block};
+use crate::metrics::Snapshot;
 use crate::theory::NetArch;
 use ratatui::Frame;
 use ratatui::buffer::Buffer;
@@ -105,24 +107,36 @@ struct BarsSpec<'a> {
 /// Draws the gradient bars: per layer with the theory line, or per time step for an RNN.
 pub fn render_bars(frame: &mut Frame, area: Rect, run: &RunView, theme: &Theme) {
     let latest = run.latest.as_ref();
-    let prediction = run.prediction();
+    let shown = run.prediction();
+    let prediction = shown.as_deref().map(|s| &s.prediction);
+    let variances = |s: &ShownPrediction, l: &Snapshot| {
+        super::header::variances_of(s.step, l.step, "variances")
+    };
     let dash = if theme.ascii { "-" } else { "─" };
-    let legend = match (prediction, latest) {
+    let legend = match (shown.as_deref(), latest) {
         // The RNN recursion treats U as drawn afresh at every step; a real RNN reuses it, and
         // at small widths the measurement can sit tens of dB away (see README).
-        (Some(p), _) if p.arch == NetArch::Rnn => Some((
-            format!(" {dash} mean-field, rnn (untied-U approximation, current variances) "),
+        (Some(s), Some(l)) if s.prediction.arch == NetArch::Rnn => Some((
+            format!(
+                " {dash} mean-field, rnn (untied-U approximation, {}) ",
+                variances(s, l)
+            ),
             format!(" {dash} mean-field, rnn (untied U) "),
         )),
-        (Some(p), _) => Some((
-            format!(" {dash} mean-field, {} (current variances) ", p.arch.name()),
-            format!(" {dash} mean-field, {} ", p.arch.name()),
+        (Some(s), Some(l)) => Some((
+            format!(
+                " {dash} mean-field, {} ({}) ",
+                s.prediction.arch.name(),
+                variances(s, l)
+            ),
+            format!(" {dash} mean-field, {} ", s.prediction.arch.name()),
         )),
         (None, Some(s)) => Some((
             format!(" {} ", super::header::no_prediction_note(s)),
             " no theory ".to_string(),
         )),
-        (None, None) => None,
+        // A prediction exists only for a snapshot.
+        (_, None) => None,
     };
     let predicted_db = prediction.map(|p| p.per_layer_db.as_slice());
     let spec = if run.is_rnn() {

@@ -149,7 +149,15 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             ]);
         }
     }
-    second.extend(theory_spans(run, theme, &sep));
+    // A number cut at the right edge would be read as another number: the longest form
+    // of the prediction that fits, or none (the bars' legend names it too).
+    let used = width(&second);
+    if let Some(theory) = theory_spans(run, theme, &sep)
+        .into_iter()
+        .find(|form| used + width(form) <= room)
+    {
+        second.extend(theory);
+    }
     frame.render_widget(
         Paragraph::new(vec![Line::from(first), Line::from(second)]),
         area,
@@ -157,14 +165,22 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
 }
 
 /// The mean-field prediction for the architecture on screen, named, or a note that none
-/// exists for the cell in effect.
-fn theory_spans<'a>(run: &RunView, theme: &Theme, sep: &dyn Fn() -> Span<'a>) -> Vec<Span<'a>> {
+/// exists for the cell in effect: longest form first, then shorter ones.
+fn theory_spans<'a>(
+    run: &RunView,
+    theme: &Theme,
+    sep: &dyn Fn() -> Span<'a>,
+) -> Vec<Vec<Span<'a>>> {
     let Some(latest) = &run.latest else {
         return Vec::new();
     };
-    let Some(prediction) = run.prediction() else {
-        return vec![sep(), Span::styled(no_prediction_note(latest), theme.dim())];
+    let Some(shown) = run.prediction() else {
+        return vec![
+            vec![sep(), Span::styled(no_prediction_note(latest), theme.dim())],
+            vec![sep(), Span::styled("no mean-field line", theme.dim())],
+        ];
     };
+    let prediction = &shown.prediction;
     let arch = prediction.arch.name();
     let (prefix, last) = if run.is_rnn() {
         ("t", "T")
@@ -179,21 +195,32 @@ fn theory_spans<'a>(run: &RunView, theme: &Theme, sep: &dyn Fn() -> Span<'a>) ->
         ),
         (None, None) => (format!("{arch} "), f64::NAN),
     };
-    vec![
+    // Beside the measured first/last ratio, so "first/last" is not repeated.
+    let short = vec![
         sep(),
-        // Beside the measured first/last ratio, so "first/last" is not repeated; short enough
-        // that 120 columns show it whole.
         Span::styled("mean-field ", theme.dim()),
         Span::raw(format!("{what}{} dB", fmt_db(db))),
-        Span::styled(
-            if run.is_rnn() {
-                " (current σ², untied U)"
-            } else {
-                " (current σ²)"
-            },
-            theme.dim(),
+    ];
+    let mut full = short.clone();
+    full.push(Span::styled(
+        format!(
+            " ({}{})",
+            variances_of(shown.step, latest.step, "σ²"),
+            if run.is_rnn() { ", untied U" } else { "" }
         ),
-    ]
+        theme.dim(),
+    ));
+    vec![full, short]
+}
+
+/// Which variances a prediction used, named `what`: the current ones when it was computed
+/// from the newest snapshot, else the step's (a training run's prediction is paced by its cost).
+pub fn variances_of(computed_at: u64, newest: u64, what: &str) -> String {
+    if computed_at == newest {
+        format!("current {what}")
+    } else {
+        format!("{what} at step {computed_at}")
+    }
 }
 
 /// Why a snapshot has no mean-field prediction: the net is normalised (the recursion has no

@@ -20,6 +20,7 @@ pub mod keymap;
 pub mod keys_doc;
 pub mod live;
 pub mod loss;
+pub mod paced_prediction;
 pub mod paths;
 pub mod picker;
 pub mod playback;

@@ -3,14 +3,16 @@
 //! these; the compare view shows 2–4.
 
 use super::history::History;
+use super::paced_prediction::{PacedPrediction, ShownPrediction};
 use crate::analysis::{ForwardSignal, JacobianSpectrum};
 use crate::config::{Experiment, ModelKind};
 use crate::metrics::Snapshot;
 use crate::paths::PathStats;
 use crate::protocol::{Command, Event, LesionResult, RunState, Switches};
 use crate::sources::LayerSources;
-use crate::theory::{ArchPrediction, MeanField, mean_field, predict};
+use crate::theory::{MeanField, mean_field};
 use std::collections::VecDeque;
+use std::rc::Rc;
 
 /// Points kept at full resolution per series (about the width of a large terminal).
 pub const RECENT_POINTS: usize = 240;
@@ -100,8 +102,8 @@ pub struct RunView {
     pub switches: Switches,
     /// Newest snapshot, shown as text (may hold NaN/Inf).
     pub latest: Option<Snapshot>,
-    /// The mean-field prediction for `latest`, computed on first use (see [`RunView::prediction`]).
-    prediction: std::cell::OnceCell<Option<ArchPrediction>>,
+    /// The mean-field prediction drawn for `latest` (see [`RunView::prediction`]).
+    prediction: PacedPrediction,
     /// Total objective.
     pub loss: History,
     /// Main head's loss.
@@ -169,7 +171,7 @@ impl RunView {
             step: 0,
             switches: Switches::default(),
             latest: None,
-            prediction: std::cell::OnceCell::new(),
+            prediction: PacedPrediction::default(),
             loss: history(),
             main_loss: history(),
             aux_losses: Vec::new(),
@@ -210,13 +212,16 @@ impl RunView {
     }
 
     /// The mean-field prediction for the architecture of the newest snapshot, from the
-    /// variances it carries (None for cells without one, and before the first snapshot).
-    /// Computed once per snapshot and only when drawn, so a replay seeking through thousands
-    /// of steps does not pay for it.
-    pub fn prediction(&self) -> Option<&ArchPrediction> {
-        self.prediction
-            .get_or_init(|| self.latest.as_ref()?.variances.as_ref().map(predict))
-            .as_ref()
+    /// variances of the step it names (None for cells without one, and before the first
+    /// snapshot). Computed only when drawn, so a replay seeking through thousands of steps does
+    /// not pay for it, and while the run trains only as often as its cost allows (see
+    /// [`PacedPrediction`]).
+    pub fn prediction(&self) -> Option<Rc<ShownPrediction>> {
+        self.prediction.get(
+            self.latest.as_ref(),
+            self.switches,
+            self.state == RunState::Running,
+        )
     }
 
     /// The kind of network (None before it started).
@@ -278,7 +283,6 @@ impl RunView {
             Event::Snapshot(snapshot) => {
                 self.record(&snapshot);
                 self.latest = Some(*snapshot);
-                self.prediction = std::cell::OnceCell::new();
             }
             Event::State { state, .. } => {
                 if matches!(state, RunState::Crashed(_)) {
@@ -412,7 +416,7 @@ impl RunView {
             .collect();
         self.markers.clear();
         self.latest = None;
-        self.prediction = std::cell::OnceCell::new();
+        self.prediction.reset();
         self.step = 0;
         self.rate_sample = None;
         self.steps_per_sec = None;
