@@ -2,6 +2,7 @@
 //!
 //! `Snapshot` serialises to the `--json` contract; non-finite numbers become `null`.
 
+pub use crate::simd::{sum_squares, sum_squares_inline};
 use serde::{Deserialize, Serialize};
 
 /// Per-layer measurements at one step.
@@ -195,46 +196,6 @@ pub fn middle_fit_chi1(act_grad_norms: &[f64]) -> f64 {
         )
     });
     (-sxy / sxx).exp()
-}
-
-/// Σ v² in f64, over eight independent accumulators so the loop vectorises (a single running
-/// sum is a chain of dependent additions the compiler may not reorder). The lanes fix the
-/// order, so every vector width gives the same bits.
-pub fn sum_squares(values: &[f32]) -> f64 {
-    sum_squares_wide(values)
-}
-
-crate::simd::multiversion! {
-/// `sum_squares_inline` compiled for the widest vectors the CPU has.
-fn sum_squares_wide(values: &[f32]) -> f64 {
-    sum_squares_inline(values)
-}
-}
-
-/// `sum_squares`, inlined into its caller so it is compiled for the caller's vector width
-/// (the fused passes call it on each block they have just written, while it is in L1).
-#[inline(always)]
-pub fn sum_squares_inline(values: &[f32]) -> f64 {
-    // Four independent 8-lane sums: one chain of dependent adds would wait on the adder's
-    // latency at every element. Fixed lanes, so the bits do not depend on the vector width.
-    let mut lanes = [[0.0f64; 8]; 4];
-    let chunks = values.chunks_exact(32);
-    let rest = chunks.remainder();
-    for chunk in chunks {
-        for (group, part) in lanes.iter_mut().zip(chunk.chunks_exact(8)) {
-            for (lane, &v) in group.iter_mut().zip(part) {
-                let v = f64::from(v);
-                *lane += v * v;
-            }
-        }
-    }
-    let [a, b, c, d] = lanes;
-    let sum: [f64; 8] = std::array::from_fn(|i| (a[i] + b[i]) + (c[i] + d[i]));
-    sum.iter().sum::<f64>()
-        + rest
-            .iter()
-            .map(|&v| f64::from(v) * f64::from(v))
-            .sum::<f64>()
 }
 
 /// Euclidean norm in f64 (gradients can be tiny enough for f32 sums to lose them).

@@ -99,37 +99,132 @@ impl Optimizer {
         lr: f32,
         measure: bool,
     ) -> UpdateNorms {
-        let mut norms = UpdateNorms::default();
-        if measure {
-            norms.weight = sum_squares(values).sqrt();
-        }
-        let first = &mut self.first[index];
-        self.updates[index] += 1;
-        match self.spec {
-            OptimizerSpec::Sgd { momentum, .. } => {
-                sgd_step(values, first, grad, momentum, grad_scale, lr);
-                if measure {
-                    norms.update = f64::from(lr) * sum_squares(first).sqrt();
+        let state = ParamState {
+            first: &mut self.first[index],
+            second: self.second.get_mut(index).map(Vec::as_mut_slice),
+            updates: &mut self.updates[index],
+        };
+        update_one(&self.spec, state, (values, grad), (grad_scale, lr), measure)
+    }
+
+    /// Updates every parameter whose `plan` entry is `Some(measure)`, as [`Optimizer::update`]
+    /// would one after the other, writing each one's norms into `norms`. The parameters are
+    /// cut into two runs of about equal size, one per thread when `threads` > 1; each
+    /// parameter is updated whole by one thread, so the bits do not depend on `threads`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn update_all(
+        &mut self,
+        values: &mut [Vec<f32>],
+        grads: &[Vec<f32>],
+        plan: &[Option<bool>],
+        norms: &mut [UpdateNorms],
+        grad_scale: f32,
+        lr: f32,
+        threads: usize,
+    ) {
+        let spec = &self.spec;
+        let sizes = values
+            .iter()
+            .zip(plan)
+            .map(|(v, p)| p.map_or(0, |_| v.len()));
+        let split = crate::model::shards::balanced_split(sizes);
+        let split = split.min(values.len());
+        let (values_a, values_b) = values.split_at_mut(split);
+        let (first_a, first_b) = self.first.split_at_mut(split);
+        let second_split = split.min(self.second.len());
+        let (second_a, second_b) = self.second.split_at_mut(second_split);
+        let (updates_a, updates_b) = self.updates.split_at_mut(split);
+        let (norms_a, norms_b) = norms.split_at_mut(split.min(norms.len()));
+        let mut halves = [
+            (0, values_a, first_a, second_a, updates_a, norms_a),
+            (split, values_b, first_b, second_b, updates_b, norms_b),
+        ];
+        crate::parallel::run_shards(&mut halves, threads, |half| {
+            let (start, values, first, second, updates, norms) = half;
+            for (k, (values, (first, updates))) in values
+                .iter_mut()
+                .zip(first.iter_mut().zip(updates.iter_mut()))
+                .enumerate()
+            {
+                let index = *start + k;
+                let Some(measure) = plan.get(index).copied().flatten() else {
+                    continue;
+                };
+                let state = ParamState {
+                    first,
+                    second: second.get_mut(k).map(Vec::as_mut_slice),
+                    updates,
+                };
+                let done = update_one(
+                    spec,
+                    state,
+                    (values, &grads[index]),
+                    (grad_scale, lr),
+                    measure,
+                );
+                if let Some(slot) = norms.get_mut(k) {
+                    *slot = done;
                 }
             }
+        });
+    }
+}
+
+/// One parameter's optimiser state, borrowed.
+struct ParamState<'a> {
+    first: &'a mut [f32],
+    /// Adam's second moment (None for SGD).
+    second: Option<&'a mut [f32]>,
+    updates: &'a mut u64,
+}
+
+/// One parameter's update (see [`Optimizer::update`]).
+fn update_one(
+    spec: &OptimizerSpec,
+    state: ParamState,
+    (values, grad): (&mut [f32], &[f32]),
+    (grad_scale, lr): (f32, f32),
+    measure: bool,
+) -> UpdateNorms {
+    let mut norms = UpdateNorms::default();
+    if measure {
+        norms.weight = sum_squares(values).sqrt();
+    }
+    let ParamState {
+        first,
+        second,
+        updates,
+    } = state;
+    *updates += 1;
+    match (spec, second) {
+        (
             OptimizerSpec::Adam {
                 beta1, beta2, eps, ..
-            } => {
-                let t = self.updates[index] as i32;
-                let moments = AdamMoments {
-                    beta1,
-                    beta2,
-                    eps,
-                    correction1: 1.0 - beta1.powi(t),
-                    correction2: 1.0 - beta2.powi(t),
-                };
-                let second = &mut self.second[index];
-                norms.update =
-                    adam_step(values, first, second, grad, moments, grad_scale, lr).sqrt();
+            },
+            Some(second),
+        ) => {
+            let t = *updates as i32;
+            let moments = AdamMoments {
+                beta1: *beta1,
+                beta2: *beta2,
+                eps: *eps,
+                correction1: 1.0 - beta1.powi(t),
+                correction2: 1.0 - beta2.powi(t),
+            };
+            norms.update = adam_step(values, first, second, grad, moments, grad_scale, lr).sqrt();
+        }
+        (OptimizerSpec::Sgd { momentum, .. }, _) => {
+            sgd_step(values, first, grad, *momentum, grad_scale, lr);
+            if measure {
+                norms.update = f64::from(lr) * sum_squares(first).sqrt();
             }
         }
-        norms
+        // `Optimizer::new` and `restore` keep a second moment for every parameter under Adam.
+        (OptimizerSpec::Adam { .. }, None) => {
+            debug_assert!(false, "Adam without a second moment");
+        }
     }
+    norms
 }
 
 /// Adam's constants for one update.
@@ -188,6 +283,68 @@ fn adam_step(values: &mut [f32], first: &mut [f32], second: &mut [f32], grad: &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn updating_all_at_once_on_two_threads_is_updating_each_in_turn() {
+        let specs = [
+            OptimizerSpec::Sgd {
+                lr: 0.1,
+                momentum: 0.9,
+                warmup: 0,
+            },
+            OptimizerSpec::Adam {
+                lr: 0.01,
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                warmup: 0,
+            },
+        ];
+        let sizes = [300, 7, 300, 7, 500, 1];
+        // Parameter 3 is switched off; 0 and 4 are measured.
+        let plan = [
+            Some(true),
+            Some(false),
+            Some(false),
+            None,
+            Some(true),
+            Some(false),
+        ];
+        let fill = |seed: f32| -> Vec<Vec<f32>> {
+            sizes
+                .iter()
+                .enumerate()
+                .map(|(p, &n)| (0..n).map(|i| ((i * 7 + p) as f32 * seed).sin()).collect())
+                .collect()
+        };
+        for spec in &specs {
+            let (mut one, mut all) = (Optimizer::new(spec, &sizes), Optimizer::new(spec, &sizes));
+            let (mut in_turn, mut at_once) = (fill(0.3), fill(0.3));
+            let mut norms = vec![UpdateNorms::default(); sizes.len()];
+            for step in 0..3 {
+                let grads = fill(0.7 + step as f32);
+                let mut expected = vec![UpdateNorms::default(); sizes.len()];
+                for (index, p) in plan.iter().enumerate() {
+                    if let Some(measure) = *p {
+                        expected[index] = one.update(
+                            index,
+                            &mut in_turn[index],
+                            &grads[index],
+                            0.5,
+                            0.1,
+                            measure,
+                        );
+                    }
+                }
+                all.update_all(&mut at_once, &grads, &plan, &mut norms, 0.5, 0.1, 2);
+                assert_eq!(at_once, in_turn, "{spec:?} step {step}");
+                assert_eq!(norms, expected, "{spec:?} step {step}");
+                assert_eq!(all.first_moments(), one.first_moments());
+                assert_eq!(all.second_moments(), one.second_moments());
+                assert_eq!(all.update_counts(), one.update_counts());
+            }
+        }
+    }
 
     #[test]
     fn sgd_with_momentum_accumulates_velocity() {

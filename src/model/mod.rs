@@ -26,4 +26,5 @@ pub mod small_gemm;
 /// for a seed, build, CPU feature level and revision. 2: MLP batches cut into two shards.
 /// 3: products of the lab's sizes on the AVX-512 small-matrix kernel, the test set scored in
 /// two shards. 4: sums of squares (norms, gradient clipping) over four 8-lane partial sums.
-pub const ENGINE_REVISION: u32 = 4;
+/// 5: the weight variances behind the mean-field prediction summed over the same lanes.
+pub const ENGINE_REVISION: u32 = 5;

@@ -69,6 +69,8 @@ pub struct ShardedStep {
     pub total_loss: f32,
     /// Σ(∂L/∂θ)² of the f32 gradient over every parameter the switches use.
     pub grad_sumsq: f64,
+    /// Σ(∂L/∂θ)² of each parameter's f32 gradient in the last combine.
+    param_sumsq: Vec<f64>,
 }
 
 impl ShardedStep {
@@ -190,6 +192,9 @@ impl ShardedStep {
     /// Combines the shards' results into the batch's, in shard order, writing the batch's
     /// gradients into `grads`.
     fn combine(&mut self, net: &Net, grads: &mut [Vec<f32>]) {
+        self.param_sumsq.resize(grads.len(), 0.0);
+        sum_all_into(grads, &self.shards, &mut self.param_sumsq, self.threads);
+        let sums = &self.param_sumsq;
         let shards = &self.shards;
         let first = &shards[0].work;
         self.logits.clear();
@@ -227,7 +232,7 @@ impl ShardedStep {
                 (s.grad_sumsq, s.grad_exp)
             }));
             let w = slot::weight(l);
-            stats.weight_true_sumsq = sum_into(&mut grads[w], shards, w);
+            stats.weight_true_sumsq = sums[w];
             (stats.weight_sumsq, stats.weight_exp) =
                 if shards.iter().all(|s| s.work.stats[l].weight_exp == 0) {
                     (stats.weight_true_sumsq, 0)
@@ -237,19 +242,40 @@ impl ShardedStep {
                 };
             self.stats.push(stats);
         }
-        // Every other parameter (a layer weight's sum is in its stats already).
-        let mut grad_sumsq = 0.0;
-        let mut next_weight = 0;
-        for (index, g) in grads.iter_mut().enumerate() {
-            if next_weight < net.depth && index == slot::weight(next_weight) {
-                grad_sumsq += self.stats[next_weight].weight_true_sumsq;
-                next_weight += 1;
-            } else {
-                grad_sumsq += sum_into(g, shards, index);
-            }
-        }
-        self.grad_sumsq = grad_sumsq;
+        // In parameter order, as the sum always was.
+        self.grad_sumsq = sums.iter().sum();
     }
+}
+
+/// Every parameter's gradient summed over the shards into `grads` ([`sum_into`]), with its
+/// Σ(dst)² in `sums`; the parameters are cut into two runs of about equal size, one per
+/// thread. Each parameter is summed whole by one thread, so the bits do not depend on
+/// `threads`.
+fn sum_all_into(grads: &mut [Vec<f32>], shards: &[Shard], sums: &mut [f64], threads: usize) {
+    let split = balanced_split(grads.iter().map(Vec::len));
+    let (grads_a, grads_b) = grads.split_at_mut(split);
+    let (sums_a, sums_b) = sums.split_at_mut(split);
+    let mut halves = [(0, grads_a, sums_a), (split, grads_b, sums_b)];
+    run_shards(&mut halves, threads, |(start, grads, sums)| {
+        for (k, (dst, sum)) in grads.iter_mut().zip(sums.iter_mut()).enumerate() {
+            *sum = sum_into(dst, shards, *start + k);
+        }
+    });
+}
+
+/// The first index where the running total of `sizes` reaches half of their sum: cutting
+/// there gives two runs of about equal work.
+pub fn balanced_split(sizes: impl Iterator<Item = usize> + Clone) -> usize {
+    let total: usize = sizes.clone().sum();
+    let (mut running, mut count) = (0, 0);
+    for (index, size) in sizes.enumerate() {
+        if index > 0 && 2 * running >= total {
+            return index;
+        }
+        running += size;
+        count = index + 1;
+    }
+    count
 }
 
 /// dst ← the shards' parameter `index` added in shard order; returns Σ(dst)².
@@ -358,6 +384,15 @@ fn add_measured_in_place(dst: &mut [f32], part: &[f32]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_balanced_split_halves_the_work() {
+        assert_eq!(balanced_split([4, 4, 4, 4].into_iter()), 2);
+        assert_eq!(balanced_split([1, 100, 1].into_iter()), 2);
+        assert_eq!(balanced_split([100, 1, 1].into_iter()), 1);
+        assert_eq!(balanced_split([7].into_iter()), 1);
+        assert_eq!(balanced_split(std::iter::empty()), 0);
+    }
 
     #[test]
     fn norms_combine_at_the_larger_exponent() {

@@ -75,6 +75,10 @@ pub struct Trainer {
     batch_inputs: Vec<f32>,
     batch_labels: Vec<usize>,
     batch_targets: Vec<f32>,
+    /// Per parameter, whether the next update touches it and measures it (kept between steps).
+    update_plan: Vec<Option<bool>>,
+    /// Per parameter, the norms of its last update (kept between steps).
+    update_norms: Vec<UpdateNorms>,
 }
 
 /// Outputs the head produces: classes, or regression outputs.
@@ -153,6 +157,8 @@ impl Trainer {
             batch_inputs: Vec::new(),
             batch_labels: Vec::new(),
             batch_targets: Vec::new(),
+            update_plan: Vec::new(),
+            update_norms: Vec::new(),
         })
     }
 
@@ -539,25 +545,35 @@ impl Trainer {
     /// Applies the optimiser to every active parameter; returns the update norms of each W_l.
     fn apply_update(&mut self, scale: f32, measure: bool) -> Vec<UpdateNorms> {
         let lr = self.effective_learning_rate();
-        let mut layer_updates = Vec::with_capacity(if measure { self.net.depth } else { 0 });
-        for index in 0..self.values.len() {
-            let role = self.roles[index];
-            if !self.is_active(role) {
-                continue;
-            }
+        let mut plan = std::mem::take(&mut self.update_plan);
+        plan.clear();
+        plan.extend(self.roles.iter().map(|&role| {
             let is_layer_weight = matches!(role, ParamRole::LayerWeight(_));
-            let norms = self.optimizer.update(
-                index,
-                &mut self.values[index],
-                &self.grads[index],
-                scale,
-                lr,
-                measure && is_layer_weight,
+            self.is_active(role).then_some(measure && is_layer_weight)
+        }));
+        let mut norms = std::mem::take(&mut self.update_norms);
+        norms.clear();
+        norms.resize(self.values.len(), UpdateNorms::default());
+        self.optimizer.update_all(
+            &mut self.values,
+            &self.grads,
+            &plan,
+            &mut norms,
+            scale,
+            lr,
+            self.work.threads(),
+        );
+        let mut layer_updates = Vec::with_capacity(if measure { self.net.depth } else { 0 });
+        if measure {
+            layer_updates.extend(
+                plan.iter()
+                    .zip(&norms)
+                    .filter(|(p, _)| **p == Some(true))
+                    .map(|(_, n)| *n),
             );
-            if measure && is_layer_weight {
-                layer_updates.push(norms);
-            }
         }
+        self.update_plan = plan;
+        self.update_norms = norms;
         // The tensors built for readers are stale now.
         self.view = OnceCell::new();
         layer_updates

@@ -2,9 +2,11 @@
 //! ([`for_each_dealt`]), and the shards of one run's batch ([`run_shards`]) on a persistent
 //! worker; and how many threads each run gets ([`threads_per_run`]).
 
+pub mod handoff;
+
 use anyhow::{Result, bail};
 use std::sync::mpsc::channel;
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Mutex, PoisonError};
 
 /// Most threads one run uses: its batch is cut into at most this many shards.
 pub const RUN_THREADS: usize = 2;
@@ -22,46 +24,28 @@ pub fn threads_per_run(budget: usize, runs: usize) -> usize {
     (budget / runs.max(1)).clamp(1, RUN_THREADS)
 }
 
-/// The persistent worker the second shard of a run's batch runs on (threads named
-/// `gradlab-shard`), started on first use; None when no thread can be started.
-fn shard_pool() -> Option<&'static rayon::ThreadPool> {
-    static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
-    POOL.get_or_init(|| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(RUN_THREADS - 1)
-            .thread_name(|i| format!("gradlab-shard-{i}"))
-            .build()
-            .ok()
-    })
-    .as_ref()
-}
-
 /// Runs `work` on every shard: with `threads` > 1 the first on the calling thread and the
-/// others on the persistent shard worker (no thread is started per call), else one after the
-/// other here. Each shard's result depends on the shard alone, so which thread ran it never
-/// shows. A panic in a shard is raised again here once every shard has ended. Returns the
-/// threads the shards ran on.
+/// others on the persistent shard worker ([`handoff::Handoff`]; no thread is started per
+/// call), else one after the other here. Each shard's result depends on the shard alone, so
+/// which thread ran it never shows. A panic in a shard is raised again here once every shard
+/// has ended. Returns the threads the shards ran on.
 pub fn run_shards<T: Send>(
     shards: &mut [T],
     threads: usize,
     work: impl Fn(&mut T) + Sync,
 ) -> usize {
-    let pool = shard_pool().filter(|_| threads > 1 && shards.len() > 1);
-    let Some(pool) = pool else {
+    let handoff = handoff::Handoff::shared().filter(|_| threads > 1 && shards.len() > 1);
+    let (Some(handoff), Some((first, rest))) = (handoff, shards.split_first_mut()) else {
         shards.iter_mut().for_each(work);
         return 1;
     };
-    let Some((first, rest)) = shards.split_first_mut() else {
-        return 1;
-    };
     let work = &work;
-    pool.in_place_scope(|scope| {
-        for shard in rest.iter_mut() {
-            scope.spawn(move |_| work(shard));
-        }
-        work(first);
-    });
-    (1 + rest.len()).min(RUN_THREADS)
+    let mut theirs = || rest.iter_mut().for_each(work);
+    if handoff.join(|| work(first), &mut theirs) {
+        RUN_THREADS
+    } else {
+        1
+    }
 }
 
 /// `f` of every item, in item order, the items cut into up to `threads` contiguous parts run
