@@ -2,7 +2,7 @@
 //!
 //! `Snapshot` serialises to the `--json` contract; non-finite numbers become `null`.
 
-pub use crate::simd::{sum_squares, sum_squares_inline};
+pub use crate::simd::sum_squares;
 use serde::{Deserialize, Serialize};
 
 /// Per-layer measurements at one step.

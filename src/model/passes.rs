@@ -62,7 +62,7 @@ fn tanh_slope(y: f32) -> f32 {
 /// Elements per block: each pass writes a block, then sums it while it is still in L1.
 const BLOCK: usize = 512;
 
-use crate::metrics::sum_squares_inline as sumsq;
+use crate::metrics::sum_squares as sumsq;
 
 /// Σv over eight lanes, vectorised like `sum_squares`.
 #[inline(always)]

@@ -60,7 +60,7 @@ fn scale_flush_sumsq(values: &mut [f32], factor: f64) -> f64 {
         let t = f64::from(*v) * factor;
         *v = if t.abs() < f64::from(f32::MIN_POSITIVE) { 0.0 * *v } else { t as f32 };
     }
-    crate::metrics::sum_squares_inline(values)
+    crate::metrics::sum_squares(values)
 }
 }
 

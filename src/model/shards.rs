@@ -369,7 +369,7 @@ crate::model::kernels::multiversion! {
 /// dst ← a + b; returns Σ(dst)² in f64.
 fn add_measured(dst: &mut [f32], a: &[f32], b: &[f32]) -> f64 {
     dst.iter_mut().zip(a.iter().zip(b)).for_each(|(d, (&a, &b))| *d = a + b);
-    crate::metrics::sum_squares_inline(dst)
+    crate::metrics::sum_squares(dst)
 }
 }
 
@@ -377,7 +377,7 @@ crate::model::kernels::multiversion! {
 /// dst ← dst + part; returns Σ(dst)² in f64.
 fn add_measured_in_place(dst: &mut [f32], part: &[f32]) -> f64 {
     dst.iter_mut().zip(part).for_each(|(d, &p)| *d += p);
-    crate::metrics::sum_squares_inline(dst)
+    crate::metrics::sum_squares(dst)
 }
 }
 
