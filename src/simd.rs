@@ -143,7 +143,7 @@ mod tests {
     fn every_path_gives_the_portable_bits() {
         for len in [0, 1, 31, 32, 33, 64, 100, 1000, 4099] {
             let values: Vec<f32> = (0..len)
-                .map(|i| ((i as f32) * 0.731).sin() * 10f32.powi((i % 13) as i32 - 6))
+                .map(|i| ((i as f32) * 0.731).sin() * 10f32.powi(i % 13 - 6))
                 .collect();
             let expected = sum_squares_portable(&values);
             assert_eq!(
