@@ -127,7 +127,7 @@ impl Optimizer {
             .iter()
             .zip(plan)
             .map(|(v, p)| p.map_or(0, |_| v.len()));
-        let split = crate::model::shards::balanced_split(sizes);
+        let split = crate::parallel::balanced_split(sizes);
         let split = split.min(values.len());
         let (values_a, values_b) = values.split_at_mut(split);
         let (first_a, first_b) = self.first.split_at_mut(split);

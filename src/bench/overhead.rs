@@ -47,6 +47,61 @@ pub struct Slice {
     pub steps: u64,
 }
 
+/// CPU time of this process's threads (user + system, in clock ticks) by thread id, read
+/// from `/proc/self/task` (empty where there is none).
+fn thread_ticks() -> Vec<(String, u64)> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| {
+            let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+            // The name is in parentheses and may hold spaces: the fields follow the last ')'.
+            let fields: Vec<&str> = stat
+                .get(stat.rfind(')')? + 1..)?
+                .split_whitespace()
+                .collect();
+            let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
+            // utime and stime are the stat file's 14th and 15th fields.
+            Some((
+                task.file_name().to_string_lossy().into_owned(),
+                ticks(11)? + ticks(12)?,
+            ))
+        })
+        .collect()
+}
+
+/// The calling thread's id as `/proc` names it.
+fn own_thread_id() -> Option<String> {
+    let link = std::fs::read_link("/proc/thread-self").ok()?;
+    Some(link.file_name()?.to_string_lossy().into_owned())
+}
+
+/// The name of thread `tid` of this process.
+fn thread_name(tid: &str) -> Option<String> {
+    let comm = std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")).ok()?;
+    Some(comm.trim().to_string())
+}
+
+/// Share of the process's CPU time between `start` and `end` taken by the interface: the
+/// thread `ui` (the dashboard loop) and the event forwarder. None without `/proc`.
+fn interface_share(start: &[(String, u64)], end: &[(String, u64)], ui: &str) -> Option<f64> {
+    let mut total = 0;
+    let mut interface = 0;
+    for (tid, after) in end {
+        let Some((_, before)) = start.iter().find(|(t, _)| t == tid) else {
+            continue;
+        };
+        let used = after.saturating_sub(*before);
+        total += used;
+        if tid == ui || thread_name(tid).as_deref() == Some("gradlab-forward") {
+            interface += used;
+        }
+    }
+    (total > 0).then(|| interface as f64 / total as f64)
+}
+
 /// The dashboard's overhead on one preset (the `--dashboard --json` contract).
 #[derive(Clone, Debug, Serialize)]
 pub struct Overhead {
@@ -59,6 +114,11 @@ pub struct Overhead {
     /// Median over pairs of 1 − dashboard/headless, in percent (negative: the dashboard's
     /// slice happened to run faster).
     pub overhead_percent: f64,
+    /// Median over the dashboard's slices of the share of the process's CPU time the
+    /// interface took (the loop drawing the frames and the event forwarder), in percent; null
+    /// without `/proc`. It does not count the live analyses, which run on the training thread
+    /// within their own share of its time.
+    pub interface_cpu_percent: Option<f64>,
     /// Each pair's overhead in percent, in the order measured.
     pub pairs_percent: Vec<f64>,
     /// Seconds each slice was timed for (after [`WARM_UP`]).
@@ -77,8 +137,9 @@ pub fn measure(
     let mut dashboards = Vec::new();
     let mut headless = Vec::new();
     let mut pairs_percent = Vec::new();
+    let mut interface = Vec::new();
     for pair in 0..pairs.max(1) {
-        let (d, h) = if pair % 2 == 0 {
+        let ((d, share), h) = if pair % 2 == 0 {
             let d = dashboard_slice(experiment, base_dir, timed)?;
             (d, headless_slice(experiment, base_dir, timed)?)
         } else {
@@ -88,12 +149,14 @@ pub fn measure(
         pairs_percent.push(100.0 * (1.0 - d.steps_per_sec / h.steps_per_sec));
         dashboards.push(d.steps_per_sec);
         headless.push(h.steps_per_sec);
+        interface.extend(share.map(|s| 100.0 * s));
     }
     Ok(Overhead {
         preset: name.to_string(),
         dashboard_steps_per_sec: median(&dashboards),
         headless_steps_per_sec: median(&headless),
         overhead_percent: median(&pairs_percent),
+        interface_cpu_percent: (!interface.is_empty()).then(|| median(&interface)),
         pairs_percent,
         seconds: timed.as_secs_f64(),
     })
@@ -153,12 +216,13 @@ impl StepClock {
     }
 }
 
-/// The real dashboard for `WARM_UP + timed`, counting the steps its snapshots show.
+/// The real dashboard for `WARM_UP + timed`, counting the steps its snapshots show; also the
+/// interface's share of the CPU time over the timed part (see [`interface_share`]).
 fn dashboard_slice(
     experiment: &Experiment,
     base_dir: Option<&Path>,
     timed: Duration,
-) -> Result<Slice> {
+) -> Result<(Slice, Option<f64>)> {
     let (inbox_tx, inbox) = channel();
     let start = LaneStart::fresh(experiment.clone(), base_dir.map(Path::to_path_buf));
     let driver = spawn_driver(vec![start], cores(), false)?;
@@ -167,6 +231,7 @@ fn dashboard_slice(
     let mut source = Counting {
         live,
         clock: StepClock::new(began + WARM_UP),
+        cpu_at_start: None,
     };
     let stopper = inbox_tx.clone();
     std::thread::spawn(move || {
@@ -176,10 +241,18 @@ fn dashboard_slice(
     let mut app = App::new(Theme::from_env(false));
     let mut screen = SinkScreen::new()?;
     let shown = event::run(&mut screen, &mut app, &mut source, &inbox, FPS, None);
-    let Counting { live, clock } = source;
+    let cpu_at_end = thread_ticks();
+    let Counting {
+        live,
+        clock,
+        cpu_at_start,
+    } = source;
     live.close("quit", &inbox, Duration::from_secs(10))?;
     shown?;
-    rate(&clock.samples)
+    let share = cpu_at_start
+        .zip(own_thread_id())
+        .and_then(|(start, ui)| interface_share(&start, &cpu_at_end, &ui));
+    Ok((rate(&clock.samples)?, share))
 }
 
 /// The same preset trained headless, without live analyses, for `WARM_UP + timed`.
@@ -201,10 +274,12 @@ fn headless_slice(
     rate(&sink.0.samples)
 }
 
-/// The live source, noting each snapshot's step as the interface applies it.
+/// The live source, noting each snapshot's step as the interface applies it, and the
+/// threads' CPU time when the timed part begins.
 struct Counting {
     live: LiveSource,
     clock: StepClock,
+    cpu_at_start: Option<Vec<(String, u64)>>,
 }
 
 impl EventSource for Counting {
@@ -219,6 +294,9 @@ impl EventSource for Counting {
         }) = msg
         {
             self.clock.saw(snapshot.step);
+            if self.cpu_at_start.is_none() && !self.clock.samples.is_empty() {
+                self.cpu_at_start = Some(thread_ticks());
+            }
         }
         self.live.observe(msg)
     }
@@ -270,6 +348,27 @@ impl Screen<CrosstermBackend<std::io::Sink>> for SinkScreen {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_interface_share_counts_the_calling_thread_and_the_forwarder() {
+        let start = vec![("1".to_string(), 100), ("2".to_string(), 50)];
+        let end = vec![
+            ("1".to_string(), 110),
+            ("2".to_string(), 140),
+            ("3".to_string(), 7),
+        ];
+        // Thread 3 started after the first reading: not counted.
+        let share = interface_share(&start, &end, "1");
+        assert_eq!(share, Some(10.0 / 100.0));
+        assert_eq!(interface_share(&start, &start, "1"), None);
+    }
+
+    #[test]
+    fn this_thread_is_found_among_the_process_threads() {
+        if let Some(me) = own_thread_id() {
+            assert!(thread_ticks().iter().any(|(tid, _)| *tid == me));
+        }
+    }
 
     #[test]
     fn median_of_odd_even_and_none() {

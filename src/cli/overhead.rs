@@ -31,11 +31,12 @@ pub fn dashboard_overhead(
     );
     if !json {
         say!(
-            "{:<16} {:>12} {:>12} {:>9}   {}",
+            "{:<16} {:>12} {:>12} {:>9} {:>14}   {}",
             "preset",
             "dashboard/s",
             "headless/s",
             "overhead",
+            "interface CPU",
             "(each pair)"
         )?;
     }
@@ -55,12 +56,16 @@ pub fn dashboard_overhead(
                 each.join(" ")
             );
         } else {
+            let interface = result
+                .interface_cpu_percent
+                .map_or_else(|| "–".to_string(), |p| format!("{p:.1}%"));
             say!(
-                "{:<16} {:>12.1} {:>12.1} {:>8.1}%   {}",
+                "{:<16} {:>12.1} {:>12.1} {:>8.1}% {:>14}   {}",
                 result.preset,
                 result.dashboard_steps_per_sec,
                 result.headless_steps_per_sec,
                 result.overhead_percent,
+                interface,
                 each.join(" ")
             )?;
         }
@@ -70,7 +75,7 @@ pub fn dashboard_overhead(
         say!("{}", serde_json::to_string_pretty(&results)?)?;
     } else {
         say!(
-            "overhead: median over pairs of 1 − dashboard/headless; the dashboard draws {}×{} frames at {} fps into memory",
+            "overhead: median over pairs of 1 − dashboard/headless; interface CPU: the drawing loop's and the event forwarder's share of the process's CPU time (median over the dashboard's slices; the live analyses, paced to 1.5 % of training time, are not in it); the dashboard draws {}×{} frames at {} fps into memory",
             crate::bench::overhead::FRAME.width,
             crate::bench::overhead::FRAME.height,
             crate::bench::overhead::FPS

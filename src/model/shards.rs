@@ -252,7 +252,7 @@ impl ShardedStep {
 /// thread. Each parameter is summed whole by one thread, so the bits do not depend on
 /// `threads`.
 fn sum_all_into(grads: &mut [Vec<f32>], shards: &[Shard], sums: &mut [f64], threads: usize) {
-    let split = balanced_split(grads.iter().map(Vec::len));
+    let split = crate::parallel::balanced_split(grads.iter().map(Vec::len));
     let (grads_a, grads_b) = grads.split_at_mut(split);
     let (sums_a, sums_b) = sums.split_at_mut(split);
     let mut halves = [(0, grads_a, sums_a), (split, grads_b, sums_b)];
@@ -261,21 +261,6 @@ fn sum_all_into(grads: &mut [Vec<f32>], shards: &[Shard], sums: &mut [f64], thre
             *sum = sum_into(dst, shards, *start + k);
         }
     });
-}
-
-/// The first index where the running total of `sizes` reaches half of their sum: cutting
-/// there gives two runs of about equal work.
-pub fn balanced_split(sizes: impl Iterator<Item = usize> + Clone) -> usize {
-    let total: usize = sizes.clone().sum();
-    let (mut running, mut count) = (0, 0);
-    for (index, size) in sizes.enumerate() {
-        if index > 0 && 2 * running >= total {
-            return index;
-        }
-        running += size;
-        count = index + 1;
-    }
-    count
 }
 
 /// dst ← the shards' parameter `index` added in shard order; returns Σ(dst)².
@@ -384,15 +369,6 @@ fn add_measured_in_place(dst: &mut [f32], part: &[f32]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_balanced_split_halves_the_work() {
-        assert_eq!(balanced_split([4, 4, 4, 4].into_iter()), 2);
-        assert_eq!(balanced_split([1, 100, 1].into_iter()), 2);
-        assert_eq!(balanced_split([100, 1, 1].into_iter()), 1);
-        assert_eq!(balanced_split([7].into_iter()), 1);
-        assert_eq!(balanced_split(std::iter::empty()), 0);
-    }
 
     #[test]
     fn norms_combine_at_the_larger_exponent() {

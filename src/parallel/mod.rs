@@ -48,6 +48,21 @@ pub fn run_shards<T: Send>(
     }
 }
 
+/// The first index where the running total of `sizes` reaches half of their sum: cutting
+/// there gives two runs of about equal work.
+pub fn balanced_split(sizes: impl Iterator<Item = usize> + Clone) -> usize {
+    let total: usize = sizes.clone().sum();
+    let (mut running, mut count) = (0, 0);
+    for (index, size) in sizes.enumerate() {
+        if index > 0 && 2 * running >= total {
+            return index;
+        }
+        running += size;
+        count = index + 1;
+    }
+    count
+}
+
 /// `f` of every item, in item order, the items cut into up to `threads` contiguous parts run
 /// as shards ([`run_shards`]: the calling thread and the persistent shard worker). Each result
 /// depends on its item alone, so the output is the same on any number of threads.
@@ -176,6 +191,15 @@ mod tests {
             });
         }));
         assert!(outcome.is_err());
+    }
+
+    #[test]
+    fn a_balanced_split_halves_the_work() {
+        assert_eq!(balanced_split([4, 4, 4, 4].into_iter()), 2);
+        assert_eq!(balanced_split([1, 100, 1].into_iter()), 2);
+        assert_eq!(balanced_split([100, 1, 1].into_iter()), 1);
+        assert_eq!(balanced_split([7].into_iter()), 1);
+        assert_eq!(balanced_split(std::iter::empty()), 0);
     }
 
     #[test]
