@@ -503,3 +503,40 @@ fn spectrum_view_never_panics() {
         }
     }
 }
+
+#[test]
+fn the_header_never_cuts_the_prediction_and_shortens_it_to_fit() {
+    let app = recorded_app(plain_theme());
+    let mut forms = std::collections::BTreeSet::new();
+    for width in 80..=200 {
+        let text = screen_text(&draw(&app, width, 40));
+        // The backend's text quotes each row; the header's second line is the second row.
+        let line = text.lines().nth(1).unwrap_or_default().trim_matches('"');
+        let Some(at) = line.find("mean-field ") else {
+            forms.insert("none");
+            continue;
+        };
+        let rest = line[at + "mean-field ".len()..].trim_end();
+        let (number, after) = rest
+            .split_once(" dB")
+            .unwrap_or_else(|| panic!("the number is cut at width {width}: {line}"));
+        let value = number.rsplit(' ').next().unwrap_or_default();
+        assert!(
+            value.parse::<f64>().is_ok(),
+            "width {width}: `{value}` is not a whole number in {line}"
+        );
+        forms.insert(match (number.contains("residual"), after.is_empty()) {
+            (true, false) => "full",
+            (true, true) => "short",
+            (false, _) => "shortest",
+        });
+        if !after.is_empty() {
+            assert_eq!(after.trim(), "(current σ²)", "width {width}");
+        }
+    }
+    // Every form is used at some width, from none at 80 columns to the full one at 200.
+    assert_eq!(
+        forms.into_iter().collect::<Vec<_>>(),
+        ["full", "none", "short", "shortest"]
+    );
+}

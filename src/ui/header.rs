@@ -187,20 +187,25 @@ fn theory_spans<'a>(
     } else {
         ("L", "last")
     };
-    let (what, db) = match (prediction.ratio_db(), prediction.first_covered()) {
-        (Some(db), _) => (format!("{arch} "), db),
+    let (range, db) = match (prediction.ratio_db(), prediction.first_covered()) {
+        (Some(db), _) => (String::new(), db),
         (None, Some(from)) => (
-            format!("{arch} {prefix}{from}/{last} "),
+            format!("{prefix}{from}/{last} "),
             prediction.per_layer_db[from - 1].unwrap_or(f64::NAN),
         ),
-        (None, None) => (format!("{arch} "), f64::NAN),
+        (None, None) => (String::new(), f64::NAN),
     };
-    // Beside the measured first/last ratio, so "first/last" is not repeated.
-    let short = vec![
-        sep(),
-        Span::styled("mean-field ", theme.dim()),
-        Span::raw(format!("{what}{} dB", fmt_db(db))),
-    ];
+    // Beside the measured first/last ratio, so "first/last" is not repeated. The shortest
+    // form leaves out the wiring: the skip switch on the same line and the bars' legend name it.
+    let form = |what: String| {
+        vec![
+            sep(),
+            Span::styled("mean-field ", theme.dim()),
+            Span::raw(format!("{what}{} dB", fmt_db(db))),
+        ]
+    };
+    let short = form(format!("{arch} {range}"));
+    let shortest = form(range.clone());
     let mut full = short.clone();
     full.push(Span::styled(
         format!(
@@ -210,7 +215,7 @@ fn theory_spans<'a>(
         ),
         theme.dim(),
     ));
-    vec![full, short]
+    vec![full, short, shortest]
 }
 
 /// Which variances a prediction used, named `what`: the current ones when it was computed
