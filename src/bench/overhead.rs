@@ -38,15 +38,6 @@ pub const WARM_UP: Duration = Duration::from_secs(2);
 /// Frames per second the measured dashboard draws at (the dashboard's default).
 pub const FPS: u32 = 20;
 
-/// One timed slice: steps shown (or made) over the slice's timed part.
-#[derive(Clone, Copy, Debug, Serialize)]
-pub struct Slice {
-    /// Steps per second.
-    pub steps_per_sec: f64,
-    /// Steps counted.
-    pub steps: u64,
-}
-
 /// CPU time of this process's threads (user + system, in clock ticks) by thread id, read
 /// from `/proc/self/task` (empty where there is none).
 fn thread_ticks() -> Vec<(String, u64)> {
@@ -146,9 +137,9 @@ pub fn measure(
             let h = headless_slice(experiment, base_dir, timed)?;
             (dashboard_slice(experiment, base_dir, timed)?, h)
         };
-        pairs_percent.push(100.0 * (1.0 - d.steps_per_sec / h.steps_per_sec));
-        dashboards.push(d.steps_per_sec);
-        headless.push(h.steps_per_sec);
+        pairs_percent.push(100.0 * (1.0 - d / h));
+        dashboards.push(d);
+        headless.push(h);
         interface.extend(share.map(|s| 100.0 * s));
     }
     Ok(Overhead {
@@ -174,7 +165,7 @@ pub fn median(values: &[f64]) -> f64 {
 }
 
 /// Steps per second between the first and the last (time, step) sample.
-fn rate(samples: &[(Instant, u64)]) -> Result<Slice> {
+fn rate(samples: &[(Instant, u64)]) -> Result<f64> {
     let (Some(&(t0, s0)), Some(&(t1, s1))) = (samples.first(), samples.last()) else {
         bail!("no step was taken in the timed part of the slice");
     };
@@ -182,10 +173,7 @@ fn rate(samples: &[(Instant, u64)]) -> Result<Slice> {
     if s1 <= s0 || seconds <= 0.0 {
         bail!("fewer than two steps in the timed part of the slice: give it more time");
     }
-    Ok(Slice {
-        steps_per_sec: (s1 - s0) as f64 / seconds,
-        steps: s1 - s0,
-    })
+    Ok((s1 - s0) as f64 / seconds)
 }
 
 /// Keeps the newest step seen at each moment after `from`.
@@ -222,7 +210,7 @@ fn dashboard_slice(
     experiment: &Experiment,
     base_dir: Option<&Path>,
     timed: Duration,
-) -> Result<(Slice, Option<f64>)> {
+) -> Result<(f64, Option<f64>)> {
     let (inbox_tx, inbox) = channel();
     let start = LaneStart::fresh(experiment.clone(), base_dir.map(Path::to_path_buf));
     let driver = spawn_driver(vec![start], cores(), false)?;
@@ -260,7 +248,7 @@ fn headless_slice(
     experiment: &Experiment,
     base_dir: Option<&Path>,
     timed: Duration,
-) -> Result<Slice> {
+) -> Result<f64> {
     let mut trainer = build_learner(experiment.clone(), base_dir)?;
     let stop = AtomicBool::new(false);
     let mut sink = Counted(StepClock::new(Instant::now() + WARM_UP));
@@ -381,7 +369,7 @@ mod tests {
     fn rate_needs_two_steps() {
         let t0 = Instant::now();
         let t1 = t0 + Duration::from_secs(2);
-        let slice = rate(&[(t0, 10), (t1, 110)]).map(|s| s.steps_per_sec).ok();
+        let slice = rate(&[(t0, 10), (t1, 110)]).ok();
         assert_eq!(slice, Some(50.0));
         assert!(rate(&[(t0, 10)]).is_err());
         assert!(rate(&[]).is_err());
