@@ -20,6 +20,9 @@ use std::time::{Duration, Instant};
 /// Longest either side busy-waits for the other before it parks.
 pub const SPIN: Duration = Duration::from_micros(500);
 
+/// How long a wait spins without giving up its core (see `wait_for`).
+pub const SPIN_ALONE: Duration = Duration::from_micros(50);
+
 /// The slot holds nothing to run.
 const IDLE: u8 = 0;
 /// The caller has posted a job.
@@ -127,14 +130,24 @@ impl Handoff {
 
 /// Spins until `state` holds `wanted`, for up to [`SPIN`], then parks until it does: the other
 /// side unparks this thread after storing it, and an unpark that comes before the park is
-/// kept, so none is lost. A stale wake-up only makes the loop check once more.
+/// kept, so none is lost. A stale wake-up only makes the loop check once more. Past
+/// [`SPIN_ALONE`] the spin yields the core at each check: when more threads want the cores
+/// than there are (several runs, a test suite), the thread this one waits for may be the one
+/// waiting for a core.
 fn wait_for(state: &AtomicU8, wanted: u8) {
     let start = Instant::now();
     let mut spins = 0u32;
     while state.load(Ordering::Acquire) != wanted {
         spins = spins.wrapping_add(1);
-        if !spins.is_multiple_of(64) || start.elapsed() < SPIN {
+        if !spins.is_multiple_of(64) {
             std::hint::spin_loop();
+            continue;
+        }
+        let waited = start.elapsed();
+        if waited < SPIN_ALONE {
+            std::hint::spin_loop();
+        } else if waited < SPIN {
+            std::thread::yield_now();
         } else {
             std::thread::park();
         }
