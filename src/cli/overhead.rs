@@ -75,7 +75,7 @@ pub fn dashboard_overhead(
         say!("{}", serde_json::to_string_pretty(&results)?)?;
     } else {
         say!(
-            "overhead: median over pairs of 1 − dashboard/headless; interface CPU: the drawing loop's and the event forwarder's share of the process's CPU time (median over the dashboard's slices; the live analyses, paced to 1.5 % of training time, are not in it); the dashboard draws {}×{} frames at {} fps into memory",
+            "overhead: median over pairs of 1 − dashboard/headless; interface CPU: the drawing loop's and the event forwarder's share of the process's CPU time (median over the dashboard's slices; the live analyses, paced to 1 % of training time each, are not in it); the dashboard draws {}×{} frames at {} fps into memory",
             crate::bench::overhead::FRAME.width,
             crate::bench::overhead::FRAME.height,
             crate::bench::overhead::FPS

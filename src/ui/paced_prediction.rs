@@ -17,11 +17,11 @@ use std::time::{Duration, Instant};
 
 /// Largest fraction of wall-clock time the interface spends recomputing one run's prediction
 /// while it trains.
-pub const PREDICTION_SHARE: f64 = 0.01;
+pub const PREDICTION_SHARE: f64 = 0.005;
 
 /// Longest a training run's prediction is kept, whatever it cost: the first computation also
 /// builds the quadrature tables, and a user should not watch a prediction from long ago.
-pub const PREDICTION_MAX_AGE: Duration = Duration::from_secs(1);
+pub const PREDICTION_MAX_AGE: Duration = Duration::from_secs(2);
 
 /// A prediction and the snapshot whose variances it was computed from.
 #[derive(Clone, Debug, PartialEq)]
