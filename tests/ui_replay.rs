@@ -343,7 +343,7 @@ fn cast_holds_header_output_resize_and_a_marker_for_a_toggle_key() {
 
     let handle = spawn_driver(vec![LaneStart::fresh(small(4), None)], 1, false).expect("trainer");
     let (inbox_tx, inbox) = std::sync::mpsc::channel();
-    let mut source = LiveSource::start(handle, None, inbox_tx).expect("driver starts");
+    let mut source = LiveSource::start(handle, None, inbox_tx, 20).expect("driver starts");
     let mut app = app();
     let deadline = Instant::now() + Duration::from_secs(20);
     let take = |app: &mut App, source: &mut LiveSource| {

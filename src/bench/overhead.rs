@@ -214,7 +214,7 @@ fn dashboard_slice(
     let (inbox_tx, inbox) = channel();
     let start = LaneStart::fresh(experiment.clone(), base_dir.map(Path::to_path_buf));
     let driver = spawn_driver(vec![start], cores(), false)?;
-    let live = LiveSource::start(driver, None, inbox_tx.clone())?;
+    let live = LiveSource::start(driver, None, inbox_tx.clone(), FPS)?;
     let began = Instant::now();
     let mut source = Counting {
         live,

@@ -151,7 +151,7 @@ pub(super) fn run_app(
         start = start.with_weights(weights);
     }
     let driver = spawn_driver(vec![start], cores(), paused)?;
-    let mut source = LiveSource::start(driver, recorder, inbox_tx.clone())?;
+    let mut source = LiveSource::start(driver, recorder, inbox_tx.clone(), ui.fps)?;
     let result = show(
         &mut source,
         &mut app,
@@ -199,7 +199,7 @@ pub fn compare(entries: Vec<CompareEntry>, ui: &UiArgs, threads: usize) -> Resul
         .map(|entry| LaneStart::fresh(entry.experiment, entry.base_dir))
         .collect();
     let driver = spawn_driver(starts, threads, false)?;
-    let mut source = LiveSource::start(driver, None, inbox_tx.clone())?;
+    let mut source = LiveSource::start(driver, None, inbox_tx.clone(), ui.fps)?;
     let mut app = App::with_runs(Theme::from_env(ui.ascii), labels);
     let result = show(&mut source, &mut app, &inbox, inbox_tx, ui, None);
     let _ = source.close("quit", &inbox, JOIN_TIMEOUT);

@@ -29,18 +29,24 @@ pub struct LiveSource {
     preset_folder: PathBuf,
 }
 
-/// How long the forwarder gathers the driver's events before passing them on: well under a
-/// frame at the highest frame rate anyone sets, so nothing appears later than it would.
-const FORWARD_PAUSE: Duration = Duration::from_millis(4);
+/// How long the forwarder gathers the driver's events before passing them on, for a
+/// dashboard drawing `fps` frames a second: half a frame, so an event reaches the screen at
+/// most half a frame later than it would, and the forwarder wakes a few dozen times a second
+/// rather than hundreds (each wake-up takes a core from a training shard, the other waiting).
+pub fn forward_pause(fps: u32) -> Duration {
+    Duration::from_secs_f64(0.5 / f64::from(fps.clamp(1, 240)))
+}
 
 impl LiveSource {
-    /// The dashboard on `driver`: its events go to `inbox` as `Msg::Lane` (and
-    /// `Msg::DriverGone` when it ends); lane 0 is recorded to `recorder`.
+    /// The dashboard on `driver`, drawing `fps` frames a second: its events go to `inbox` as
+    /// `Msg::Lane` (and `Msg::DriverGone` when it ends); lane 0 is recorded to `recorder`.
     pub fn start(
         driver: DriverHandle,
         recorder: Option<Recorder>,
         inbox: Sender<Msg>,
+        fps: u32,
     ) -> std::io::Result<Self> {
+        let pause = forward_pause(fps);
         let DriverHandle {
             commands,
             events,
@@ -58,7 +64,7 @@ impl LiveSource {
                     // Gather a fast run's events for a moment: waking once per snapshot
                     // (hundreds a second) takes a core from the training threads, and
                     // the dashboard draws at most every frame anyway.
-                    std::thread::sleep(FORWARD_PAUSE);
+                    std::thread::sleep(pause);
                 }
                 let _ = inbox.send(Msg::DriverGone);
             })?;
@@ -138,5 +144,22 @@ impl EventSource for LiveSource {
                 vec![Msg::RecordingStopped(e.to_string())]
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_forwarder_gathers_for_half_a_frame_at_any_frame_rate() {
+        assert_eq!(forward_pause(20), Duration::from_millis(25));
+        for fps in [1, 20, 60, 240] {
+            let frame = Duration::from_secs_f64(1.0 / f64::from(fps));
+            assert!(forward_pause(fps) * 2 <= frame + Duration::from_nanos(1));
+        }
+        // Rates outside what the dashboard accepts are clamped, never a zero or endless pause.
+        assert_eq!(forward_pause(0), forward_pause(1));
+        assert_eq!(forward_pause(10_000), forward_pause(240));
     }
 }
