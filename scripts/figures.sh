@@ -216,10 +216,10 @@ bench() {
 # user sees it (tmux's own work included).
 overhead() {
   {
-    echo '`gradlab bench --dashboard plain-deep,residual-deep,highway-deep --seconds 5 --pairs 7`:'
+    echo '`gradlab bench --dashboard plain-deep,residual-deep,highway-deep --seconds 3 --pairs 15`:'
     echo
     echo '```'
-    "$bin" bench --dashboard plain-deep,residual-deep,highway-deep --seconds 5 --pairs 7 2>/dev/null
+    "$bin" bench --dashboard plain-deep,residual-deep,highway-deep --seconds 3 --pairs 15 2>/dev/null
     echo '```'
     echo
     echo '`scripts/dashboard-overhead.sh` (the dashboard in tmux against `gradlab run --no-paths`):'
