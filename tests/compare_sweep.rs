@@ -5,8 +5,11 @@ use gradlab::compare::{CompareEntry, run_compare};
 use gradlab::config::{Experiment, apply_overrides, load_preset};
 use gradlab::model::MlpParams;
 use gradlab::model::Trainer;
+use gradlab::recording::writer::WriterLock;
 use gradlab::report::Analyses;
-use gradlab::sweep::run::{list_commands, pending_jobs, read_result, result_path, run_jobs};
+use gradlab::sweep::run::{
+    SweepProgress, list_commands, pending_jobs, read_result, recording_path, result_path, run_jobs,
+};
 use gradlab::sweep::{load_sweep, parse_sweep};
 use gradlab::trainer::{VecSink, run_headless};
 use std::path::{Path, PathBuf};
@@ -160,6 +163,69 @@ fn a_resumed_sweep_runs_only_the_jobs_without_a_result() {
     let after = std::fs::read_to_string(result_path(&dir, &sweep.jobs[0].id)).expect("read");
     assert_eq!(before, after);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_sweep_leaves_alone_a_job_another_process_is_writing_or_has_finished() {
+    let dir = scratch("sweep-busy");
+    let mut sweep = parse_sweep(GRID, Path::new("grid.ron")).expect("parses");
+    sweep.file.out = dir.clone();
+    let stop = AtomicBool::new(false);
+    // Another sweep on the same folder finished job 1 after this one listed its pending jobs.
+    run_jobs(&sweep, &[1], 1, &stop, |_| {}).expect("runs");
+    let done_elsewhere = [
+        std::fs::read(recording_path(&dir, &sweep.jobs[1].id)).expect("recording"),
+        std::fs::read(result_path(&dir, &sweep.jobs[1].id)).expect("result"),
+    ];
+    // A scheduler's `gradlab run --record` is writing job 0.
+    let busy = recording_path(&dir, &sweep.jobs[0].id);
+    std::fs::write(&busy, "{\"being\": \"written\"}\n").expect("write");
+    let held = WriterLock::take(&busy).expect("lock");
+
+    let mut progress = Vec::new();
+    run_jobs(&sweep, &[0, 1, 2], 2, &stop, |p| progress.push(p)).expect("runs");
+    let mut saw = [false; 3];
+    for p in &progress {
+        match p {
+            SweepProgress::Busy { index: 0, reason } => {
+                assert!(
+                    reason.contains(&sweep.jobs[0].id)
+                        && reason.contains("another gradlab process"),
+                    "{reason}"
+                );
+                saw[0] = true;
+            }
+            SweepProgress::DoneElsewhere { index: 1 } => saw[1] = true,
+            SweepProgress::Finished { index: 2, .. } => saw[2] = true,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(saw, [true; 3], "{progress:?}");
+    assert_eq!(
+        std::fs::read_to_string(&busy).expect("read"),
+        "{\"being\": \"written\"}\n",
+        "the busy recording is untouched"
+    );
+    assert!(read_result(&dir, &sweep.jobs[0].id).is_none());
+    assert_eq!(
+        [
+            std::fs::read(recording_path(&dir, &sweep.jobs[1].id)).expect("recording"),
+            std::fs::read(result_path(&dir, &sweep.jobs[1].id)).expect("result"),
+        ],
+        done_elsewhere,
+        "the job finished elsewhere keeps its recording and result"
+    );
+
+    // Once the other writer has gone, the job runs.
+    drop(held);
+    assert_eq!(pending_jobs(&sweep)[0], 0);
+    let mut rerun = Vec::new();
+    run_jobs(&sweep, &[0], 1, &stop, |p| rerun.push(p)).expect("runs");
+    assert!(matches!(
+        rerun[..],
+        [SweepProgress::Finished { index: 0, .. }]
+    ));
+    assert!(read_result(&dir, &sweep.jobs[0].id).is_some());
 }
 
 #[test]

@@ -17,12 +17,13 @@ use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// The exit statuses every subcommand shares (also in the README).
+/// The exit statuses every subcommand shares (also in docs/src/reference/cli.md).
 const EXIT_CODES: &str = "\
 Exit status:
   0    finished (reproduce: identical)
   1    reproduce: something differs; sweep: a job failed or has no result
-  2    refused: bad flag, preset, value, or a request too big for the memory available
+  2    refused: bad flag, preset, value, a request too big for the memory available,
+       or a recording another gradlab process is writing
   3    the run diverged (NaN/Inf; the JSON says where)
   74   stdout could not be written (disk full, permission); one line on stderr says why
   128+N  stopped by signal N (130 SIGINT, 143 SIGTERM, 129 SIGHUP), recording closed

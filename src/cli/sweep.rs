@@ -98,7 +98,7 @@ pub fn run(args: &SweepArgs) -> Result<ExitCode> {
     let stop = Arc::new(AtomicBool::new(false));
     watch_signals(&signal, &stop)?;
     let started = Instant::now();
-    let (mut done, mut failed) = (0usize, 0usize);
+    let (mut done, mut failed, mut busy, mut elsewhere) = (0usize, 0usize, 0usize, 0usize);
     run_jobs(&sweep, &pending, threads, &stop, |message| match message {
         SweepProgress::Finished {
             index,
@@ -106,13 +106,14 @@ pub fn run(args: &SweepArgs) -> Result<ExitCode> {
             report,
         } => {
             done += 1;
+            let settled = done + failed + busy + elsewhere;
             let [loss, _, test, db, _, _, _] = report_cells(&report);
             let elapsed = started.elapsed().as_secs_f64();
-            let left = pending.len() - done - failed;
-            let eta = elapsed / (done + failed) as f64 * left as f64;
+            let left = pending.len() - settled;
+            let eta = elapsed / settled as f64 * left as f64;
             tell!(
                 "[{:>3}/{}] {}  loss {loss}  test {test} %  {db} dB  {seconds:.1} s  eta {eta:.0} s",
-                done + failed,
+                settled,
                 pending.len(),
                 sweep.jobs[index].id
             );
@@ -120,6 +121,17 @@ pub fn run(args: &SweepArgs) -> Result<ExitCode> {
         SweepProgress::Failed { index, error } => {
             failed += 1;
             tell!("[failed] {}: {error}", sweep.jobs[index].id);
+        }
+        SweepProgress::Busy { index, reason } => {
+            busy += 1;
+            tell!("[busy] {}: {reason}", sweep.jobs[index].id);
+        }
+        SweepProgress::DoneElsewhere { index } => {
+            elsewhere += 1;
+            tell!(
+                "[done elsewhere] {}: another process finished it meanwhile; its result is kept",
+                sweep.jobs[index].id
+            );
         }
     })?;
     let caught = signal.load(Ordering::Relaxed);
@@ -133,11 +145,18 @@ pub fn run(args: &SweepArgs) -> Result<ExitCode> {
     tell!(
         "{done} job(s) in {:.1} s{}",
         started.elapsed().as_secs_f64(),
-        if failed > 0 {
-            format!(", {failed} failed")
-        } else {
-            String::new()
-        }
+        [
+            (failed, "failed"),
+            (
+                busy,
+                "busy in another process, not run: run this command again once it has finished"
+            ),
+            (elsewhere, "finished by another process")
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!(", {n} {what}"))
+        .collect::<String>()
     );
     let rows = collect(&sweep);
     let csv = out.join("results.csv");
@@ -174,11 +193,17 @@ fn collect(sweep: &Sweep) -> Vec<Row> {
     sweep
         .jobs
         .iter()
-        .map(|job| Row {
-            values: job.values.clone(),
-            id: job.id.clone(),
-            report: read_result(out, &job.id),
-            tail_loss: tail_loss(out, &job.id, TAIL),
+        .map(|job| {
+            let report = read_result(out, &job.id);
+            // Without a result the recording is unfinished (interrupted, or still being
+            // written by another process): its tail is not the run's.
+            let tail_loss = report.as_ref().and_then(|_| tail_loss(out, &job.id, TAIL));
+            Row {
+                values: job.values.clone(),
+                id: job.id.clone(),
+                report,
+                tail_loss,
+            }
         })
         .collect()
 }

@@ -11,7 +11,7 @@ use crate::protocol::Event;
 use crate::trainer::MetricsSink;
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
-use std::fs::{File, OpenOptions};
+use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -65,11 +65,72 @@ pub struct Recorder {
     line: Vec<u8>,
 }
 
+/// A recording file this process holds the writers' lock on, its contents not yet touched.
+///
+/// Every gradlab process that writes a recording takes this advisory lock (`flock`) before it
+/// changes a byte and keeps it until the file closes, so two processes never write one file:
+/// a second sweep, or a sweep collecting while a scheduler's `gradlab run --record` still
+/// writes a job, is told the file is busy instead of emptying it. Where the file system has no
+/// locks (some network mounts) recording goes on without one.
+#[derive(Debug)]
+pub struct WriterLock {
+    file: File,
+}
+
+impl WriterLock {
+    /// Opens `path` for writing, creating it if it does not exist, and takes the lock.
+    pub fn take(path: &Path) -> io::Result<Self> {
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        Self::on(file, path)
+    }
+
+    /// Creates `path`, failing with `AlreadyExists` if it exists, and takes the lock.
+    pub fn take_new(path: &Path) -> io::Result<Self> {
+        // create_new checks and creates in one step, so a file that appears meanwhile is safe.
+        let file = OpenOptions::new().write(true).create_new(true).open(path)?;
+        Self::on(file, path)
+    }
+
+    /// A second handle on the same lock: the lock lasts until both are closed (a sweep keeps
+    /// it past its recorder's close, until the job's result is written).
+    pub fn duplicate(&self) -> io::Result<Self> {
+        Ok(Self {
+            file: self.file.try_clone()?,
+        })
+    }
+
+    fn on(file: File, path: &Path) -> io::Result<Self> {
+        match file.try_lock() {
+            Ok(()) => Ok(Self { file }),
+            Err(TryLockError::WouldBlock) => Err(io::Error::new(
+                io::ErrorKind::ResourceBusy,
+                format!(
+                    "{} is being written by another gradlab process; wait until it has finished",
+                    path.display()
+                ),
+            )),
+            // No locks on this file system: nothing to guard with, so record unguarded.
+            Err(TryLockError::Error(_)) => Ok(Self { file }),
+        }
+    }
+}
+
 impl Recorder {
-    /// Creates (or truncates) `path` and writes the header line.
+    /// Creates (or empties) `path` once this process holds its writers' lock, and writes the
+    /// header line.
     pub fn create(path: &Path, header: &Header) -> io::Result<Self> {
-        let file = File::create(path)?;
-        Self::new(Box::new(file), header)
+        Self::create_locked(WriterLock::take(path)?, header)
+    }
+
+    /// Empties the locked file and writes the header line; the lock lasts as long as the
+    /// recorder.
+    pub fn create_locked(lock: WriterLock, header: &Header) -> io::Result<Self> {
+        lock.file.set_len(0)?;
+        Self::new(Box::new(lock.file), header)
     }
 
     /// Records into any writer (tests, pipes); writes the header line at once.
@@ -89,12 +150,14 @@ impl Recorder {
     /// a killed writer is closed with a newline first, so it stays one corrupt line instead
     /// of swallowing the first appended one.
     pub fn append(path: &Path, header: &Header) -> Result<Self> {
-        let last_run = last_run(path)?;
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .read(true)
             .append(true)
             .open(path)
             .with_context(|| format!("cannot append to {}", path.display()))?;
+        // Read the last run only under the lock: another writer may be adding one.
+        let WriterLock { mut file } = WriterLock::on(file, path)?;
+        let last_run = last_run(path)?;
         let needs_newline = ends_without_newline(&mut file)
             .with_context(|| format!("cannot read {}", path.display()))?;
         let mut out = BufWriter::with_capacity(1 << 16, Box::new(file) as Box<dyn Write + Send>);
@@ -302,21 +365,21 @@ pub fn open_for_record(
     if append && path.exists() {
         return Recorder::append(path, header);
     }
-    let file = if force || append {
-        File::create(path)
+    let lock = if force || append {
+        WriterLock::take(path)
     } else {
-        // create_new checks and creates in one step, so a file that appears meanwhile is safe.
-        OpenOptions::new().write(true).create_new(true).open(path)
+        WriterLock::take_new(path)
     };
-    let file = match file {
-        Ok(file) => file,
+    let lock = match lock {
+        Ok(lock) => lock,
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => bail!(
             "{} exists; pass --force to replace it or --append to add this session as a new run",
             path.display()
         ),
+        Err(e) if e.kind() == io::ErrorKind::ResourceBusy => bail!("{e}"),
         Err(e) => return Err(e).with_context(|| format!("cannot record to {}", path.display())),
     };
-    Recorder::new(Box::new(file), header)
+    Recorder::create_locked(lock, header)
         .with_context(|| format!("cannot record to {}", path.display()))
 }
 

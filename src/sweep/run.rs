@@ -9,7 +9,7 @@ use crate::learner::build_learner;
 use crate::parallel::for_each_dealt;
 use crate::protocol::Event;
 use crate::recording::runs::Checked;
-use crate::recording::writer::Tee;
+use crate::recording::writer::{Tee, WriterLock};
 use crate::recording::{Header, Recorder};
 use crate::report::{Analyses, RunReport, build_report};
 use crate::trainer::{LastSnapshot, run_headless_until};
@@ -61,6 +61,32 @@ pub enum SweepProgress {
         /// Why.
         error: String,
     },
+    /// Job `index` was not run: another process (a second sweep on the same folder, or a
+    /// scheduler's `gradlab run` from `--list`) is writing its recording.
+    Busy {
+        /// Index into `Sweep::jobs`.
+        index: usize,
+        /// The message naming the file.
+        reason: String,
+    },
+    /// Job `index` was not run: another process finished it after this sweep started.
+    DoneElsewhere {
+        /// Index into `Sweep::jobs`.
+        index: usize,
+    },
+}
+
+/// How one job ended in this process.
+#[derive(Debug)]
+pub enum JobOutcome {
+    /// Trained and its result written.
+    Finished(Box<RunReport>),
+    /// Stopped by a signal between two steps; its recording says so, no result written.
+    Stopped,
+    /// Another process holds the job's recording (the message names it); nothing touched.
+    Busy(String),
+    /// Another process wrote the job's result after this sweep started; nothing touched.
+    DoneElsewhere,
 }
 
 /// Runs the pending jobs on up to `threads` threads; `progress` is called on the calling
@@ -85,12 +111,14 @@ pub fn run_jobs(
         }
         let started = Instant::now();
         match run_job(sweep, &sweep.jobs[index], stop, job_threads) {
-            Ok(Some(report)) => Some(SweepProgress::Finished {
+            Ok(JobOutcome::Finished(report)) => Some(SweepProgress::Finished {
                 index,
                 seconds: started.elapsed().as_secs_f64(),
-                report: Box::new(report),
+                report,
             }),
-            Ok(None) => None,
+            Ok(JobOutcome::Stopped) => None,
+            Ok(JobOutcome::Busy(reason)) => Some(SweepProgress::Busy { index, reason }),
+            Ok(JobOutcome::DoneElsewhere) => Some(SweepProgress::DoneElsewhere { index }),
             Err(error) => Some(SweepProgress::Failed {
                 index,
                 error: format!("{error:#}"),
@@ -104,19 +132,37 @@ pub fn run_jobs(
     })
 }
 
-/// Trains one job on up to `threads` threads, recording it; writes its result file. None
-/// when stopped by `stop`.
+/// Trains one job on up to `threads` threads, recording it, and writes its result file;
+/// leaves it alone when another process is running or has finished it.
 pub fn run_job(
     sweep: &Sweep,
     job: &SweepJob,
     stop: &AtomicBool,
     threads: usize,
-) -> Result<Option<RunReport>> {
+) -> Result<JobOutcome> {
     let out = &sweep.file.out;
     let steps = sweep.file.steps;
     let experiment = sweep.experiment(job)?;
     let record = recording_path(out, &job.id);
-    let mut recorder = Recorder::create(&record, &Header::new(&experiment, Some(steps)))
+    let lock = match WriterLock::take(&record) {
+        Ok(lock) => lock,
+        Err(e) if e.kind() == std::io::ErrorKind::ResourceBusy => {
+            return Ok(JobOutcome::Busy(e.to_string()));
+        }
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot record to {}", record.display()));
+        }
+    };
+    // Asked again under the lock, which the process that finished the job held while it
+    // wrote the result: a job finished since this sweep listed its pending ones is kept.
+    if read_result(out, &job.id).is_some() {
+        return Ok(JobOutcome::DoneElsewhere);
+    }
+    // Held until the result is written, after the recorder has closed its own handle.
+    let _held = lock
+        .duplicate()
+        .with_context(|| format!("cannot record to {}", record.display()))?;
+    let mut recorder = Recorder::create_locked(lock, &Header::new(&experiment, Some(steps)))
         .with_context(|| format!("cannot record to {}", record.display()))?;
     let mut learner = build_learner(experiment, sweep.base_dir.as_deref())?;
     let mut last = LastSnapshot::default();
@@ -129,7 +175,7 @@ pub fn run_job(
             .end("SIGINT")
             .and_then(|()| recorder.close())
             .with_context(|| format!("cannot write {}", record.display()))?;
-        return Ok(None);
+        return Ok(JobOutcome::Stopped);
     }
     let reason = if finished.is_some() {
         "finished"
@@ -149,7 +195,7 @@ pub fn run_job(
     };
     let report = build_report(learner.as_mut(), snapshot, &analyses);
     write_result(out, &job.id, &report)?;
-    Ok(Some(report))
+    Ok(JobOutcome::Finished(Box::new(report)))
 }
 
 /// Writes the result as `gradlab run --json` prints it, via a temporary file and a rename,

@@ -5,7 +5,7 @@
 
 use gradlab::config::{apply_overrides, load_preset};
 use gradlab::learner::build_learner;
-use gradlab::recording::writer::open_for_record;
+use gradlab::recording::writer::{WriterLock, open_for_record};
 use gradlab::recording::{Header, Recorder, Recording};
 use gradlab::trainer::run_headless;
 use std::path::{Path, PathBuf};
@@ -290,4 +290,78 @@ fn appending_after_a_torn_last_line_keeps_the_new_run_readable() {
     assert_eq!(corrupt, 1, "the torn line stays one corrupt line");
     let runs: Vec<u32> = lines.iter().flatten().map(|l| l.run).collect();
     assert_eq!(runs.last(), Some(&2), "the appended session is run 2");
+}
+
+#[test]
+fn a_recording_another_writer_holds_is_refused_and_left_alone() {
+    let dir = folder("busy");
+    let path = dir.join("live.jsonl");
+    recording(&path);
+    let e = load_preset("plain-deep").expect("preset");
+    let header = Header::new(&e, None);
+    let before = snapshot(&dir);
+    let held = WriterLock::take(&path).expect("lock");
+    for (force, append) in [(true, false), (false, true)] {
+        let refused = match open_for_record(&path, force, append, &header) {
+            Ok(_) => panic!("a second writer was let in (force {force}, append {append})"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(
+            refused.contains("live.jsonl") && refused.contains("being written by another"),
+            "{refused}"
+        );
+    }
+    let refused = Recorder::create(&path, &header)
+        .map(|_| ())
+        .expect_err("busy");
+    assert_eq!(refused.kind(), std::io::ErrorKind::ResourceBusy);
+    assert_eq!(snapshot(&dir), before, "refusals leave the recording alone");
+    drop(held);
+    open_for_record(&path, false, true, &header)
+        .expect("appends once the other writer has gone")
+        .close()
+        .expect("close");
+}
+
+#[test]
+fn record_force_refuses_a_file_another_gradlab_run_is_recording() {
+    let dir = folder("busy-process");
+    let mut first = std::process::Command::new(env!("CARGO_BIN_EXE_gradlab"))
+        .current_dir(&dir)
+        .args(["run", "--preset", "plain-shallow", "--steps", "100000000"])
+        .args(["--record", "live.jsonl"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("starts");
+    let path = dir.join("live.jsonl");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::metadata(&path).map_or(0, |m| m.len()) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first run never recorded"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let second = gradlab_in(
+        &dir,
+        &["run", "--steps", "2", "--record", "live.jsonl", "--force"],
+    );
+    let grown = std::fs::metadata(&path).map_or(0, |m| m.len());
+    let _ = first.kill();
+    let _ = first.wait();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("live.jsonl")
+            && stderr.contains("being written by another gradlab process"),
+        "{stderr}"
+    );
+    // The first run's recording was not emptied: it still starts with its header.
+    let text = std::fs::read_to_string(&path).expect("read");
+    assert!(
+        grown > 0 && text.starts_with("{\"format\""),
+        "{}",
+        &text[..text.len().min(200)]
+    );
 }
