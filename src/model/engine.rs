@@ -14,7 +14,7 @@ use super::passes::{
     HighwayBack, act_in_place, act_into, column_sums, highway_combine, residual_combine,
     residual_combine_branch, slope, slope_highway, slope_residual,
 };
-use super::scaled::{renormaliser, shift, to_true_scale};
+use super::scaled::{renormaliser, shift, to_true_scale, to_true_scale_from};
 use crate::config::{Activation, BranchScale, NormKind, NormPlace, SkipMode};
 
 /// Where each parameter sits in `MlpParams::params_mut` order.
@@ -940,17 +940,9 @@ fn weight_grad_measured(
         Operand::plain(b, n),
         false,
     );
-    let scaled = if exp == 0 {
-        None
-    } else {
-        Some(crate::metrics::sum_squares(dst))
-    };
-    if let Some(keep) = keep {
-        keep.clear();
-        keep.extend_from_slice(dst);
-    }
-    let true_sumsq = to_true_scale(dst, exp);
-    (scaled.unwrap_or(true_sumsq), true_sumsq)
+    let scaled = crate::metrics::sum_squares(dst);
+    let true_sumsq = to_true_scale_from(dst, exp, scaled, keep);
+    (scaled, true_sumsq)
 }
 
 /// `weight_grad_measured`, returning Σ(true f32)² only.

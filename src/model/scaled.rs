@@ -53,14 +53,36 @@ pub fn shift(values: &mut [f32], mut k: i32) {
 
 multiversion! {
 /// values ← values · factor computed in f64 (exact for a power of two), zero where the
-/// result is below f32's normal range; returns Σ(result)² in f64. No f32 product ever
-/// underflows, which would cost a microcode assist on x86.
-fn scale_flush_sumsq(values: &mut [f32], factor: f64) -> f64 {
-    for v in values.iter_mut() {
-        let t = f64::from(*v) * factor;
-        *v = if t.abs() < f64::from(f32::MIN_POSITIVE) { 0.0 * *v } else { t as f32 };
+/// result is below f32's normal range; with a nonempty `keep` (as long as `values`) the values
+/// before go there too. No f32 product ever underflows, which would cost a microcode assist on
+/// x86. Returns whether every result is the exact product: nothing nonzero was flushed and
+/// nothing left f32's range (or was not finite to begin with).
+fn scale_flush(values: &mut [f32], factor: f64, keep: &mut [f32]) -> bool {
+    let scaled = |v: f32| {
+        let t = f64::from(v) * factor;
+        if t.abs() < f64::from(f32::MIN_POSITIVE) {
+            (0.0 * v, v == 0.0)
+        } else {
+            let r = t as f32;
+            (r, r.is_finite())
+        }
+    };
+    let mut exact = true;
+    if keep.is_empty() {
+        for v in values.iter_mut() {
+            let (r, ok) = scaled(*v);
+            *v = r;
+            exact &= ok;
+        }
+    } else {
+        for (v, k) in values.iter_mut().zip(keep.iter_mut()) {
+            *k = *v;
+            let (r, ok) = scaled(*v);
+            *v = r;
+            exact &= ok;
+        }
     }
-    crate::metrics::sum_squares(values)
+    exact
 }
 }
 
@@ -68,15 +90,58 @@ fn scale_flush_sumsq(values: &mut [f32], factor: f64) -> f64 {
 /// normal range become zero) and returns Σ(true f32 value)². With `exp` = 0 nothing changes
 /// and the sum is of the values as they are.
 pub fn to_true_scale(values: &mut [f32], exp: i32) -> f64 {
-    if exp == 0 {
-        return crate::metrics::sum_squares(values);
+    let sumsq = crate::metrics::sum_squares(values);
+    to_true_scale_from(values, exp, sumsq, None)
+}
+
+/// [`to_true_scale`] for values whose Σv² at exponent `exp` the caller has just computed
+/// (`crate::metrics::sum_squares(values)`); `keep`, when given, receives the values as they
+/// were. The same values and the same sum as `to_true_scale`, bit for bit, in one pass where
+/// it took two: when every value is scaled exactly, each true square is the rescaled square
+/// times 2^(2·exp), and so, exactly, is each partial sum (a power of two commutes with f64
+/// rounding away from its range's ends); and a vector whose norm is below f32's normal range
+/// is zero throughout without a look at its values.
+pub fn to_true_scale_from(
+    values: &mut [f32],
+    exp: i32,
+    sumsq: f64,
+    keep: Option<&mut Vec<f32>>,
+) -> f64 {
+    if let Some(keep) = &keep {
+        debug_assert!(exp != 0 || keep.is_empty(), "nothing to keep at exponent 0");
     }
+    if exp == 0 {
+        return sumsq;
+    }
+    let keep: &mut [f32] = match keep {
+        Some(keep) => {
+            keep.resize(values.len(), 0.0);
+            keep
+        }
+        None => &mut [],
+    };
+    let flush_all = |values: &mut [f32], keep: &mut [f32]| {
+        if !keep.is_empty() {
+            keep.copy_from_slice(values);
+        }
+        values.iter_mut().for_each(|v| *v *= 0.0);
+        0.0
+    };
     if exp < -600 {
         // Below any f32 (and any product of two f32 magnitudes): the true value is zero.
-        values.iter_mut().for_each(|v| *v *= 0.0);
-        return 0.0;
+        return flush_all(values, keep);
     }
-    scale_flush_sumsq(values, f64::from(exp.min(600)).exp2())
+    let factor = f64::from(exp.min(600)).exp2();
+    // Every |v| ≤ √Σv²; half of f32's smallest normal leaves room for the square root's rounding.
+    if sumsq.is_finite() && sumsq.sqrt() * factor < 0.5 * f64::from(f32::MIN_POSITIVE) {
+        return flush_all(values, keep);
+    }
+    let exact = scale_flush(values, factor, keep);
+    if exact && (-500..=500).contains(&exp) {
+        sumsq * f64::from(2 * exp).exp2()
+    } else {
+        crate::metrics::sum_squares(values)
+    }
 }
 
 /// log2 of a norm whose square, at exponent `exp`, is `sumsq`: log2(√sumsq · 2^exp).
@@ -137,6 +202,76 @@ mod tests {
             assert_eq!(f64::from(*a), f64::from(b) * 2f64.powi(-100));
         }
         assert!(sumsq > 0.0);
+    }
+
+    /// The two-pass bringing to true scale this module did before `to_true_scale_from`.
+    fn two_pass(values: &mut [f32], exp: i32) -> f64 {
+        if exp == 0 {
+            return crate::metrics::sum_squares(values);
+        }
+        let factor = f64::from(exp.clamp(-1000, 600)).exp2();
+        for v in values.iter_mut() {
+            let t = f64::from(*v) * factor;
+            *v = if t.abs() < f64::from(f32::MIN_POSITIVE) {
+                0.0 * *v
+            } else {
+                t as f32
+            };
+        }
+        crate::metrics::sum_squares(values)
+    }
+
+    #[test]
+    fn the_one_pass_true_scale_gives_the_two_pass_bits() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let exps = [
+            0, 1, -1, -40, -100, -120, -126, -127, -130, -150, -200, -499, -500, -501, -560, -601,
+            40, 100, 126, 127, 128, 200,
+        ];
+        for len in [1usize, 7, 33, 64, 100, 4096] {
+            for &exp in &exps {
+                for spread in [0i32, 4, 40] {
+                    let original: Vec<f32> = (0..len)
+                        .map(|_| {
+                            let r = next();
+                            let mantissa = (r >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+                            let scale = ((r >> 8) % (spread as u64 + 1)) as i32 - spread / 2;
+                            if r % 17 == 0 {
+                                0.0
+                            } else {
+                                mantissa * 2f32.powi(scale)
+                            }
+                        })
+                        .collect();
+                    let mut want = original.clone();
+                    let want_sum = two_pass(&mut want, exp);
+                    let mut got = original.clone();
+                    let mut keep = Vec::new();
+                    let keep_arg = (exp != 0).then_some(&mut keep);
+                    let sumsq = crate::metrics::sum_squares(&got);
+                    let got_sum = to_true_scale_from(&mut got, exp, sumsq, keep_arg);
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&got), bits(&want), "values, len {len} exp {exp}");
+                    assert_eq!(
+                        got_sum.to_bits(),
+                        want_sum.to_bits(),
+                        "sum, len {len} exp {exp}"
+                    );
+                    if exp != 0 {
+                        assert_eq!(bits(&keep), bits(&original), "kept, len {len} exp {exp}");
+                    }
+                    let mut plain = original.clone();
+                    assert_eq!(to_true_scale(&mut plain, exp).to_bits(), want_sum.to_bits());
+                    assert_eq!(bits(&plain), bits(&want));
+                }
+            }
+        }
     }
 
     #[test]

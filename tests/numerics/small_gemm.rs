@@ -1,9 +1,11 @@
-//! The small-matrix kernel (`model::small_gemm`, AVX-512) against the `gemm` crate and an f64
-//! reference, in every layout a training step uses, with row tails, column panels, strided
-//! destinations and accumulation. On a CPU without AVX-512 both sides are `gemm` and the test
+//! The small-matrix kernel (`model::small_gemm`, AVX-512 or AVX2) against the `gemm` crate and
+//! an f64 reference, in every layout a training step uses, with row tails, column panels,
+//! strided destinations and accumulation; and its two instruction sets against each other, bit
+//! for bit, where the CPU has both. On a CPU with neither both sides are `gemm` and the test
 //! still checks `gemm` against f64.
 
 use gradlab::model::kernels::{Operand, general_matmul_into, matmul_into};
+use gradlab::model::small_gemm::{Isa, matmul_on};
 use proptest::prelude::*;
 
 /// a·b in f64 from the operands as read (row-major, optionally transposed).
@@ -65,6 +67,13 @@ proptest! {
         let mut general = start.clone();
         matmul_into(&mut fast, dst_cols, m, n, k, a, b, accumulate);
         general_matmul_into(&mut general, dst_cols, m, n, k, a, b, accumulate);
+        // Each instruction set this CPU has gives the bits of the one `matmul_into` chose.
+        for isa in [Isa::Avx512, Isa::Avx2].into_iter().filter(|isa| isa.present()) {
+            let mut on = start.clone();
+            matmul_on(isa, &mut on, dst_cols, m, n, k, a, b, accumulate);
+            let same = on.iter().zip(&fast).all(|(x, y)| x.to_bits() == y.to_bits());
+            prop_assert!(same, "{:?} differs from the kernel chosen in the bits", isa);
+        }
         let want = reference(m, n, k, a, b);
         for i in 0..m {
             for j in 0..dst_cols {
