@@ -27,6 +27,11 @@ pub mod slot {
     pub fn weight(l: usize) -> usize {
         2 + 5 * l
     }
+    /// The hidden layer whose W_l sits at `index` in a net of `depth` layers, if any.
+    pub fn weight_layer(index: usize, depth: usize) -> Option<usize> {
+        let l = index.checked_sub(2)? / 5;
+        (l < depth && weight(l) == index).then_some(l)
+    }
     /// b_l.
     pub fn bias(l: usize) -> usize {
         3 + 5 * l

@@ -27,5 +27,6 @@ pub mod small_gemm;
 /// 3: products of the lab's sizes on the AVX-512 small-matrix kernel, the test set scored in
 /// two shards. 4: sums of squares (norms, gradient clipping) over four 8-lane partial sums.
 /// 5: the weight variances behind the mean-field prediction summed over the same lanes.
-/// 6: products of the lab's sizes on the small-matrix kernel on AVX2 CPUs too.
+/// 6: products of the lab's sizes on the small-matrix kernel on AVX2 CPUs too; a sharded
+/// step's rescaled ‖∂L/∂W_l‖ summed over 32 fixed lanes.
 pub const ENGINE_REVISION: u32 = 6;

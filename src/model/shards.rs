@@ -69,8 +69,8 @@ pub struct ShardedStep {
     pub total_loss: f32,
     /// Σ(∂L/∂θ)² of the f32 gradient over every parameter the switches use.
     pub grad_sumsq: f64,
-    /// Σ(∂L/∂θ)² of each parameter's f32 gradient in the last combine.
-    param_sumsq: Vec<f64>,
+    /// Each parameter's sums in the last combine.
+    param_sums: Vec<ParamSums>,
 }
 
 impl ShardedStep {
@@ -192,9 +192,9 @@ impl ShardedStep {
     /// Combines the shards' results into the batch's, in shard order, writing the batch's
     /// gradients into `grads`.
     fn combine(&mut self, net: &Net, grads: &mut [Vec<f32>]) {
-        self.param_sumsq.resize(grads.len(), 0.0);
-        sum_all_into(grads, &self.shards, &mut self.param_sumsq, self.threads);
-        let sums = &self.param_sumsq;
+        self.param_sums.resize(grads.len(), ParamSums::default());
+        sum_all_into(net, grads, &self.shards, &mut self.param_sums, self.threads);
+        let sums = &self.param_sums;
         let shards = &self.shards;
         let first = &shards[0].work;
         self.logits.clear();
@@ -231,34 +231,49 @@ impl ShardedStep {
                 let s = &s.work.stats[l];
                 (s.grad_sumsq, s.grad_exp)
             }));
-            let w = slot::weight(l);
-            stats.weight_true_sumsq = sums[w];
-            (stats.weight_sumsq, stats.weight_exp) =
-                if shards.iter().all(|s| s.work.stats[l].weight_exp == 0) {
-                    (stats.weight_true_sumsq, 0)
-                } else {
-                    // Below (or above) f32's range: combine the rescaled products.
-                    rescaled_norm(shards, w, l)
-                };
+            let w = &sums[slot::weight(l)];
+            stats.weight_true_sumsq = w.true_sumsq;
+            // Below (or above) f32's range, the norm combined from the rescaled products.
+            (stats.weight_sumsq, stats.weight_exp) = w.rescaled.unwrap_or((w.true_sumsq, 0));
             self.stats.push(stats);
         }
         // In parameter order, as the sum always was.
-        self.grad_sumsq = sums.iter().sum();
+        self.grad_sumsq = sums.iter().map(|p| p.true_sumsq).sum();
     }
 }
 
+/// What the combine measures of one parameter's batch gradient.
+#[derive(Clone, Copy, Debug, Default)]
+struct ParamSums {
+    /// Σ(∂L/∂θ)² of the f32 gradient.
+    true_sumsq: f64,
+    /// For a hidden layer's weight that a shard computed at a nonzero exponent: Σ(∂L/∂W_l)²
+    /// at the larger of the shards' exponents, from their rescaled products.
+    rescaled: Option<(f64, i32)>,
+}
+
 /// Every parameter's gradient summed over the shards into `grads` ([`sum_into`]), with its
-/// Σ(dst)² in `sums`; the parameters are cut into two runs of about equal size, one per
-/// thread. Each parameter is summed whole by one thread, so the bits do not depend on
-/// `threads`.
-fn sum_all_into(grads: &mut [Vec<f32>], shards: &[Shard], sums: &mut [f64], threads: usize) {
+/// sums in `sums`; the parameters are cut into two runs of about equal size, one per thread.
+/// Each parameter is summed whole by one thread, so the bits do not depend on `threads`.
+fn sum_all_into(
+    net: &Net,
+    grads: &mut [Vec<f32>],
+    shards: &[Shard],
+    sums: &mut [ParamSums],
+    threads: usize,
+) {
     let split = crate::parallel::balanced_split(grads.iter().map(Vec::len));
     let (grads_a, grads_b) = grads.split_at_mut(split);
     let (sums_a, sums_b) = sums.split_at_mut(split);
     let mut halves = [(0, grads_a, sums_a), (split, grads_b, sums_b)];
     run_shards(&mut halves, threads, |(start, grads, sums)| {
         for (k, (dst, sum)) in grads.iter_mut().zip(sums.iter_mut()).enumerate() {
-            *sum = sum_into(dst, shards, *start + k);
+            let index = *start + k;
+            sum.true_sumsq = sum_into(dst, shards, index);
+            // Read while the shards' parts are still in this core's cache.
+            sum.rescaled = slot::weight_layer(index, net.depth)
+                .filter(|&l| shards.iter().any(|s| s.work.stats[l].weight_exp != 0))
+                .map(|l| rescaled_norm(shards, index, l));
         }
     });
 }
@@ -329,10 +344,7 @@ fn rescaled_norm(shards: &[Shard], index: usize, l: usize) -> (f64, i32) {
     match shards {
         [a, b] => {
             let ((a, fa), (b, fb)) = (part(a), part(b));
-            for (&x, &y) in a[..len].iter().zip(&b[..len]) {
-                let value = f64::from(x) * fa + f64::from(y) * fb;
-                sumsq += value * value;
-            }
+            sumsq = sum_squares_combined(&a[..len], fa, &b[..len], fb);
         }
         _ => {
             for i in 0..len {
@@ -348,6 +360,32 @@ fn rescaled_norm(shards: &[Shard], index: usize, l: usize) -> (f64, i32) {
         }
     }
     (sumsq, top)
+}
+
+crate::model::kernels::multiversion! {
+/// Σ(a·fa + b·fb)² in f64 over 32 fixed lanes (lane j takes the elements at j mod 32, the
+/// lanes are added in order, the tail last), as `metrics::sum_squares` sums: one chain of
+/// dependent adds waited on the adder at every element, serially, after the step.
+fn sum_squares_combined(a: &[f32], fa: f64, b: &[f32], fb: f64) -> f64 {
+    const LANES: usize = 32;
+    let term = |x: f32, y: f32| {
+        let value = f64::from(x) * fa + f64::from(y) * fb;
+        value * value
+    };
+    let mut lanes = [0.0f64; LANES];
+    let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let (a_rest, b_rest) = (a_chunks.remainder(), b_chunks.remainder());
+    for (x, y) in a_chunks.zip(b_chunks) {
+        for ((lane, &x), &y) in lanes.iter_mut().zip(x).zip(y) {
+            *lane += term(x, y);
+        }
+    }
+    let mut sum = lanes.iter().sum::<f64>();
+    for (&x, &y) in a_rest.iter().zip(b_rest) {
+        sum += term(x, y);
+    }
+    sum
+}
 }
 
 crate::model::kernels::multiversion! {
@@ -378,6 +416,39 @@ mod tests {
         let (sum, e) = combine_log([(0.0, -500), (9.0, 3)].into_iter());
         assert_eq!((sum, e), (9.0, 3));
         assert_eq!(combine_log([(0.0, 7), (0.0, -2)].into_iter()), (0.0, 0));
+    }
+
+    #[test]
+    fn the_combined_sum_of_squares_agrees_with_the_plain_sum() {
+        for len in [0usize, 1, 31, 32, 33, 4096, 4100] {
+            let a: Vec<f32> = (0..len).map(|i| ((i as f32) * 0.37).sin()).collect();
+            let b: Vec<f32> = (0..len).map(|i| ((i as f32) * 0.91).cos()).collect();
+            let (fa, fb) = (0.25, 2f64.powi(-30));
+            let plain: f64 = a
+                .iter()
+                .zip(&b)
+                .map(|(&x, &y)| (f64::from(x) * fa + f64::from(y) * fb).powi(2))
+                .sum();
+            let lanes = sum_squares_combined(&a, fa, &b, fb);
+            assert!(
+                (lanes - plain).abs() <= 1e-12 * plain.max(1e-300),
+                "len {len}"
+            );
+        }
+    }
+
+    #[test]
+    fn weight_slots_map_back_to_their_layers() {
+        for depth in [1, 3, 8] {
+            for l in 0..depth {
+                assert_eq!(slot::weight_layer(slot::weight(l), depth), Some(l));
+                assert_eq!(slot::weight_layer(slot::bias(l), depth), None);
+                assert_eq!(slot::weight_layer(slot::gate_weight(l), depth), None);
+            }
+            assert_eq!(slot::weight_layer(slot::head_weight(depth), depth), None);
+            assert_eq!(slot::weight_layer(slot::INPUT_WEIGHT, depth), None);
+            assert_eq!(slot::weight_layer(slot::INPUT_BIAS, depth), None);
+        }
     }
 
     #[test]
