@@ -230,159 +230,174 @@ fn metrics_every(metrics: bool) -> String {
     format!("metrics_every={every}")
 }
 
-/// Builds built-in preset `preset` with `overrides` and times its training steps.
-/// Returns steps/s, steps timed and the threads the steps ran on.
-fn time_preset(
-    preset: &str,
-    overrides: &[String],
-    min_time: Duration,
-) -> Result<((f64, u64), usize)> {
-    let experiment = apply_overrides(&load_preset(preset)?, overrides)?;
-    let mut trainer = build_learner(experiment, None)?;
-    let timing = time_steps(trainer.as_mut(), min_time);
-    Ok((timing, trainer.threads_used()))
+/// One configuration of a bench: its trainer, built and warmed up, and what it has timed.
+struct Config {
+    learner: Box<dyn Learner>,
+    /// The row without its timing.
+    row: BenchResult,
+    /// Each timed window's steps/s.
+    rates: Vec<f64>,
+    steps: u64,
+}
+
+impl Config {
+    /// Builds built-in preset `preset` with `overrides` and warms it up (first-touch page
+    /// faults and allocator growth are not what we measure).
+    fn build(preset: &str, overrides: &[String], row: BenchResult) -> Result<Self> {
+        let experiment = apply_overrides(&load_preset(preset)?, overrides)?;
+        let mut learner = build_learner(experiment, None)?;
+        for _ in 0..10 {
+            step(learner.as_mut());
+        }
+        Ok(Self {
+            learner,
+            row,
+            rates: Vec::with_capacity(TIMED_WINDOWS as usize),
+            steps: 0,
+        })
+    }
+
+    /// Times one window of at least `window` (and 20 steps), after two untimed steps that
+    /// bring this trainer's data back into the caches the previous configuration used.
+    fn time_window(&mut self, window: Duration) {
+        let learner = self.learner.as_mut();
+        for _ in 0..2 {
+            step(learner);
+        }
+        let start = Instant::now();
+        let mut steps = 0u64;
+        while start.elapsed() < window || steps < 20 {
+            for _ in 0..10 {
+                step(learner);
+            }
+            steps += 10;
+        }
+        self.rates
+            .push(steps as f64 / start.elapsed().as_secs_f64());
+        self.steps += steps;
+    }
+
+    /// The row: the median window's steps/s, the steps timed in all, the threads used.
+    fn finish(self, peak: f64) -> BenchResult {
+        let mut row = self.row;
+        row.steps_per_sec = overhead::median(&self.rates);
+        row.steps = self.steps;
+        let work = row.gflop_per_step;
+        row.on_cores(self.learner.threads_used())
+            .with_work(work, peak)
+    }
+}
+
+/// One training step as a run's trainer thread takes it, with the per-layer metrics on the
+/// preset's cadence.
+fn step(learner: &mut dyn Learner) {
+    let every = (learner.experiment().metrics_every as u64).max(1);
+    let measure = learner.step().is_multiple_of(every);
+    learner.train_step(true, measure);
 }
 
 /// Timed windows per configuration; a row is their median, as the peers report the median of
 /// their repetitions (a window in which the shared machine preempted a shard does not set it).
 pub const TIMED_WINDOWS: u32 = 5;
 
-/// Times `trainer` in [`TIMED_WINDOWS`] windows that together last at least `min_time` (each
-/// at least 20 steps) after a short warm-up, stepping it as a run's trainer thread does with
-/// the per-layer metrics on the preset's cadence. Returns the median window's steps/s and the
-/// steps timed in all. No live analyses run (path statistics and spectra are the dashboard's,
-/// on their own cadence) and the callers switch the test-set scoring off: the peers do neither.
-fn time_steps(trainer: &mut dyn Learner, min_time: Duration) -> (f64, u64) {
-    let every = (trainer.experiment().metrics_every as u64).max(1);
-    let step = |trainer: &mut dyn Learner| {
-        let measure = trainer.step().is_multiple_of(every);
-        trainer.train_step(true, measure);
-    };
-    // Warm-up: first-touch page faults and allocator growth are not what we measure.
-    for _ in 0..10 {
-        step(trainer);
-    }
+/// Times `configs` in [`TIMED_WINDOWS`] rounds, each giving every configuration one window of
+/// `min_time / TIMED_WINDOWS`, so a slow spell of a shared machine (minutes long, here) falls on
+/// every row alike instead of on the few timed during it. No live analyses run (path
+/// statistics and spectra are the dashboard's, on their own cadence) and the configurations
+/// switch the test-set scoring off: the peers do neither.
+fn time_round_robin(configs: &mut [Config], min_time: Duration) {
     let window = min_time / TIMED_WINDOWS;
-    let mut rates = Vec::with_capacity(TIMED_WINDOWS as usize);
-    let mut total = 0u64;
     for _ in 0..TIMED_WINDOWS {
-        let start = Instant::now();
-        let mut steps = 0u64;
-        while start.elapsed() < window || steps < 20 {
-            for _ in 0..10 {
-                step(trainer);
-            }
-            steps += 10;
+        for config in configs.iter_mut() {
+            config.time_window(window);
         }
-        rates.push(steps as f64 / start.elapsed().as_secs_f64());
-        total += steps;
     }
-    (overhead::median(&rates), total)
 }
 
-/// Measures one MLP configuration: width 64, batch 128, SGD, on the spirals task.
-pub fn measure(
-    skip: SkipMode,
-    depth: usize,
-    metrics: bool,
-    min_time: Duration,
-) -> Result<BenchResult> {
+/// Builds one MLP configuration: width 64, batch 128, SGD, on the spirals task.
+fn mlp_config(skip: SkipMode, depth: usize, metrics: bool) -> Result<Config> {
     let skip_ron = ron::to_string(&skip)?;
-    let timing = time_preset(
-        "plain-deep",
-        &[
-            format!("model.depth={depth}"),
-            format!("model.skip={skip_ron}"),
-            "model.width=64".into(),
-            "batch=128".into(),
-            metrics_every(metrics),
-            // Training throughput alone, as the peers time it: live path statistics have their
-            // own cost figure, and the peers score no test set.
-            "path_every=1000000".into(),
-            "test_every=1000000".into(),
-        ],
-        min_time,
+    let overrides = [
+        format!("model.depth={depth}"),
+        format!("model.skip={skip_ron}"),
+        "model.width=64".into(),
+        "batch=128".into(),
+        metrics_every(metrics),
+        // Training throughput alone, as the peers time it: live path statistics have their
+        // own cost figure, and the peers score no test set.
+        "path_every=1000000".into(),
+        "test_every=1000000".into(),
+    ];
+    let row = BenchResult::new(
+        model_name(skip),
+        Some(depth),
+        None,
+        64,
+        128,
+        metrics,
+        (0.0, 0),
     )
-    .map_err(|e| {
+    .with_work(mlp_gflop(skip, depth, 64, 128), 0.0);
+    Config::build("plain-deep", &overrides, row).map_err(|e| {
         anyhow::anyhow!(
             "bench cannot build a {} net of depth {depth}: {e:#}",
             model_name(skip)
         )
-    })?;
-    let (timing, cores) = timing;
-    let name = model_name(skip);
-    Ok(
-        BenchResult::new(name, Some(depth), None, 64, 128, metrics, timing)
-            .on_cores(cores)
-            .with_work(mlp_gflop(skip, depth, 64, 128), 0.0),
-    )
+    })
 }
 
-/// Measures one recurrent configuration: hidden 64, batch 64, Adam, on the adding problem.
-pub fn measure_rnn(
-    cell: CellKind,
-    length: usize,
-    metrics: bool,
-    min_time: Duration,
-) -> Result<BenchResult> {
-    let timing = time_preset(
-        "rnn-lstm-adding",
-        &[
-            format!("model.cell={}", ron::to_string(&cell)?),
-            format!("task.length={length}"),
-            "model.width=64".into(),
-            "batch=64".into(),
-            metrics_every(metrics),
-            "test_every=1000000".into(),
-        ],
-        min_time,
-    )
-    .map_err(|e| {
+/// Builds one recurrent configuration: hidden 64, batch 64, Adam, on the adding problem.
+fn rnn_config(cell: CellKind, length: usize, metrics: bool) -> Result<Config> {
+    let overrides = [
+        format!("model.cell={}", ron::to_string(&cell)?),
+        format!("task.length={length}"),
+        "model.width=64".into(),
+        "batch=64".into(),
+        metrics_every(metrics),
+        "test_every=1000000".into(),
+    ];
+    let row = BenchResult::new(cell.label(), None, Some(length), 64, 64, metrics, (0.0, 0))
+        .with_work(rnn_gflop(cell, length, 64, 64), 0.0);
+    Config::build("rnn-lstm-adding", &overrides, row).map_err(|e| {
         anyhow::anyhow!(
             "bench cannot build a {} net at T = {length}: {e:#}",
             cell.label()
         )
-    })?;
-    let (timing, cores) = timing;
-    Ok(
-        BenchResult::new(cell.label(), None, Some(length), 64, 64, metrics, timing)
-            .on_cores(cores)
-            .with_work(rnn_gflop(cell, length, 64, 64), 0.0),
-    )
+    })
 }
 
-/// Runs every configuration of `plan`, calling `report` after each; an error from `report`
-/// (stdout closed) stops the bench, since nobody is reading the rest.
+/// Measures every configuration of `plan` (round-robin, [`time_round_robin`]) and then calls
+/// `report` with each row in order; an error from `report` (stdout closed) stops the bench,
+/// since nobody is reading the rest.
 pub fn run(
     plan: &BenchPlan,
     mut report: impl FnMut(&BenchResult) -> Result<()>,
 ) -> Result<Vec<BenchResult>> {
-    let mut results = Vec::new();
     let peak = peak_gflops(plan.min_time.min(Duration::from_millis(500)));
     let mut rows: Vec<(SkipMode, usize)> = Vec::new();
     for &skip in &plan.models {
         rows.extend(plan.depths.iter().map(|&depth| (skip, depth)));
     }
     rows.extend(plan.deep.iter().map(|&depth| (SkipMode::Plain, depth)));
+    let mut configs = Vec::new();
     for (skip, depth) in rows {
         for metrics in [true, false] {
-            let result = measure(skip, depth, metrics, plan.min_time)?;
-            let work = result.gflop_per_step;
-            let result = result.with_work(work, peak);
-            report(&result)?;
-            results.push(result);
+            configs.push(mlp_config(skip, depth, metrics)?);
         }
     }
     for cell in CellKind::ALL {
         for &length in &plan.lengths {
             for metrics in [true, false] {
-                let result = measure_rnn(cell, length, metrics, plan.min_time)?;
-                let work = result.gflop_per_step;
-                let result = result.with_work(work, peak);
-                report(&result)?;
-                results.push(result);
+                configs.push(rnn_config(cell, length, metrics)?);
             }
         }
+    }
+    time_round_robin(&mut configs, plan.min_time);
+    let mut results = Vec::with_capacity(configs.len());
+    for config in configs {
+        let result = config.finish(peak);
+        report(&result)?;
+        results.push(result);
     }
     Ok(results)
 }
