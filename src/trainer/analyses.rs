@@ -23,9 +23,9 @@ pub const LIVE_SPECTRUM_EVERY: u64 = 250;
 
 /// Most of a live lane's training time each kind of live analysis (path statistics with
 /// sources; spectrum with forward signal) may take on the dashboard. The dashboard may cost
-/// training at most 5 %: two kinds at 1 %, the interface's prediction at
-/// [`crate::ui::paced_prediction::PREDICTION_SHARE`] and the drawing leave a margin for the
-/// scheduling a shared machine adds.
+/// training at most 5 %: two kinds at 1 %, the interface's prediction at its own share (the
+/// interface sets it; the trainer does not depend on the interface) and the drawing leave a
+/// margin for the scheduling a shared machine adds.
 pub const LIVE_ANALYSIS_SHARE: f64 = 0.01;
 
 /// How a lane paces its live analyses.
