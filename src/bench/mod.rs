@@ -54,8 +54,7 @@ pub struct BenchResult {
 }
 
 impl BenchResult {
-    /// A result with no peer figures attached yet.
-    #[allow(clippy::too_many_arguments)]
+    /// A row not yet timed, with no peer figures attached.
     fn new(
         model: &str,
         depth: Option<usize>,
@@ -63,7 +62,6 @@ impl BenchResult {
         width: usize,
         batch: usize,
         metrics: bool,
-        (steps_per_sec, steps): (f64, u64),
     ) -> Self {
         Self {
             model: model.into(),
@@ -72,8 +70,8 @@ impl BenchResult {
             width,
             batch,
             metrics,
-            steps_per_sec,
-            steps,
+            steps_per_sec: 0.0,
+            steps: 0,
             torch_steps_per_sec: None,
             jax_steps_per_sec: None,
             ratio_torch: None,
@@ -328,16 +326,8 @@ fn mlp_config(skip: SkipMode, depth: usize, metrics: bool) -> Result<Config> {
         "path_every=1000000".into(),
         "test_every=1000000".into(),
     ];
-    let row = BenchResult::new(
-        model_name(skip),
-        Some(depth),
-        None,
-        64,
-        128,
-        metrics,
-        (0.0, 0),
-    )
-    .with_work(mlp_gflop(skip, depth, 64, 128), 0.0);
+    let row = BenchResult::new(model_name(skip), Some(depth), None, 64, 128, metrics)
+        .with_work(mlp_gflop(skip, depth, 64, 128), 0.0);
     Config::build("plain-deep", &overrides, row).map_err(|e| {
         anyhow::anyhow!(
             "bench cannot build a {} net of depth {depth}: {e:#}",
@@ -356,7 +346,7 @@ fn rnn_config(cell: CellKind, length: usize, metrics: bool) -> Result<Config> {
         metrics_every(metrics),
         "test_every=1000000".into(),
     ];
-    let row = BenchResult::new(cell.label(), None, Some(length), 64, 64, metrics, (0.0, 0))
+    let row = BenchResult::new(cell.label(), None, Some(length), 64, 64, metrics)
         .with_work(rnn_gflop(cell, length, 64, 64), 0.0);
     Config::build("rnn-lstm-adding", &overrides, row).map_err(|e| {
         anyhow::anyhow!(

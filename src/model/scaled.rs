@@ -107,9 +107,6 @@ pub fn to_true_scale_from(
     sumsq: f64,
     keep: Option<&mut Vec<f32>>,
 ) -> f64 {
-    if let Some(keep) = &keep {
-        debug_assert!(exp != 0 || keep.is_empty(), "nothing to keep at exponent 0");
-    }
     if exp == 0 {
         return sumsq;
     }
